@@ -1,0 +1,287 @@
+"""Lowering a stencil's expression into what the kernels run.
+
+Two targets: a register program for the interpreter (stencils._kernels) and
+Python source for a kernel specialised to the stencil (compiled by
+stencils._engine).  Weights and constants are not baked into either: they are
+passed at run time in one array, so stencils that differ only in their numbers
+(every new kernel given to `correlate`, every training step's weights) share
+one compiled kernel.  Loaded once before the loops, they are as fast as literal
+constants (measured: 8.1 ms vs 10.7 ms for a 5x5 float32 4096^2 pass).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from . import _expr as ex
+from . import _kernels as kn
+
+if tuple(kn.SCALAR_OPS) != tuple(k for k in ex.OPS):
+    raise ImportError("stencils: the op tables of _expr and _kernels disagree")
+_OPCODE = {name: kn.SCALAR_BASE + i for i, name in enumerate(kn.SCALAR_OPS)}
+# Slots 0, 1, 2 of the constant array: typed zero, one and the fill value.
+_FIXED = 3
+
+
+def _parents_need_register(order, root):
+    """Reads and constants that something other than a weighted sum consumes."""
+    need = {id(root)}
+    for node in order:
+        if node.op in ("read", "const"):
+            continue
+        if node.op == "lin":
+            for t in node.args:
+                if t.op == "const":
+                    need.add(id(t))
+        else:
+            need.update(id(a) for a in node.args)
+    return need
+
+
+class Program:
+    """A register program for the interpreter, and the values it reads."""
+
+    __slots__ = ("prog", "taps", "params", "nregs", "nodes")
+
+    def __init__(self, prog, taps, params, nregs, nodes):
+        self.prog, self.taps, self.params, self.nregs, self.nodes = prog, taps, params, nregs, nodes
+
+
+def lower_program(stencil):
+    """The interpreter program computing `stencil` at every point."""
+    expr, center = stencil.expr, stencil.center
+    order = ex.topological_order(expr)
+    need = _parents_need_register(order, expr)
+    uses = {}
+    for node in order:
+        if node.op not in ("read", "const"):
+            for a in node.args:
+                uses[id(a)] = uses.get(id(a), 0) + 1
+    taps, tap_index = [], {}
+    params = []
+    free, nregs = [], 0
+    reg = {}
+    prog = []
+
+    def tap(node):
+        k = tuple(c + d for c, d in zip(center, node.args))
+        if k not in tap_index:
+            tap_index[k] = len(taps)
+            taps.append(k)
+        return tap_index[k]
+
+    def param(value):
+        params.append(float(value))
+        return _FIXED + len(params) - 1
+
+    def new_reg():
+        nonlocal nregs
+        if free:
+            return free.pop()
+        nregs += 1
+        return nregs - 1
+
+    def release(node):
+        uses[id(node)] -= 1
+        if uses[id(node)] == 0 and id(node) in reg:
+            free.append(reg[id(node)])
+
+    for node in order:
+        if node.op == "read":
+            if id(node) in need:
+                reg[id(node)] = d = new_reg()
+                prog.append((kn.READ, d, tap(node), 0, 0))
+        elif node.op == "const":
+            if id(node) in need:
+                reg[id(node)] = d = new_reg()
+                prog.append((kn.CONST, d, param(node.args[0]), 0, 0))
+        elif node.op == "lin":
+            d = new_reg()
+            for i, (t, w) in enumerate(zip(node.args, node.weights)):
+                if t.op == "read":
+                    prog.append((kn.READMUL if i == 0 else kn.READMAC, d, tap(t), param(w), 0))
+                else:
+                    prog.append((kn.MULC if i == 0 else kn.MAC, d, reg[id(t)], param(w), 0))
+            reg[id(node)] = d
+            for t in node.args:
+                release(t)
+        else:
+            d = new_reg()
+            operands = [reg[id(a)] for a in node.args]
+            operands += [operands[0]] * (3 - len(operands))
+            prog.append((_OPCODE[node.op], d, *operands))
+            reg[id(node)] = d
+            for a in node.args:
+                release(a)
+    taps_arr = np.array(taps, dtype=np.int64).reshape(len(taps), stencil.ndim)
+    if not taps:
+        taps_arr = np.zeros((0, stencil.ndim), dtype=np.int64)
+    return Program(np.array(prog, dtype=np.int64).reshape(-1, 5), taps_arr, params,
+                   max(nregs, 1), len(order))
+
+
+class Generated:
+    """Source of a kernel specialised to one stencil's structure."""
+
+    __slots__ = ("source", "key", "params", "rows", "kmin", "span", "nodes")
+
+    def __init__(self, source, key, params, rows, kmin, span, nodes):
+        self.source, self.key, self.params = source, key, params
+        self.rows, self.kmin, self.span, self.nodes = rows, kmin, span, nodes
+
+
+def generate_source(stencil, step_last, fingerprint):
+    """Python source of the parallel and serial kernels for `stencil`.
+
+    The kernel computes every output row (all axes but the last flattened) in
+    three parts: the interior columns, where every read is in bounds, read the
+    source rows directly; the few columns at each end read small segments that
+    were filled through the border rule.  One loop body serves all three parts.
+    `step_last`, the stride along the last axis, is a literal so that every
+    index in the loop is provably non-negative (else LLVM emits gathers).
+    """
+    expr, center, ndim = stencil.expr, stencil.center, stencil.ndim
+    order = ex.topological_order(expr)
+    reads = [n for n in order if n.op == "read"]
+    boxes = {id(r): tuple(c + d for c, d in zip(center, r.args)) for r in reads}
+    row_keys = sorted({k[:-1] for k in boxes.values()}) or [(0,) * (ndim - 1)]
+    row_of = {k: m for m, k in enumerate(row_keys)}
+    last = [k[-1] for k in boxes.values()] or [0]
+    kmin, kmax = min(last), max(last)
+    params = []
+    names = {}
+    body = []
+    for i, node in enumerate(order):
+        name = f"x{i}"
+        if node.op == "read":
+            k = boxes[id(node)]
+            rhs = f"v{row_of[k[:-1]]}[q + {k[-1] - kmin}]"
+        elif node.op == "const":
+            params.append(node.args[0])
+            rhs = f"p{len(params) - 1}"
+        elif node.op == "lin":
+            parts = []
+            for t, w in zip(node.args, node.weights):
+                params.append(w)
+                parts.append(f"p{len(params) - 1} * {names[id(t)]}")
+            rhs = " + ".join(parts)
+        else:
+            rhs = kn.SCALAR_TEMPLATES[node.op].format(*(names[id(a)] for a in node.args))
+        names[id(node)] = name
+        body.append(f"{name} = {rhs}")
+    result = names[id(expr)]
+    nrows = len(row_keys)
+    outer = ndim - 1
+
+    def kernel(fname, parallel):
+        loop = "prange" if parallel else "range"
+        lines = [
+            f"def {fname}(src2, out2, c, out_outer, src_outer, lo, step, code, colblock, nchunks):",
+            "    _zero = c[0]",
+            "    _one = c[1]",
+            "    fill = c[2]",
+        ]
+        lines += [f"    p{i} = c[{_FIXED + i}]" for i in range(len(params))]
+        lines += [
+            "    n_l = src2.shape[1]",
+            "    width = out2.shape[1]",
+            f"    lo_l = lo[{ndim - 1}]",
+            "    nblk = (width + colblock - 1) // colblock",
+            "    nitems = out2.shape[0] * nblk",
+            "    fillrow = np.full(n_l, fill, dtype=src2.dtype)",
+            # Interior columns [ja, jb): every read j*S + lo_l + k, k in [kmin, kmax], in bounds.
+            f"    ja = min(width, max(0, -((lo_l + {kmin}) // {step_last})))",
+            f"    jb = min(width, max(0, (n_l - 1 - lo_l - {kmax}) // {step_last} + 1))",
+            f"    maxseg = (min(colblock, width) - 1) * {step_last} + {kmax - kmin + 1}",
+            f"    for ch in {loop}(nchunks):",
+            f"        seg = np.empty(({nrows}, maxseg), dtype=src2.dtype)",
+            "        for item in range(ch * nitems // nchunks, (ch + 1) * nitems // nchunks):",
+            "            line = item // nblk",
+            "            j0 = (item - line * nblk) * colblock",
+            "            j1 = min(j0 + colblock, width)",
+        ]
+        # Decode the output row into its outer index, then resolve each source row.
+        if outer:
+            lines.append("            rem = line")
+            for a in range(outer - 1, -1, -1):
+                lines.append(f"            o{a} = rem % out_outer[{a}]")
+                if a:
+                    lines.append(f"            rem = rem // out_outer[{a}]")
+            for a in range(outer):
+                for k in sorted({key[a] for key in row_keys}):
+                    lines.append(f"            r{a}_{k} = resolve_index(o{a} * step[{a}] + lo[{a}] "
+                                 f"+ {k}, src_outer[{a}], code)")
+        for m, key in enumerate(row_keys):
+            if not outer:
+                lines.append(f"            row{m} = src2[0]")
+                continue
+            valid = " and ".join(f"r{a}_{key[a]} >= 0" for a in range(outer))
+            flat = f"r0_{key[0]}"
+            for a in range(1, outer):
+                flat = f"({flat}) * src_outer[{a}] + r{a}_{key[a]}"
+            lines.append(f"            row{m} = src2[{flat}] if {valid} else fillrow")
+        lines += [
+            "            o_row = out2[line]",
+            "            for part in range(3):",
+            "                if part == 0:",
+            "                    e0 = j0",
+            "                    e1 = min(j1, ja)",
+            "                elif part == 1:",
+            "                    e0 = max(j0, ja)",
+            "                    e1 = min(j1, jb)",
+            "                else:",
+            "                    e0 = max(j0, max(ja, jb))",
+            "                    e1 = j1",
+            "                if e1 <= e0:",
+            "                    continue",
+            f"                first = e0 * {step_last} + lo_l + {kmin}",
+            "                if part == 1:",
+        ]
+        lines += [f"                    v{m} = row{m}[first:]" for m in range(nrows)]
+        lines += [
+            "                else:",
+            f"                    nseg = (e1 - 1 - e0) * {step_last} + {kmax - kmin + 1}",
+            "                    for qq in range(nseg):",
+            "                        rr = resolve_index(first + qq, n_l, code)",
+        ]
+        for m in range(nrows):
+            lines.append(f"                        seg[{m}, qq] = row{m}[rr] if rr >= 0 else fill")
+        lines += [f"                    v{m} = seg[{m}]" for m in range(nrows)]
+        lines += [
+            "                o = o_row[e0:e1]",
+            "                for t in range(e1 - e0):",
+            f"                    q = t * {step_last}",
+        ]
+        lines += [f"                    {stmt}" for stmt in body]
+        lines.append(f"                    o[t] = {result}")
+        return lines
+
+    header = [
+        f"# Generated by stencils for one stencil structure; fingerprint {fingerprint}.",
+        "# Safe to delete: it is rewritten on demand.",
+        "import numpy as np",
+        "from numba import njit, prange",
+        "from stencils._kernels import (CACHE, FASTMATH, resolve_index, op_max, op_min, op_fmax,",
+        "                               op_fmin, op_sign, op_mod)",
+        "",
+    ]
+    text = "\n".join(
+        header
+        + kernel("_kernel_parallel", True)
+        + ["", ""]
+        + kernel("_kernel_serial", False)
+        + [
+            "",
+            "",
+            "kernel_parallel = njit(cache=CACHE, parallel=True, error_model='numpy', "
+            "fastmath=FASTMATH)(_kernel_parallel)",
+            "kernel_serial = njit(cache=CACHE, nogil=True, error_model='numpy', "
+            "fastmath=FASTMATH)(_kernel_serial)",
+            "",
+        ]
+    )
+    key = hashlib.sha1(text.encode()).hexdigest()[:20]
+    return Generated(text, key, params, row_keys, kmin, kmax - kmin + 1, len(order))
+
