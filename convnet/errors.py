@@ -1,0 +1,51 @@
+"""Exceptions raised by `convnet` for bad input, data and checkpoints.
+
+Each names the argument or file at fault, the value received and what was
+expected.  They subclass :class:`ValueError` or :class:`TypeError`, so code
+that catches those keeps working.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ConvNetError", "ConvNetValueError", "ConvNetTypeError", "DataFormatError",
+           "CheckpointError", "TrainingDivergedError"]
+
+
+class ConvNetError(Exception):
+    """Base of every error raised for bad input to `convnet`.
+
+    Attributes
+    ----------
+    param : str or None
+        The argument (or file) at fault.
+    value : object
+        The value that was received.
+    expected : object
+        What would have been accepted.
+    """
+
+    def __init__(self, message, *, param=None, value=None, expected=None):
+        super().__init__(message)
+        self.param = param
+        self.value = value
+        self.expected = expected
+
+
+class ConvNetValueError(ConvNetError, ValueError):
+    """An argument has the right type but a value that cannot be used."""
+
+
+class ConvNetTypeError(ConvNetError, TypeError):
+    """An argument has a type (or dtype) that cannot be used."""
+
+
+class DataFormatError(ConvNetValueError):
+    """A data file is missing, truncated, corrupted or not in the IDX format."""
+
+
+class CheckpointError(ConvNetValueError):
+    """A checkpoint file is missing, truncated, corrupted or from something else."""
+
+
+class TrainingDivergedError(ConvNetError, ArithmeticError):
+    """The training loss became NaN or infinite."""

@@ -1,0 +1,524 @@
+"""Forward and backward functions of LeNet's operations, on NCHW NumPy arrays.
+
+Convolution and max pooling run on the `stencils` package, as in the seed:
+the convolution is a multi-channel correlation stencil with ``Padding (Fill 0)``
+and a strided compute; its input gradient is the correlation of the padded
+delta with the kernels rotated by 180 degrees and channel-transposed, its weight
+gradient the correlation of the input with the delta.  Max pooling is a max
+stencil computed with a stride; its gradient goes through an argmax-code
+stencil.  Layouts follow PyTorch: activations (N, C, H, W), convolution
+weights (O, C, KH, KW), linear weights (out, in).
+
+Every backward function takes the upstream gradient first (``dy``) and returns
+gradients in the input's dtype.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+import stencils as st
+
+from .errors import ConvNetTypeError, ConvNetValueError
+
+__all__ = [
+    "conv2d",
+    "conv2d_backward",
+    "max_pool2d",
+    "max_pool2d_backward",
+    "relu",
+    "relu_backward",
+    "linear",
+    "linear_backward",
+    "softmax_cross_entropy",
+    "conv_padding",
+]
+
+
+# ----------------------------------------------------------------------------
+# Argument checks
+
+
+def _is_int(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _as_float_array(value, param, ndim=None):
+    array = np.asarray(value)
+    if array.dtype.kind not in "fiub":
+        raise ConvNetTypeError(
+            f"{param} has dtype {array.dtype}; expected a real floating (or integer) dtype",
+            param=param, value=array.dtype, expected="float32 or float64")
+    if array.dtype.kind != "f":
+        array = array.astype(np.float64)
+    if ndim is not None and array.ndim != ndim:
+        raise ConvNetValueError(
+            f"{param} has {array.ndim} dimension(s) (shape {array.shape}); expected {ndim}",
+            param=param, value=array.shape, expected=f"{ndim} dimensions")
+    return array
+
+
+def _pair(value, param, minimum=1):
+    """An int or a pair of ints -> a tuple of two ints >= minimum."""
+    if _is_int(value):
+        pair = (int(value), int(value))
+    elif (isinstance(value, (tuple, list)) and len(value) == 2
+          and all(_is_int(v) for v in value)):
+        pair = (int(value[0]), int(value[1]))
+    else:
+        raise ConvNetValueError(
+            f"{param}={value!r} is not an int or a pair of ints (rows, columns)",
+            param=param, value=value, expected="int or (int, int)")
+    if min(pair) < minimum:
+        raise ConvNetValueError(
+            f"{param}={value!r} must be >= {minimum}",
+            param=param, value=value, expected=f"ints >= {minimum}")
+    return pair
+
+
+def conv_padding(padding, kernel_size, stride=1):
+    """Normalise a convolution `padding` to ``((top, bottom), (left, right))``.
+
+    Parameters
+    ----------
+    padding : int, (int, int), 'same' or 'valid'
+        An int pads all four sides; a pair pads (rows, columns) on both sides;
+        'valid' is no padding; 'same' keeps the size (stride 1 only) and, as in
+        PyTorch, puts the extra row and column of an even kernel after.
+    kernel_size : (int, int)
+    stride : int or (int, int), optional
+
+    Returns
+    -------
+    tuple of two (int, int) pairs
+
+    Examples
+    --------
+    >>> conv_padding("same", (5, 5))
+    ((2, 2), (2, 2))
+    >>> conv_padding("same", (4, 3))
+    ((1, 2), (1, 1))
+    >>> conv_padding((1, 0), (3, 3))
+    ((1, 1), (0, 0))
+    """
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0), (0, 0)
+        if padding == "same":
+            if _pair(stride, "stride") != (1, 1):
+                raise ConvNetValueError(
+                    f"padding='same' needs stride 1, got stride={stride!r} (as in PyTorch: "
+                    f"the output size would not equal the input's); give the padding as ints",
+                    param="padding", value=padding, expected="int padding with a stride")
+            return tuple(((k - 1) // 2, k - 1 - (k - 1) // 2) for k in kernel_size)
+        raise ConvNetValueError(
+            f"padding={padding!r} is not a padding; expected an int, a pair of ints, "
+            f"'same' or 'valid'", param="padding", value=padding,
+            expected="int, (int, int), 'same' or 'valid'")
+    rows, cols = _pair(padding, "padding", minimum=0)
+    return (rows, rows), (cols, cols)
+
+
+# ----------------------------------------------------------------------------
+# Convolution
+
+
+def _check_conv(x, w, b=None):
+    x = _as_float_array(x, "x", 4)
+    w = _as_float_array(w, "w", 4)
+    if w.shape[1] != x.shape[1]:
+        raise ConvNetValueError(
+            f"w has {w.shape[1]} input channel(s) (shape {w.shape}) but x has {x.shape[1]} "
+            f"(shape {x.shape}); w must be (out_channels, {x.shape[1]}, kh, kw)",
+            param="w", value=w.shape, expected=f"(O, {x.shape[1]}, KH, KW)")
+    if b is not None:
+        b = _as_float_array(b, "b", 1)
+        if b.shape != (w.shape[0],):
+            raise ConvNetValueError(
+                f"b has shape {b.shape}; expected ({w.shape[0]},), one bias per output channel",
+                param="b", value=b.shape, expected=(w.shape[0],))
+    return x, w, b
+
+
+def conv2d(x, w, b=None, padding=0, stride=1):
+    """2-D convolution (cross-correlation, as ``torch.nn.functional.conv2d``).
+
+    ``y[n, o, i, j] = b[o] + sum over c, u, v of xp[n, c, i*sh + u, j*sw + v] * w[o, c, u, v]``
+    with ``xp`` the zero-padded input, computed by `stencils.correlate_channels`.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W)
+    w : ndarray, shape (O, C, KH, KW)
+    b : ndarray, shape (O,), optional
+    padding : int, (int, int), 'same' or 'valid', optional
+        See `conv_padding`.  Default 0.
+    stride : int or (int, int), optional
+        Default 1.
+
+    Returns
+    -------
+    ndarray, shape (N, O, Ho, Wo)
+        float32 for float32 inputs, float64 for float64.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.arange(9.0).reshape(1, 1, 3, 3)
+    >>> conv2d(x, np.ones((1, 1, 2, 2)), b=np.array([0.5]))
+    array([[[[ 8.5, 12.5],
+             [20.5, 24.5]]]])
+    >>> conv2d(x, np.ones((2, 1, 3, 3)), padding="same").shape
+    (1, 2, 3, 3)
+    """
+    x, w, b = _check_conv(x, w, b)
+    pad = conv_padding(padding, w.shape[2:], stride)
+    y = st.correlate_channels(x, w, padding=pad, stride=_pair(stride, "stride"))
+    if b is not None:
+        y += b.astype(y.dtype, copy=False)[:, None, None]
+    return y
+
+
+def conv2d_backward(dy, x, w, padding=0, stride=1, *, bias=True):
+    """Gradients of `conv2d` with respect to its input, weights and bias.
+
+    As the seed derives them: the input gradient is the correlation of the
+    delta, padded by ``K - 1 - p`` (and spread out by the stride), with the
+    kernels rotated 180 degrees and channel-transposed; the weight gradient is
+    the correlation of the padded input (channels as batch) with the delta
+    (batch as channels) as kernels.  Both summed over the batch.
+
+    Parameters
+    ----------
+    dy : ndarray, shape (N, O, Ho, Wo)
+        Gradient of the loss with respect to the output of `conv2d`.
+    x, w, padding, stride
+        As given to `conv2d`.
+    bias : bool, optional
+        Whether the convolution had a bias; without one, `db` is None.
+
+    Returns
+    -------
+    dx : ndarray, shape (N, C, H, W)
+    dw : ndarray, shape (O, C, KH, KW)
+    db : ndarray, shape (O,), or None
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.arange(9.0).reshape(1, 1, 3, 3)
+    >>> dx, dw, db = conv2d_backward(np.ones((1, 1, 2, 2)), x, np.ones((1, 1, 2, 2)))
+    >>> dx[0, 0]
+    array([[1., 2., 1.],
+           [2., 4., 2.],
+           [1., 2., 1.]])
+    >>> dw[0, 0]
+    array([[ 8., 12.],
+           [20., 24.]])
+    >>> db
+    array([4.])
+    """
+    x, w, _ = _check_conv(x, w)
+    dy = _as_float_array(dy, "dy", 4)
+    (pt, pb), (pl, pr) = conv_padding(padding, w.shape[2:], stride)
+    sh, sw = _pair(stride, "stride")
+    n, c, h, wd = x.shape
+    o, _, kh, kw = w.shape
+    ho = (h + pt + pb - kh) // sh + 1
+    wo = (wd + pl + pr - kw) // sw + 1
+    if dy.shape != (n, o, ho, wo):
+        raise ConvNetValueError(
+            f"dy has shape {dy.shape}; expected {(n, o, ho, wo)}, the shape of conv2d's output",
+            param="dy", value=dy.shape, expected=(n, o, ho, wo))
+    dtype = np.result_type(x.dtype, w.dtype, dy.dtype)
+    dy = dy.astype(dtype, copy=False)
+    # Stride s: the delta spread out by s (zeros between) acts on every input pixel.
+    if (sh, sw) != (1, 1):
+        dy = st.upsample(0, st.Stride(1, 1, sh, sw), dy)[:, :, :sh * (ho - 1) + 1,
+                                                          :sw * (wo - 1) + 1]
+    lh, lw = dy.shape[2:]
+
+    # Weight gradient: x^T (C, N, H, W) correlated with dy^T (O, N, lh, lw) -> (C, O, ., .).
+    dw = st.correlate_channels(x.transpose(1, 0, 2, 3), dy.transpose(1, 0, 2, 3),
+                               padding=((pt, pb), (pl, pr)))
+    dw = np.ascontiguousarray(dw[:, :, :kh, :kw].transpose(1, 0, 2, 3))
+
+    # Input gradient: full correlation of dy with rot180(w) channel-transposed,
+    # padding (K-1-p) before and whatever reaches the end of the padded input
+    # after; rows of dy that only meet padding are cropped instead.
+    rot = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
+    pads = []
+    for low, length, k, p_lo, p_hi, size in ((0, lh, kh, pt, pb, h), (0, lw, kw, pl, pr, wd)):
+        before = k - 1 - p_lo
+        after = k - 1 - p_hi + (size + p_lo + p_hi) - (length + k - 1)
+        pads.append([before, after])
+    (top, bottom), (left, right) = pads
+    dy_c = dy[:, :, max(0, -top):lh - max(0, -bottom), max(0, -left):lw - max(0, -right)]
+    if dy_c.shape[2] == 0 or dy_c.shape[3] == 0:
+        dx = np.zeros(x.shape, dtype=dtype)
+    else:
+        dx = st.correlate_channels(
+            dy_c, rot, padding=((max(top, 0), max(bottom, 0)), (max(left, 0), max(right, 0))))
+    db = dy.sum(axis=(0, 2, 3)) if bias else None
+    return dx, dw, db
+
+
+# ----------------------------------------------------------------------------
+# Max pooling
+
+
+@functools.lru_cache(maxsize=None)
+def _max_stencil(kh, kw):
+    return st.max_stencil((1, 1, kh, kw))
+
+
+@functools.lru_cache(maxsize=None)
+def _argmax_stencil(kh, kw):
+    """Stencil giving the row-major index of the first maximum of each window."""
+    def first_argmax(get):
+        values = [get(0, 0, u, v) for u in range(kh) for v in range(kw)]
+        peak = functools.reduce(np.maximum, values)
+        code = len(values) - 1
+        for k in range(len(values) - 2, -1, -1):
+            code = np.where(values[k] == peak, k, code)
+        return code
+    return st.make_stencil((1, 1, kh, kw), (0, 0, 0, 0), first_argmax)
+
+
+def _check_pool(x, kernel_size, stride):
+    x = _as_float_array(x, "x", 4)
+    kh, kw = _pair(kernel_size, "kernel_size")
+    sh, sw = (kh, kw) if stride is None else _pair(stride, "stride")
+    if x.shape[2] < kh or x.shape[3] < kw:
+        raise ConvNetValueError(
+            f"x has spatial size {x.shape[2:]} (shape {x.shape}), smaller than the pooling "
+            f"window {kh}x{kw}", param="x", value=x.shape, expected=f"H >= {kh} and W >= {kw}")
+    return x, kh, kw, sh, sw
+
+
+def max_pool2d(x, kernel_size=2, stride=2):
+    """Max pooling: a max stencil computed with a stride (massiv's ``computeWithStride``).
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W)
+    kernel_size : int or (int, int), optional
+        Default 2.
+    stride : int, (int, int) or None, optional
+        Default 2; None means `kernel_size` (as in PyTorch).
+
+    Returns
+    -------
+    ndarray, shape (N, C, (H - KH) // SH + 1, (W - KW) // SW + 1)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> max_pool2d(np.arange(16.0).reshape(1, 1, 4, 4))
+    array([[[[ 5.,  7.],
+             [13., 15.]]]])
+    """
+    x, kh, kw, sh, sw = _check_pool(x, kernel_size, stride)
+    return st.compute_with_stride(st.Stride(1, 1, sh, sw),
+                                  st.apply_stencil(st.no_padding, _max_stencil(kh, kw), x))
+
+
+def max_pool2d_argmax(x, kernel_size=2, stride=2):
+    """Row-major index (``u * KW + v``) of the first maximum of each pooling window.
+
+    An argmax-code stencil computed with the same stride as `max_pool2d`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.array([[1.0, 3, 2, 2], [0, 3, 5, 1]]).reshape(1, 1, 2, 4)
+    >>> max_pool2d_argmax(x)
+    array([[[[1, 2]]]])
+    """
+    x, kh, kw, sh, sw = _check_pool(x, kernel_size, stride)
+    code = st.compute_with_stride(st.Stride(1, 1, sh, sw),
+                                  st.apply_stencil(st.no_padding, _argmax_stencil(kh, kw), x))
+    return code.astype(np.intp)
+
+
+def max_pool2d_scatter(dy, argmax, input_shape, kernel_size=2, stride=2):
+    """Route each window's gradient to the position `argmax` picked (PyTorch's rule).
+
+    Parameters
+    ----------
+    dy : ndarray, shape (N, C, Ho, Wo)
+    argmax : ndarray of int, shape (N, C, Ho, Wo)
+        From `max_pool2d_argmax`.
+    input_shape : tuple of int
+        Shape of the pooled input.
+
+    Returns
+    -------
+    ndarray of `input_shape`
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> max_pool2d_scatter(np.array([[[[10.0, 20.0]]]]), np.array([[[[1, 2]]]]), (1, 1, 2, 4))
+    array([[[[ 0., 10.,  0.,  0.],
+             [ 0.,  0., 20.,  0.]]]])
+    """
+    kh, kw = _pair(kernel_size, "kernel_size")
+    sh, sw = (kh, kw) if stride is None else _pair(stride, "stride")
+    ho, wo = dy.shape[2:]
+    dx = np.zeros(input_shape, dtype=dy.dtype)
+    zero = dy.dtype.type(0)
+    overlapping = sh < kh or sw < kw
+    for u in range(kh):
+        for v in range(kw):
+            target = dx[:, :, u:u + sh * (ho - 1) + 1:sh, v:v + sw * (wo - 1) + 1:sw]
+            routed = np.where(argmax == u * kw + v, dy, zero)
+            if overlapping:
+                target += routed
+            else:
+                target[...] = routed  # disjoint windows: each cell is written once
+    return dx
+
+
+def max_pool2d_backward(dy, x, kernel_size=2, stride=2):
+    """Gradient of `max_pool2d`: all of a window's gradient to its first maximum.
+
+    The first maximum in row-major order, as PyTorch does (the seed duplicated
+    the gradient across ties).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.array([[1.0, 3, 2, 2], [0, 3, 5, 1]]).reshape(1, 1, 2, 4)
+    >>> max_pool2d_backward(np.array([[[[10.0, 20.0]]]]), x)[0, 0]
+    array([[ 0., 10.,  0.,  0.],
+           [ 0.,  0., 20.,  0.]])
+    """
+    x, kh, kw, sh, sw = _check_pool(x, kernel_size, stride)
+    dy = _as_float_array(dy, "dy", 4)
+    expected = (x.shape[0], x.shape[1], (x.shape[2] - kh) // sh + 1, (x.shape[3] - kw) // sw + 1)
+    if dy.shape != expected:
+        raise ConvNetValueError(
+            f"dy has shape {dy.shape}; expected {expected}, the shape of max_pool2d's output",
+            param="dy", value=dy.shape, expected=expected)
+    argmax = max_pool2d_argmax(x, (kh, kw), (sh, sw))
+    return max_pool2d_scatter(dy.astype(x.dtype, copy=False), argmax, x.shape, (kh, kw), (sh, sw))
+
+
+# ----------------------------------------------------------------------------
+# Elementwise, linear, loss
+
+
+def relu(x):
+    """max(x, 0), keeping the dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> relu(np.array([-1.0, 0.0, 2.0]))
+    array([0., 0., 2.])
+    """
+    return np.maximum(x, 0)
+
+
+def relu_backward(dy, x):
+    """Gradient of `relu`: `dy` where the input was positive, 0 elsewhere (as the seed).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> relu_backward(np.array([5.0, 5.0, 5.0]), np.array([-1.0, 0.0, 2.0]))
+    array([0., 0., 5.])
+    """
+    return np.where(x > 0, dy, 0)
+
+
+def linear(x, w, b=None):
+    """Fully connected layer ``x @ w.T + b`` with `w` of shape (out, in), as PyTorch.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> linear(np.array([[1.0, 2.0]]), np.array([[1.0, 1.0], [0.0, 3.0]]), np.array([0.5, 0.0]))
+    array([[3.5, 6. ]])
+    """
+    x = _as_float_array(x, "x", 2)
+    w = _as_float_array(w, "w", 2)
+    if w.shape[1] != x.shape[1]:
+        raise ConvNetValueError(
+            f"w has shape {w.shape} but x has {x.shape[1]} features (shape {x.shape}); "
+            f"w must be (out_features, {x.shape[1]})",
+            param="w", value=w.shape, expected=f"(out, {x.shape[1]})")
+    y = x @ w.T
+    if b is not None:
+        y += b
+    return y
+
+
+def linear_backward(dy, x, w):
+    """Gradients of `linear`: ``(dy @ w, dy.T @ x, dy.sum(0))``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> dx, dw, db = linear_backward(np.array([[1.0, 2.0]]), np.array([[3.0, 4.0]]),
+    ...                              np.array([[1.0, 0.0], [0.0, 1.0]]))
+    >>> dx, dw, db
+    (array([[1., 2.]]), array([[3., 4.],
+           [6., 8.]]), array([1., 2.]))
+    """
+    return dy @ w, dy.T @ x, dy.sum(axis=0)
+
+
+def softmax_cross_entropy(logits, labels):
+    """Mean cross-entropy of softmax(logits) against integer labels, and its gradient.
+
+    Numerically stable: the row maximum is subtracted before exponentiating.
+
+    Parameters
+    ----------
+    logits : ndarray, shape (N, K)
+    labels : array_like of int, shape (N,)
+        Class indices in ``[0, K)``.
+
+    Returns
+    -------
+    loss : float
+        Mean over the batch.
+    dlogits : ndarray, shape (N, K)
+        ``(softmax(logits) - onehot(labels)) / N``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> loss, grad = softmax_cross_entropy(np.array([[0.0, 0.0], [1000.0, 0.0]]), [1, 0])
+    >>> round(loss, 6)
+    0.346574
+    >>> grad
+    array([[ 0.25, -0.25],
+           [ 0.  ,  0.  ]])
+    """
+    logits = _as_float_array(logits, "logits", 2)
+    labels = np.asarray(labels)
+    if labels.dtype.kind not in "iu" or labels.shape != (logits.shape[0],):
+        raise ConvNetValueError(
+            f"labels has shape {labels.shape} and dtype {labels.dtype}; expected "
+            f"{(logits.shape[0],)} integers, one class index per row of logits",
+            param="labels", value=labels.shape, expected=(logits.shape[0],))
+    if labels.size and (labels.min() < 0 or labels.max() >= logits.shape[1]):
+        raise ConvNetValueError(
+            f"labels range over [{labels.min()}, {labels.max()}]; expected class indices "
+            f"in [0, {logits.shape[1]})", param="labels",
+            value=(int(labels.min()), int(labels.max())), expected=(0, logits.shape[1]))
+    n = logits.shape[0]
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    total = exp.sum(axis=1, keepdims=True)
+    rows = np.arange(n)
+    loss = float(np.mean(np.log(total[:, 0]) - shifted[rows, labels]))
+    grad = exp / total
+    grad[rows, labels] -= 1
+    grad /= n
+    return loss, grad
