@@ -181,7 +181,7 @@ def conv2d(x, w, b=None, padding=0, stride=1):
     return y
 
 
-def conv2d_backward(dy, x, w, padding=0, stride=1, *, bias=True):
+def conv2d_backward(dy, x, w, padding=0, stride=1, *, bias=True, input_grad=True):
     """Gradients of `conv2d` with respect to its input, weights and bias.
 
     As the seed derives them: the input gradient is the correlation of the
@@ -198,10 +198,12 @@ def conv2d_backward(dy, x, w, padding=0, stride=1, *, bias=True):
         As given to `conv2d`.
     bias : bool, optional
         Whether the convolution had a bias; without one, `db` is None.
+    input_grad : bool, optional
+        False skips the input gradient (`dx` is None), for a first layer.
 
     Returns
     -------
-    dx : ndarray, shape (N, C, H, W)
+    dx : ndarray, shape (N, C, H, W), or None
     dw : ndarray, shape (O, C, KH, KW)
     db : ndarray, shape (O,), or None
 
@@ -256,7 +258,9 @@ def conv2d_backward(dy, x, w, padding=0, stride=1, *, bias=True):
         pads.append([before, after])
     (top, bottom), (left, right) = pads
     dy_c = dy[:, :, max(0, -top):lh - max(0, -bottom), max(0, -left):lw - max(0, -right)]
-    if dy_c.shape[2] == 0 or dy_c.shape[3] == 0:
+    if not input_grad:
+        dx = None
+    elif dy_c.shape[2] == 0 or dy_c.shape[3] == 0:
         dx = np.zeros(x.shape, dtype=dtype)
     else:
         dx = st.correlate_channels(
