@@ -32,7 +32,7 @@ FASTMATH = {"contract"}
 FILL, WRAP, EDGE, REFLECT, CONTINUE, SCIPY_REFLECT, SCIPY_MIRROR = range(7)
 
 
-@njit(inline="always")
+@njit(cache=CACHE, nogil=True, error_model="numpy")
 def resolve_index(i, n, code):
     """The source index that answers a read at `i` on an axis of length `n`, or -1 for Fill."""
     if 0 <= i < n:
@@ -59,18 +59,18 @@ def resolve_index(i, n, code):
 
 # -- scalar semantics shared by the interpreter and the generated kernels -----
 
-@njit(inline="always")
+@njit(cache=CACHE, nogil=True, error_model="numpy")
 def op_max(a, b):
     # np.maximum: NaN wins.
     return a if (a > b or a != a) else b
 
 
-@njit(inline="always")
+@njit(cache=CACHE, nogil=True, error_model="numpy")
 def op_min(a, b):
     return a if (a < b or a != a) else b
 
 
-@njit(inline="always")
+@njit(cache=CACHE, nogil=True, error_model="numpy")
 def op_fmax(a, b):
     # np.fmax: NaN loses.
     if b != b:
@@ -78,14 +78,14 @@ def op_fmax(a, b):
     return a if a > b else b
 
 
-@njit(inline="always")
+@njit(cache=CACHE, nogil=True, error_model="numpy")
 def op_fmin(a, b):
     if b != b:
         return a
     return a if a < b else b
 
 
-@njit(inline="always")
+@njit(cache=CACHE, nogil=True, error_model="numpy")
 def op_sign(a, one, zero):
     if a > zero:
         return one
@@ -94,7 +94,7 @@ def op_sign(a, one, zero):
     return a  # 0, -0 and NaN
 
 
-@njit(inline="always")
+@njit(cache=CACHE, nogil=True, error_model="numpy")
 def op_mod(a, b):
     # np.mod: the result has the sign of the divisor.
     return np.remainder(a, b)
@@ -142,7 +142,7 @@ SCALAR_TEMPLATES = {
 }
 
 
-@njit(inline="always")
+@njit(cache=CACHE, nogil=True, error_model="numpy")
 def scalar_op(op, a, b, c, one, zero):  # noqa: C901 - one branch per op, by design
     """The interpreter's meaning of opcode `op` (the same as SCALAR_TEMPLATES)."""
     k = op - SCALAR_BASE
@@ -256,7 +256,7 @@ def scalar_op(op, a, b, c, one, zero):  # noqa: C901 - one branch per op, by des
 
 # -- the interpreter -----------------------------------------------------------
 
-@njit(inline="always")
+@njit(cache=CACHE, nogil=True, error_model="numpy")
 def _ceil_div(a, b):
     return -((-a) // b)
 

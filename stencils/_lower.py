@@ -175,88 +175,95 @@ def generate_source(stencil, step_last, fingerprint):
     nrows = len(row_keys)
     outer = ndim - 1
 
-    def kernel(fname, parallel):
+    lines = [
+        "def _items(src2, out2, c, out_outer, src_outer, lo, step, code, colblock, first_item,",
+        "           last_item, fillrow, seg):",
+        "    _zero = c[0]",
+        "    _one = c[1]",
+        "    fill = c[2]",
+    ]
+    lines += [f"    p{i} = c[{_FIXED + i}]" for i in range(len(params))]
+    lines += [
+        "    n_l = src2.shape[1]",
+        "    width = out2.shape[1]",
+        f"    lo_l = lo[{ndim - 1}]",
+        "    nblk = (width + colblock - 1) // colblock",
+        # Interior columns [ja, jb): every read j*S + lo_l + k, k in [kmin, kmax], in bounds.
+        f"    ja = min(width, max(0, -((lo_l + {kmin}) // {step_last})))",
+        f"    jb = min(width, max(0, (n_l - 1 - lo_l - {kmax}) // {step_last} + 1))",
+        "    for item in range(first_item, last_item):",
+        "        line = item // nblk",
+        "        j0 = (item - line * nblk) * colblock",
+        "        j1 = min(j0 + colblock, width)",
+    ]
+    # Decode the output row into its outer index, then resolve each source row.
+    if outer:
+        lines.append("        rem = line")
+        for a in range(outer - 1, -1, -1):
+            lines.append(f"        o{a} = rem % out_outer[{a}]")
+            if a:
+                lines.append(f"        rem = rem // out_outer[{a}]")
+        for a in range(outer):
+            for k in sorted({key[a] for key in row_keys}):
+                lines.append(f"        r{a}_{k} = resolve_index(o{a} * step[{a}] + lo[{a}] "
+                             f"+ {k}, src_outer[{a}], code)")
+    for m, key in enumerate(row_keys):
+        if not outer:
+            lines.append(f"        row{m} = src2[0]")
+            continue
+        valid = " and ".join(f"r{a}_{key[a]} >= 0" for a in range(outer))
+        flat = f"r0_{key[0]}"
+        for a in range(1, outer):
+            flat = f"({flat}) * src_outer[{a}] + r{a}_{key[a]}"
+        lines.append(f"        row{m} = src2[{flat}] if {valid} else fillrow")
+    lines += [
+        "        o_row = out2[line]",
+        "        for part in range(3):",
+        "            if part == 0:",
+        "                e0 = j0",
+        "                e1 = min(j1, ja)",
+        "            elif part == 1:",
+        "                e0 = max(j0, ja)",
+        "                e1 = min(j1, jb)",
+        "            else:",
+        "                e0 = max(j0, max(ja, jb))",
+        "                e1 = j1",
+        "            if e1 <= e0:",
+        "                continue",
+        f"            first = e0 * {step_last} + lo_l + {kmin}",
+        "            if part == 1:",
+    ]
+    lines += [f"                v{m} = row{m}[first:]" for m in range(nrows)]
+    lines += [
+        "            else:",
+        f"                nseg = (e1 - 1 - e0) * {step_last} + {kmax - kmin + 1}",
+        "                for qq in range(nseg):",
+        "                    rr = resolve_index(first + qq, n_l, code)",
+    ]
+    for m in range(nrows):
+        lines.append(f"                    seg[{m}, qq] = row{m}[rr] if rr >= 0 else fill")
+    lines += [f"                v{m} = seg[{m}]" for m in range(nrows)]
+    lines += [
+        "            o = o_row[e0:e1]",
+        "            for t in range(e1 - e0):",
+        f"                q = t * {step_last}",
+    ]
+    lines += [f"                {stmt}" for stmt in body]
+    lines.append(f"                o[t] = {result}")
+
+    def driver(fname, parallel):
         loop = "prange" if parallel else "range"
-        lines = [
+        return [
             f"def {fname}(src2, out2, c, out_outer, src_outer, lo, step, code, colblock, nchunks):",
-            "    _zero = c[0]",
-            "    _one = c[1]",
-            "    fill = c[2]",
-        ]
-        lines += [f"    p{i} = c[{_FIXED + i}]" for i in range(len(params))]
-        lines += [
-            "    n_l = src2.shape[1]",
             "    width = out2.shape[1]",
-            f"    lo_l = lo[{ndim - 1}]",
-            "    nblk = (width + colblock - 1) // colblock",
-            "    nitems = out2.shape[0] * nblk",
-            "    fillrow = np.full(n_l, fill, dtype=src2.dtype)",
-            # Interior columns [ja, jb): every read j*S + lo_l + k, k in [kmin, kmax], in bounds.
-            f"    ja = min(width, max(0, -((lo_l + {kmin}) // {step_last})))",
-            f"    jb = min(width, max(0, (n_l - 1 - lo_l - {kmax}) // {step_last} + 1))",
+            "    nitems = out2.shape[0] * ((width + colblock - 1) // colblock)",
+            "    fillrow = np.full(src2.shape[1], c[2], dtype=src2.dtype)",
             f"    maxseg = (min(colblock, width) - 1) * {step_last} + {kmax - kmin + 1}",
             f"    for ch in {loop}(nchunks):",
             f"        seg = np.empty(({nrows}, maxseg), dtype=src2.dtype)",
-            "        for item in range(ch * nitems // nchunks, (ch + 1) * nitems // nchunks):",
-            "            line = item // nblk",
-            "            j0 = (item - line * nblk) * colblock",
-            "            j1 = min(j0 + colblock, width)",
+            "        _items(src2, out2, c, out_outer, src_outer, lo, step, code, colblock,",
+            "               ch * nitems // nchunks, (ch + 1) * nitems // nchunks, fillrow, seg)",
         ]
-        # Decode the output row into its outer index, then resolve each source row.
-        if outer:
-            lines.append("            rem = line")
-            for a in range(outer - 1, -1, -1):
-                lines.append(f"            o{a} = rem % out_outer[{a}]")
-                if a:
-                    lines.append(f"            rem = rem // out_outer[{a}]")
-            for a in range(outer):
-                for k in sorted({key[a] for key in row_keys}):
-                    lines.append(f"            r{a}_{k} = resolve_index(o{a} * step[{a}] + lo[{a}] "
-                                 f"+ {k}, src_outer[{a}], code)")
-        for m, key in enumerate(row_keys):
-            if not outer:
-                lines.append(f"            row{m} = src2[0]")
-                continue
-            valid = " and ".join(f"r{a}_{key[a]} >= 0" for a in range(outer))
-            flat = f"r0_{key[0]}"
-            for a in range(1, outer):
-                flat = f"({flat}) * src_outer[{a}] + r{a}_{key[a]}"
-            lines.append(f"            row{m} = src2[{flat}] if {valid} else fillrow")
-        lines += [
-            "            o_row = out2[line]",
-            "            for part in range(3):",
-            "                if part == 0:",
-            "                    e0 = j0",
-            "                    e1 = min(j1, ja)",
-            "                elif part == 1:",
-            "                    e0 = max(j0, ja)",
-            "                    e1 = min(j1, jb)",
-            "                else:",
-            "                    e0 = max(j0, max(ja, jb))",
-            "                    e1 = j1",
-            "                if e1 <= e0:",
-            "                    continue",
-            f"                first = e0 * {step_last} + lo_l + {kmin}",
-            "                if part == 1:",
-        ]
-        lines += [f"                    v{m} = row{m}[first:]" for m in range(nrows)]
-        lines += [
-            "                else:",
-            f"                    nseg = (e1 - 1 - e0) * {step_last} + {kmax - kmin + 1}",
-            "                    for qq in range(nseg):",
-            "                        rr = resolve_index(first + qq, n_l, code)",
-        ]
-        for m in range(nrows):
-            lines.append(f"                        seg[{m}, qq] = row{m}[rr] if rr >= 0 else fill")
-        lines += [f"                    v{m} = seg[{m}]" for m in range(nrows)]
-        lines += [
-            "                o = o_row[e0:e1]",
-            "                for t in range(e1 - e0):",
-            f"                    q = t * {step_last}",
-        ]
-        lines += [f"                    {stmt}" for stmt in body]
-        lines.append(f"                    o[t] = {result}")
-        return lines
 
     header = [
         f"# Generated by stencils for one stencil structure; fingerprint {fingerprint}.",
@@ -266,21 +273,17 @@ def generate_source(stencil, step_last, fingerprint):
         "from stencils._kernels import (CACHE, FASTMATH, resolve_index, op_max, op_min, op_fmax,",
         "                               op_fmin, op_sign, op_mod)",
         "",
+        "",
     ]
     text = "\n".join(
         header
-        + kernel("_kernel_parallel", True)
-        + ["", ""]
-        + kernel("_kernel_serial", False)
-        + [
-            "",
-            "",
-            "kernel_parallel = njit(cache=CACHE, parallel=True, error_model='numpy', "
-            "fastmath=FASTMATH)(_kernel_parallel)",
-            "kernel_serial = njit(cache=CACHE, nogil=True, error_model='numpy', "
-            "fastmath=FASTMATH)(_kernel_serial)",
-            "",
-        ]
+        + ["@njit(cache=CACHE, nogil=True, error_model='numpy', fastmath=FASTMATH)"]
+        + lines
+        + ["", "", "@njit(cache=CACHE, parallel=True, error_model='numpy')"]
+        + driver("kernel_parallel", True)
+        + ["", "", "@njit(cache=CACHE, nogil=True, error_model='numpy')"]
+        + driver("kernel_serial", False)
+        + [""]
     )
     key = hashlib.sha1(text.encode()).hexdigest()[:20]
     return Generated(text, key, params, row_keys, kmin, kmax - kmin + 1, len(order))

@@ -167,7 +167,7 @@ class Stride:
     __slots__ = ("_steps",)
 
     def __init__(self, *steps):
-        if len(steps) == 1 and not _is_int(steps[0]):
+        if len(steps) == 1:
             steps = steps[0]
             if isinstance(steps, Stride):
                 steps = steps.steps
