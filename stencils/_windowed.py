@@ -6,7 +6,7 @@ import numpy as np
 from numpy.lib.mixins import NDArrayOperatorsMixin
 
 from . import _engine
-from ._border import as_border
+from ._border import FILL, as_border
 from ._padding import Padding, as_stride, same_padding
 from ._stencil import _check_stencil
 from ._validate import as_source_array, prepare_out
@@ -107,6 +107,13 @@ class WindowedArray(NDArrayOperatorsMixin):
 
     def _run(self, step, out, parallel=None):
         shape = tuple(-(-m // s) for m, s in zip(self._shape, step))
+        if self._source.size == 0 and 0 not in shape and self._padding.border.code != FILL:
+            raise StencilValueError(
+                f"the array has an empty axis (shape {self._source.shape}), so the border "
+                f"{self._padding.border!r} has no element to repeat; only Fill can pad it "
+                "(massiv raises an index-zero exception here).",
+                param="border", value=self._padding.border, expected="Fill(value)",
+            )
         target, copy_to = prepare_out(out, shape, self.dtype, self._source)
         # Output j has its centre at j*s + c - from_origin, so its box starts
         # at j*s - from_origin: the kernels take that start.

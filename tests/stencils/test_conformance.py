@@ -127,7 +127,7 @@ def test_vectors_through_generated_kernels(engine, monkeypatch):
     from stencils import _engine
 
     monkeypatch.setattr(_engine.config, "engine", engine)
-    sample = [v for v in ALL if v["category"] in ("edge", "stride", "pooling", "makeStencil")][::3]
+    sample = [v for v in ALL if v["category"] in ("edge", "stride", "pooling", "makeStencil")][::9]
     assert sample
     for vector in sample:
         _, got = run(vector)
