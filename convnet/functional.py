@@ -28,6 +28,9 @@ __all__ = [
     "conv2d_backward",
     "max_pool2d",
     "max_pool2d_backward",
+    "max_pool2d_argmax",
+    "max_pool2d_gather",
+    "max_pool2d_scatter",
     "relu",
     "relu_backward",
     "linear",
@@ -342,9 +345,45 @@ def max_pool2d_argmax(x, kernel_size=2, stride=2):
     array([[[[1, 2]]]])
     """
     x, kh, kw, sh, sw = _check_pool(x, kernel_size, stride)
-    code = st.compute_with_stride(st.Stride(1, 1, sh, sw),
+    return _argmax_codes(x, kh, kw, sh, sw).astype(np.intp)
+
+
+def _argmax_codes(x, kh, kw, sh, sw):
+    """The argmax-code stencil's raw output (codes as small exact floats in x's dtype)."""
+    return st.compute_with_stride(st.Stride(1, 1, sh, sw),
                                   st.apply_stencil(st.no_padding, _argmax_stencil(kh, kw), x))
-    return code.astype(np.intp)
+
+
+def _window_taps(array, kh, kw, sh, sw, ho, wo):
+    """(code, strided view) per tap: element (u, v) of every window, k = u * kw + v."""
+    return [(u * kw + v, array[:, :, u:u + sh * (ho - 1) + 1:sh, v:v + sw * (wo - 1) + 1:sw])
+            for u in range(kh) for v in range(kw)]
+
+
+def max_pool2d_gather(x, argmax, kernel_size=2, stride=2):
+    """The window maxima, read from `x` at the positions `argmax` gives.
+
+    Equals `max_pool2d` (for finite inputs); lets a training step compute the
+    argmax-code stencil once and reuse it in the backward pass.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.array([[1.0, 3, 2, 2], [0, 3, 5, 1]]).reshape(1, 1, 2, 4)
+    >>> max_pool2d_gather(x, max_pool2d_argmax(x))
+    array([[[[3., 5.]]]])
+    """
+    kh, kw = _pair(kernel_size, "kernel_size")
+    sh, sw = (kh, kw) if stride is None else _pair(stride, "stride")
+    ho, wo = argmax.shape[2:]
+    y = None
+    # Sum of masked taps: several times faster than fancy indexing or np.choose here.
+    for k, tap in _window_taps(x, kh, kw, sh, sw, ho, wo):
+        if y is None:
+            y = tap * (argmax == k)
+        else:
+            y += tap * (argmax == k)
+    return y
 
 
 def max_pool2d_scatter(dy, argmax, input_shape, kernel_size=2, stride=2):
@@ -373,16 +412,12 @@ def max_pool2d_scatter(dy, argmax, input_shape, kernel_size=2, stride=2):
     sh, sw = (kh, kw) if stride is None else _pair(stride, "stride")
     ho, wo = dy.shape[2:]
     dx = np.zeros(input_shape, dtype=dy.dtype)
-    zero = dy.dtype.type(0)
     overlapping = sh < kh or sw < kw
-    for u in range(kh):
-        for v in range(kw):
-            target = dx[:, :, u:u + sh * (ho - 1) + 1:sh, v:v + sw * (wo - 1) + 1:sw]
-            routed = np.where(argmax == u * kw + v, dy, zero)
-            if overlapping:
-                target += routed
-            else:
-                target[...] = routed  # disjoint windows: each cell is written once
+    for k, target in _window_taps(dx, kh, kw, sh, sw, ho, wo):
+        if overlapping:
+            target += dy * (argmax == k)
+        else:  # disjoint windows: each cell is written once
+            np.multiply(dy, argmax == k, out=target)
     return dx
 
 
@@ -436,7 +471,7 @@ def relu_backward(dy, x):
     >>> relu_backward(np.array([5.0, 5.0, 5.0]), np.array([-1.0, 0.0, 2.0]))
     array([0., 0., 5.])
     """
-    return np.where(x > 0, dy, 0)
+    return dy * (x > 0)
 
 
 def linear(x, w, b=None):

@@ -219,16 +219,10 @@ class MaxPool2d(Module):
     def forward(self, x):
         if not self.training:
             return F.max_pool2d(x, self.kernel_size, self.stride)
+        x, kh, kw, sh, sw = F._check_pool(x, self.kernel_size, self.stride)
         self._shape = x.shape
-        self._argmax = F.max_pool2d_argmax(x, self.kernel_size, self.stride)
-        (kh, kw), (sh, sw) = self.kernel_size, self.stride
-        ho, wo = self._argmax.shape[2:]
-        # Gather the maxima at the codes: window (i, j), code u*kw + v -> (i*sh + u, j*sw + v).
-        rows = np.arange(ho)[:, None] * sh + self._argmax // kw
-        cols = np.arange(wo)[None, :] * sw + self._argmax % kw
-        flat = x.reshape(x.shape[0], x.shape[1], -1)
-        index = (rows * x.shape[3] + cols).reshape(x.shape[0], x.shape[1], -1)
-        return np.take_along_axis(flat, index, axis=2).reshape(self._argmax.shape)
+        self._argmax = F._argmax_codes(x, kh, kw, sh, sw)
+        return F.max_pool2d_gather(x, self._argmax, self.kernel_size, self.stride)
 
     def backward(self, dy, input_grad=True):
         return F.max_pool2d_scatter(dy, self._argmax, self._shape, self.kernel_size, self.stride)
@@ -240,6 +234,14 @@ class MaxPool2d(Module):
 class ReLU(Module):
     """Rectified linear unit.
 
+    Parameters
+    ----------
+    inplace : bool, optional
+        Overwrite the input with the output (and, in backward, the incoming
+        gradient with the outgoing one), as ``torch.nn.ReLU(inplace=True)``:
+        saves two full-size temporaries per step.  Only for arrays nobody else
+        needs, such as a convolution's fresh output.
+
     Examples
     --------
     >>> import numpy as np
@@ -247,19 +249,23 @@ class ReLU(Module):
     array([0., 3.])
     """
 
-    def __init__(self):
-        self._x = None
+    def __init__(self, inplace=False):
+        self.inplace = bool(inplace)
+        self._y = None
 
     def forward(self, x):
+        y = np.maximum(x, 0, out=x) if self.inplace else F.relu(x)
         if self.training:
-            self._x = x
-        return F.relu(x)
+            self._y = y  # y > 0 exactly where x > 0
+        return y
 
     def backward(self, dy, input_grad=True):
-        return F.relu_backward(dy, self._x)
+        if self.inplace:
+            return np.multiply(dy, self._y > 0, out=dy)
+        return F.relu_backward(dy, self._y)
 
     def __repr__(self):
-        return "ReLU()"
+        return f"ReLU(inplace={self.inplace})" if self.inplace else "ReLU()"
 
 
 class Flatten(Module):

@@ -48,10 +48,10 @@ class LeNet(Sequential):
         layers = OrderedDict([
             ("conv1", Conv2d(in_channels, 6, 5, padding="same", bias=conv_bias, rng=rng,
                              dtype=dtype)),
-            ("relu1", ReLU()),
+            ("relu1", ReLU(inplace=True)),
             ("pool1", MaxPool2d(2)),
             ("conv2", Conv2d(6, 16, 5, padding="valid", bias=conv_bias, rng=rng, dtype=dtype)),
-            ("relu2", ReLU()),
+            ("relu2", ReLU(inplace=True)),
             ("pool2", MaxPool2d(2)),
             ("flatten", Flatten()),
             ("fc1", Linear(400, 120, rng=rng, dtype=dtype)),

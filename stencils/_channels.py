@@ -170,52 +170,69 @@ def _rows_serial(x, w2, out, kh, kw, pad_top, pad_left, hp, wp):
 
 # Stride 1, output smaller than the kernel (the weight gradient: a 28x28 delta
 # as the kernel, a 5x5 result): the roles swap.  Rows of the buffer are output
-# positions (u, v), each one contiguous run of KH*Wp padded pixels per
-# channel; the weights are zero-padded to row width Wp (in Python) so that the
-# spare columns contribute nothing.
+# positions (u, v), each one contiguous run of KH*Wp padded pixels; each kernel
+# is copied into a zero buffer of row width Wp so that the spare columns
+# contribute nothing.  Either array may come channel-major (a transposed view
+# of a C-contiguous array, as x.transpose(1, 0, 2, 3) is in the weight
+# gradient): the kernel then reads it in place instead of a transposed copy.
 
 
 @njit(cache=True, nogil=True)
-def _positions_block(x, wpad, acc, n0, n1, c0, c1, pad_top, pad_left, hp, wp):
-    """acc[n] = sum over c in [c0, c1) of wpad[c] @ cols(x[n, c]).T for n in [n0, n1).
+def _positions_block(x, swap_x, w, swap_w, acc, n0, n1, c0, c1, pad_top, pad_left, hp, wp):
+    """acc[n] = sum over c in [c0, c1) of pad(w[:, c]) @ cols(x[n, c]).T for n in [n0, n1).
 
-    wpad is (C, O, KH*Wp); acc is (N, O, Ho, Wo) and is overwritten.
+    x is (N, C, H, W), or (C, N, H, W) when swap_x; w is (O, C, KH, KW), or
+    (C, O, KH, KW) when swap_w; acc is (N, O, Ho, Wo) and is overwritten.
     """
     outs, ho, wo = acc.shape[1], acc.shape[2], acc.shape[3]
-    span = wpad.shape[2]
+    kh, kw = w.shape[2], w.shape[3]
+    span = kh * wp
     padded = np.zeros((hp + 1) * wp, dtype=acc.dtype)
     cols = np.empty((ho * wo, span), dtype=acc.dtype)
     product = np.empty((outs, ho * wo), dtype=acc.dtype)
+    kernels = np.zeros((outs, span), dtype=acc.dtype)
     for n in range(n0, n1):
-        res = acc[n].reshape(outs, ho * wo)
-        res[:] = 0
-        for c in range(c0, c1):
-            _pad_into(x[n, c], padded, pad_top, pad_left, wp)
+        acc[n] = 0
+    for c in range(c0, c1):
+        for o in range(outs):
+            kernel = w[c, o] if swap_w else w[o, c]
+            row = kernels[o]
+            for u in range(kh):
+                src = kernel[u]
+                base = np.uintp(u * wp)
+                for v in range(np.uintp(kw)):
+                    row[base + v] = src[v]
+        for n in range(n0, n1):
+            _pad_into(x[c, n] if swap_x else x[n, c], padded, pad_top, pad_left, wp)
             for u in range(ho):
                 for v in range(wo):
                     dst = cols[u * wo + v]
                     src = np.uintp(u * wp + v)
                     for k in range(np.uintp(span)):
                         dst[k] = padded[src + k]
-            np.dot(wpad[c], cols.T, product)
+            np.dot(kernels, cols.T, product)
+            res = acc[n].reshape(outs, ho * wo)
             res += product
 
 
 @njit(cache=True, parallel=True)
-def _positions_parallel_samples(x, wpad, out, chunks, pad_top, pad_left, hp, wp):
-    n = x.shape[0]
+def _positions_parallel_samples(x, swap_x, w, swap_w, out, chunks, pad_top, pad_left, hp, wp):
+    n = out.shape[0]
+    channels = x.shape[0] if swap_x else x.shape[1]
     for t in prange(chunks):
-        _positions_block(x, wpad, out, t * n // chunks, (t + 1) * n // chunks, 0, x.shape[1],
-                         pad_top, pad_left, hp, wp)
+        _positions_block(x, swap_x, w, swap_w, out, t * n // chunks, (t + 1) * n // chunks,
+                         0, channels, pad_top, pad_left, hp, wp)
 
 
 @njit(cache=True, parallel=True)
-def _positions_parallel_channels(x, wpad, out, partials, pad_top, pad_left, hp, wp):
+def _positions_parallel_channels(x, swap_x, w, swap_w, out, partials, pad_top, pad_left,
+                                 hp, wp):
     chunks = partials.shape[0]
-    channels = x.shape[1]
+    channels = x.shape[0] if swap_x else x.shape[1]
     for t in prange(chunks):
-        _positions_block(x, wpad, partials[t], 0, x.shape[0], t * channels // chunks,
-                         (t + 1) * channels // chunks, pad_top, pad_left, hp, wp)
+        _positions_block(x, swap_x, w, swap_w, partials[t], 0, out.shape[0],
+                         t * channels // chunks, (t + 1) * channels // chunks,
+                         pad_top, pad_left, hp, wp)
     # Fixed summation order: the result does not depend on thread timing.
     out[:] = partials[0]
     for t in range(1, chunks):
@@ -223,8 +240,10 @@ def _positions_parallel_channels(x, wpad, out, partials, pad_top, pad_left, hp, 
 
 
 @njit(cache=True, nogil=True)
-def _positions_serial(x, wpad, out, pad_top, pad_left, hp, wp):
-    _positions_block(x, wpad, out, 0, x.shape[0], 0, x.shape[1], pad_top, pad_left, hp, wp)
+def _positions_serial(x, swap_x, w, swap_w, out, pad_top, pad_left, hp, wp):
+    channels = x.shape[0] if swap_x else x.shape[1]
+    _positions_block(x, swap_x, w, swap_w, out, 0, out.shape[0], 0, channels,
+                     pad_top, pad_left, hp, wp)
 
 
 @njit(cache=True, nogil=True)
@@ -520,8 +539,8 @@ def correlate_channels(x, weights, *, padding=0, stride=1, out=None, method="aut
     elif channels == 0:
         target[...] = 0
     else:
-        _dispatch(np.ascontiguousarray(x, dtype=dtype),
-                  np.ascontiguousarray(weights, dtype=dtype), target,
+        # astype keeps the memory layout: _dispatch reads channel-major views in place.
+        _dispatch(x.astype(dtype, copy=False), weights.astype(dtype, copy=False), target,
                   pad_top, pad_left, sh, sw, method, parallel)
     if out is None:
         return target
@@ -547,6 +566,9 @@ def _dispatch(x, weights, out, pad_top, pad_left, sh, sw, method, parallel):
     if method == "auto":
         method = "scatter" if not strided and scatter < min(rows, positions) else "gather"
     threads = numba.get_num_threads()
+    if method == "scatter" or strided or rows <= positions:
+        x = np.ascontiguousarray(x)
+        weights = np.ascontiguousarray(weights)
     if parallel is None:
         work = samples * outs * channels * taps * ho * wo
         parallel = threads > 1 and work >= _SERIAL_WORK and not _in_worker_thread()
@@ -572,13 +594,24 @@ def _dispatch(x, weights, out, pad_top, pad_left, sh, sw, method, parallel):
         else:
             _rows_serial(x, w2, out, kh, kw, pad_top, pad_left, hp, wp)
     else:
-        wpad = np.zeros((channels, outs, kh, wp), dtype=out.dtype)
-        wpad[..., :kw] = weights.transpose(1, 0, 2, 3)
-        wpad = wpad.reshape(channels, outs, kh * wp)
+        x, swap_x = _c_or_channel_major(x)
+        weights, swap_w = _c_or_channel_major(weights)
         if parallel and samples >= threads:
-            _positions_parallel_samples(x, wpad, out, threads, pad_top, pad_left, hp, wp)
+            _positions_parallel_samples(x, swap_x, weights, swap_w, out, threads,
+                                        pad_top, pad_left, hp, wp)
         elif parallel and channels > 1:
             partials = np.empty((min(channels, threads),) + out.shape, dtype=out.dtype)
-            _positions_parallel_channels(x, wpad, out, partials, pad_top, pad_left, hp, wp)
+            _positions_parallel_channels(x, swap_x, weights, swap_w, out, partials,
+                                         pad_top, pad_left, hp, wp)
         else:
-            _positions_serial(x, wpad, out, pad_top, pad_left, hp, wp)
+            _positions_serial(x, swap_x, weights, swap_w, out, pad_top, pad_left, hp, wp)
+
+
+def _c_or_channel_major(a):
+    """(array, False) if C-contiguous, (its first-two-axes transpose, True) if that is."""
+    if a.flags.c_contiguous:
+        return a, False
+    swapped = a.transpose(1, 0, 2, 3)
+    if swapped.flags.c_contiguous:
+        return swapped, True
+    return np.ascontiguousarray(a), False
