@@ -6,6 +6,7 @@ import functools
 
 import numpy as np
 
+from . import _dask
 from ._border import as_border
 from ._stencil import (_as_kernel, make_convolution_stencil_from_kernel,
                        make_correlation_stencil_from_kernel)
@@ -26,7 +27,8 @@ def _cached_stencil(flip, shape, data):
 
 
 def _filter(image, kernel, mode, cval, stride, out, flip):
-    source = as_source_array(image, param="image")
+    source = (_dask.as_dask_source(image, param="image") if _dask.is_dask_array(image)
+              else as_source_array(image, param="image"))
     k = _as_kernel(kernel)
     if k.ndim != source.ndim:
         hint = ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.mixins import NDArrayOperatorsMixin
 
-from . import _engine
+from . import _dask, _engine
 from ._border import FILL, as_border
 from ._padding import Padding, as_stride, same_padding
 from ._stencil import _check_stencil
@@ -106,6 +106,8 @@ class WindowedArray(NDArrayOperatorsMixin):
         return compute(self, out=out)
 
     def _run(self, step, out, parallel=None):
+        if _dask.is_dask_array(self._source):
+            return _dask.compute(self, step, out)
         shape = tuple(-(-m // s) for m, s in zip(self._shape, step))
         if self._source.size == 0 and 0 not in shape and self._padding.border.code != FILL:
             raise StencilValueError(
@@ -183,7 +185,10 @@ def apply_stencil(padding, stencil, array):
             param="padding", value=padding, expected="a Padding",
         )
     _check_stencil(stencil)
-    source = as_source_array(array)
+    if _dask.is_dask_array(array):
+        source = _dask.as_dask_source(array)
+    else:
+        source = as_source_array(array)
     _check_ranks(stencil, source)
     padding.widths(source.ndim)  # raises if the widths do not fit the rank
     return WindowedArray(source, stencil, padding)
