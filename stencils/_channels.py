@@ -413,7 +413,8 @@ def correlate_channels(x, weights, *, padding=0, stride=1, out=None, method="aut
         Batch of images.  float32 stays float32, float64 stays float64, float16
         is computed in float32, integers and bool in float64.
     weights : array_like, shape (O, C, KH, KW)
-        One (C, KH, KW) kernel per output channel; cast to the computed dtype.
+        One (C, KH, KW) kernel per output channel; cast to the dtype of the
+        computation, which `x` decides.
     padding : int, (int, int) or ((int, int), (int, int)), optional
         Zeros added around each image: one width for all four sides, one per
         axis (rows, columns) applied before and after, or
@@ -468,11 +469,13 @@ def correlate_channels(x, weights, *, padding=0, stride=1, out=None, method="aut
     >>> x = np.stack([np.ones((3, 3)), 2 * np.ones((3, 3))])[None]
     >>> weights = np.array([[[[1.0]], [[1.0]]], [[[1.0]], [[-1.0]]]])
     >>> correlate_channels(x, weights, padding=1, stride=2)
-    array([[[[ 0.,  0.],
-             [ 0.,  3.]],
+    array([[[[ 0.,  0.,  0.],
+             [ 0.,  3.,  0.],
+             [ 0.,  0.,  0.]],
     <BLANKLINE>
-            [[ 0.,  0.],
-             [ 0., -1.]]]])
+            [[ 0.,  0.,  0.],
+             [ 0., -1.,  0.],
+             [ 0.,  0.,  0.]]]])
 
     float32 stays float32:
 
@@ -482,7 +485,9 @@ def correlate_channels(x, weights, *, padding=0, stride=1, out=None, method="aut
     x = _as_4d(x, "x", "(N, C, H, W) = (batch, channels, rows, columns)")
     weights = _as_4d(weights, "weights",
                      "(O, C, KH, KW) = (out channels, in channels, kernel rows, kernel columns)")
-    dtype = np.promote_types(_compute_dtype(x, "x"), _compute_dtype(weights, "weights"))
+    # The image decides the dtype (skimage's policy): weights are cast to it.
+    dtype = _compute_dtype(x, "x")
+    _compute_dtype(weights, "weights")
     samples, channels, height, width = x.shape
     outs, kchannels, kh, kw = weights.shape
     if kchannels != channels:
