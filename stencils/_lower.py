@@ -216,40 +216,50 @@ def generate_source(stencil, step_last, fingerprint):
         for a in range(1, outer):
             flat = f"({flat}) * src_outer[{a}] + r{a}_{key[a]}"
         lines.append(f"        row{m} = src2[{flat}] if {valid} else fillrow")
+    def loop(indent, arrays):
+        # The expression at output t of a part, reading row m through arrays[m].
+        pad = " " * indent
+        out = [pad + "for t in range(e1 - e0):", pad + f"    q = t * {step_last}"]
+        for stmt in body:
+            for m in range(nrows):
+                stmt = stmt.replace(f"v{m}[", arrays[m])
+            out.append(pad + "    " + stmt)
+        out.append(pad + f"    o[t] = {result}")
+        return out
+
     lines += [
         "        o_row = out2[line]",
-        "        for part in range(3):",
+        # Interior columns read the source rows directly.  Kept apart from the
+        # edges' loop: one loop over either rows or segments (a phi of two
+        # arrays) measured 1.3-1.6x slower.
+        "        e0 = max(j0, ja)",
+        "        e1 = min(j1, jb)",
+        "        if e1 > e0:",
+        f"            first = e0 * {step_last} + lo_l + {kmin}",
+    ]
+    lines += [f"            v{m} = row{m}[first:]" for m in range(nrows)]
+    lines += ["            o = o_row[e0:e1]"]
+    lines += loop(12, [f"v{m}[" for m in range(nrows)])
+    lines += [
+        # The columns at each end read segments filled through the border rule.
+        "        for part in range(2):",
         "            if part == 0:",
         "                e0 = j0",
         "                e1 = min(j1, ja)",
-        "            elif part == 1:",
-        "                e0 = max(j0, ja)",
-        "                e1 = min(j1, jb)",
         "            else:",
         "                e0 = max(j0, max(ja, jb))",
         "                e1 = j1",
         "            if e1 <= e0:",
         "                continue",
         f"            first = e0 * {step_last} + lo_l + {kmin}",
-        "            if part == 1:",
-    ]
-    lines += [f"                v{m} = row{m}[first:]" for m in range(nrows)]
-    lines += [
-        "            else:",
-        f"                nseg = (e1 - 1 - e0) * {step_last} + {kmax - kmin + 1}",
-        "                for qq in range(nseg):",
-        "                    rr = resolve_index(first + qq, n_l, code)",
+        f"            nseg = (e1 - 1 - e0) * {step_last} + {kmax - kmin + 1}",
+        "            for qq in range(nseg):",
+        "                rr = resolve_index(first + qq, n_l, code)",
     ]
     for m in range(nrows):
-        lines.append(f"                    seg[{m}, qq] = row{m}[rr] if rr >= 0 else fill")
-    lines += [f"                v{m} = seg[{m}]" for m in range(nrows)]
-    lines += [
-        "            o = o_row[e0:e1]",
-        "            for t in range(e1 - e0):",
-        f"                q = t * {step_last}",
-    ]
-    lines += [f"                {stmt}" for stmt in body]
-    lines.append(f"                o[t] = {result}")
+        lines.append(f"                seg[{m}, qq] = row{m}[rr] if rr >= 0 else fill")
+    lines += ["            o = o_row[e0:e1]"]
+    lines += loop(12, [f"seg[{m}, " for m in range(nrows)])
 
     def driver(fname, parallel):
         loop = "prange" if parallel else "range"
