@@ -182,7 +182,7 @@ def _plan(nrows, width, threads, block_cap):
         colblock = max(min(width, 256), -(-width // pieces))
         colblock = min(colblock, block_cap)
     nitems = nrows * (-(-width // colblock))
-    nchunks = max(1, min(nitems, 4 * threads)) if threads > 1 else 1
+    nchunks = max(1, min(nitems, 8 * threads)) if threads > 1 else 1
     return colblock, nchunks
 
 
@@ -219,6 +219,9 @@ def run(stencil, src, out, lo, step, border, *, parallel=None):
         parallel = work >= config.parallel_min_work
     threads = numba.get_num_threads() if parallel else 1
     use_parallel = threads > 1 and _PARALLEL_LOCK.acquire(blocking=False)
+    # Chunks handed out one at a time: a thread that the OS runs late (a busy
+    # core) leaves its chunks to the others instead of holding everyone up.
+    old_chunksize = numba.set_parallel_chunksize(1) if use_parallel else None
     try:
         if not use_parallel:
             threads = 1
@@ -237,5 +240,6 @@ def run(stencil, src, out, lo, step, border, *, parallel=None):
                np.int64(nchunks), np.int64(prog.nregs))
     finally:
         if use_parallel:
+            numba.set_parallel_chunksize(old_chunksize)
             _PARALLEL_LOCK.release()
     return out

@@ -1,0 +1,1 @@
+"""Benchmarks: this package against its peers, side by side in one process."""
