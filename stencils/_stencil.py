@@ -200,6 +200,12 @@ class Stencil:
     __rtruediv__ = _binary(lambda a, b: ex.apply_op("div", a, b), True)
     __pow__ = _binary(ex.power)
     __rpow__ = _binary(ex.power, True)
+    # Comparisons give 1/0 stencils, for np.where; == and != stay Python's
+    # identity (use np.equal / np.not_equal on stencils).
+    __lt__ = _binary(lambda a, b: ex.apply_op("lt", a, b))
+    __le__ = _binary(lambda a, b: ex.apply_op("le", a, b))
+    __gt__ = _binary(lambda a, b: ex.apply_op("gt", a, b))
+    __ge__ = _binary(lambda a, b: ex.apply_op("ge", a, b))
     del _binary
 
     def __neg__(self):
