@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
 
 import numpy as np
 
@@ -13,7 +12,8 @@ __all__ = ["Padding", "no_padding", "same_padding", "Stride"]
 
 
 def _is_int(x):
-    return isinstance(x, (numbers.Integral, np.integer)) and not isinstance(x, (bool, np.bool_))
+    # Concrete types first: numbers.Integral's ABC check is slow on a hot path.
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
 
 
 def _int_tuple(value, param):

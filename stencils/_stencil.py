@@ -32,7 +32,8 @@ __all__ = [
 
 
 def _is_int(x):
-    return isinstance(x, (numbers.Integral, np.integer)) and not isinstance(x, (bool, np.bool_))
+    # Concrete types first: numbers.Integral's ABC check is slow on a hot path.
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
 
 
 def as_size(size, *, param="size", allow_zero=False):

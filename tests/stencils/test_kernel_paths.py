@@ -122,3 +122,40 @@ def test_non_contiguous_and_fortran_inputs():
     k = rng.standard_normal((3, 4))
     for view in (base[::2, ::-3], np.asfortranarray(base), base.T):
         np.testing.assert_array_equal(st.correlate(view, k), st.correlate(view.copy(), k))
+
+
+def test_repeated_calls_never_recompile():
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((40, 50)).astype(np.float32)
+    s = st.make_correlation_stencil_from_kernel(rng.standard_normal((3, 3)))
+    old = _engine.config.engine
+    _engine.config.engine = "generated"
+    try:
+        st.compute(st.map_stencil(st.Wrap, s, a))
+        gen = s._lowered[("generated", 1)]
+        module = _engine._MODULES[gen.key]
+        before = {f: len(getattr(module, f).signatures) for f in ("kernel_serial", "kernel_parallel")}
+        modules = len(_engine._MODULES)
+        # Other weights, border and size: the same compiled kernel.
+        s2 = st.make_correlation_stencil_from_kernel(rng.standard_normal((3, 3)))
+        for border in (st.Edge, st.Fill(2), "mirror"):
+            st.compute(st.map_stencil(border, s2, a[:, :17]))
+            st.compute(st.map_stencil(border, s, a))
+        after = {f: len(getattr(module, f).signatures) for f in before}
+    finally:
+        _engine.config.engine = old
+    assert after == before
+    assert len(_engine._MODULES) == modules
+    assert s2._lowered[("generated", 1)].key == gen.key
+
+
+def test_interpreter_serves_many_stencils_with_one_compile():
+    from stencils import _kernels as kn
+
+    a = np.random.default_rng(6).standard_normal((7, 9))
+    st.compute(st.map_stencil(st.Edge, st.sum_stencil((2, 2)), a))
+    compiled = len(kn.interpret_serial.signatures)
+    for k in range(1, 5):
+        s = st.make_stencil((k, k), (0, 0), lambda g, k=k: np.maximum(g(0, 0), g(k - 1, k - 1)) * k)
+        st.compute(st.map_stencil(st.Reflect, s, a))
+    assert len(kn.interpret_serial.signatures) == compiled
