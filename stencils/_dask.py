@@ -129,21 +129,23 @@ def _runs(idx):
 
 
 def _window_runs(a, b, n, code):
-    """Runs of source cells that answer the reads ``[a, b)``; and the window's local box start."""
+    """Runs of source cells that answer the reads ``[a, b)``, the window's local box start,
+    and where the cells inside the array sit: ``(first cell, window offset, length)``."""
+    start, stop = max(a, 0), min(b, n)
+    mid = (start, 0, stop - start) if start < stop else None
     if code == FILL:
-        start, stop = max(a, 0), min(b, n)
-        if stop <= start:
-            return [], 0
-        return [(start, 1, stop - start)], a - start
+        if mid is None:
+            return [], 0, None
+        return [(start, 1, stop - start)], a - start, mid
     runs = []
     if a < min(b, 0):
         runs += _runs(_resolve(np.arange(a, min(b, 0)), n, code))
-    start, stop = max(a, 0), min(b, n)
-    if start < stop:
+    if mid is not None:
+        mid = (start, sum(r[2] for r in runs), stop - start)
         runs.append((start, 1, stop - start))
     if max(a, n) < b:
         runs += _runs(_resolve(np.arange(max(a, n), b), n, code))
-    return runs, 0
+    return runs, 0, mid
 
 
 def _split_run(run, bounds):
@@ -187,14 +189,20 @@ def _axis_plan(n, chunks, size, center, lo, step, m, code):
     for j0, j1 in zip(cuts[:-1], cuts[1:]):
         a = j0 * step + lo
         b = (j1 - 1) * step + lo + size
-        runs, local_lo = _window_runs(a, b, n, code)
+        runs, local_lo, mid = _window_runs(a, b, n, code)
         pieces, offset = [], 0
         for run in runs:
             for c, sl, dest, length in _split_run(run, bounds):
                 pieces.append((c, sl, offset + dest, length))
             offset += run[2]
+        home = None
+        if mid is not None:  # the chunk holding most of the cells inside the array
+            first, at, length = mid
+            c = max(range(len(chunks)), key=lambda c: (
+                min(bounds[c + 1], first + length) - max(bounds[c], first)))
+            home = (c, at + bounds[c] - first)
         out_chunks.append(j1 - j0)
-        blocks.append((offset, local_lo, pieces))
+        blocks.append((offset, local_lo, pieces, home))
     return tuple(out_chunks), blocks
 
 
@@ -216,20 +224,96 @@ def _window_buffer(shape, dtype):
     return buf[:nbytes].view(dtype).reshape(shape)
 
 
-def _block(stencil, border, window_shape, dests, lo, step, out_shape, dtype, *pieces):
-    """One output chunk: copy the pieces into a window and run the serial kernel on it.
+def _gather(pieces, dests, ranges, dtype, scratch):
+    """The window cells ``ranges`` (per axis ``(start, stop)``), copied from the pieces."""
+    shape = tuple(b - a for a, b in ranges)
+    buf = _window_buffer(shape, dtype) if scratch else np.empty(shape, dtype=dtype)
+    for dest, piece in zip(dests, pieces):
+        src, dst = [], []
+        for (c0, c1), d, n in zip(ranges, dest, piece.shape):
+            i0, i1 = max(d.start, c0), min(d.stop, c1)
+            if i1 <= i0:
+                break
+            # n == 1 < d.stop - d.start: one cell repeated (Edge, or a far-field run).
+            src.append(slice(0, 1) if n != d.stop - d.start else slice(i0 - d.start, i1 - d.start))
+            dst.append(slice(i0 - c0, i1 - c0))
+        else:
+            buf[tuple(dst)] = piece[tuple(src)]
+    return buf
 
+
+def _region(stencil, border, pieces, dests, window_shape, lo, step, size, region, target, dtype):
+    """Compute the outputs ``region`` (per axis ``(start, stop)``) into `target` from the pieces."""
+    ranges, sub_lo = [], []
+    for (r0, r1), w, l, s, k in zip(region, window_shape, lo, step, size):
+        a, b = r0 * s + l, (r1 - 1) * s + l + k
+        c0, c1 = min(max(a, 0), w), max(min(b, w), 0)
+        c1 = max(c1, c0)
+        ranges.append((c0, c1))
+        sub_lo.append(a - c0)
+    window = _gather(pieces, dests, ranges, dtype, scratch=True)
+    _engine.run(stencil, window, target, tuple(sub_lo), step, border, parallel=False)
+
+
+def _bulk(stencil, border, pieces, dests, window_shape, lo, step, out, chunk, home):
+    """Compute `out` mostly straight from the home chunk, without copying it.
+
+    The output rows (axis 0) whose reads on every axis fall inside the home
+    chunk, taken whole along the other axes, form a C-contiguous slab of `out`:
+    the kernel computes it from the home chunk in place.  Its cells near the
+    home chunk's faces on the other axes read past it (answered by `border` on
+    the chunk, so wrongly); those bands, and the rows above and below the slab,
+    are then computed from small windows gathered from the pieces.  False when
+    there is no such slab (chunks smaller than the reach): gather it all then.
+    """
+    if not chunk.flags.c_contiguous or chunk.dtype != out.dtype:
+        return False
+    size = stencil.size
+    inside = []
+    for e0, n, l, s, k, m in zip(home, chunk.shape, lo, step, size, out.shape):
+        t0 = max(0, -(-(e0 - l) // s))
+        t1 = min(m, (e0 + n - l - k) // s + 1)
+        if t1 <= t0:
+            return False
+        inside.append((t0, t1))
+    (u0, u1), ndim = inside[0], out.ndim
+    bulk_lo = tuple((u0 if ax == 0 else 0) * s + l - e0
+                    for ax, (e0, l, s) in enumerate(zip(home, lo, step)))
+    _engine.run(stencil, chunk, out[u0:u1], bulk_lo, step, border, parallel=False)
+    full = [(0, m) for m in out.shape]
+    args = (stencil, border, pieces, dests, window_shape, lo, step, size)
+    for r0, r1 in ((0, u0), (u1, out.shape[0])):
+        if r1 > r0:
+            _region(*args, [(r0, r1)] + full[1:], out[r0:r1], out.dtype)
+    for ax in range(1, ndim):
+        t0, t1 = inside[ax]
+        for r0, r1 in ((0, t0), (t1, out.shape[ax])):
+            if r1 > r0:
+                region = [(u0, u1)] + full[1:ax] + [(r0, r1)] + full[ax + 1:]
+                band = np.empty(tuple(b - a for a, b in region), dtype=out.dtype)
+                _region(*args, region, band, out.dtype)
+                out[tuple(slice(a, b) for a, b in region)] = band
+    return True
+
+
+def _block(stencil, border, window_shape, dests, lo, step, out_shape, dtype, home, *pieces):
+    """One output chunk, from the pieces of its window (see the module's docstring).
+
+    `home` (or None) gives where the last piece, one whole source chunk (the
+    one holding most of the window), starts in the window, per axis.
     A plain module-level function, so that it pickles by reference for
     dask.distributed.
     """
+    out = np.empty(out_shape, dtype=dtype)
+    if home is not None:
+        pieces, chunk = pieces[:-1], pieces[-1]
+        if _bulk(stencil, border, pieces, dests, window_shape, lo, step, out, chunk, home):
+            return out
     if (len(pieces) == 1 and pieces[0].shape == tuple(window_shape)
             and pieces[0].flags.c_contiguous and pieces[0].dtype == dtype):
         window = pieces[0]
     else:
-        window = _window_buffer(window_shape, dtype)
-        for dest, piece in zip(dests, pieces):
-            window[dest] = piece
-    out = np.empty(out_shape, dtype=dtype)
+        window = _gather(pieces, dests, [(0, w) for w in window_shape], dtype, scratch=True)
     _engine.run(stencil, window, out, lo, step, border, parallel=False)
     return out
 
@@ -284,6 +368,10 @@ def compute(windowed, step, out):
         window_shape = tuple(b[0] for b in blocks)
         local_lo = tuple(b[1] for b in blocks)
         shape = tuple(out_chunks[ax][i] for ax, i in enumerate(index))
+        homes = [b[3] for b in blocks]
+        home = None
+        if all(h is not None for h in homes):
+            home = ((src.name,) + tuple(h[0] for h in homes), tuple(h[1] for h in homes))
         args, dests = [], []
         for combo in itertools.product(*(b[2] for b in blocks)):
             key = (src.name,) + tuple(p[0] for p in combo)
@@ -297,7 +385,12 @@ def compute(windowed, step, out):
                 dsk[piece] = (operator.getitem, key, sl)
                 args.append(piece)
             dests.append(tuple(slice(p[2], p[2] + p[3]) for p in combo))
+        if home is not None and not (len(args) == 1 and args[0] == home[0]):
+            args.append(home[0])
+            home = home[1]
+        else:
+            home = None
         dsk[(name,) + index] = (_block, stencil, border, window_shape, dests, local_lo,
-                                tuple(step), shape, dtype) + tuple(args)
+                                tuple(step), shape, dtype, home) + tuple(args)
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=[src])
     return da.Array(graph, name, out_chunks, meta=meta)
