@@ -79,7 +79,8 @@ def prepare_out(out, shape, dtype, source, *, param="out"):
             f"{param} has shape {out.shape} but the result has shape {tuple(shape)}.",
             param=param, value=out.shape, expected=str(tuple(shape)),
         )
-    if out.dtype != dtype:
+    # A byte-swapped `out` of the right type is accepted: it is written through a temporary.
+    if out.dtype.newbyteorder("=") != dtype:
         raise StencilTypeError(
             f"{param} has dtype {out.dtype} but the result is computed in {dtype} "
             f"(float32 input gives float32, other numeric input float64).",
