@@ -13,7 +13,13 @@ __all__ = ["downsample", "upsample", "zoom", "zoom_with_grid"]
 
 
 def _array(a):
-    arr = np.asarray(a)
+    try:
+        arr = np.asarray(a)
+    except Exception as exc:  # ragged nesting and the like
+        raise StencilTypeError(
+            f"array could not be read as an array ({exc}).",
+            param="array", value=type(a).__name__, expected="an array",
+        ) from None
     if arr.ndim == 0:
         raise StencilValueError(
             f"array is 0-D ({arr!r}); resampling needs at least one axis.",
@@ -25,10 +31,43 @@ def _array(a):
 def _fill(fill, arr):
     if isinstance(fill, (bool, np.bool_)) and arr.dtype.kind != "b":
         fill = int(fill)
-    if not isinstance(fill, (numbers.Number, np.generic)):
+    if not isinstance(fill, (numbers.Number, np.number, np.bool_)):
         raise StencilTypeError(
             f"fill={fill!r} must be a number.", param="fill", value=fill, expected="a number")
     return fill
+
+
+def _filled(shape, fill, arr):
+    """A new array of `shape` full of `fill`, of `arr`'s dtype promoted with `fill`'s."""
+    try:
+        dtype = np.result_type(arr, fill)
+    except TypeError as exc:  # no common dtype (strings, datetimes)
+        raise StencilTypeError(
+            f"fill={fill!r} cannot be stored with an array of dtype {arr.dtype} ({exc}).",
+            param="fill", value=fill, expected=f"a number that fits dtype {arr.dtype}",
+        ) from None
+    _check_size(shape, dtype)
+    try:
+        return np.full(shape, fill, dtype=dtype)
+    except OverflowError:  # NumPy 2 keeps a Python int's array dtype: 300 in uint8
+        raise StencilValueError(
+            f"fill={fill!r} does not fit the array's dtype {dtype}; give a fill in its range "
+            f"or convert the array first (e.g. .astype(np.int64)).",
+            param="fill", value=fill, expected=f"a value representable in {dtype}",
+        ) from None
+
+
+def _check_size(shape, dtype):
+    """Refuse results whose size does not fit in memory addresses (a huge stride)."""
+    count = 1
+    for n in shape:
+        count *= n
+    if count * np.dtype(dtype).itemsize > np.iinfo(np.intp).max:
+        raise StencilValueError(
+            f"the result would have shape {tuple(shape)}, too large to allocate; "
+            "use a smaller stride.",
+            param="stride", value=tuple(shape), expected="a result that fits in memory",
+        )
 
 
 def downsample(stride, array):
@@ -64,8 +103,7 @@ def upsample(fill, stride, array):
     arr = _array(array)
     steps = as_stride(stride).per_axis(arr.ndim)
     fill = _fill(fill, arr)
-    out = np.full(tuple(n * s for n, s in zip(arr.shape, steps)), fill,
-                  dtype=np.result_type(arr, fill))
+    out = _filled(tuple(n * s for n, s in zip(arr.shape, steps)), fill, arr)
     out[tuple(slice(None, None, s) for s in steps)] = arr
     return out
 
@@ -81,6 +119,7 @@ def zoom(stride, array):
     """
     arr = _array(array)
     steps = as_stride(stride).per_axis(arr.ndim)
+    _check_size([n * s for n, s in zip(arr.shape, steps)], arr.dtype)
     for axis, s in enumerate(steps):
         arr = np.repeat(arr, s, axis=axis)
     return np.array(arr, copy=True) if arr is array else arr
@@ -100,8 +139,7 @@ def zoom_with_grid(fill, stride, array):
     arr = _array(array)
     steps = as_stride(stride).per_axis(arr.ndim)
     fill = _fill(fill, arr)
-    out = np.full(tuple(n * (s + 1) + 1 for n, s in zip(arr.shape, steps)), fill,
-                  dtype=np.result_type(arr, fill))
+    out = _filled(tuple(n * (s + 1) + 1 for n, s in zip(arr.shape, steps)), fill, arr)
     zoomed = zoom(stride, arr)
     # Block i of an axis starts at i*(s+1) + 1: the cells that are not grid lines.
     index = tuple(
