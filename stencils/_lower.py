@@ -23,6 +23,8 @@ if tuple(kn.SCALAR_OPS) != tuple(k for k in ex.OPS):
 _OPCODE = {name: kn.SCALAR_BASE + i for i, name in enumerate(kn.SCALAR_OPS)}
 # Slots 0, 1, 2 of the constant array: typed zero, one and the fill value.
 _FIXED = 3
+# Above this many taps a weighted sum is computed one kernel row at a time.
+_SINGLE_PASS_TAPS = 32
 
 
 def _parents_need_register(order, root):
@@ -174,6 +176,17 @@ def generate_source(stencil, step_last, fingerprint):
     result = names[id(expr)]
     nrows = len(row_keys)
     outer = ndim - 1
+    # A large weighted sum of reads is computed one kernel row per pass over the
+    # output row (which stays in L1): one pass with every tap needs more weights
+    # than there are vector registers, and the spills cost more than the passes.
+    passes = None
+    if (expr.op == "lin" and len(expr.args) > _SINGLE_PASS_TAPS
+            and all(t.op == "read" for t in expr.args)):
+        first_param = len(params) - len(expr.args)
+        passes = {}
+        for i, t in enumerate(expr.args):
+            k = boxes[id(t)]
+            passes.setdefault(row_of[k[:-1]], []).append((k[-1] - kmin, first_param + i))
 
     lines = [
         "def _items(src2, out2, c, out_outer, src_outer, lo, step, code, colblock, first_item,",
@@ -219,6 +232,14 @@ def generate_source(stencil, step_last, fingerprint):
     def loop(indent, arrays):
         # The expression at output t of a part, reading row m through arrays[m].
         pad = " " * indent
+        if passes is not None:
+            out = []
+            for i, (m, taps) in enumerate(sorted(passes.items())):
+                terms = " + ".join(f"p{j} * {arrays[m]}q + {k}]" for k, j in taps)
+                out += [pad + "for t in range(e1 - e0):",
+                        pad + f"    q = t * {step_last}",
+                        pad + f"    o[t] {'=' if i == 0 else '+='} {terms}"]
+            return out
         out = [pad + "for t in range(e1 - e0):", pad + f"    q = t * {step_last}"]
         for stmt in body:
             for m in range(nrows):
@@ -258,8 +279,25 @@ def generate_source(stencil, step_last, fingerprint):
     ]
     for m in range(nrows):
         lines.append(f"                seg[{m}, qq] = row{m}[rr] if rr >= 0 else fill")
-    lines += ["            o = o_row[e0:e1]"]
-    lines += loop(12, [f"seg[{m}, " for m in range(nrows)])
+    lines += [
+        "            o = o_row[e0:e1]",
+        "            for t in range(e1 - e0):",
+        f"                o[t] = _edge_point(seg, t * {step_last}, c)",
+    ]
+    # The edges' few points per row call one scalar function: a second,
+    # vectorised copy of the expression would double the compile time.
+    edge = [
+        "def _edge_point(seg, q, c):",
+        "    _zero = c[0]",
+        "    _one = c[1]",
+    ]
+    edge += [f"    p{i} = c[{_FIXED + i}]" for i in range(len(params))]
+    for stmt in body:
+        for m in range(nrows):
+            stmt = stmt.replace(f"v{m}[", f"seg[{m}, ")
+        edge.append("    " + stmt)
+    edge.append(f"    return {result}")
+
 
     def driver(fname, parallel):
         loop = "prange" if parallel else "range"
@@ -288,6 +326,8 @@ def generate_source(stencil, step_last, fingerprint):
     text = "\n".join(
         header
         + ["@njit(cache=CACHE, nogil=True, error_model='numpy', fastmath=FASTMATH)"]
+        + edge
+        + ["", "", "@njit(cache=CACHE, nogil=True, error_model='numpy', fastmath=FASTMATH)"]
         + lines
         + ["", "", "@njit(cache=CACHE, parallel=True, error_model='numpy')"]
         + driver("kernel_parallel", True)
