@@ -1,0 +1,75 @@
+"""Two processes compiling the same generated kernel into one fresh disk cache at once
+leave it usable: a third process loads the kernel without compiling and computes right."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+
+import stencils as st
+from stencils import _reference as ref
+
+# A structure no other test uses, so the fresh cache really starts empty for it.
+CHILD = textwrap.dedent("""
+    import json, os, sys, time
+    import numpy as np
+    go, result = sys.argv[1], sys.argv[2]
+    import stencils as st
+    from stencils import _engine
+    s = st.make_stencil((3, 4), (1, 2), lambda g: np.arctan2(g(-1, 1), g(1, -2) + 2.0)
+                        - 0.375 * g(0, 0) + np.fmax(g(1, 1), g(-1, -2)))
+    while not os.path.exists(go):  # start compiling together with the other process
+        time.sleep(0.005)
+    module = _engine.compile_stencil(s, np.float64)
+    a = np.cos(np.arange(60 * 70, dtype=np.float64)).reshape(60, 70)
+    out = st.compute(st.map_stencil(st.Reflect, s, a))
+    np.save(result, out)
+    stats = {name: {"hits": sum(getattr(module, name).stats.cache_hits.values()),
+                    "misses": sum(getattr(module, name).stats.cache_misses.values())}
+             for name in ("kernel_serial", "kernel_parallel")}
+    print(json.dumps({"cache_dir": _engine.cache_dir(), "stats": stats}))
+""")
+
+
+def _spawn(tmp_path, cache, name):
+    env = dict(os.environ, STENCILS_CACHE_DIR=str(cache), STENCILS_ENGINE="generated",
+               STENCILS_NUMBA_CACHE="1")
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(tmp_path / "go"), str(tmp_path / f"{name}.npy")],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finish(proc):
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr[-3000:]
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def test_two_processes_compiling_at_once_leave_a_usable_cache(tmp_path):
+    cache = tmp_path / "cache"
+    first = [_spawn(tmp_path, cache, f"racer{i}") for i in range(2)]
+    time.sleep(0.5)  # let both import before the start signal (not needed for correctness)
+    (tmp_path / "go").touch()
+    racers = [_finish(p) for p in first]
+    assert racers[0]["cache_dir"] == racers[1]["cache_dir"]
+
+    third = _finish(_spawn(tmp_path, cache, "loader"))
+    # Loaded from the disk cache: nothing compiled again, nothing missed.
+    for name, counts in third["stats"].items():
+        assert counts["misses"] == 0 and counts["hits"] >= 1, (name, third["stats"])
+
+    # The cache holds finished files only: no temporary left behind by the race.
+    left = [p for p in os.listdir(third["cache_dir"]) if p.endswith(".tmp")]
+    assert not left
+
+    s = st.make_stencil((3, 4), (1, 2), lambda g: np.arctan2(g(-1, 1), g(1, -2) + 2.0)
+                        - 0.375 * g(0, 0) + np.fmax(g(1, 1), g(-1, -2)))
+    a = np.cos(np.arange(60 * 70, dtype=np.float64)).reshape(60, 70)
+    want = ref.apply(s, a, (1, 2), (1, 1), st.Reflect)
+    for name in ("racer0", "racer1", "loader"):
+        np.testing.assert_allclose(np.load(tmp_path / f"{name}.npy"), want, rtol=1e-14,
+                                   atol=1e-14)
