@@ -1,6 +1,7 @@
 """The stencil core against scipy.ndimage, OpenCV and numba's own @stencil.
 
-Run: ``python -m benchmarks.bench_stencils [--quick] [--only NAME] [--json PATH]``.
+Run: ``python -m benchmarks.bench_stencils [--quick] [--only NAME] [--json PATH]``
+(``python -m benchmarks`` runs these together with every other suite).
 Peers that are not installed are skipped with a note.
 """
 
@@ -12,14 +13,15 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 
 import numba
 import numpy as np
 
 import stencils as st
 
-from ._harness import (Implementation, Workload, allclose, environment, markdown_table,
-                       time_workload, write_json)
+from ._harness import (Implementation, Skipped, Workload, allclose, environment, markdown_table,
+                       roofline, selected, time_workload, write_json)
 
 try:
     import cv2
@@ -30,9 +32,16 @@ try:
 except ImportError:  # pragma: no cover - optional peer
     ndi = None
 
+NO_CV2 = "opencv-python-headless is not installed"
+NO_SCIPY = "scipy is not installed"
 
-def _image(quick, dtype=np.float32):
-    n = 1024 if quick else 4096
+
+def _side(n, quick):
+    return n // 4 if quick else n
+
+
+def _image(quick, dtype=np.float32, n=4096):
+    n = _side(n, quick)
     return np.random.default_rng(0).random((n, n)).astype(dtype)
 
 
@@ -49,59 +58,77 @@ def copy_floor(array):
     _copy(array, out)
     times = []
     for _ in range(7):
-        t = __import__("time").perf_counter()
+        t = time.perf_counter()
         _copy(array, out)
-        times.append(__import__("time").perf_counter() - t)
+        times.append(time.perf_counter() - t)
     return float(np.median(times))
 
 
-def _numba_stencil_5x5(weights):
-    # numba's @stencil only offers its own 'constant' mode (border cells set to cval);
-    # the interior is what it computes, so only the interior is compared.
-    body = " + ".join(f"np.float32({weights[i, j]!r}) * a[{i - 2}, {j - 2}]"
-                      for i in range(5) for j in range(5))
+def numba_stencil(weights):
+    """A numba ``@stencil`` correlation with `weights` unrolled as literals of their dtype,
+    called inside ``njit(parallel=True)`` (its fast path).  Returns ``run(a, out)``."""
+    kh, kw = weights.shape
+    rh, rw = kh // 2, kw // 2
+    cast = "np.float32" if weights.dtype == np.float32 else "np.float64"
+    body = " + ".join(f"{cast}({weights[i, j]!r}) * a[{i - rh}, {j - rw}]"
+                      for i in range(kh) for j in range(kw))
     ns = {"np": np, "numba": numba}
     exec(textwrap.dedent(f"""
-        @numba.stencil(neighborhood=((-2, 2), (-2, 2)))
+        @numba.stencil(neighborhood=(({-rh}, {kh - 1 - rh}), ({-rw}, {kw - 1 - rw})))
         def kernel(a):
             return {body}
 
         @numba.njit(parallel=True)
         def run(a, out):
             out[:] = kernel(a)
+            return out
     """), ns)
     return ns["run"]
 
 
-def _interior_close(ours, theirs):
-    np.testing.assert_allclose(np.asarray(theirs)[2:-2, 2:-2], np.asarray(ours)[2:-2, 2:-2],
-                               rtol=1e-5, atol=1e-5)
+def _interior_close(radius, rtol, atol):
+    # numba's @stencil only offers its own 'constant' mode (border cells *set* to cval);
+    # the interior is what it computes, so only the interior is compared.
+    def check(ours, theirs):
+        inner = (slice(radius, -radius),) * 2
+        np.testing.assert_allclose(np.asarray(theirs)[inner], np.asarray(ours)[inner],
+                                   rtol=rtol, atol=atol)
+    return check
 
 
-def _correlation(size, dtype=np.float32, with_numba_stencil=False, scipy_ok=True):
+def _correlation(size, dtype=np.float32, n=4096):
     def setup(quick):
-        img = _image(quick, dtype)
+        img = _image(quick, dtype, n)
         k = np.random.default_rng(1).random((size, size)).astype(dtype)
+        tol = (1e-4, 1e-4 * size * size) if dtype == np.float32 else (1e-9, 1e-9 * size * size)
         out = np.empty_like(img)
         impls = [Implementation("stencils.correlate", lambda: st.correlate(
-            img, k, mode="constant", out=out))]
+            img, k, mode="constant", out=out), note="out= given")]
         if cv2 is not None:
             cv_out = np.empty_like(img)
             impls.append(Implementation(
                 "cv2.filter2D", lambda: cv2.filter2D(img, -1, k, dst=cv_out,
                                                      borderType=cv2.BORDER_CONSTANT),
-                allclose(1e-4, 1e-4 * size * size)))
-        if ndi is not None and scipy_ok:
+                allclose(*tol), "DFT above ~11x11" if size >= 11 else ""))
+        else:
+            impls.append(Skipped("cv2.filter2D", NO_CV2))
+        if ndi is not None:
             sp_out = np.empty_like(img)
             impls.append(Implementation(
                 "scipy.ndimage.correlate", lambda: ndi.correlate(img, k, mode="constant",
                                                                   output=sp_out),
-                allclose(1e-4, 1e-4 * size * size), "1 thread (scipy has no threads)"))
-        if with_numba_stencil and dtype == np.float32:
-            run = _numba_stencil_5x5(k)
-            nb_out = np.empty_like(img)
-            impls.append(Implementation("numba @stencil", lambda: run(img, nb_out) or nb_out,
-                                        _interior_close, "interior only (its own border rule)"))
+                allclose(*tol), "1 thread (scipy has no threads)"))
+        else:
+            impls.append(Skipped("scipy.ndimage.correlate", NO_SCIPY))
+        if quick and (size, dtype) != (5, np.float32):
+            impls.append(Skipped("numba @stencil", "--quick: only at 5x5 float32 (each "
+                                 "kernel compiles for seconds)"))
+            return impls
+        run = numba_stencil(k)
+        nb_out = np.empty_like(img)
+        impls.append(Implementation("numba @stencil", lambda: run(img, nb_out),
+                                    _interior_close(size // 2, *tol),
+                                    "interior only (its own border rule)"))
         return impls
     return setup
 
@@ -115,7 +142,11 @@ def _stride_setup(quick):
         Implementation("correlate, stride (2, 2)",
                        lambda: st.correlate(img, k, mode="constant", stride=2, out=half)),
         Implementation("correlate, stride 1", lambda: st.correlate(
-            img, k, mode="constant", out=full), None, "the same kernel, every point"),
+            img, k, mode="constant", out=full), lambda a, b: np.testing.assert_allclose(
+                b[::2, ::2], a, rtol=1e-5, atol=1e-5), "every point (checked at even ones)"),
+        Implementation("correlate, stride 1, then [::2, ::2]", lambda: st.correlate(
+            img, k, mode="constant", out=full)[::2, ::2], allclose(1e-5, 1e-5),
+            "what strides save"),
     ]
 
 
@@ -128,11 +159,24 @@ def _box_blur_setup(quick):
     out1, out2 = np.empty_like(img), np.empty_like(img)
     w1 = st.map_stencil(st.Edge, by_hand, img)
     w2 = st.map_stencil(st.Edge, from_array, img)
-    return [
+    impls = [
         Implementation("make_stencil box blur", lambda: st.compute(w1, out=out1)),
-        Implementation("kernel from an array", lambda: st.compute(w2, out=out2),
+        Implementation("stencil from a kernel array", lambda: st.compute(w2, out=out2),
                        allclose(1e-5, 1e-5)),
     ]
+    if cv2 is not None:
+        cv_out = np.empty_like(img)
+        impls.append(Implementation("cv2.blur", lambda: cv2.blur(
+            img, (3, 3), dst=cv_out, borderType=cv2.BORDER_REPLICATE), allclose(1e-5, 1e-5)))
+    else:
+        impls.append(Skipped("cv2.blur", NO_CV2))
+    if ndi is not None:
+        sp_out = np.empty_like(img)
+        impls.append(Implementation("scipy.ndimage.uniform_filter", lambda: ndi.uniform_filter(
+            img, 3, mode="nearest", output=sp_out), allclose(1e-5, 1e-5), "separable, 1 thread"))
+    else:
+        impls.append(Skipped("scipy.ndimage.uniform_filter", NO_SCIPY))
+    return impls
 
 
 def _sobel_setup(quick):
@@ -152,55 +196,85 @@ def _sobel_setup(quick):
             gy = cv2.Sobel(img, cv2.CV_32F, 0, 1, ksize=3, borderType=cv2.BORDER_REPLICATE)
             return cv2.magnitude(gx, gy)
         impls.append(Implementation("cv2.Sobel x2 + magnitude", cv_sobel, allclose(1e-4, 1e-4)))
+    else:
+        impls.append(Skipped("cv2.Sobel x2 + magnitude", NO_CV2))
     if ndi is not None:
         def sp_sobel():
             return np.hypot(ndi.sobel(img, 1, mode="nearest"), ndi.sobel(img, 0, mode="nearest"))
         impls.append(Implementation("scipy.ndimage.sobel x2 + hypot", sp_sobel,
-                                    allclose(1e-4, 1e-4)))
+                                    allclose(1e-4, 1e-4), "1 thread"))
+    else:
+        impls.append(Skipped("scipy.ndimage.sobel x2 + hypot", NO_SCIPY))
     return impls
 
 
-WORKLOADS = [
-    Workload("corr5x5-f32", "5x5 float32 correlation of a 4096^2 image, zero border",
-             _correlation(5, with_numba_stencil=True), "memory bandwidth",
-             lambda quick: copy_floor(_image(quick))),
-    Workload("corr3x3-f32-out", "3x3 float32, 4096^2, out= given", _correlation(3),
-             "memory bandwidth", lambda quick: copy_floor(_image(quick))),
-    Workload("corr11x11-f32", "11x11 float32, 4096^2", _correlation(11, scipy_ok=False),
-             "arithmetic (121 FMAs per point)"),
-    Workload("corr5x5-f64", "5x5 float64, 4096^2", _correlation(5, np.float64),
-             "memory bandwidth", lambda quick: copy_floor(_image(quick, np.float64))),
-    Workload("stride2", "5x5 float32 computed only at stride (2, 2)", _stride_setup,
-             "memory bandwidth (reads all rows it needs)"),
-    Workload("box-blur", "3x3 box blur written with make_stencil vs built from an array",
-             _box_blur_setup, "memory bandwidth"),
-    Workload("sobel", "Sobel gradient magnitude written with make_stencil", _sobel_setup,
-             "memory bandwidth"),
+def _px(n, quick):
+    return float(_side(n, quick)) ** 2
+
+
+def _correlation_workloads():
+    out = []
+    for n in (1024, 4096):
+        for size in (3, 5, 11):
+            for dtype in (np.float32, np.float64):
+                item = np.dtype(dtype).itemsize
+                tag = "f32" if dtype == np.float32 else "f64"
+                out.append(Workload(
+                    f"corr{size}x{size}-{tag}-{n}",
+                    f"{size}x{size} {np.dtype(dtype).name} correlation of an {n}^2 image "
+                    f"({n // 4}^2 with --quick), zero border",
+                    _correlation(size, dtype, n), group="correlate",
+                    bytes=lambda q, n=n, item=item: 2 * item * _px(n, q),
+                    ops=lambda q, n=n, size=size: size * size * _px(n, q),
+                    dtype=np.dtype(dtype).name))
+    return out
+
+
+WORKLOADS = _correlation_workloads() + [
+    Workload("stride2", "5x5 float32 correlation of a 4096^2 image computed only at stride "
+             "(2, 2)", _stride_setup, group="stencil",
+             bytes=lambda q: 4 * 1.25 * _px(4096, q), ops=lambda q: 25 * _px(4096, q) / 4),
+    Workload("box-blur", "3x3 box blur of a 4096^2 float32 image written with make_stencil "
+             "(Edge border)", _box_blur_setup, group="stencil",
+             bytes=lambda q: 8 * _px(4096, q), ops=lambda q: 9 * _px(4096, q)),
+    Workload("sobel", "Sobel gradient magnitude of a 4096^2 float32 image written with "
+             "make_stencil", _sobel_setup, group="stencil",
+             bytes=lambda q: 8 * _px(4096, q), ops=lambda q: 20 * _px(4096, q)),
 ]
 
 
-def compile_latency():
+def compile_latency(quick=False):
     """First call in a fresh process with an empty kernel cache, then with a warm one."""
-    code = textwrap.dedent("""
+    n = 1024 if quick else 4096
+    code = textwrap.dedent(f"""
         import time, numpy as np
         t = time.perf_counter()
         import stencils as st
-        img = np.random.default_rng(0).random((4096, 4096)).astype(np.float32)
+        t_import = time.perf_counter() - t
+        img = np.random.default_rng(0).random(({n}, {n})).astype(np.float32)
         k = np.random.default_rng(9).random((5, 5))
         t0 = time.perf_counter()
         st.correlate(img, k, mode='constant')
-        print(time.perf_counter() - t0)
+        t1 = time.perf_counter()
+        st.correlate(img, k, mode='constant')
+        t2 = time.perf_counter()
+        print(t_import, t1 - t0, t2 - t1)
     """)
     with tempfile.TemporaryDirectory() as cache:
-        env = dict(os.environ, STENCILS_CACHE_DIR=cache)
-        runs = [float(subprocess.run([sys.executable, "-c", code], env=env, check=True,
-                                     capture_output=True, text=True).stdout.split()[-1])
-                for _ in range(2)]
-    return {"first call, empty kernel cache (s)": runs[0],
-            "first call, warm disk cache, new process (s)": runs[1]}
+        env = dict(os.environ, STENCILS_CACHE_DIR=cache, NUMBA_CACHE_DIR=cache)
+        runs = [[float(v) for v in subprocess.run(
+            [sys.executable, "-c", code], env=env, check=True, capture_output=True,
+            text=True).stdout.split()[-3:]] for _ in range(2)]
+    return {"import stencils (s)": runs[0][0],
+            "first call, empty kernel cache (s)": runs[0][1],
+            "first call, warm disk cache, new process (s)": runs[1][1],
+            "second call, same process (s)": runs[1][2],
+            "image": f"{n}x{n} float32, 5x5 kernel"}
 
 
 def main(argv=None):
+    from . import bench_floor
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1024^2 images, few repeats")
     parser.add_argument("--only", action="append", help="run only this workload (repeatable)")
@@ -210,22 +284,26 @@ def main(argv=None):
     if cv2 is not None:
         cv2.setNumThreads(numba.get_num_threads())
     st.warmup(("float32",), ndims=(2,))
+    machine = bench_floor.measure(args.quick)
     results, floors = [], {}
     for w in WORKLOADS:
-        if args.only and w.name not in args.only:
+        if not selected(w, args.only):
             continue
         results += time_workload(w, quick=args.quick)
-        if w.floor is not None:
-            floors[w.name] = w.floor(args.quick)
+        floor = roofline(w, args.quick, machine)
+        if floor is not None:
+            floors[w.name] = floor
     env = environment()
     print(f"threads: numba {env['numba_threads']} ({env['numba_threading_layer']}), "
           f"OpenCV {cv2.getNumThreads() if cv2 is not None else '-'}, scipy 1")
+    print(bench_floor.markdown(machine))
+    print()
     print(markdown_table(results, floors))
-    latency = {} if args.no_compile_latency or args.only else compile_latency()
+    latency = {} if args.no_compile_latency or args.only else compile_latency(args.quick)
     for k, v in latency.items():
-        print(f"- {k}: {v:.2f}")
+        print(f"- {k}: {v}")
     if args.json:
-        write_json(args.json, results, dict(env, **latency), floors)
+        write_json(args.json, results, dict(env, **latency), floors, {"machine": machine})
     return 0
 
 
