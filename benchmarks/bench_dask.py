@@ -70,13 +70,14 @@ def _setup_factory(size, chunk, threads):
         except ImportError:
             print("dask-image is not installed: its rows are left out", file=sys.stderr)
         else:
+            def dask_image():
+                return ndfilters.correlate(x, kernel, mode="reflect")
+
             impls += [
                 Implementation("dask_image.ndfilters.correlate, persist",
-                               lambda: ndfilters.correlate(x, kernel, mode="reflect").persist(**opts),
-                               check),
+                               lambda: dask_image().persist(**opts), check),
                 Implementation("dask_image.ndfilters.correlate, compute",
-                               lambda: ndfilters.correlate(x, kernel, mode="reflect").compute(**opts),
-                               check),
+                               lambda: dask_image().compute(**opts), check),
             ]
         return impls
 

@@ -296,18 +296,45 @@ def _bulk(stencil, border, pieces, dests, window_shape, lo, step, out, chunk, ho
     return True
 
 
-def _block(stencil, border, window_shape, dests, lo, step, out_shape, dtype, home, *pieces):
+class _Spec:
+    """What one output chunk's task needs besides its pieces.
+
+    One opaque value per task: dask copies it through the graph as a literal
+    instead of walking nested tuples of slices in every task.
+    """
+
+    __slots__ = ("stencil", "border", "window_shape", "dests", "lo", "step", "out_shape",
+                 "dtype", "home")
+
+    def __init__(self, stencil, border, window_shape, dests, lo, step, out_shape, dtype, home):
+        self.stencil = stencil
+        self.border = border
+        self.window_shape = window_shape
+        self.dests = dests
+        self.lo = lo
+        self.step = step
+        self.out_shape = out_shape
+        self.dtype = dtype
+        self.home = home
+
+    def __reduce__(self):
+        return (_Spec, tuple(getattr(self, name) for name in self.__slots__))
+
+
+def _block(spec, *pieces):
     """One output chunk, from the pieces of its window (see the module's docstring).
 
-    `home` (or None) gives where the last piece, one whole source chunk (the
-    one holding most of the window), starts in the window, per axis.
-    A plain module-level function, so that it pickles by reference for
+    ``spec.home`` (or None) gives where the last piece, one whole source chunk
+    (the one holding most of the window), starts in the window, per axis.  A
+    plain module-level function, so that it pickles by reference for
     dask.distributed.
     """
-    out = np.empty(out_shape, dtype=dtype)
-    if home is not None:
+    stencil, border, dtype = spec.stencil, spec.border, spec.dtype
+    window_shape, dests, lo, step = spec.window_shape, spec.dests, spec.lo, spec.step
+    out = np.empty(spec.out_shape, dtype=dtype)
+    if spec.home is not None:
         pieces, chunk = pieces[:-1], pieces[-1]
-        if _bulk(stencil, border, pieces, dests, window_shape, lo, step, out, chunk, home):
+        if _bulk(stencil, border, pieces, dests, window_shape, lo, step, out, chunk, spec.home):
             return out
     if (len(pieces) == 1 and pieces[0].shape == tuple(window_shape)
             and pieces[0].flags.c_contiguous and pieces[0].dtype == dtype):
@@ -390,7 +417,8 @@ def compute(windowed, step, out):
             home = home[1]
         else:
             home = None
-        dsk[(name,) + index] = (_block, stencil, border, window_shape, dests, local_lo,
-                                tuple(step), shape, dtype, home) + tuple(args)
+        spec = _Spec(stencil, border, window_shape, dests, local_lo, tuple(step), shape, dtype,
+                     home)
+        dsk[(name,) + index] = (_block, spec) + tuple(args)
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=[src])
     return da.Array(graph, name, out_chunks, meta=meta)
