@@ -38,7 +38,6 @@ from __future__ import annotations
 import bisect
 import hashlib
 import itertools
-import operator
 import pickle
 import threading
 import uuid
@@ -296,21 +295,40 @@ def _bulk(stencil, border, pieces, dests, window_shape, lo, step, out, chunk, ho
     return True
 
 
+class _Slices:
+    """Slices, as ``(start, stop, step)`` per axis, kept opaque in the task graph."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items):
+        self.items = items
+
+    def __reduce__(self):
+        return (_Slices, (self.items,))
+
+
+def _cut(chunk, slices):
+    """The pieces of one source chunk that other chunks' windows read (views)."""
+    return [chunk[tuple(slice(*t) for t in sl)] for sl in slices.items]
+
+
 class _Spec:
-    """What one output chunk's task needs besides its pieces.
+    """What one output chunk's task needs besides its dependencies.
 
     One opaque value per task: dask copies it through the graph as a literal
     instead of walking nested tuples of slices in every task.
     """
 
-    __slots__ = ("stencil", "border", "window_shape", "dests", "lo", "step", "out_shape",
-                 "dtype", "home")
+    __slots__ = ("stencil", "border", "window_shape", "dests", "refs", "lo", "step",
+                 "out_shape", "dtype", "home")
 
-    def __init__(self, stencil, border, window_shape, dests, lo, step, out_shape, dtype, home):
+    def __init__(self, stencil, border, window_shape, dests, refs, lo, step, out_shape, dtype,
+                 home):
         self.stencil = stencil
         self.border = border
         self.window_shape = window_shape
         self.dests = dests
+        self.refs = refs
         self.lo = lo
         self.step = step
         self.out_shape = out_shape
@@ -321,20 +339,22 @@ class _Spec:
         return (_Spec, tuple(getattr(self, name) for name in self.__slots__))
 
 
-def _block(spec, *pieces):
+def _block(spec, *deps):
     """One output chunk, from the pieces of its window (see the module's docstring).
 
-    ``spec.home`` (or None) gives where the last piece, one whole source chunk
-    (the one holding most of the window), starts in the window, per axis.  A
-    plain module-level function, so that it pickles by reference for
-    dask.distributed.
+    `deps` are whole source chunks and the lists of pieces cut from others
+    (`_cut`); ``spec.refs`` says which is which piece.  ``spec.home`` (or
+    None) names the whole source chunk holding most of the window and where it
+    starts in the window, per axis.  A plain module-level function, so that it
+    pickles by reference for dask.distributed.
     """
     stencil, border, dtype = spec.stencil, spec.border, spec.dtype
     window_shape, dests, lo, step = spec.window_shape, spec.dests, spec.lo, spec.step
+    pieces = [deps[arg] if pos < 0 else deps[arg][pos] for arg, pos in spec.refs]
     out = np.empty(spec.out_shape, dtype=dtype)
     if spec.home is not None:
-        pieces, chunk = pieces[:-1], pieces[-1]
-        if _bulk(stencil, border, pieces, dests, window_shape, lo, step, out, chunk, spec.home):
+        arg, at = spec.home
+        if _bulk(stencil, border, pieces, dests, window_shape, lo, step, out, deps[arg], at):
             return out
     if (len(pieces) == 1 and pieces[0].shape == tuple(window_shape)
             and pieces[0].flags.c_contiguous and pieces[0].dtype == dtype):
@@ -390,35 +410,35 @@ def compute(windowed, step, out):
     out_chunks = tuple(p[0] for p in plans)
     name = "stencil-" + _token(src.name, stencil, border, box_lo, tuple(step), out_shape)
     dsk = {}
+    cuts = {}  # source chunk key -> {slice triples: position in its halo task's list}
+    halo = "halo-" + name
     for index in itertools.product(*(range(len(p[1])) for p in plans)):
         blocks = [p[1][i] for p, i in zip(plans, index)]
         window_shape = tuple(b[0] for b in blocks)
         local_lo = tuple(b[1] for b in blocks)
         shape = tuple(out_chunks[ax][i] for ax, i in enumerate(index))
-        homes = [b[3] for b in blocks]
-        home = None
-        if all(h is not None for h in homes):
-            home = ((src.name,) + tuple(h[0] for h in homes), tuple(h[1] for h in homes))
-        args, dests = [], []
+        deps, refs, dests = {}, [], []  # deps: dependency key -> argument index
         for combo in itertools.product(*(b[2] for b in blocks)):
             key = (src.name,) + tuple(p[0] for p in combo)
             sl = tuple(p[1] for p in combo)
-            whole = all(s.start == 0 and s.step in (None, 1) and s.stop == src.chunks[ax][p[0]]
-                        for ax, (s, p) in enumerate(zip(sl, combo)))
-            if whole:
-                args.append(key)
+            if all(s.start == 0 and s.step in (None, 1) and s.stop == src.chunks[ax][p[0]]
+                   for ax, (s, p) in enumerate(zip(sl, combo))):
+                refs.append((deps.setdefault(key, len(deps)), -1))
             else:
-                piece = ("getitem-" + name,) + index + (len(args),)
-                dsk[piece] = (operator.getitem, key, sl)
-                args.append(piece)
+                wanted = cuts.setdefault(key, {})
+                pos = wanted.setdefault(tuple((x.start, x.stop, x.step) for x in sl), len(wanted))
+                refs.append((deps.setdefault((halo,) + key[1:], len(deps)), pos))
             dests.append(tuple(slice(p[2], p[2] + p[3]) for p in combo))
-        if home is not None and not (len(args) == 1 and args[0] == home[0]):
-            args.append(home[0])
-            home = home[1]
-        else:
-            home = None
-        spec = _Spec(stencil, border, window_shape, dests, local_lo, tuple(step), shape, dtype,
-                     home)
-        dsk[(name,) + index] = (_block, spec) + tuple(args)
+        home = None
+        homes = [b[3] for b in blocks]
+        if all(h is not None for h in homes):
+            key = (src.name,) + tuple(h[0] for h in homes)
+            if not (len(refs) == 1 and refs[0][1] < 0 and key in deps):
+                home = (deps.setdefault(key, len(deps)), tuple(h[1] for h in homes))
+        spec = _Spec(stencil, border, window_shape, dests, refs, local_lo, tuple(step), shape,
+                     dtype, home)
+        dsk[(name,) + index] = (_block, spec) + tuple(deps)
+    for key, wanted in cuts.items():
+        dsk[(halo,) + key[1:]] = (_cut, key, _Slices(list(wanted)))
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=[src])
     return da.Array(graph, name, out_chunks, meta=meta)
