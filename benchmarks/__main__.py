@@ -32,11 +32,12 @@ from . import bench_convnet_ops, bench_floor, bench_nd, bench_stencils
 from ._harness import (Result, environment, markdown_table, plot_ratios, results_from_json,
                        roofline, selected, time_workload, write_json)
 
-# (module, the name --only uses, what it measures)
+# (module, the name --only uses, what it measures, its arguments for --quick: None = its
+# own --quick if its source has one)
 EXTERNAL = [
-    ("bench_lenet", "lenet", "LeNet training epoch and inference against torch"),
-    ("bench_memory", "memory", "peak memory"),
-    ("bench_dask", "dask", "Dask backend against dask-image"),
+    ("bench_lenet", "lenet", "LeNet training epoch and inference against torch", None),
+    ("bench_memory", "memory", "peak memory of a call with out=", ["--gib", "0.0625"]),
+    ("bench_dask", "dask", "Dask backend against dask-image", None),
 ]
 
 
@@ -65,35 +66,47 @@ def _set_threads(threads=None):
     return notes
 
 
-def _run_external(module, quick, only, timeout):
-    """Results of another suite: in-process if it exposes WORKLOADS, else as a subprocess."""
-    if importlib.util.find_spec(f"benchmarks.{module}") is None:
-        return [], f"`benchmarks/{module}.py` is not in this checkout: skipped"
+def _run_external(module, quick, only, timeout, quick_args=None):
+    """Another suite's results: in-process if it exposes WORKLOADS, else as a subprocess
+    whose JSON (the harness's format) is merged, or whose printed report is kept.
+
+    Returns (results, report text, note)."""
+    spec = importlib.util.find_spec(f"benchmarks.{module}")
+    if spec is None:
+        return [], "", f"`benchmarks/{module}.py` is not in this checkout: skipped"
     mod = importlib.import_module(f"benchmarks.{module}")
     if hasattr(mod, "WORKLOADS"):
         out = []
         for w in mod.WORKLOADS:
             if only is None or selected(w, only) or any(p in (module, w.group) for p in only):
                 out += time_workload(w, quick=quick)
-        return out, ""
+        return out, "", ""
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "out.json")
         cmd = [sys.executable, "-m", f"benchmarks.{module}", "--json", path]
         if quick:
-            cmd.append("--quick")
+            if quick_args is None:
+                with open(spec.origin) as f:
+                    quick_args = ["--quick"] if '"--quick"' in f.read() else []
+            cmd += quick_args
+        shown = "python " + " ".join(cmd[1:3] + cmd[5:])
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
-            return [], f"`{' '.join(cmd[1:])}` ran past {timeout} s: skipped"
-        if proc.returncode != 0 or not os.path.exists(path):
+            return [], "", f"`{shown}` ran past {timeout} s: skipped"
+        if proc.returncode != 0:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [""]
-            return [], f"`{' '.join(cmd[1:])}` failed (exit {proc.returncode}): {tail[0][:200]}"
-        with open(path) as f:
-            data = json.load(f)
-    results = results_from_json(data)
-    for r in results:
-        r.group = r.group or module
-    return results, ""
+            return [], "", f"`{shown}` failed (exit {proc.returncode}): {tail[0][:200]}"
+        data = None
+        if os.path.exists(path):
+            with open(path) as f:
+                data = json.load(f)
+    if isinstance(data, dict) and "results" in data:
+        results = results_from_json(data)
+        for r in results:
+            r.group = r.group or module
+        return results, "", ""
+    return [], f"### `{shown}`\n\n{proc.stdout.strip()}", ""
 
 
 def main(argv=None):
@@ -121,7 +134,7 @@ def main(argv=None):
             print(f"{w.name:22s} [{w.group}] {w.description}")
         print(f"{'compile-latency':22s} [compile] first call: cold kernel cache, warm cache")
         print(f"{'floor':22s} [floor] copy bandwidth and FMA throughput")
-        for module, name, what in EXTERNAL:
+        for module, name, what, _ in EXTERNAL:
             print(f"{name:22s} [{name}] benchmarks/{module}.py: {what}")
         return 0
 
@@ -141,7 +154,8 @@ def main(argv=None):
         results += time_workload(w, quick=args.quick)
         print(f"  {w.name}: {time.perf_counter() - t:.1f} s", file=sys.stderr, flush=True)
 
-    for module, name, what in EXTERNAL:
+    reports = []
+    for module, name, what, quick_args in EXTERNAL:
         wanted = (only and name in only) or (not only and not args.quick)
         if not wanted:
             if not only:
@@ -149,8 +163,10 @@ def main(argv=None):
                              f"`python -m benchmarks --quick --only {name}` runs it")
             continue
         timeout = args.timeout or (60 if args.quick else 1800)
-        extra, note = _run_external(module, args.quick, only, timeout)
+        extra, text, note = _run_external(module, args.quick, only, timeout, quick_args)
         results += extra
+        if text:
+            reports.append(text)
         if note:
             notes.append(f"{name} ({what}): {note}")
 
@@ -196,6 +212,8 @@ def main(argv=None):
         report += [f"| {k.replace(' (s)', '')} | {v:.2f} |" for k, v in latency.items()
                    if isinstance(v, float)]
         report.append(f"\n({latency['image']})")
+    if reports:
+        report += ["", "## Other suites (their own reports)", ""] + reports
     if notes:
         report += [""] + [f"- {n}" for n in notes]
     text = "\n".join(report)
