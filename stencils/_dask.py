@@ -1,4 +1,4 @@
-"""Dask backend: stencils over chunked arrays, one serial kernel call per output chunk.
+"""Dask backend: stencils over chunked arrays, serial kernels chunk by chunk.
 
 `stencils.map_stencil` / `apply_stencil` on a dask array give a lazy
 `WindowedArray` whose source is the dask array; `compute` and
@@ -25,12 +25,17 @@ point.  An output chunk ``[j0, j1)`` reads the source range
 - with Fill they are left out and the kernel's own Fill answers them (a read
   outside the window is then exactly a read outside the array).
 
-One task per output chunk copies its pieces into a C-contiguous window and runs
-the serial, ``nogil`` kernel (``_engine.run(..., parallel=False)``) with the
-window-local box start and the step.  This is ``dask.array.map_overlap`` with
-``boundary='none'``, ``trim=False`` and explicit output chunks, written as its
-own graph so that the halo can be asymmetric, larger than a chunk, strided and
-border-aware without rechunking the input.
+Two tasks per source chunk: one cuts from it the pieces that other chunks'
+windows read (views, shipped instead of whole chunks on a cluster), one computes
+an output chunk with the serial, ``nogil`` kernel
+(``_engine.run(..., parallel=False)``; a ``parallel=True`` kernel must not run
+on Dask's threads).  Where the source chunk holding most of the window is
+C-contiguous, the bulk of the output is computed from it in place (no copy) and
+only the thin bands near its faces from small gathered windows; otherwise the
+window is gathered into a per-thread buffer first.  This is
+``dask.array.map_overlap`` with ``boundary='none'``, ``trim=False`` and explicit
+output chunks, written as its own graph layer so that the halo can be
+asymmetric, larger than a chunk, strided and border-aware without rechunking.
 """
 
 from __future__ import annotations
