@@ -298,7 +298,6 @@ def generate_source(stencil, step_last, fingerprint):
         edge.append("    " + stmt)
     edge.append(f"    return {result}")
 
-
     def driver(fname, parallel):
         loop = "prange" if parallel else "range"
         return [
@@ -306,7 +305,13 @@ def generate_source(stencil, step_last, fingerprint):
             "    width = out2.shape[1]",
             "    nitems = out2.shape[0] * ((width + colblock - 1) // colblock)",
             "    fillrow = np.full(src2.shape[1], c[2], dtype=src2.dtype)",
-            f"    maxseg = (min(colblock, width) - 1) * {step_last} + {kmax - kmin + 1}",
+            # Segments only ever hold an edge part of a block: a few columns
+            # unless the row has no interior at all (arrays smaller than the stencil).
+            f"    lo_l = lo[{ndim - 1}]",
+            f"    ja = min(width, max(0, -((lo_l + {kmin}) // {step_last})))",
+            f"    jb = min(width, max(0, (src2.shape[1] - 1 - lo_l - {kmax}) // {step_last} + 1))",
+            "    edge = min(colblock, width) if jb <= ja else min(colblock, max(ja, width - jb))",
+            f"    maxseg = max(edge - 1, 0) * {step_last} + {kmax - kmin + 1}",
             f"    for ch in {loop}(nchunks):",
             f"        seg = np.empty(({nrows}, maxseg), dtype=src2.dtype)",
             "        _items(src2, out2, c, out_outer, src_outer, lo, step, code, colblock,",
