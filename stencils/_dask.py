@@ -44,6 +44,7 @@ import bisect
 import hashlib
 import itertools
 import pickle
+import sys
 import threading
 import uuid
 
@@ -354,6 +355,8 @@ def _block(spec, *deps):
     pickles by reference for dask.distributed.
     """
     stencil, border, dtype = spec.stencil, spec.border, spec.dtype
+    if isinstance(stencil, _DeepStencil):
+        stencil = stencil.stencil
     window_shape, dests, lo, step = spec.window_shape, spec.dests, spec.lo, spec.step
     pieces = [deps[arg] if pos < 0 else deps[arg][pos] for arg, pos in spec.refs]
     out = np.empty(spec.out_shape, dtype=dtype)
@@ -370,12 +373,56 @@ def _block(spec, *deps):
     return out
 
 
-def _token(*parts):
+# A stencil pickles as its expression tree, recursively: a deep one (a
+# max_stencil((31, 31)) is a chain of 961 nodes) passes Python's default
+# recursion limit.  Such a stencil travels to dask.distributed workers wrapped
+# in _DeepStencil, pickled and unpickled under a higher limit (about 4 frames
+# per node: 20000 covers ~5000 nodes within a default 8 MB thread stack).
+_DEEP_LIMIT = 20000
+_LIMIT_LOCK = threading.Lock()
+
+
+def _under_high_limit(fn, arg):
+    with _LIMIT_LOCK:
+        old = sys.getrecursionlimit()
+        sys.setrecursionlimit(max(old, _DEEP_LIMIT))
+        try:
+            return fn(arg)
+        finally:
+            sys.setrecursionlimit(old)
+
+
+class _DeepStencil:
+    """A stencil too deep for a plain pickle (see `_DEEP_LIMIT`)."""
+
+    __slots__ = ("stencil", "_blob")
+
+    def __init__(self, stencil, blob=None):
+        self.stencil = stencil
+        self._blob = blob
+
+    def __reduce__(self):
+        if self._blob is None:
+            self._blob = _under_high_limit(pickle.dumps, self.stencil)
+        return (_load_deep_stencil, (self._blob,))
+
+
+def _load_deep_stencil(blob):
+    return _DeepStencil(_under_high_limit(pickle.loads, blob), blob)
+
+
+def _token_and_stencil(src_name, stencil, *parts):
+    """A deterministic graph name, and the stencil as the tasks carry it."""
     try:
-        blob = pickle.dumps(parts, protocol=4)
-    except Exception:  # e.g. a stencil too deep to pickle: still a valid, unique name
-        return uuid.uuid4().hex
-    return hashlib.sha1(blob).hexdigest()[:20]
+        blob = pickle.dumps(stencil, protocol=4)
+    except RecursionError:
+        stencil = _DeepStencil(stencil)
+        try:
+            blob = stencil.__reduce__()[1][0]
+        except RecursionError:  # deeper still: it runs on threads, not on a cluster
+            blob = uuid.uuid4().bytes
+    token = hashlib.sha1(pickle.dumps((src_name, parts), protocol=4) + blob).hexdigest()[:20]
+    return token, stencil
 
 
 def compute(windowed, step, out):
@@ -413,7 +460,8 @@ def compute(windowed, step, out):
             src.shape, src.chunks, stencil.size, stencil.center, box_lo, step, out_shape)
     ]
     out_chunks = tuple(p[0] for p in plans)
-    name = "stencil-" + _token(src.name, stencil, border, box_lo, tuple(step), out_shape)
+    token, carried = _token_and_stencil(src.name, stencil, border, box_lo, tuple(step), out_shape)
+    name = "stencil-" + token
     dsk = {}
     cuts = {}  # source chunk key -> {slice triples: position in its halo task's list}
     halo = "halo-" + name
@@ -440,7 +488,7 @@ def compute(windowed, step, out):
             key = (src.name,) + tuple(h[0] for h in homes)
             if not (len(refs) == 1 and refs[0][1] < 0 and key in deps):
                 home = (deps.setdefault(key, len(deps)), tuple(h[1] for h in homes))
-        spec = _Spec(stencil, border, window_shape, dests, refs, local_lo, tuple(step), shape,
+        spec = _Spec(carried, border, window_shape, dests, refs, local_lo, tuple(step), shape,
                      dtype, home)
         dsk[(name,) + index] = (_block, spec) + tuple(deps)
     for key, wanted in cuts.items():

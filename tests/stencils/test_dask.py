@@ -314,6 +314,20 @@ def test_graph_pickles():
     assert len(pickle.dumps(_dask._block)) < 100  # by reference
 
 
+def test_deep_stencil_graph_pickles():
+    # max_stencil((31, 31)) is a chain of 961 max nodes: a plain pickle of it
+    # passes Python's default recursion limit; the graph must still travel.
+    deep = st.max_stencil((31, 31))
+    with pytest.raises(RecursionError):
+        pickle.dumps(deep)
+    a = _rng(16).normal(size=(40, 37))
+    y = st.compute(st.map_stencil(st.Reflect, deep, da.from_array(a, chunks=(16, 20))))
+    graph = pickle.loads(pickle.dumps(dict(y.__dask_graph__())))
+    got = dask.get(graph, list(y.__dask_keys__()))
+    want = st.compute(st.map_stencil(st.Reflect, deep, a))
+    np.testing.assert_array_equal(np.block([list(row) for row in got]), want)
+
+
 def test_distributed_local_cluster():
     distributed = pytest.importorskip("distributed")
     a = _rng(13).normal(size=(40, 33)).astype(np.float32)
@@ -329,6 +343,8 @@ def test_distributed_local_cluster():
             (st.convolve(x, k, mode="mirror"), st.convolve(a, k, mode="mirror")),
             (st.compute(st.map_stencil(st.Continue, st.max_stencil((5, 5)), x)),
              st.compute(st.map_stencil(st.Continue, st.max_stencil((5, 5)), a))),
+            (st.compute(st.map_stencil(st.Wrap, st.max_stencil((31, 31)), x)),
+             st.compute(st.map_stencil(st.Wrap, st.max_stencil((31, 31)), a))),
             (st.compute_with_stride(3, st.apply_stencil(st.Padding(40, 2, st.Reflect),
                                                         st.avg_stencil((3, 3)), x)),
              st.compute_with_stride(3, st.apply_stencil(st.Padding(40, 2, st.Reflect),
