@@ -92,6 +92,9 @@ def test_chunks_smaller_than_reach_2d(border):
     s = _kernel_stencil((7, 5), (3, 4))
     _both(a, (1, (2, 1, 3, 2)), lambda x: st.compute(st.map_stencil(border, s, x)))
     _both(a, (2, 3), lambda x: st.compute_with_stride((2, 3), st.map_stencil(border, s, x)))
+    # Empty chunks (as slicing can leave) are skipped.
+    _both(a, ((0, 4, 0, 5), (8, 0)),
+          lambda x: st.compute_with_stride(2, st.map_stencil(border, s, x)))
 
 
 @pytest.mark.parametrize("border", [st.Fill(-2.0), st.Wrap, st.Reflect, st.Continue, "mirror",
