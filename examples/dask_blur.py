@@ -61,7 +61,8 @@ def main(argv=None):
         start = time.perf_counter()
         with dask.config.set(scheduler="threads"):
             result = small.compute()
-        print(f"threaded scheduler ({attempt}): {time.perf_counter() - start:6.3f} s")
+        label = f"threaded scheduler ({attempt}):"
+        print(f"{label:34} {time.perf_counter() - start:6.3f} s")
         np.testing.assert_allclose(result, expected, rtol=1e-5, atol=1e-6)
 
     # 2. A local cluster of two worker processes on the loopback interface.
@@ -71,7 +72,8 @@ def main(argv=None):
         for attempt in ("first call", "second call"):
             start = time.perf_counter()
             result = client.compute(small).result()
-            print(f"LocalCluster ({attempt}):       {time.perf_counter() - start:6.3f} s")
+            label = f"LocalCluster ({attempt}):"
+            print(f"{label:34} {time.perf_counter() - start:6.3f} s")
             np.testing.assert_allclose(result, expected, rtol=1e-5, atol=1e-6)
 
     print("both agree with the in-memory stencils.correlate")
