@@ -276,6 +276,27 @@ def test_index_arithmetic_beyond_int64_is_refused_or_exact():
                                                  (2**62,)))
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "The generated kernel's edge buffer `seg` spans (out_width - 1) * step_last + box cells of "
+    "the source row, so a huge last-axis stride makes it unallocatable (here 'array is too "
+    "big'; moderately large strides allocate gigabytes) where the interpreter needs nothing; "
+    "the auto engine picks the generated kernel for large outputs.  Fix in "
+    "_lower.generate_source: when step_last exceeds the box width, fill `seg` per output "
+    "point (box-wide), or have _engine._choose_generated refuse such geometries."))
+def test_generated_kernel_with_a_huge_stride():
+    a = np.arange(5.0)
+    w = st.apply_stencil(st.Padding(2**60, 0, st.Wrap), st.sum_stencil(3), a)
+    want = ref.apply(st.sum_stencil(3), a, (2**60,), (0,), st.Wrap, (2**59,))
+    np.testing.assert_array_equal(st.compute_with_stride(2**59, w), want)  # the interpreter
+    old = _engine.config.engine
+    _engine.config.engine = "generated"
+    try:
+        got = st.compute_with_stride(2**59, w)
+    finally:
+        _engine.config.engine = old
+    np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.xfail(strict=True, raises=OverflowError, reason=(
     "a padding, stride or stencil centre beyond int64 raises a bare OverflowError ('Python int "
     "too large to convert to C long') from np.array(..., dtype=np.int64) in _engine.run; "
