@@ -103,11 +103,16 @@ def main(argv=None):
     parser.add_argument("--size", type=int, default=None, help="image side (default 8192)")
     parser.add_argument("--chunk", type=int, default=None, help="chunk side (default 2048)")
     parser.add_argument("--threads", type=int, default=None,
-                        help="dask threads (default: os.cpu_count())")
+                        help="dask threads, and Numba threads for the in-memory call "
+                             "(default: os.cpu_count())")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args(argv)
     threads = args.threads or os.cpu_count()
+    if args.threads:
+        import numba
+
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     n = args.size or (2048 if args.quick else 8192)
     c = args.chunk or (512 if args.quick else 2048)
     workload = Workload(
