@@ -1,0 +1,214 @@
+"""correlate_channels against a plain NumPy reference (einsum over sliding windows)."""
+
+import threading
+
+import hypothesis.extra.numpy as hnp
+import hypothesis.strategies as hs
+import numba
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from numpy.lib.stride_tricks import sliding_window_view
+
+from stencils import _channels
+from stencils._channels import correlate_channels
+from stencils.errors import StencilTypeError, StencilValueError
+
+
+def reference(x, weights, padding, stride):
+    """res[n,o,i,j] = sum_c,u,v xp[n,c,i*sh+u,j*sw+v] w[o,c,u,v] in float64."""
+    (top, bottom), (left, right) = padding
+    xp = np.pad(np.asarray(x, np.float64), ((0, 0), (0, 0), (top, bottom), (left, right)))
+    windows = sliding_window_view(xp, weights.shape[2:], axis=(2, 3))
+    windows = windows[:, :, ::stride[0], ::stride[1]]
+    return np.einsum("ncijuv,ocuv->noij", windows, np.asarray(weights, np.float64))
+
+
+@hs.composite
+def problems(draw):
+    n = draw(hs.integers(1, 4))
+    c = draw(hs.integers(1, 4))
+    o = draw(hs.integers(1, 4))
+    kh, kw = draw(hs.integers(1, 5)), draw(hs.integers(1, 5))
+    pads = [draw(hs.integers(0, 4)) for _ in range(4)]
+    h = draw(hs.integers(max(1, kh - pads[0] - pads[1]), 9))
+    w = draw(hs.integers(max(1, kw - pads[2] - pads[3]), 9))
+    stride = (draw(hs.integers(1, 3)), draw(hs.integers(1, 3)))
+    elements = hs.floats(-100, 100, allow_nan=False, allow_infinity=False, width=32)
+    x = draw(hnp.arrays(np.float64, (n, c, h, w), elements=elements))
+    weights = draw(hnp.arrays(np.float64, (o, c, kh, kw), elements=elements))
+    return x, weights, ((pads[0], pads[1]), (pads[2], pads[3])), stride
+
+
+@settings(deadline=None, max_examples=150)
+@given(problem=problems(), method=hs.sampled_from(["auto", "gather", "scatter"]),
+       parallel=hs.sampled_from([None, False, True]))
+def test_matches_reference(problem, method, parallel):
+    x, weights, padding, stride = problem
+    if method == "scatter":
+        stride = (1, 1)
+    got = correlate_channels(x, weights, padding=padding, stride=stride, method=method,
+                             parallel=parallel)
+    want = reference(x, weights, padding, stride)
+    assert got.dtype == np.float64
+    scale = 1 + np.abs(x).max() * np.abs(weights).sum(axis=(1, 2, 3)).max()
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * scale)
+
+
+@settings(deadline=None, max_examples=40)
+@given(problem=problems())
+def test_float32_stays_float32_and_close(problem):
+    x, weights, padding, stride = problem
+    got = correlate_channels(x.astype(np.float32), weights, padding=padding, stride=stride)
+    assert got.dtype == np.float32
+    want = reference(x, weights, padding, stride)
+    scale = 1 + np.abs(x).max() * np.abs(weights).sum(axis=(1, 2, 3)).max()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6 * scale)
+
+
+@pytest.mark.parametrize("pad", [0, 2, ((1, 3), (0, 2))])
+@pytest.mark.parametrize("parallel", [False, True])
+def test_weight_gradient_layout(pad, parallel):
+    # The convnet's weight gradient: batch and channel axes swapped, read in place.
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 3, 12, 11))
+    dy = rng.standard_normal((5, 4, 8, 7))
+    xt, dyt = x.transpose(1, 0, 2, 3), dy.transpose(1, 0, 2, 3)
+    padding = pad if isinstance(pad, tuple) else ((pad, pad), (pad, pad))
+    if sum(padding[0]) + 12 - 8 < 0:
+        pytest.skip("no output")
+    got = correlate_channels(xt, dyt, padding=pad, parallel=parallel)
+    np.testing.assert_allclose(got, reference(xt, dyt, padding, (1, 1)), rtol=1e-12,
+                               atol=1e-10)
+
+
+@pytest.mark.parametrize("shape", [(64, 1, 28, 28, 6, 5, 2), (64, 6, 14, 14, 16, 5, 0),
+                                   (64, 16, 10, 10, 6, 5, 4), (1, 64, 28, 28, 6, 24, 2)])
+def test_lenet_shapes_all_paths_agree(shape):
+    n, c, h, w, o, k, p = shape
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    weights = rng.standard_normal((o, c, k, k)).astype(np.float32)
+    want = reference(x, weights, ((p, p), (p, p)), (1, 1))
+    for method in ("gather", "scatter"):
+        for parallel in (False, True):
+            got = correlate_channels(x, weights, padding=p, method=method, parallel=parallel)
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
+
+
+def test_respects_numba_thread_count():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((8, 3, 16, 16))
+    weights = rng.standard_normal((4, 3, 3, 3))
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = correlate_channels(x, weights, padding=1, parallel=True)
+    finally:
+        numba.set_num_threads(before)
+    many = correlate_channels(x, weights, padding=1, parallel=True)
+    np.testing.assert_allclose(one, many, rtol=1e-13, atol=1e-12)
+
+
+def test_from_worker_threads_is_serial_and_correct():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((16, 3, 20, 20))
+    weights = rng.standard_normal((4, 3, 5, 5))
+    want = correlate_channels(x, weights, padding=2)
+    results = [None] * 4
+
+    def work(i):
+        results[i] = correlate_channels(x, weights, padding=2)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for got in results:
+        np.testing.assert_array_equal(got, want)
+
+
+def test_serial_kernels_py_func_matches():
+    # Coverage of the jitted code paths: the pure-Python originals of the serial kernels.
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 2, 5, 6))
+    weights = rng.standard_normal((3, 2, 3, 2))
+    want = reference(x, weights, ((1, 1), (2, 0)), (1, 1))
+    out = np.empty_like(want)
+    _channels._rows_samples.py_func(x, weights.reshape(3, -1), out, 0, 2, 3, 2, 1, 2, 7, 8)
+    np.testing.assert_allclose(out, want, atol=1e-12)
+
+
+def test_dtypes():
+    x = np.ones((1, 1, 3, 3), np.int32)
+    assert correlate_channels(x, np.ones((1, 1, 2, 2))).dtype == np.float64
+    assert correlate_channels(x.astype(bool), np.ones((1, 1, 2, 2))).dtype == np.float64
+    assert correlate_channels(x.astype(np.float16), np.ones((1, 1, 2, 2))).dtype == np.float32
+    big_endian = np.ones((1, 1, 3, 3), ">f8")
+    np.testing.assert_array_equal(correlate_channels(big_endian, np.ones((1, 1, 2, 2))),
+                                  np.full((1, 1, 2, 2), 4.0))
+
+
+def test_out_argument():
+    x = np.arange(32.0).reshape(2, 1, 4, 4)
+    weights = np.ones((3, 1, 2, 2))
+    out = np.empty((2, 3, 3, 3))
+    assert correlate_channels(x, weights, out=out) is out
+    np.testing.assert_array_equal(out, reference(x, weights, ((0, 0), (0, 0)), (1, 1)))
+    strided_out = np.empty((2, 3, 3, 6))[..., ::2]
+    correlate_channels(x, weights, out=strided_out)
+    np.testing.assert_array_equal(strided_out, out)
+
+
+def test_empty_batch_and_channels():
+    assert correlate_channels(np.ones((0, 2, 4, 4)), np.ones((3, 2, 2, 2))).shape == (0, 3, 3, 3)
+    zero = correlate_channels(np.ones((2, 0, 4, 4)), np.ones((3, 0, 2, 2)))
+    np.testing.assert_array_equal(zero, np.zeros((2, 3, 3, 3)))
+
+
+@pytest.mark.parametrize("kwargs, error, fragment", [
+    (dict(x=np.ones((3, 3)), weights=np.ones((1, 1, 2, 2))), StencilValueError, "dimension"),
+    (dict(x=np.ones((1, 2, 3, 3)), weights=np.ones((1, 3, 2, 2))), StencilValueError,
+     "input channel"),
+    (dict(x=np.ones((1, 1, 3, 3), complex), weights=np.ones((1, 1, 2, 2))), StencilTypeError,
+     "dtype"),
+    (dict(x=np.ones((1, 1, 3, 3)), weights=np.ones((1, 1, 2, 2), object)), StencilTypeError,
+     "dtype"),
+    (dict(x=np.ones((1, 1, 3, 3)), weights=np.ones((1, 1, 5, 2))), StencilValueError,
+     "larger than the padded image"),
+    (dict(x=np.ones((1, 1, 3, 3)), weights=np.ones((1, 1, 0, 2))), StencilValueError, "empty"),
+    (dict(x=np.ones((1, 1, 3, 3)), weights=np.ones((1, 1, 2, 2)), padding=-1),
+     StencilValueError, "negative"),
+    (dict(x=np.ones((1, 1, 3, 3)), weights=np.ones((1, 1, 2, 2)), padding="same"),
+     StencilValueError, "not a padding"),
+    (dict(x=np.ones((1, 1, 3, 3)), weights=np.ones((1, 1, 2, 2)), padding=(1, 2, 3)),
+     StencilValueError, "not a padding"),
+    (dict(x=np.ones((1, 1, 3, 3)), weights=np.ones((1, 1, 2, 2)), stride=0),
+     StencilValueError, "stride"),
+    (dict(x=np.ones((1, 1, 3, 3)), weights=np.ones((1, 1, 2, 2)), stride=1.5),
+     StencilValueError, "stride"),
+    (dict(x=np.ones((1, 1, 3, 3)), weights=np.ones((1, 1, 2, 2)), method="fft"),
+     StencilValueError, "not a method"),
+    (dict(x=np.ones((1, 1, 3, 3)), weights=np.ones((1, 1, 2, 2)), method="scatter", stride=2),
+     StencilValueError, "stride 1"),
+    (dict(x=np.ones((1, 1, 3, 3)), weights=np.ones((1, 1, 2, 2)), out=np.ones((1, 1, 3, 3))),
+     StencilValueError, "shape"),
+    (dict(x=np.ones((1, 1, 3, 3)), weights=np.ones((1, 1, 2, 2)),
+          out=np.ones((1, 1, 2, 2), np.float32)), StencilTypeError, "dtype"),
+    (dict(x=np.ones((1, 1, 3, 3)), weights=np.ones((1, 1, 2, 2)), out=[0.0]),
+     StencilTypeError, "numpy array"),
+])
+def test_errors(kwargs, error, fragment):
+    x = kwargs.pop("x")
+    weights = kwargs.pop("weights")
+    with pytest.raises(error, match=fragment) as info:
+        correlate_channels(x, weights, **kwargs)
+    assert info.value.param is not None
+
+
+def test_error_is_also_builtin_type():
+    with pytest.raises(ValueError):
+        correlate_channels(np.ones((1, 1, 3, 3)), np.ones((1, 2, 2, 2)))
+    with pytest.raises(TypeError):
+        correlate_channels(np.ones((1, 1, 3, 3), complex), np.ones((1, 1, 2, 2)))
