@@ -462,36 +462,40 @@ def compute(windowed, step, out):
     out_chunks = tuple(p[0] for p in plans)
     token, carried = _token_and_stencil(src.name, stencil, border, box_lo, tuple(step), out_shape)
     name = "stencil-" + token
+    # Per axis and output chunk, each piece once: (chunk, whole chunk?, slice triple, dest).
+    axes = [
+        [[(c, sl.start == 0 and sl.step in (None, 1) and sl.stop == chunks[c],
+           (sl.start, sl.stop, sl.step), slice(at, at + length))
+          for c, sl, at, length in block[2]] for block in plan[1]]
+        for plan, chunks in zip(plans, src.chunks)
+    ]
     dsk = {}
     cuts = {}  # source chunk key -> {slice triples: position in its halo task's list}
     halo = "halo-" + name
+    step = tuple(step)
     for index in itertools.product(*(range(len(p[1])) for p in plans)):
         blocks = [p[1][i] for p, i in zip(plans, index)]
-        window_shape = tuple(b[0] for b in blocks)
-        local_lo = tuple(b[1] for b in blocks)
-        shape = tuple(out_chunks[ax][i] for ax, i in enumerate(index))
         deps, refs, dests = {}, [], []  # deps: dependency key -> argument index
-        for combo in itertools.product(*(b[2] for b in blocks)):
-            key = (src.name,) + tuple(p[0] for p in combo)
-            sl = tuple(p[1] for p in combo)
-            if all(s.start == 0 and s.step in (None, 1) and s.stop == src.chunks[ax][p[0]]
-                   for ax, (s, p) in enumerate(zip(sl, combo))):
-                refs.append((deps.setdefault(key, len(deps)), -1))
+        for combo in itertools.product(*(ax[i] for ax, i in zip(axes, index))):
+            cidx = tuple(p[0] for p in combo)
+            if all(p[1] for p in combo):
+                refs.append((deps.setdefault((src.name,) + cidx, len(deps)), -1))
             else:
-                wanted = cuts.setdefault(key, {})
-                pos = wanted.setdefault(tuple((x.start, x.stop, x.step) for x in sl), len(wanted))
-                refs.append((deps.setdefault((halo,) + key[1:], len(deps)), pos))
-            dests.append(tuple(slice(p[2], p[2] + p[3]) for p in combo))
+                wanted = cuts.setdefault(cidx, {})
+                pos = wanted.setdefault(tuple(p[2] for p in combo), len(wanted))
+                refs.append((deps.setdefault((halo,) + cidx, len(deps)), pos))
+            dests.append(tuple(p[3] for p in combo))
         home = None
         homes = [b[3] for b in blocks]
         if all(h is not None for h in homes):
             key = (src.name,) + tuple(h[0] for h in homes)
             if not (len(refs) == 1 and refs[0][1] < 0 and key in deps):
                 home = (deps.setdefault(key, len(deps)), tuple(h[1] for h in homes))
-        spec = _Spec(carried, border, window_shape, dests, refs, local_lo, tuple(step), shape,
-                     dtype, home)
+        shape = tuple(out_chunks[ax][i] for ax, i in enumerate(index))
+        spec = _Spec(carried, border, tuple(b[0] for b in blocks), dests, refs,
+                     tuple(b[1] for b in blocks), step, shape, dtype, home)
         dsk[(name,) + index] = (_block, spec) + tuple(deps)
-    for key, wanted in cuts.items():
-        dsk[(halo,) + key[1:]] = (_cut, key, _Slices(list(wanted)))
+    for cidx, wanted in cuts.items():
+        dsk[(halo,) + cidx] = (_cut, (src.name,) + cidx, _Slices(list(wanted)))
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=[src])
     return da.Array(graph, name, out_chunks, meta=meta)
