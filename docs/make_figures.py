@@ -186,7 +186,9 @@ def benchmarks(results_dir):
     results_dir = Path(results_dir)
     shutil.copyfile(results_dir / "ratios.png", IMAGES / "benchmark-ratios.png")
     table = (results_dir / "results.md").read_text().strip()
-    table = "\n".join(line[2:] if line.startswith("# ") else line for line in table.splitlines())
+    # Its headings go two levels down, under this page's "Results".
+    table = "\n".join("##" + line if line.startswith("#") else line
+                      for line in table.splitlines())
     page = HERE / "performance.md"
     text = page.read_text()
     start, end = "<!-- results -->", "<!-- /results -->"
