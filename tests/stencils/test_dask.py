@@ -356,6 +356,6 @@ def test_distributed_local_cluster():
         results = client.compute([got for got, _ in cases], sync=True)
         for value, (_, want) in zip(results, cases):
             np.testing.assert_allclose(value, want, rtol=2e-6, atol=2e-6)
-        # The work ran in both worker processes' Python, not in this one.
-        assert client.run(lambda: "stencils._dask" in __import__("sys").modules).keys() == set(
-            client.scheduler_info()["workers"])
+        # The chunk function was unpickled (by reference) in the worker processes.
+        loaded = client.run(lambda: "stencils._dask" in __import__("sys").modules)
+        assert len(loaded) == 2 and any(loaded.values())
