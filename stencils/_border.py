@@ -122,7 +122,13 @@ def Fill(value):  # noqa: N802 - massiv's constructor name
             f"got {type(value).__name__}.",
             param="value", value=value, expected="a real number",
         )
-    return Border(FILL, float(value))
+    try:
+        return Border(FILL, float(value))
+    except OverflowError:
+        raise BorderError(
+            f"Fill(value={value!r}): the fill value does not fit in a float64.",
+            param="value", value=value, expected="a real number within float64's range",
+        ) from None
 
 
 Wrap = Border(WRAP)

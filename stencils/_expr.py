@@ -19,7 +19,7 @@ import weakref
 
 import numpy as np
 
-from .errors import StencilTypeError
+from .errors import StencilTypeError, StencilValueError
 
 __all__ = ["Expr", "const", "read", "as_expr", "lin", "apply_op", "topological_order", "OPS"]
 
@@ -237,7 +237,17 @@ def _clip(a, a_min=None, a_max=None, **kwargs):
 
 def const(value):
     """The constant `value` as an expression."""
-    return Expr("const", (float(value),))
+    return Expr("const", (_as_float(value),))
+
+
+def _as_float(value):
+    try:
+        return float(value)
+    except OverflowError:
+        raise StencilValueError(
+            f"{value!r} does not fit in a float64, so a stencil cannot compute with it.",
+            param="value", value=value, expected="a number within float64's range",
+        ) from None
 
 
 def read(offset):
@@ -252,7 +262,7 @@ def as_expr(x):
     if isinstance(x, (numbers.Real, np.bool_)) or (
         isinstance(x, np.ndarray) and x.ndim == 0 and x.dtype.kind in "biuf"
     ):
-        return const(float(x))
+        return const(x)
     raise StencilTypeError(
         f"a stencil function can combine read values only with real numbers; got {x!r} "
         f"of type {type(x).__name__}.",
@@ -263,7 +273,7 @@ def as_expr(x):
 def lin(terms, weights):
     """``sum(w * t)``, normalised: one term of weight 1 is the term itself."""
     terms = tuple(terms)
-    weights = tuple(float(w) for w in weights)
+    weights = tuple(_as_float(w) for w in weights)
     if len(terms) == 1 and weights[0] == 1.0:
         return terms[0]
     return Expr("lin", terms, weights)

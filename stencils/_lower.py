@@ -272,18 +272,16 @@ def generate_source(stencil, step_last, fingerprint):
         "                e1 = j1",
         "            if e1 <= e0:",
         "                continue",
-        f"            first = e0 * {step_last} + lo_l + {kmin}",
-        f"            nseg = (e1 - 1 - e0) * {step_last} + {kmax - kmin + 1}",
-        "            for qq in range(nseg):",
-        "                rr = resolve_index(first + qq, n_l, code)",
-    ]
-    for m in range(nrows):
-        lines.append(f"                seg[{m}, qq] = row{m}[rr] if rr >= 0 else fill")
-    lines += [
         "            o = o_row[e0:e1]",
         "            for t in range(e1 - e0):",
-        f"                o[t] = _edge_point(seg, t * {step_last}, c)",
+        # One point's box at a time, so any stride needs only box-wide scratch.
+        f"                first = (e0 + t) * {step_last} + lo_l + {kmin}",
+        f"                for qq in range({kmax - kmin + 1}):",
+        "                    rr = resolve_index(first + qq, n_l, code)",
     ]
+    for m in range(nrows):
+        lines.append(f"                    seg[{m}, qq] = row{m}[rr] if rr >= 0 else fill")
+    lines += ["                o[t] = _edge_point(seg, 0, c)"]
     # The edges' few points per row call one scalar function: a second,
     # vectorised copy of the expression would double the compile time.
     edge = [
@@ -305,15 +303,8 @@ def generate_source(stencil, step_last, fingerprint):
             "    width = out2.shape[1]",
             "    nitems = out2.shape[0] * ((width + colblock - 1) // colblock)",
             "    fillrow = np.full(src2.shape[1], c[2], dtype=src2.dtype)",
-            # Segments only ever hold an edge part of a block: a few columns
-            # unless the row has no interior at all (arrays smaller than the stencil).
-            f"    lo_l = lo[{ndim - 1}]",
-            f"    ja = min(width, max(0, -((lo_l + {kmin}) // {step_last})))",
-            f"    jb = min(width, max(0, (src2.shape[1] - 1 - lo_l - {kmax}) // {step_last} + 1))",
-            "    edge = min(colblock, width) if jb <= ja else min(colblock, max(ja, width - jb))",
-            f"    maxseg = max(edge - 1, 0) * {step_last} + {kmax - kmin + 1}",
             f"    for ch in {loop}(nchunks):",
-            f"        seg = np.empty(({nrows}, maxseg), dtype=src2.dtype)",
+            f"        seg = np.empty(({nrows}, {kmax - kmin + 1}), dtype=src2.dtype)",
             "        _items(src2, out2, c, out_outer, src_outer, lo, step, code, colblock,",
             "               ch * nitems // nchunks, (ch + 1) * nitems // nchunks, fillrow, seg)",
         ]

@@ -83,7 +83,7 @@ class WindowedArray(NDArrayOperatorsMixin):
         return self._shape[0]
 
     def __array__(self, dtype=None, copy=None):
-        result = compute(self)
+        result = np.asarray(compute(self))  # a dask source computes here
         return result if dtype is None else result.astype(dtype, copy=False)
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
@@ -116,16 +116,34 @@ class WindowedArray(NDArrayOperatorsMixin):
                 "(massiv raises an index-zero exception here).",
                 param="border", value=self._padding.border, expected="Fill(value)",
             )
-        target, copy_to = prepare_out(out, shape, self.dtype, self._source)
         # Output j has its centre at j*s + c - from_origin, so its box starts
         # at j*s - from_origin: the kernels take that start.
         box_lo = tuple(-p for p in self._lo)
+        _check_index_range(shape, step, box_lo, self._stencil.size, self._source.shape)
+        target, copy_to = prepare_out(out, shape, self.dtype, self._source)
         _engine.run(self._stencil, self._source, target, box_lo, step, self._padding.border,
                     parallel=parallel)
         if copy_to is not None:
             copy_to[...] = target
             return copy_to
         return target
+
+
+# The kernels do index arithmetic in int64 (j * step + lo + k, and 2 * n for
+# scipy's mirror periods): every index they form must stay well inside it.
+_INDEX_LIMIT = 2**62
+
+
+def _check_index_range(shape, step, box_lo, size, source_shape):
+    for axis, (m, s, lo, k, n) in enumerate(zip(shape, step, box_lo, size, source_shape)):
+        last = (max(m, 1) - 1) * s + lo + k
+        if max(abs(lo), abs(last), s, 2 * n) >= _INDEX_LIMIT:
+            raise StencilValueError(
+                f"on axis {axis} the padding ({-lo} before) and stride ({s}) reach source index "
+                f"{last}, beyond what the kernels can index (|index| < 2**62); use a smaller "
+                "padding or stride.",
+                param="padding", value=(-lo, s), expected="indices below 2**62",
+            )
 
 
 def _check_ranks(stencil, array):
