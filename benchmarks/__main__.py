@@ -109,6 +109,20 @@ def _run_external(module, quick, only, timeout, quick_args=None):
     return [], f"### `{shown}`\n\n{proc.stdout.strip()}", ""
 
 
+def _busy_note(env):
+    """A warning line when the machine was busy while measured (load average > half the CPUs)."""
+    try:
+        load = float(str(env.get("load_average", "")).split()[0])
+    except (IndexError, ValueError):
+        return ""
+    cpus = env.get("cpu_count") or 1
+    if load <= 0.5 * cpus:
+        return ""
+    return (f"**Measured on a busy machine** (load average {load:.1f} on {cpus} CPUs): other "
+            f"processes competed for the cores, so timings are slower and noisier than on a "
+            f"quiet machine, parallel calls most of all; compare only ratios from this run.")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks",
                                      description=__doc__.splitlines()[0])
@@ -196,6 +210,11 @@ def main(argv=None):
         f"threads: " + ", ".join(f"{k} {v}" for k, v in threads.items())
         + f" ({env['numba_threading_layer']} layer)",
         "",
+    ]
+    busy = _busy_note(env)
+    if busy:
+        report += [busy, ""]
+    report += [
         "Versions: " + ", ".join(f"{k} {env[k]}" for k in (
             "python", "stencil-grad", "numpy", "numba", "llvmlite", "scipy", "cv2", "torch",
             "dask", "dask_image")),
