@@ -81,15 +81,18 @@ def _run_external(module, quick, only, timeout, quick_args=None):
             if only is None or selected(w, only) or any(p in (module, w.group) for p in only):
                 out += time_workload(w, quick=quick)
         return out, "", ""
+    with open(spec.origin) as f:
+        source = f.read()
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "out.json")
-        cmd = [sys.executable, "-m", f"benchmarks.{module}", "--json", path]
+        cmd = [sys.executable, "-m", f"benchmarks.{module}"]
         if quick:
             if quick_args is None:
-                with open(spec.origin) as f:
-                    quick_args = ["--quick"] if '"--quick"' in f.read() else []
+                quick_args = ["--quick"] if '"--quick"' in source else []
             cmd += quick_args
-        shown = "python " + " ".join(cmd[1:3] + cmd[5:])
+        shown = "python " + " ".join(cmd[1:])
+        if '"--json"' in source:
+            cmd += ["--json", path]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -243,11 +246,16 @@ def main(argv=None):
                {"machine": machine, "compile_latency": latency, "notes": notes})
     with open(os.path.join(args.out, "results.md"), "w") as f:
         f.write(text + "\n")
+    written = ["results.json", "results.md"]
     if results:
-        plot_ratios(results, os.path.join(args.out, "ratios.png"), floors,
-                    f"stencils against its peers ({env['date'][:10]}, "
-                    f"{threads['numba']} threads{', --quick' if args.quick else ''})")
-    print(f"\nwrote {args.out}/results.json, results.md, ratios.png "
+        try:
+            plot_ratios(results, os.path.join(args.out, "ratios.png"), floors,
+                        f"stencils against its peers ({env['date'][:10]}, "
+                        f"{threads['numba']} threads{', --quick' if args.quick else ''})")
+            written.append("ratios.png")
+        except ImportError:
+            print("matplotlib is not installed: no ratios.png", file=sys.stderr)
+    print(f"\nwrote {', '.join(written)} in {args.out} "
           f"({time.perf_counter() - started:.0f} s)", file=sys.stderr)
     return 0
 
