@@ -28,7 +28,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -43,6 +42,12 @@ BORDERS = [("Fill(0)", st.Fill(0)), ("Wrap", st.Wrap), ("Edge", st.Edge),
            ("Reflect", st.Reflect), ("Continue", st.Continue)]
 SCIPY_NAMES = {"Fill(0)": "'constant'", "Wrap": "'wrap'", "Edge": "'nearest'",
                "Reflect": "'reflect'", "Continue": "'mirror'"}
+
+
+def Figure(**kwargs):
+    # matplotlib imported when a figure is drawn, so importing this file needs none.
+    from matplotlib.figure import Figure as _Figure
+    return _Figure(**kwargs)
 
 
 def border_modes(path):
