@@ -378,11 +378,12 @@ def max_pool2d_gather(x, argmax, kernel_size=2, stride=2):
     ho, wo = argmax.shape[2:]
     y = None
     # Sum of masked taps: several times faster than fancy indexing or np.choose here.
-    for k, tap in _window_taps(x, kh, kw, sh, sw, ho, wo):
-        if y is None:
-            y = tap * (argmax == k)
-        else:
-            y += tap * (argmax == k)
+    with np.errstate(invalid="ignore"):  # inf * 0 in a diverged run: NaN, caught upstream
+        for k, tap in _window_taps(x, kh, kw, sh, sw, ho, wo):
+            if y is None:
+                y = tap * (argmax == k)
+            else:
+                y += tap * (argmax == k)
     return y
 
 

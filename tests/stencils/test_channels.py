@@ -40,7 +40,7 @@ def problems(draw):
     return x, weights, ((pads[0], pads[1]), (pads[2], pads[3])), stride
 
 
-@settings(deadline=None, max_examples=150)
+@settings(deadline=None, max_examples=80)
 @given(problem=problems(), method=hs.sampled_from(["auto", "gather", "scatter"]),
        parallel=hs.sampled_from([None, False, True]))
 def test_matches_reference(problem, method, parallel):
