@@ -12,7 +12,8 @@ Per axis (source length ``n``, stencil size ``S``, step ``s``, box start
 ``k`` in ``0..S-1``.  The output chunks are chosen first: output ``j`` goes
 with the source chunk that holds its centre ``j*s + lo + center``, so output
 chunks follow the source's chunks and every block boundary falls on a stride
-point.  An output chunk ``[j0, j1)`` reads the source range
+point (outputs in a long padding, all in the first or last chunk, are split
+into chunks of about the source's).  An output chunk ``[j0, j1)`` reads the source range
 ``[j0*s + lo, (j1-1)*s + lo + S)``; its *window* is that range materialised:
 
 - cells inside the array are sliced from whichever source chunks hold them
@@ -21,7 +22,9 @@ point.  An output chunk ``[j0, j1)`` reads the source range
   border's own rule names (`stencils._kernels.resolve_index` with the whole
   axis length, so massiv's period-``n`` far field, scipy's period ``2n`` /
   ``2n - 2`` and Wrap are exact at every distance), gathered as runs of
-  ascending, descending or repeated cells;
+  ascending, descending or repeated cells; in the far field of a mirror or Wrap
+  (reads a whole axis length or more past an end: the axis is short) the task
+  fetches the whole axis and indexes it instead;
 - with Fill they are left out and the kernel's own Fill answers them (a read
   outside the window is then exactly a read outside the array).
 
@@ -135,22 +138,42 @@ def _runs(idx):
 
 def _window_runs(a, b, n, code):
     """Runs of source cells that answer the reads ``[a, b)``, the window's local box start,
-    and where the cells inside the array sit: ``(first cell, window offset, length)``."""
+    and where the cells inside the array sit: ``(first cell, window offset, length)``.
+
+    None for the far field of a mirror or Wrap (reads a whole axis length or
+    more past an end): that window is indexed from the whole axis instead.
+    """
     start, stop = max(a, 0), min(b, n)
     mid = (start, 0, stop - start) if start < stop else None
     if code == FILL:
         if mid is None:
             return [], 0, None
         return [(start, 1, stop - start)], a - start, mid
+    if code != EDGE and (a < -n or b > 2 * n):
+        return None
     runs = []
     if a < min(b, 0):
-        runs += _runs(_resolve(np.arange(a, min(b, 0)), n, code))
+        if code == EDGE:
+            runs.append((0, 0, min(b, 0) - a))
+        else:
+            runs += _runs(_resolve(np.arange(a, min(b, 0)), n, code))
     if mid is not None:
         mid = (start, sum(r[2] for r in runs), stop - start)
         runs.append((start, 1, stop - start))
     if max(a, n) < b:
-        runs += _runs(_resolve(np.arange(max(a, n), b), n, code))
+        if code == EDGE:
+            runs.append((n - 1, 0, b - max(a, n)))
+        else:
+            runs += _runs(_resolve(np.arange(max(a, n), b), n, code))
     return runs, 0, mid
+
+
+def _far_field_index(a, b, n, code):
+    """The source cell answering each read in ``[a, b)`` (not Fill): a far-field window."""
+    idx = np.arange(a, b, dtype=np.int64)
+    outside = (idx < 0) | (idx >= n)
+    idx[outside] = _resolve(idx[outside], n, code)
+    return idx
 
 
 def _split_run(run, bounds):
@@ -178,8 +201,16 @@ def _split_run(run, bounds):
     return pieces
 
 
+# Output chunks longer than twice max(this, source chunk / step) are split:
+# padding puts every output past the array into the first or last chunk.
+_MIN_SPLIT = 1024
+_MAX_SPLIT = 10_000  # pieces per long chunk at most (a padding beyond memory stays lazy)
+
+
 def _axis_plan(n, chunks, size, center, lo, step, m, code):
-    """Output chunks of one axis and, per output chunk, its window length, box start and pieces."""
+    """Output chunks of one axis and, per output chunk, ``(window length, box start, pieces,
+    home, take, region length)``: the pieces fill a region; `take` (or None) says how
+    to index it (`_far_field_index`)."""
     bounds = [0]
     for c in chunks:
         bounds.append(bounds[-1] + c)
@@ -190,11 +221,21 @@ def _axis_plan(n, chunks, size, center, lo, step, m, code):
             cuts.append(j)
     if m > cuts[-1]:
         cuts.append(m)
-    out_chunks, blocks = [], []
+    target = max(-(-max(chunks) // step), _MIN_SPLIT)
+    split = [0]
     for j0, j1 in zip(cuts[:-1], cuts[1:]):
+        if j1 - j0 > 2 * target:
+            k = min(-(-(j1 - j0) // target), _MAX_SPLIT)
+            split.extend(j0 + (j1 - j0) * t // k for t in range(1, k))
+        split.append(j1)
+    out_chunks, blocks = [], []
+    for j0, j1 in zip(split[:-1], split[1:]):
         a = j0 * step + lo
         b = (j1 - 1) * step + lo + size
-        runs, local_lo, mid = _window_runs(a, b, n, code)
+        take, plan = None, _window_runs(a, b, n, code)
+        if plan is None:  # the whole axis, indexed in the task
+            take, plan = (a, b, n, code), ([(0, 1, n)], 0, None)
+        runs, local_lo, mid = plan
         pieces, offset = [], 0
         for run in runs:
             for c, sl, dest, length in _split_run(run, bounds):
@@ -207,7 +248,7 @@ def _axis_plan(n, chunks, size, center, lo, step, m, code):
                 min(bounds[c + 1], first + length) - max(bounds[c], first)))
             home = (c, at + bounds[c] - first)
         out_chunks.append(j1 - j0)
-        blocks.append((offset, local_lo, pieces, home))
+        blocks.append((offset if take is None else b - a, local_lo, pieces, home, take, offset))
     return tuple(out_chunks), blocks
 
 
@@ -326,10 +367,10 @@ class _Spec:
     """
 
     __slots__ = ("stencil", "border", "window_shape", "dests", "refs", "lo", "step",
-                 "out_shape", "dtype", "home")
+                 "out_shape", "dtype", "home", "region_shape", "takes")
 
     def __init__(self, stencil, border, window_shape, dests, refs, lo, step, out_shape, dtype,
-                 home):
+                 home, region_shape=None, takes=None):
         self.stencil = stencil
         self.border = border
         self.window_shape = window_shape
@@ -340,6 +381,8 @@ class _Spec:
         self.out_shape = out_shape
         self.dtype = dtype
         self.home = home
+        self.region_shape = region_shape
+        self.takes = takes
 
     def __reduce__(self):
         return (_Spec, tuple(getattr(self, name) for name in self.__slots__))
@@ -364,7 +407,14 @@ def _block(spec, *deps):
         arg, at = spec.home
         if _bulk(stencil, border, pieces, dests, window_shape, lo, step, out, deps[arg], at):
             return out
-    if (len(pieces) == 1 and pieces[0].shape == tuple(window_shape)
+    if spec.takes is not None:  # far field: gather the region, then index it
+        window = _gather(pieces, dests, [(0, r) for r in spec.region_shape], dtype,
+                         scratch=False)
+        for ax, take in enumerate(spec.takes):
+            if take is not None:
+                window = np.take(window, _far_field_index(*take), axis=ax)
+        window = np.ascontiguousarray(window)
+    elif (len(pieces) == 1 and pieces[0].shape == tuple(window_shape)
             and pieces[0].flags.c_contiguous and pieces[0].dtype == dtype):
         window = pieces[0]
     else:
@@ -492,8 +542,11 @@ def compute(windowed, step, out):
             if not (len(refs) == 1 and refs[0][1] < 0 and key in deps):
                 home = (deps.setdefault(key, len(deps)), tuple(h[1] for h in homes))
         shape = tuple(out_chunks[ax][i] for ax, i in enumerate(index))
+        takes = region = None
+        if any(b[4] is not None for b in blocks):
+            takes, region = tuple(b[4] for b in blocks), tuple(b[5] for b in blocks)
         spec = _Spec(carried, border, tuple(b[0] for b in blocks), dests, refs,
-                     tuple(b[1] for b in blocks), step, shape, dtype, home)
+                     tuple(b[1] for b in blocks), step, shape, dtype, home, region, takes)
         dsk[(name,) + index] = (_block, spec) + tuple(deps)
     for cidx, wanted in cuts.items():
         dsk[(halo,) + cidx] = (_cut, (src.name,) + cidx, _Slices(list(wanted)))

@@ -167,6 +167,42 @@ def test_chunks_computed_in_place_and_gathered_agree(border, stride, monkeypatch
     assert True in used and False in used
 
 
+@pytest.mark.parametrize("border", [st.Wrap, st.Reflect, st.Continue, "reflect", "mirror",
+                                    st.Edge, st.Fill(4.0)],
+                         ids=["Wrap", "Reflect", "Continue", "reflect", "mirror", "Edge", "Fill"])
+def test_far_field_2d_many_periods(border):
+    # Padding of many axis lengths: the window's border cells are fetched once
+    # and indexed (far more runs than a few), on both axes at once.
+    a = _rng(17).normal(size=(3, 4))
+    s = _kernel_stencil((3, 2), (1, 1))
+    for stride in (1, (2, 3)):
+        y = _both(a, ((1, 2), (3, 1)), lambda x: st.compute_with_stride(
+            stride, st.apply_stencil(st.Padding((30, 7), (25, 40), border), s, x)))
+        assert y.shape[0] > 20
+    x = da.from_array(a, chunks=((1, 2), (3, 1)))
+    y = st.compute(st.apply_stencil(st.Padding((30, 7), (25, 40), border), s, x))
+    specs = [t[1] for t in dict(y.__dask_graph__()).values()
+             if isinstance(t, tuple) and t and t[0] is _dask._block]
+    # Edge repeats one cell (one run) and Fill reads nothing: only mirrors and Wrap index.
+    assert specs and any(sp.takes is not None for sp in specs) == (
+        st.as_border(border) not in (st.Fill(4.0), st.Edge))
+
+
+def test_long_padding_is_split_into_chunks():
+    a = _rng(18).normal(size=10)
+    padding = st.Padding(5000, 3000, st.Reflect)
+    s = _kernel_stencil((3,), (1,))
+    y = _both(a, 4, lambda x: st.compute(st.apply_stencil(padding, s, x)))
+    x = da.from_array(a, chunks=4)
+    y = st.compute(st.apply_stencil(padding, s, x))
+    assert max(y.chunks[0]) <= 2 * _dask._MIN_SPLIT and sum(y.chunks[0]) == 8008
+    # A padding far longer than memory would allow builds at once; parts compute.
+    huge = st.compute(st.apply_stencil(st.Padding(10**12, 0, st.Edge), s, x))
+    assert huge.shape == (10**12 + 8,)
+    np.testing.assert_allclose(huge[-8:].compute(), st.compute(st.apply_stencil(
+        st.Padding(3, 0, st.Edge), s, a))[-8:])
+
+
 # -- laziness, dtypes, shapes -----------------------------------------------------
 
 def test_lazy_until_computed():
@@ -199,9 +235,6 @@ def test_windowed_array_of_dask_source():
     np.testing.assert_allclose((w + 1).compute(), want + 1)
 
 
-@pytest.mark.xfail(raises=ValueError, strict=False,
-                   reason="WindowedArray.__array__ returns the lazy dask array; it needs "
-                          "np.asarray(result) for a dask source (stencils/_windowed.py)")
 def test_asarray_of_windowed_array_of_dask_source():
     a = _rng(11).normal(size=(10, 6))
     w = st.map_stencil(st.Continue, st.sum_stencil((3, 2)), da.from_array(a, chunks=4))
