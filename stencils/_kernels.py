@@ -400,7 +400,8 @@ def _interpret_items(src2, out2, fillrow, consts, prog, taps, out_outer, src_out
 def interpret_parallel(src2, out2, consts, prog, taps, out_outer, src_outer, lo, step, code,
                        colblock, nchunks, nregs):
     nitems = out2.shape[0] * ((out2.shape[1] + colblock - 1) // colblock)
-    fillrow = np.full(src2.shape[1], consts[2], dtype=src2.dtype)
+    # Rows outside the array (Fill, outer axes only) read this one; 1-D has none.
+    fillrow = np.full(src2.shape[1] if lo.shape[0] > 1 else 1, consts[2], dtype=src2.dtype)
     for ch in prange(nchunks):
         regs = np.empty((nregs, colblock), dtype=src2.dtype)
         tap_rows = np.empty(taps.shape[0], dtype=np.int64)
@@ -414,7 +415,8 @@ def interpret_parallel(src2, out2, consts, prog, taps, out_outer, src_outer, lo,
 def interpret_serial(src2, out2, consts, prog, taps, out_outer, src_outer, lo, step, code,
                      colblock, nchunks, nregs):
     nitems = out2.shape[0] * ((out2.shape[1] + colblock - 1) // colblock)
-    fillrow = np.full(src2.shape[1], consts[2], dtype=src2.dtype)
+    # Rows outside the array (Fill, outer axes only) read this one; 1-D has none.
+    fillrow = np.full(src2.shape[1] if lo.shape[0] > 1 else 1, consts[2], dtype=src2.dtype)
     regs = np.empty((nregs, colblock), dtype=src2.dtype)
     tap_rows = np.empty(taps.shape[0], dtype=np.int64)
     outer_index = np.empty(max(lo.shape[0] - 1, 1), dtype=np.int64)
