@@ -47,9 +47,7 @@ import bisect
 import hashlib
 import itertools
 import pickle
-import sys
 import threading
-import uuid
 
 import numpy as np
 
@@ -398,8 +396,6 @@ def _block(spec, *deps):
     pickles by reference for dask.distributed.
     """
     stencil, border, dtype = spec.stencil, spec.border, spec.dtype
-    if isinstance(stencil, _DeepStencil):
-        stencil = stencil.stencil
     window_shape, dests, lo, step = spec.window_shape, spec.dests, spec.lo, spec.step
     pieces = [deps[arg] if pos < 0 else deps[arg][pos] for arg, pos in spec.refs]
     out = np.empty(spec.out_shape, dtype=dtype)
@@ -423,56 +419,10 @@ def _block(spec, *deps):
     return out
 
 
-# A stencil pickles as its expression tree, recursively: a deep one (a
-# max_stencil((31, 31)) is a chain of 961 nodes) passes Python's default
-# recursion limit.  Such a stencil travels to dask.distributed workers wrapped
-# in _DeepStencil, pickled and unpickled under a higher limit (about 4 frames
-# per node: 20000 covers ~5000 nodes within a default 8 MB thread stack).
-_DEEP_LIMIT = 20000
-_LIMIT_LOCK = threading.Lock()
-
-
-def _under_high_limit(fn, arg):
-    with _LIMIT_LOCK:
-        old = sys.getrecursionlimit()
-        sys.setrecursionlimit(max(old, _DEEP_LIMIT))
-        try:
-            return fn(arg)
-        finally:
-            sys.setrecursionlimit(old)
-
-
-class _DeepStencil:
-    """A stencil too deep for a plain pickle (see `_DEEP_LIMIT`)."""
-
-    __slots__ = ("stencil", "_blob")
-
-    def __init__(self, stencil, blob=None):
-        self.stencil = stencil
-        self._blob = blob
-
-    def __reduce__(self):
-        if self._blob is None:
-            self._blob = _under_high_limit(pickle.dumps, self.stencil)
-        return (_load_deep_stencil, (self._blob,))
-
-
-def _load_deep_stencil(blob):
-    return _DeepStencil(_under_high_limit(pickle.loads, blob), blob)
-
-
-def _token_and_stencil(src_name, stencil, *parts):
-    """A deterministic graph name, and the stencil as the tasks carry it."""
-    try:
-        blob = pickle.dumps(stencil, protocol=4)
-    except RecursionError:
-        stencil = _DeepStencil(stencil)
-        try:
-            blob = stencil.__reduce__()[1][0]
-        except RecursionError:  # deeper still: it runs on threads, not on a cluster
-            blob = uuid.uuid4().bytes
-    token = hashlib.sha1(pickle.dumps((src_name, parts), protocol=4) + blob).hexdigest()[:20]
-    return token, stencil
+def _token(src_name, stencil, *parts):
+    """A deterministic graph name for this stencil applied to this source."""
+    blob = pickle.dumps((src_name, stencil, parts), protocol=4)
+    return hashlib.sha1(blob).hexdigest()[:20]
 
 
 def compute(windowed, step, out):
@@ -510,7 +460,7 @@ def compute(windowed, step, out):
             src.shape, src.chunks, stencil.size, stencil.center, box_lo, step, out_shape)
     ]
     out_chunks = tuple(p[0] for p in plans)
-    token, carried = _token_and_stencil(src.name, stencil, border, box_lo, tuple(step), out_shape)
+    token = _token(src.name, stencil, border, box_lo, tuple(step), out_shape)
     name = "stencil-" + token
     # Per axis and output chunk, each piece once: (chunk, whole chunk?, slice triple, dest).
     axes = [
@@ -545,7 +495,7 @@ def compute(windowed, step, out):
         takes = region = None
         if any(b[4] is not None for b in blocks):
             takes, region = tuple(b[4] for b in blocks), tuple(b[5] for b in blocks)
-        spec = _Spec(carried, border, tuple(b[0] for b in blocks), dests, refs,
+        spec = _Spec(stencil, border, tuple(b[0] for b in blocks), dests, refs,
                      tuple(b[1] for b in blocks), step, shape, dtype, home, region, takes)
         dsk[(name,) + index] = (_block, spec) + tuple(deps)
     for cidx, wanted in cuts.items():

@@ -21,7 +21,8 @@ import numpy as np
 
 from .errors import StencilTypeError, StencilValueError
 
-__all__ = ["Expr", "const", "read", "as_expr", "lin", "apply_op", "topological_order", "OPS"]
+__all__ = ["Expr", "const", "read", "as_expr", "lin", "apply_op", "topological_order", "to_flat",
+           "from_flat", "OPS"]
 
 # name -> arity.  The scalar meaning of every op is defined once, in
 # stencils._kernels (OP_SCALAR), and used by both the interpreter and the
@@ -86,7 +87,9 @@ class Expr:
     __hash__ = object.__hash__
 
     def __reduce__(self):
-        return (Expr, (self.op, self.args, self.weights))
+        # Flat, not recursive: a deep expression (a 31x31 max_stencil is a
+        # chain of 961 nodes) would exceed Python's recursion limit.
+        return (from_flat, (to_flat(self),))
 
     def __repr__(self):
         return f"<symbolic stencil value: {describe(self)}>"
@@ -323,6 +326,29 @@ def apply_op(name, *args):
     if OPS[name] != len(args):
         raise AssertionError(f"{name} takes {OPS[name]} operands")
     return Expr(name, tuple(args))
+
+
+def to_flat(root):
+    """The expression as a list of plain tuples, operands before users."""
+    order = topological_order(root)
+    index = {id(node): i for i, node in enumerate(order)}
+    flat = []
+    for node in order:
+        if node.op in ("read", "const"):
+            flat.append((node.op, node.args, ()))
+        else:
+            flat.append((node.op, tuple(index[id(a)] for a in node.args), node.weights))
+    return flat
+
+
+def from_flat(flat):
+    """The expression `to_flat` recorded."""
+    nodes = []
+    for op, args, weights in flat:
+        if op not in ("read", "const"):
+            args = tuple(nodes[i] for i in args)
+        nodes.append(Expr(op, args, weights))
+    return nodes[-1]
 
 
 def topological_order(root):

@@ -158,7 +158,7 @@ class Stencil:
         return ex.describe(self._expr)
 
     def __reduce__(self):
-        return (Stencil, (self._size, self._center, self._expr))
+        return (_rebuild, (self._size, self._center, ex.to_flat(self._expr)))
 
     def __bool__(self):
         return True
@@ -217,6 +217,10 @@ class Stencil:
 
     def __abs__(self):
         return Stencil(self._size, self._center, ex.apply_op("abs", self._expr))
+
+
+def _rebuild(size, center, flat):
+    return Stencil(size, center, ex.from_flat(flat))
 
 
 def _clip_arguments(a, a_min=None, a_max=None):

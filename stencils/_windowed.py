@@ -106,9 +106,13 @@ class WindowedArray(NDArrayOperatorsMixin):
         return compute(self, out=out)
 
     def _run(self, step, out, parallel=None):
+        shape = tuple(-(-m // s) for m, s in zip(self._shape, step))
+        # Output j has its centre at j*s + c - from_origin, so its box starts
+        # at j*s - from_origin: the kernels take that start.
+        box_lo = tuple(-p for p in self._lo)
+        _check_index_range(shape, step, box_lo, self._stencil.size, self._source.shape)
         if _dask.is_dask_array(self._source):
             return _dask.compute(self, step, out)
-        shape = tuple(-(-m // s) for m, s in zip(self._shape, step))
         if self._source.size == 0 and 0 not in shape and self._padding.border.code != FILL:
             raise StencilValueError(
                 f"the array has an empty axis (shape {self._source.shape}), so the border "
@@ -116,10 +120,6 @@ class WindowedArray(NDArrayOperatorsMixin):
                 "(massiv raises an index-zero exception here).",
                 param="border", value=self._padding.border, expected="Fill(value)",
             )
-        # Output j has its centre at j*s + c - from_origin, so its box starts
-        # at j*s - from_origin: the kernels take that start.
-        box_lo = tuple(-p for p in self._lo)
-        _check_index_range(shape, step, box_lo, self._stencil.size, self._source.shape)
         target, copy_to = prepare_out(out, shape, self.dtype, self._source)
         _engine.run(self._stencil, self._source, target, box_lo, step, self._padding.border,
                     parallel=parallel)
