@@ -49,12 +49,20 @@ def _is_int(value):
 
 
 def _as_float_array(value, param, ndim=None):
-    array = np.asarray(value)
+    try:
+        array = np.asarray(value)
+    except ValueError as err:  # ragged nested lists
+        raise ConvNetTypeError(f"{param} is not an array: {err}", param=param,
+                               value=type(value), expected="an array of real numbers") from None
     if array.dtype.kind not in "fiub":
         raise ConvNetTypeError(
             f"{param} has dtype {array.dtype}; expected a real floating (or integer) dtype",
             param=param, value=array.dtype, expected="float32 or float64")
     if array.dtype.kind != "f":
+        array = array.astype(np.float64)
+    elif array.dtype.itemsize < 4:  # float16 is computed in float32 (stencils' policy)
+        array = array.astype(np.float32)
+    elif array.dtype.itemsize > 8:
         array = array.astype(np.float64)
     if ndim is not None and array.ndim != ndim:
         raise ConvNetValueError(
@@ -145,6 +153,13 @@ def _check_conv(x, w, b=None):
     return x, w, b
 
 
+def _clamped_stride(stride, x, padding):
+    """The stride, each entry at most the padded extent (larger ones give the same result)."""
+    sh, sw = _pair(stride, "stride")
+    (pt, pb), (pl, pr) = padding
+    return min(sh, x.shape[2] + pt + pb), min(sw, x.shape[3] + pl + pr)
+
+
 def conv2d(x, w, b=None, padding=0, stride=1):
     """2-D convolution (cross-correlation, as ``torch.nn.functional.conv2d``).
 
@@ -178,7 +193,7 @@ def conv2d(x, w, b=None, padding=0, stride=1):
     """
     x, w, b = _check_conv(x, w, b)
     pad = conv_padding(padding, w.shape[2:], stride)
-    y = st.correlate_channels(x, w, padding=pad, stride=_pair(stride, "stride"))
+    y = st.correlate_channels(x, w, padding=pad, stride=_clamped_stride(stride, x, pad))
     if b is not None:
         y += b.astype(y.dtype, copy=False)[:, None, None]
     return y
@@ -228,7 +243,7 @@ def conv2d_backward(dy, x, w, padding=0, stride=1, *, bias=True, input_grad=True
     x, w, _ = _check_conv(x, w)
     dy = _as_float_array(dy, "dy", 4)
     (pt, pb), (pl, pr) = conv_padding(padding, w.shape[2:], stride)
-    sh, sw = _pair(stride, "stride")
+    sh, sw = _clamped_stride(stride, x, ((pt, pb), (pl, pr)))
     n, c, h, wd = x.shape
     o, _, kh, kw = w.shape
     ho = (h + pt + pb - kh) // sh + 1
@@ -238,17 +253,14 @@ def conv2d_backward(dy, x, w, padding=0, stride=1, *, bias=True, input_grad=True
             f"dy has shape {dy.shape}; expected {(n, o, ho, wo)}, the shape of conv2d's output",
             param="dy", value=dy.shape, expected=(n, o, ho, wo))
     dtype = np.result_type(x.dtype, w.dtype, dy.dtype)
-    dy = dy.astype(dtype, copy=False)
+    x_dtype, w_dtype = x.dtype, w.dtype
+    x, w, dy = (a.astype(dtype, copy=False) for a in (x, w, dy))
+    dw = _conv_weight_grad(dy, x, (kh, kw), ((pt, pb), (pl, pr)), (sh, sw))
     # Stride s: the delta spread out by s (zeros between) acts on every input pixel.
     if (sh, sw) != (1, 1):
         dy = st.upsample(0, st.Stride(1, 1, sh, sw), dy)[:, :, :sh * (ho - 1) + 1,
                                                           :sw * (wo - 1) + 1]
     lh, lw = dy.shape[2:]
-
-    # Weight gradient: x^T (C, N, H, W) correlated with dy^T (O, N, lh, lw) -> (C, O, ., .).
-    dw = st.correlate_channels(x.transpose(1, 0, 2, 3), dy.transpose(1, 0, 2, 3),
-                               padding=((pt, pb), (pl, pr)))
-    dw = np.ascontiguousarray(dw[:, :, :kh, :kw].transpose(1, 0, 2, 3))
 
     # Input gradient: full correlation of dy with rot180(w) channel-transposed,
     # padding (K-1-p) before and whatever reaches the end of the padded input
@@ -268,8 +280,37 @@ def conv2d_backward(dy, x, w, padding=0, stride=1, *, bias=True, input_grad=True
     else:
         dx = st.correlate_channels(
             dy_c, rot, padding=((max(top, 0), max(bottom, 0)), (max(left, 0), max(right, 0))))
-    db = dy.sum(axis=(0, 2, 3)) if bias else None
-    return dx, dw, db
+    db = dy.sum(axis=(0, 2, 3)).astype(w_dtype, copy=False) if bias else None
+    # Each gradient in its own parameter's dtype.
+    dx = None if dx is None else dx.astype(x_dtype, copy=False)
+    return dx, dw.astype(w_dtype, copy=False), db
+
+
+def _conv_weight_grad(dy, x, kernel, padding, stride):
+    """dw[o, c, u, v] = sum over n, i, j of xp[n, c, i*sh + u, j*sw + v] * dy[n, o, i, j].
+
+    Stride 1: x^T (C, N, H, W) correlated with dy^T (O, N, Ho, Wo) as kernels
+    (the seed's derivation), giving (C, O, KH, KW).  Stride s: split the padded
+    input into its s*s phases ``xp[:, :, a::sh, b::sw]``; taps ``u = p*sh + a``,
+    ``v = q*sw + b`` are then a stride-1 correlation of that phase with dy, so
+    pixels the forward pass skipped are never read (a NaN there stays out).
+    """
+    (kh, kw), ((pt, pb), (pl, pr)), (sh, sw) = kernel, padding, stride
+    dyt = dy.transpose(1, 0, 2, 3)
+    if (sh, sw) == (1, 1):
+        dw = st.correlate_channels(x.transpose(1, 0, 2, 3), dyt, padding=padding)
+        return np.ascontiguousarray(dw[:, :, :kh, :kw].transpose(1, 0, 2, 3))
+    ho, wo = dy.shape[2:]
+    xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+    dw = np.zeros((dy.shape[1], x.shape[1], kh, kw), dtype=dy.dtype)
+    for a in range(min(sh, kh)):
+        for b in range(min(sw, kw)):
+            taps_h, taps_w = -(-(kh - a) // sh), -(-(kw - b) // sw)
+            # Rows a, a+sh, ... of the phase that any tap (p, q) reads together with dy.
+            phase = xp[:, :, a::sh, b::sw][:, :, :ho - 1 + taps_h, :wo - 1 + taps_w]
+            part = st.correlate_channels(phase.transpose(1, 0, 2, 3), dyt)
+            dw[:, :, a::sh, b::sw] = part.transpose(1, 0, 2, 3)[:, :, :taps_h, :taps_w]
+    return dw
 
 
 # ----------------------------------------------------------------------------
@@ -289,7 +330,8 @@ def _argmax_stencil(kh, kw):
         peak = functools.reduce(np.maximum, values)
         code = len(values) - 1
         for k in range(len(values) - 2, -1, -1):
-            code = np.where(values[k] == peak, k, code)
+            # A NaN is the maximum of its window (np.maximum propagates it), as in PyTorch.
+            code = np.where(values[k] == peak, k, np.where(values[k] != values[k], k, code))
         return code
     return st.make_stencil((1, 1, kh, kw), (0, 0, 0, 0), first_argmax)
 
@@ -436,6 +478,7 @@ def max_pool2d_backward(dy, x, kernel_size=2, stride=2):
     array([[ 0., 10.,  0.,  0.],
            [ 0.,  0., 20.,  0.]])
     """
+    given = getattr(x, "dtype", None)
     x, kh, kw, sh, sw = _check_pool(x, kernel_size, stride)
     dy = _as_float_array(dy, "dy", 4)
     expected = (x.shape[0], x.shape[1], (x.shape[2] - kh) // sh + 1, (x.shape[3] - kw) // sw + 1)
@@ -444,7 +487,9 @@ def max_pool2d_backward(dy, x, kernel_size=2, stride=2):
             f"dy has shape {dy.shape}; expected {expected}, the shape of max_pool2d's output",
             param="dy", value=dy.shape, expected=expected)
     argmax = max_pool2d_argmax(x, (kh, kw), (sh, sw))
-    return max_pool2d_scatter(dy.astype(x.dtype, copy=False), argmax, x.shape, (kh, kw), (sh, sw))
+    dx = max_pool2d_scatter(dy.astype(x.dtype, copy=False), argmax, x.shape, (kh, kw), (sh, sw))
+    # In the input's own floating dtype (float16 stays float16; integers give float64).
+    return dx.astype(given, copy=False) if given is not None and given.kind == "f" else dx
 
 
 # ----------------------------------------------------------------------------
@@ -460,7 +505,7 @@ def relu(x):
     >>> relu(np.array([-1.0, 0.0, 2.0]))
     array([0., 0., 2.])
     """
-    return np.maximum(x, 0)
+    return np.maximum(_as_float_array(x, "x"), 0)
 
 
 def relu_backward(dy, x):
@@ -472,6 +517,11 @@ def relu_backward(dy, x):
     >>> relu_backward(np.array([5.0, 5.0, 5.0]), np.array([-1.0, 0.0, 2.0]))
     array([0., 0., 5.])
     """
+    dy = _as_float_array(dy, "dy")
+    x = _as_float_array(x, "x")
+    if dy.shape != x.shape:
+        raise ConvNetValueError(f"dy has shape {dy.shape} but x has {x.shape}; they must match",
+                                param="dy", value=dy.shape, expected=x.shape)
     return dy * (x > 0)
 
 
@@ -491,6 +541,12 @@ def linear(x, w, b=None):
             f"w has shape {w.shape} but x has {x.shape[1]} features (shape {x.shape}); "
             f"w must be (out_features, {x.shape[1]})",
             param="w", value=w.shape, expected=f"(out, {x.shape[1]})")
+    if b is not None:
+        b = _as_float_array(b, "b", 1)
+        if b.shape != (w.shape[0],):
+            raise ConvNetValueError(
+                f"b has shape {b.shape}; expected ({w.shape[0]},), one bias per output feature",
+                param="b", value=b.shape, expected=(w.shape[0],))
     y = x @ w.T
     if b is not None:
         y += b
@@ -509,6 +565,14 @@ def linear_backward(dy, x, w):
     (array([[1., 2.]]), array([[3., 4.],
            [6., 8.]]), array([1., 2.]))
     """
+    dy = _as_float_array(dy, "dy", 2)
+    x = _as_float_array(x, "x", 2)
+    w = _as_float_array(w, "w", 2)
+    if x.shape[1] != w.shape[1] or dy.shape != (x.shape[0], w.shape[0]):
+        raise ConvNetValueError(
+            f"dy {dy.shape}, x {x.shape} and w {w.shape} do not fit linear: expected "
+            f"dy (N, out), x (N, in), w (out, in)", param="dy", value=dy.shape,
+            expected=(x.shape[0], w.shape[0]))
     return dy @ w, dy.T @ x, dy.sum(axis=0)
 
 

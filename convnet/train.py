@@ -16,6 +16,7 @@ import dataclasses
 import json
 import math
 import os
+import resource
 import sys
 import time
 from datetime import datetime
@@ -312,7 +313,8 @@ def main(argv=None):
     except ConvNetError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"done: {out_dir}")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    print(f"done: {out_dir} (peak resident memory {peak:.0f} MB)")
     return 0
 
 
