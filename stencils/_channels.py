@@ -384,7 +384,11 @@ def _normalise_padding(padding):
 
 def _as_4d(array, param, layout):
     if not isinstance(array, np.ndarray):
-        array = np.asarray(array)
+        try:
+            array = np.asarray(array)
+        except ValueError as err:  # ragged nested lists
+            raise StencilTypeError(f"{param} is not an array: {err}", param=param,
+                                   value=type(array), expected="a 4-D array") from None
     if array.ndim != 4:
         raise StencilValueError(
             f"{param} has {array.ndim} dimension(s) (shape {array.shape}); expected 4: {layout}",
@@ -517,6 +521,9 @@ def correlate_channels(x, weights, *, padding=0, stride=1, out=None, method="aut
             f"(x shape {x.shape}, padding {padding!r}); pad more or use a smaller kernel",
             param="weights", value=weights.shape,
             expected=f"KH <= {padded_h} and KW <= {padded_w}")
+    # A stride beyond the padded extent gives the same single row or column; clamping
+    # keeps the kernels' index arithmetic within int64.
+    sh, sw = min(sh, padded_h), min(sw, padded_w)
     ho = (padded_h - kh) // sh + 1
     wo = (padded_w - kw) // sw + 1
     shape = (samples, outs, ho, wo)
@@ -530,7 +537,10 @@ def correlate_channels(x, weights, *, padding=0, stride=1, out=None, method="aut
             raise StencilValueError(
                 f"out has shape {out.shape}; expected {shape}",
                 param="out", value=out.shape, expected=shape)
-        if out.dtype != dtype:
+        if not out.flags.writeable:
+            raise StencilValueError("out is read-only; pass a writeable array",
+                                    param="out", value="read-only", expected="writeable array")
+        if out.dtype.newbyteorder("=") != dtype:
             raise StencilTypeError(
                 f"out has dtype {out.dtype}; expected the computed dtype {dtype}",
                 param="out", value=out.dtype, expected=dtype)
@@ -570,6 +580,14 @@ def _dispatch(x, weights, out, pad_top, pad_left, sh, sw, method, parallel):
     strided = (sh, sw) != (1, 1)
     if method == "auto":
         method = "scatter" if not strided and scatter < min(rows, positions) else "gather"
+    if method == "scatter" and not np.isfinite(weights).all():
+        # Scatter never multiplies weights with the zero padding; IEEE says 0 * inf is NaN,
+        # and gather (like torch) honours that.
+        method = "gather"
+    if rows > positions and not np.isfinite(x).all():
+        # Positions multiplies the spare (zero-weight) columns with real pixels: an inf or
+        # NaN there would leak into windows that do not contain it.  Rows drops them.
+        rows = 0
     threads = numba.get_num_threads()
     if method == "scatter" or strided or rows <= positions:
         x = np.ascontiguousarray(x)
