@@ -13,20 +13,26 @@ The machines are shared and noisy: only the ratio in one run means much.
 
 from __future__ import annotations
 
-import argparse
-import json
-import platform
-import resource
-import statistics
-import sys
-import time
+import os
 
-import numba
-import numpy as np
+# As convnet.train does (and before torch loads its OpenMP runtime, so both sides get it):
+# idle OpenMP workers sleep instead of spinning, which matters on shared cores.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from convnet import SGD, LeNet
-from convnet import functional as F
-from convnet.data import batch_indices, load_dataset, normalize
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import resource  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import numba  # noqa: E402
+import numpy as np  # noqa: E402
+
+from convnet import SGD, LeNet  # noqa: E402
+from convnet import functional as F  # noqa: E402
+from convnet.data import batch_indices, load_dataset, normalize  # noqa: E402
 
 try:
     import torch
@@ -140,7 +146,8 @@ def main(argv=None):
     steps = len(batches)
     what = "200 steps" if args.quick else "epoch (60,000 images)"
     print(f"\nLeNet, batch {BATCH}, {args.threads} thread(s) (numba {numba.__version__}, "
-          f"{numba.threading_layer()} layer; torch "
+          f"{numba.threading_layer()} layer, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')};"
+          f" torch "
           f"{torch.__version__ if torch else 'not installed'}), {platform.processor() or ''}")
     print(f"| implementation | training {what}, s | per step, ms | "
           f"inference, images/s (batch {TEST_BATCH}) |")

@@ -281,6 +281,11 @@ def _config_from_args(args):
 
 
 def main(argv=None):
+    # Idle OpenMP workers sleep instead of spinning: on a machine whose cores are shared
+    # (other processes, or more threads than cores) spinning workers starve the one that
+    # still has work, and a step of many short parallel kernels slows down several-fold.
+    # Only effective before Numba starts its thread pool (the first parallel kernel).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     args = _parser().parse_args(argv)
     if args.threads is not None:
         if not 1 <= args.threads <= numba.config.NUMBA_NUM_THREADS:
