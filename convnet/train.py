@@ -301,7 +301,8 @@ def main(argv=None):
         out_dir = resume if resume.is_dir() else resume.parent
     else:
         out_dir = Path("runs") / f"{datetime.now():%Y%m%d-%H%M%S}-{config.preset}"
-    print(f"LeNet, preset {config.preset!r}, output {out_dir}, "
+    what = f"resuming {args.resume}" if args.resume is not None else f"preset {config.preset!r}"
+    print(f"LeNet, {what}, output {out_dir}, "
           f"{numba.get_num_threads()} thread(s); kernels compile on first use "
           f"(cached on disk after the first run)", flush=True)
     try:
