@@ -7,28 +7,19 @@ that catches those keeps working.
 
 from __future__ import annotations
 
+from stencils.errors import StencilError
+
 __all__ = ["ConvNetError", "ConvNetValueError", "ConvNetTypeError", "DataFormatError",
            "CheckpointError", "TrainingDivergedError"]
 
 
-class ConvNetError(Exception):
+class ConvNetError(StencilError):
     """Base of every error raised for bad input to `convnet`.
 
-    Attributes
-    ----------
-    param : str or None
-        The argument (or file) at fault.
-    value : object
-        The value that was received.
-    expected : object
-        What would have been accepted.
+    A `stencils.errors.StencilError`, so one ``except`` clause catches bad
+    input to either package; it carries the same ``param``, ``value`` and
+    ``expected`` attributes.
     """
-
-    def __init__(self, message, *, param=None, value=None, expected=None):
-        super().__init__(message)
-        self.param = param
-        self.value = value
-        self.expected = expected
 
 
 class ConvNetValueError(ConvNetError, ValueError):

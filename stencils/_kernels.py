@@ -280,19 +280,10 @@ def _read_row(dst, src_row, valid, fill, j0, j1, lo_l, step_l, k, n_l, code, wei
     base = lo_l + k
     ja = max(j0, min(j1, _ceil_div(-base, step_l)))
     jb = min(j1, max(ja, (n_l - 1 - base) // step_l + 1))
-    # The edges resolve each read through the border rule.
+    # The edges, [j0, ja) and [jb, j1), resolve each read through the border rule.
     for j in range(j0, j1):
-        if j == ja:
-            break
-        r = resolve_index(j * step_l + base, n_l, code)
-        v = src_row[r] if r >= 0 else fill
-        if mode == 0:
-            dst[j - j0] = v
-        elif mode == 1:
-            dst[j - j0] = weight * v
-        else:
-            dst[j - j0] += weight * v
-    for j in range(jb, j1):
+        if ja <= j < jb:
+            continue
         r = resolve_index(j * step_l + base, n_l, code)
         v = src_row[r] if r >= 0 else fill
         if mode == 0:

@@ -193,12 +193,10 @@ def generate_source(stencil, step_last, fingerprint):
 
     lines = [
         "def _items(src2, out2, c, out_outer, src_outer, lo, step, code, colblock, first_item,",
-        "           last_item, fillrow, seg, dense):",
-        "    _zero = c[0]",
-        "    _one = c[1]",
+        "           last_item, seg, dense, batch_line, batch_lo, batch_hi, batch_rows):",
         "    fill = c[2]",
+        "    nbatch = 0",
     ]
-    lines += [f"    p{i} = c[{_FIXED + i}]" for i in range(len(params))]
     lines += [
         "    n_l = src2.shape[1]",
         "    width = out2.shape[1]",
@@ -223,15 +221,28 @@ def generate_source(stencil, step_last, fingerprint):
             for k in sorted({key[a] for key in row_keys}):
                 lines.append(f"        r{a}_{k} = resolve_index(o{a} * step[{a}] + lo[{a}] "
                              f"+ {k}, src_outer[{a}], code)")
+    # Each source row as an index into src2, or invalid (Fill, outside the
+    # array).  Indices, not row views chosen between src2 and a fill row: a
+    # loop reading arrays that are a phi of two sources measured 1.4x slower.
     for m, key in enumerate(row_keys):
         if not outer:
-            lines.append(f"        row{m} = src2[0]")
+            lines += [f"        flat{m} = 0", f"        valid{m} = True"]
             continue
         valid = " and ".join(f"r{a}_{key[a]} >= 0" for a in range(outer))
         flat = f"r0_{key[0]}"
         for a in range(1, outer):
             flat = f"({flat}) * src_outer[{a}] + r{a}_{key[a]}"
-        lines.append(f"        row{m} = src2[{flat}] if {valid} else fillrow")
+        lines += [f"        valid{m} = {valid}", f"        flat{m} = {flat} if valid{m} else 0"]
+    # A row that meets a Fill row is computed whole through the edge path.
+    allvalid = " and ".join(f"valid{m}" for m in range(nrows))
+    lines += [
+        f"        if {allvalid}:",
+        "            ia = ja",
+        "            ib = jb",
+        "        else:",
+        "            ia = j1",
+        "            ib = j1",
+    ]
     read_pattern = re.compile(r"v(\d+)\[q \+ (\d+)\]")
 
     def loop(indent, reader, count="e1 - e0", target="o", step=step_last):
@@ -254,36 +265,57 @@ def generate_source(stencil, step_last, fingerprint):
 
     lines += [
         "        o_row = out2[line]",
-        # Interior columns read the source rows directly.  Kept apart from the
-        # edges' loop: one loop over either rows or segments (a phi of two
-        # arrays) measured 1.3-1.6x slower.
-        "        e0 = max(j0, ja)",
-        "        e1 = min(j1, jb)",
+        # Interior columns are queued and computed after the item loop, in one
+        # call-free function over many rows (see _interior_rows).
+        "        e0 = max(j0, ia)",
+        "        e1 = min(j1, ib)",
         "        if e1 > e0:",
-        f"            first = e0 * {step_last} + lo_l + {kmin}",
-        "            o = o_row[e0:e1]",
+        "            batch_line[nbatch] = line",
+        "            batch_lo[nbatch] = e0",
+        "            batch_hi[nbatch] = e1",
     ]
-    lines += [f"            v{m} = row{m}[first:]" for m in range(nrows)]
-    if step_last == 1 or step_last > _DENSE_STEP_MAX:
-        lines += loop(12, lambda m, d: f"v{m}[q + {d}]")
+    lines += [f"            batch_rows[nbatch, {m}] = flat{m}" for m in range(nrows)]
+    lines += ["            nbatch += 1"]
+    dense_step = 1 < step_last <= _DENSE_STEP_MAX
+    # The vectorised loop runs over many output rows inside one function with no
+    # calls in it, as a hand-written kernel would: with the border code's calls
+    # in the same loop nest (or one call per row), LLVM kept the weights on the
+    # stack and reloaded them on every iteration (measured 1.5x slower).
+    interior = [
+        "def _interior_rows(out2, src2, batch_line, batch_lo, batch_hi, batch_rows, nbatch, lo_l,",
+        "                   c, dense):",
+        "    _zero = c[0]",
+        "    _one = c[1]",
+    ]
+    interior += [f"    p{i} = c[{_FIXED + i}]" for i in range(len(params))]
+    interior += [
+        "    for i in range(nbatch):",
+        "        e0 = batch_lo[i]",
+        "        e1 = batch_hi[i]",
+        f"        first = e0 * {step_last} + lo_l + {kmin}",
+        "        o = out2[batch_line[i], e0:e1]",
+    ]
+    interior += [f"        v{m} = src2[batch_rows[i, {m}], first:]" for m in range(nrows)]
+    if not dense_step:
+        interior += loop(8, lambda m, d: f"v{m}[q + {d}]")
     else:
         # LLVM does not vectorise the strided reads v[t*S + d]: for small S it
         # is faster to compute every point of the span, contiguously, and keep
         # every S-th.
-        lines += loop(12, lambda m, d: f"v{m}[q + {d}]", count=f"(e1 - e0 - 1) * {step_last} + 1",
-                      target="dense", step=1)
-        lines += [
-            "            for t in range(e1 - e0):",
-            f"                o[t] = dense[t * {step_last}]",
+        interior += loop(8, lambda m, d: f"v{m}[q + {d}]",
+                         count=f"(e1 - e0 - 1) * {step_last} + 1", target="dense", step=1)
+        interior += [
+            "        for t in range(e1 - e0):",
+            f"            o[t] = dense[t * {step_last}]",
         ]
     lines += [
         # The columns at each end read segments filled through the border rule.
         "        for part in range(2):",
         "            if part == 0:",
         "                e0 = j0",
-        "                e1 = min(j1, ja)",
+        "                e1 = min(j1, ia)",
         "            else:",
-        "                e0 = max(j0, max(ja, jb))",
+        "                e0 = max(j0, max(ia, ib))",
         "                e1 = j1",
         "            if e1 <= e0:",
         "                continue",
@@ -295,8 +327,13 @@ def generate_source(stencil, step_last, fingerprint):
         "                    rr = resolve_index(first + qq, n_l, code)",
     ]
     for m in range(nrows):
-        lines.append(f"                    seg[{m}, qq] = row{m}[rr] if rr >= 0 else fill")
-    lines += ["                o[t] = _edge_point(seg, 0, c)"]
+        lines.append(f"                    seg[{m}, qq] = src2[flat{m}, rr] if valid{m} and rr >= 0 "
+                     "else fill")
+    lines += [
+        "                o[t] = _edge_point(seg, 0, c)",
+        "    _interior_rows(out2, src2, batch_line, batch_lo, batch_hi, batch_rows, nbatch, lo_l,",
+        "                   c, dense)",
+    ]
     # The edges' few points per row call one scalar function: a second,
     # vectorised copy of the expression would double the compile time.
     edge = [
@@ -317,15 +354,19 @@ def generate_source(stencil, step_last, fingerprint):
             f"def {fname}(src2, out2, c, out_outer, src_outer, lo, step, code, colblock, nchunks):",
             "    width = out2.shape[1]",
             "    nitems = out2.shape[0] * ((width + colblock - 1) // colblock)",
-            # Rows outside the array (Fill, outer axes only) read this one.
-            f"    fillrow = np.full(src2.shape[1] if {outer} > 0 else 1, c[2], dtype=src2.dtype)",
             "    ndense = " + (f"min(colblock, width) * {step_last}"
                              if 1 < step_last <= _DENSE_STEP_MAX else "1"),
+            "    cap = nitems // nchunks + 1",
             f"    for ch in {loop}(nchunks):",
             f"        seg = np.empty(({nrows}, {kmax - kmin + 1}), dtype=src2.dtype)",
             "        dense = np.empty(ndense, dtype=src2.dtype)",
+            "        batch_line = np.empty(cap, dtype=np.int64)",
+            "        batch_lo = np.empty(cap, dtype=np.int64)",
+            "        batch_hi = np.empty(cap, dtype=np.int64)",
+            f"        batch_rows = np.empty((cap, {nrows}), dtype=np.int64)",
             "        _items(src2, out2, c, out_outer, src_outer, lo, step, code, colblock,",
-            "               ch * nitems // nchunks, (ch + 1) * nitems // nchunks, fillrow, seg, dense)",
+            "               ch * nitems // nchunks, (ch + 1) * nitems // nchunks, seg, dense,",
+            "               batch_line, batch_lo, batch_hi, batch_rows)",
         ]
 
     header = [
@@ -341,6 +382,8 @@ def generate_source(stencil, step_last, fingerprint):
     text = "\n".join(
         header
         + ["@njit(cache=CACHE, nogil=True, error_model='numpy', fastmath=FASTMATH)"]
+        + interior
+        + ["", "", "@njit(cache=CACHE, nogil=True, error_model='numpy', fastmath=FASTMATH)"]
         + edge
         + ["", "", "@njit(cache=CACHE, nogil=True, error_model='numpy', fastmath=FASTMATH)"]
         + lines
