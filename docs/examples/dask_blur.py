@@ -1,6 +1,6 @@
 """Blur and downsample an image larger than a chunk, with Dask: threads, then a LocalCluster.
 
-Run: ``python examples/dask_blur.py [--size N] [--chunk C]`` (needs the
+Run: ``python docs/examples/dask_blur.py [--size N] [--chunk C]`` (needs the
 ``[dask]`` extra: ``pip install "stencil-grad[dask]"``).
 
 The image is a dask array in chunks smaller than the image; the 5x5 Gaussian
