@@ -4,7 +4,7 @@ Every public function against a plain NumPy/einsum reference over real dtypes (b
 int8, uint8, int64, float16, float32, float64), NaN and inf, empty batches, Fortran,
 negative-stride, strided and read-only views; invalid arguments must raise
 ``ConvNetValueError`` / ``ConvNetTypeError`` (or the stencils errors they wrap) naming
-the argument.  Bugs found are ``xfail(strict=True)`` with a reproduction.
+the argument.  Each bug it found is pinned by the test that found it.
 """
 
 import hypothesis.strategies as hs

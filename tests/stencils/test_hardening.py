@@ -4,9 +4,8 @@ Each call either returns the reference result (``stencils._reference``, plain lo
 or ``scipy.ndimage``) or raises ``StencilValueError`` / ``StencilTypeError`` naming the
 argument.  Inputs cover empty and length-1 axes, arrays smaller than the stencil, every
 real dtype, NaN and inf, Fortran, negative-stride, non-contiguous and read-only views,
-``out`` aliasing the input, and huge paddings and strides.  The bugs this battery found
-outside the files its author may edit are marked ``xfail(strict=True)`` with the
-reproduction in the reason.
+``out`` aliasing the input, and huge paddings and strides.  Each bug it found is pinned
+by the test that found it (docs/robustness.md lists them).
 """
 
 import os
