@@ -136,6 +136,17 @@ def conv_padding(padding, kernel_size, stride=1):
 # Convolution
 
 
+def _check_bias(b, outputs, what):
+    if b is None:
+        return None
+    b = _as_float_array(b, "b", 1)
+    if b.shape != (outputs,):
+        raise ConvNetValueError(
+            f"b has shape {b.shape}; expected ({outputs},), one bias per {what}",
+            param="b", value=b.shape, expected=(outputs,))
+    return b
+
+
 def _check_conv(x, w, b=None):
     x = _as_float_array(x, "x", 4)
     w = _as_float_array(w, "w", 4)
@@ -144,13 +155,7 @@ def _check_conv(x, w, b=None):
             f"w has {w.shape[1]} input channel(s) (shape {w.shape}) but x has {x.shape[1]} "
             f"(shape {x.shape}); w must be (out_channels, {x.shape[1]}, kh, kw)",
             param="w", value=w.shape, expected=f"(O, {x.shape[1]}, KH, KW)")
-    if b is not None:
-        b = _as_float_array(b, "b", 1)
-        if b.shape != (w.shape[0],):
-            raise ConvNetValueError(
-                f"b has shape {b.shape}; expected ({w.shape[0]},), one bias per output channel",
-                param="b", value=b.shape, expected=(w.shape[0],))
-    return x, w, b
+    return x, w, _check_bias(b, w.shape[0], "output channel")
 
 
 def _clamped_stride(stride, x, padding):
@@ -541,12 +546,7 @@ def linear(x, w, b=None):
             f"w has shape {w.shape} but x has {x.shape[1]} features (shape {x.shape}); "
             f"w must be (out_features, {x.shape[1]})",
             param="w", value=w.shape, expected=f"(out, {x.shape[1]})")
-    if b is not None:
-        b = _as_float_array(b, "b", 1)
-        if b.shape != (w.shape[0],):
-            raise ConvNetValueError(
-                f"b has shape {b.shape}; expected ({w.shape[0]},), one bias per output feature",
-                param="b", value=b.shape, expected=(w.shape[0],))
+    b = _check_bias(b, w.shape[0], "output feature")
     y = x @ w.T
     if b is not None:
         y += b
