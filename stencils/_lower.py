@@ -128,22 +128,24 @@ def lower_program(stencil):
 
 
 class Generated:
-    """Source of a kernel specialised to one stencil's structure."""
+    """Source of a kernel specialised to one stencil's structure, its cache key, and
+    the run-time values (weights, constants) it reads."""
 
-    __slots__ = ("source", "key", "params", "rows", "kmin", "span", "nodes")
+    __slots__ = ("source", "key", "params")
 
-    def __init__(self, source, key, params, rows, kmin, span, nodes):
+    def __init__(self, source, key, params):
         self.source, self.key, self.params = source, key, params
-        self.rows, self.kmin, self.span, self.nodes = rows, kmin, span, nodes
 
 
 def generate_source(stencil, step_last, fingerprint):
     """Python source of the parallel and serial kernels for `stencil`.
 
-    The kernel computes every output row (all axes but the last flattened) in
-    three parts: the interior columns, where every read is in bounds, read the
-    source rows directly; the few columns at each end read small segments that
-    were filled through the border rule.  One loop body serves all three parts.
+    Work items are (output row, column block), all axes but the last flattened.
+    For each item the source rows are resolved through the border rule; the
+    few columns at each end go point by point through `_edge_point`, reading a
+    box-wide segment filled through the border rule; the interior columns,
+    where every read is in bounds, are queued and computed by `_interior_rows`,
+    one vectorised, call-free loop over the source rows themselves.
     `step_last`, the stride along the last axis, is a literal so that every
     index in the loop is provably non-negative (else LLVM emits gathers).
     """
@@ -394,5 +396,5 @@ def generate_source(stencil, step_last, fingerprint):
         + [""]
     )
     key = hashlib.sha1(text.encode()).hexdigest()[:20]
-    return Generated(text, key, params, row_keys, kmin, kmax - kmin + 1, len(order))
+    return Generated(text, key, params)
 
