@@ -15,7 +15,7 @@ import numpy as np
 from . import _border as b
 from . import _expr as ex
 
-__all__ = ["border_index", "pad", "apply", "apply_function", "correlate"]
+__all__ = ["border_index", "pad", "apply", "apply_function", "evaluate"]
 
 
 def border_index(i, n, border):
@@ -121,19 +121,3 @@ def apply(stencil, array, from_origin, from_bottom, border, stride=None):
         lambda get: evaluate(stencil.expr, lambda d: get(*d), array.dtype),
         stencil.size, stencil.center, array, from_origin, from_bottom, border, stride)
 
-
-def correlate(image, kernel, border, stride=None):
-    """scipy-style correlation (centre ``m // 2``) by padding and summing windows."""
-    image = np.asarray(image, dtype=np.float64)
-    kernel = np.asarray(kernel, dtype=np.float64)
-    before = [m // 2 for m in kernel.shape]
-    after = [m - 1 - m // 2 for m in kernel.shape]
-    padded = pad(image, before, after, border)
-    windows = np.lib.stride_tricks.sliding_window_view(padded, kernel.shape)
-    mask = kernel != 0
-    out = np.zeros(image.shape)
-    for j in zip(*np.nonzero(mask)):
-        out += kernel[j] * windows[(Ellipsis,) + tuple(j)]
-    if stride is not None:
-        out = out[tuple(slice(None, None, s) for s in stride)]
-    return out

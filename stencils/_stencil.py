@@ -154,7 +154,14 @@ class Stencil:
         return f"Stencil(size={self._size}, center={self._center})"
 
     def describe(self):
-        """What the stencil computes, as text (``get(d)`` reads at centre + d)."""
+        """What the stencil computes, as text (``get(d)`` reads at centre + d).
+
+        Examples
+        --------
+        >>> import stencils as st
+        >>> st.make_stencil(3, 1, lambda get: get(-1) - 2 * get(1)).describe()
+        '(get(-1) + -2.0*get(1))'
+        """
         return ex.describe(self._expr)
 
     def __reduce__(self):

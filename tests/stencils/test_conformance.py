@@ -137,7 +137,7 @@ def test_vectors_through_generated_kernels(engine, monkeypatch):
 def test_vectors_in_float32():
     """Integer-valued vectors stay exact in float32 (small integers are exact there too)."""
     for vector in ALL[::7]:
-        if any(s["type"] == "avg" for s in [vector["params"]["stencil"]]):
+        if vector["params"]["stencil"]["type"] == "avg":  # 1/3 and the like round in float32
             continue
         _, got = run(vector, np.float32)
         assert got.dtype == np.float32
