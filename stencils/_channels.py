@@ -60,7 +60,9 @@ def _im2col(image, cols, kh, kw, pad_top, pad_left, sh, sw, ho, wo):
                 row = (c * kh + u) * kw + v
                 # Output columns j whose input column j*sw + v - pad_left is inside.
                 first = pad_left - v
-                j0 = 0 if first <= 0 else (first + sw - 1) // sw
+                # min(wo, ...): with wide left padding a tap can miss the image
+                # for every output column, and j0 would run past the row.
+                j0 = 0 if first <= 0 else min(wo, (first + sw - 1) // sw)
                 last = width - 1 - v + pad_left
                 j1 = 0 if last < 0 else min(wo, last // sw + 1)
                 if j1 < j0:

@@ -96,6 +96,27 @@ def test_lenet_shapes_all_paths_agree(shape):
             np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
 
 
+@pytest.mark.parametrize("sw", [1, 2, 3])
+def test_im2col_windows_wholly_in_padding(sw):
+    # Wide side padding leaves some taps outside the image for every output column
+    # (CI's bounds-checked run found the first such case: width 1, pad_left 3, sw 2).
+    # The pure-Python original raises IndexError on any out-of-range write.
+    rng = np.random.default_rng(5)
+    for width in (1, 2, 4):
+        for pad_left in range(6):
+            for pad_right in range(6):
+                kw = 3
+                if width + pad_left + pad_right < kw:
+                    continue
+                image = rng.standard_normal((1, 2, width))
+                wo = (width + pad_left + pad_right - kw) // sw + 1
+                cols = np.full((kw, 2 * wo), np.nan)
+                _channels._im2col.py_func(image, cols, 1, kw, 0, pad_left, 1, sw, 2, wo)
+                xp = np.pad(image[0], ((0, 0), (pad_left, pad_right)))
+                want = sliding_window_view(xp, kw, axis=1)[:, ::sw][:, :wo]  # (2, wo, kw)
+                np.testing.assert_array_equal(cols, want.transpose(2, 0, 1).reshape(kw, -1))
+
+
 def test_respects_numba_thread_count():
     rng = np.random.default_rng(2)
     x = rng.standard_normal((8, 3, 16, 16))
