@@ -28,6 +28,12 @@ _FIXED = 3
 _SINGLE_PASS_TAPS = 32
 # Strides along the last axis up to this are computed densely, then subsampled.
 _DENSE_STEP_MAX = 4
+# Output points per edge piece (fewer for strides above 4, so the buffer stays small).
+_PIECE_POINTS = 256
+# Columns of the buffer the pieces are queued in, fewer for stencils with many
+# rows (its size is rows x columns).
+_PIECE_BUFFER = 4096
+_PIECE_BUFFER_CELLS = 1 << 16
 
 
 def _parents_need_register(order, root):
@@ -142,10 +148,11 @@ def generate_source(stencil, step_last, fingerprint):
 
     Work items are (output row, column block), all axes but the last flattened.
     For each item the source rows are resolved through the border rule; the
-    few columns at each end go point by point through `_edge_point`, reading a
-    box-wide segment filled through the border rule; the interior columns,
-    where every read is in bounds, are queued and computed by `_interior_rows`,
-    one vectorised, call-free loop over the source rows themselves.
+    interior columns, where every read is in bounds, are queued and computed by
+    `_interior_rows`, one vectorised, call-free loop over the source rows
+    themselves.  The few columns at each end, and whole rows that meet a Fill
+    row, are computed by the same function from a small piece buffer filled
+    through the border rule.
     `step_last`, the stride along the last axis, is a literal so that every
     index in the loop is provably non-negative (else LLVM emits gathers).
     """
@@ -193,11 +200,20 @@ def generate_source(stencil, step_last, fingerprint):
             k = boxes[id(t)]
             passes.setdefault(row_of[k[:-1]], []).append((k[-1] - kmin, first_param + i))
 
+    # Output points per edge piece: the piece buffer holds (points - 1) * step + box columns.
+    piece_points = max(1, min(_PIECE_POINTS, _PIECE_POINTS * 4 // step_last))
+    piece_cols = (piece_points - 1) * step_last + kmax - kmin + 1
+    # Pieces are queued side by side and computed together, a few hundred rows'
+    # edges per call; each piece is at least a box wide.
+    piece_buffer = max(piece_cols, min(_PIECE_BUFFER, _PIECE_BUFFER_CELLS // nrows))
+    piece_slots = piece_buffer // (kmax - kmin + 1) + 1
     lines = [
         "def _items(src2, out2, c, out_outer, src_outer, lo, step, code, colblock, first_item,",
-        "           last_item, seg, dense, batch_line, batch_lo, batch_hi, batch_rows):",
+        "           last_item, piece, pbatch, piece_rows, dense, batch, batch_rows):",
         "    fill = c[2]",
         "    nbatch = 0",
+        "    npieces = 0",
+        "    pfill = 0",
     ]
     lines += [
         "    n_l = src2.shape[1]",
@@ -235,7 +251,7 @@ def generate_source(stencil, step_last, fingerprint):
         for a in range(1, outer):
             flat = f"({flat}) * src_outer[{a}] + r{a}_{key[a]}"
         lines += [f"        valid{m} = {valid}", f"        flat{m} = {flat} if valid{m} else 0"]
-    # A row that meets a Fill row is computed whole through the edge path.
+    # A row that meets a Fill row is computed whole from pieces.
     allvalid = " and ".join(f"valid{m}" for m in range(nrows))
     lines += [
         f"        if {allvalid}:",
@@ -266,15 +282,15 @@ def generate_source(stencil, step_last, fingerprint):
         return out
 
     lines += [
-        "        o_row = out2[line]",
         # Interior columns are queued and computed after the item loop, in one
         # call-free function over many rows (see _interior_rows).
         "        e0 = max(j0, ia)",
         "        e1 = min(j1, ib)",
         "        if e1 > e0:",
-        "            batch_line[nbatch] = line",
-        "            batch_lo[nbatch] = e0",
-        "            batch_hi[nbatch] = e1",
+        "            batch[0, nbatch] = line",
+        "            batch[1, nbatch] = e0",
+        "            batch[2, nbatch] = e1",
+        f"            batch[3, nbatch] = e0 * {step_last} + lo_l + {kmin}",
     ]
     lines += [f"            batch_rows[nbatch, {m}] = flat{m}" for m in range(nrows)]
     lines += ["            nbatch += 1"]
@@ -284,18 +300,17 @@ def generate_source(stencil, step_last, fingerprint):
     # in the same loop nest (or one call per row), LLVM kept the weights on the
     # stack and reloaded them on every iteration (measured 1.5x slower).
     interior = [
-        "def _interior_rows(out2, src2, batch_line, batch_lo, batch_hi, batch_rows, nbatch, lo_l,",
-        "                   c, dense):",
+        "def _interior_rows(out2, src2, batch, batch_rows, nbatch, c, dense):",
         "    _zero = c[0]",
         "    _one = c[1]",
     ]
     interior += [f"    p{i} = c[{_FIXED + i}]" for i in range(len(params))]
     interior += [
         "    for i in range(nbatch):",
-        "        e0 = batch_lo[i]",
-        "        e1 = batch_hi[i]",
-        f"        first = e0 * {step_last} + lo_l + {kmin}",
-        "        o = out2[batch_line[i], e0:e1]",
+        "        e0 = batch[1, i]",
+        "        e1 = batch[2, i]",
+        "        first = batch[3, i]",
+        "        o = out2[batch[0, i], e0:e1]",
     ]
     interior += [f"        v{m} = src2[batch_rows[i, {m}], first:]" for m in range(nrows)]
     if not dense_step:
@@ -311,7 +326,10 @@ def generate_source(stencil, step_last, fingerprint):
             f"            o[t] = dense[t * {step_last}]",
         ]
     lines += [
-        # The columns at each end read segments filled through the border rule.
+        # The columns at each end (or the whole row) are computed from pieces:
+        # the box-wide columns a run of output points reads, copied row by row
+        # through the border rule into a small buffer, side by side.  That
+        # buffer is then just another source for `_interior_rows`.
         "        for part in range(2):",
         "            if part == 0:",
         "                e0 = j0",
@@ -319,36 +337,32 @@ def generate_source(stencil, step_last, fingerprint):
         "            else:",
         "                e0 = max(j0, max(ia, ib))",
         "                e1 = j1",
-        "            if e1 <= e0:",
-        "                continue",
-        "            o = o_row[e0:e1]",
-        "            for t in range(e1 - e0):",
-        # One point's box at a time, so any stride needs only box-wide scratch.
-        f"                first = (e0 + t) * {step_last} + lo_l + {kmin}",
-        f"                for qq in range({kmax - kmin + 1}):",
-        "                    rr = resolve_index(first + qq, n_l, code)",
+        f"            for p0 in range(e0, e1, {piece_points}):",
+        f"                p1 = min(e1, p0 + {piece_points})",
+        f"                ncols = (p1 - p0 - 1) * {step_last} + {kmax - kmin + 1}",
+        "                if pfill + ncols > piece.shape[1]:",
+        "                    _interior_rows(out2, piece, pbatch, piece_rows, npieces, c, dense)",
+        "                    npieces = 0",
+        "                    pfill = 0",
+        f"                first = p0 * {step_last} + lo_l + {kmin}",
+        "                for qq in range(ncols):",
+        "                    rr = first + qq",
+        "                    if rr < 0 or rr >= n_l:",
+        "                        rr = resolve_index(rr, n_l, code)",
     ]
     for m in range(nrows):
-        lines.append(f"                    seg[{m}, qq] = src2[flat{m}, rr] if valid{m} and rr >= 0 "
-                     "else fill")
+        lines.append(f"                    piece[{m}, pfill + qq] = src2[flat{m}, rr] if valid{m} "
+                     "and rr >= 0 else fill")
     lines += [
-        "                o[t] = _edge_point(seg, 0, c)",
-        "    _interior_rows(out2, src2, batch_line, batch_lo, batch_hi, batch_rows, nbatch, lo_l,",
-        "                   c, dense)",
+        "                pbatch[0, npieces] = line",
+        "                pbatch[1, npieces] = p0",
+        "                pbatch[2, npieces] = p1",
+        "                pbatch[3, npieces] = pfill",
+        "                npieces += 1",
+        "                pfill += ncols",
+        "    _interior_rows(out2, piece, pbatch, piece_rows, npieces, c, dense)",
+        "    _interior_rows(out2, src2, batch, batch_rows, nbatch, c, dense)",
     ]
-    # The edges' few points per row call one scalar function: a second,
-    # vectorised copy of the expression would double the compile time.
-    edge = [
-        "def _edge_point(seg, q, c):",
-        "    _zero = c[0]",
-        "    _one = c[1]",
-    ]
-    edge += [f"    p{i} = c[{_FIXED + i}]" for i in range(len(params))]
-    for stmt in body:
-        for m in range(nrows):
-            stmt = stmt.replace(f"v{m}[", f"seg[{m}, ")
-        edge.append("    " + stmt)
-    edge.append(f"    return {result}")
 
     def driver(fname, parallel):
         loop = "prange" if parallel else "range"
@@ -356,19 +370,21 @@ def generate_source(stencil, step_last, fingerprint):
             f"def {fname}(src2, out2, c, out_outer, src_outer, lo, step, code, colblock, nchunks):",
             "    width = out2.shape[1]",
             "    nitems = out2.shape[0] * ((width + colblock - 1) // colblock)",
-            "    ndense = " + (f"min(colblock, width) * {step_last}"
+            "    ndense = " + (f"max(min(colblock, width), {piece_points}) * {step_last}"
                              if 1 < step_last <= _DENSE_STEP_MAX else "1"),
             "    cap = nitems // nchunks + 1",
             f"    for ch in {loop}(nchunks):",
-            f"        seg = np.empty(({nrows}, {kmax - kmin + 1}), dtype=src2.dtype)",
+            f"        piece = np.empty(({nrows}, {piece_buffer}), dtype=src2.dtype)",
+            f"        pbatch = np.empty((4, {piece_slots}), dtype=np.int64)",
+            f"        piece_rows = np.empty(({piece_slots}, {nrows}), dtype=np.int64)",
+            f"        for m in range({nrows}):",
+            "            piece_rows[:, m] = m",
             "        dense = np.empty(ndense, dtype=src2.dtype)",
-            "        batch_line = np.empty(cap, dtype=np.int64)",
-            "        batch_lo = np.empty(cap, dtype=np.int64)",
-            "        batch_hi = np.empty(cap, dtype=np.int64)",
+            "        batch = np.empty((4, cap), dtype=np.int64)",
             f"        batch_rows = np.empty((cap, {nrows}), dtype=np.int64)",
             "        _items(src2, out2, c, out_outer, src_outer, lo, step, code, colblock,",
-            "               ch * nitems // nchunks, (ch + 1) * nitems // nchunks, seg, dense,",
-            "               batch_line, batch_lo, batch_hi, batch_rows)",
+            "               ch * nitems // nchunks, (ch + 1) * nitems // nchunks, piece, pbatch,",
+            "               piece_rows, dense, batch, batch_rows)",
         ]
 
     header = [
@@ -385,8 +401,6 @@ def generate_source(stencil, step_last, fingerprint):
         header
         + ["@njit(cache=CACHE, nogil=True, error_model='numpy', fastmath=FASTMATH)"]
         + interior
-        + ["", "", "@njit(cache=CACHE, nogil=True, error_model='numpy', fastmath=FASTMATH)"]
-        + edge
         + ["", "", "@njit(cache=CACHE, nogil=True, error_model='numpy', fastmath=FASTMATH)"]
         + lines
         + ["", "", "@njit(cache=CACHE, parallel=True, error_model='numpy')"]
