@@ -58,7 +58,9 @@ class Module:
         return self.forward(x)
 
     def _own_parameters(self):
-        return ()
+        # Layers keep theirs as `weight` and `bias` (None when a layer has no bias).
+        return [(name, getattr(self, name)) for name in ("weight", "bias")
+                if getattr(self, name, None) is not None]
 
     def children(self):
         """Named sub-layers, in order."""
@@ -167,9 +169,6 @@ class Conv2d(Module):
                                          + self.kernel_size, dtype))
         self.bias = Parameter(_uniform(rng, bound, (out_channels,), dtype)) if bias else None
         self._x = None
-
-    def _own_parameters(self):
-        return [("weight", self.weight)] + ([("bias", self.bias)] if self.bias else [])
 
     def forward(self, x):
         if self.training:
@@ -311,9 +310,6 @@ class Linear(Module):
         self.weight = Parameter(_uniform(rng, bound, (out_features, in_features), dtype))
         self.bias = Parameter(_uniform(rng, bound, (out_features,), dtype)) if bias else None
         self._x = None
-
-    def _own_parameters(self):
-        return [("weight", self.weight)] + ([("bias", self.bias)] if self.bias else [])
 
     def forward(self, x):
         if self.training:
