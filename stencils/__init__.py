@@ -40,7 +40,7 @@ from ._stencil import (
     sum_stencil,
 )
 from ._windowed import WindowedArray, apply_stencil, compute, compute_with_stride, map_stencil
-from . import errors
+from . import errors, validation
 
 __version__ = "0.1.0"
 
@@ -84,6 +84,7 @@ __all__ = [
     "same_padding",
     "sum_stencil",
     "upsample",
+    "validation",
     "warmup",
     "zoom",
     "zoom_with_grid",

@@ -8,7 +8,7 @@ import numpy as np
 
 from . import _dask
 from ._border import as_border
-from ._stencil import (_as_kernel, make_convolution_stencil_from_kernel,
+from ._stencil import (as_kernel, make_convolution_stencil_from_kernel,
                        make_correlation_stencil_from_kernel)
 from ._validate import as_source_array
 from ._windowed import compute_with_stride, map_stencil
@@ -29,7 +29,7 @@ def _cached_stencil(flip, shape, data):
 def _filter(image, kernel, mode, cval, stride, out, flip):
     source = (_dask.as_dask_source(image, param="image") if _dask.is_dask_array(image)
               else as_source_array(image, param="image"))
-    k = _as_kernel(kernel)
+    k = as_kernel(kernel)
     if k.ndim != source.ndim:
         hint = ""
         if k.ndim == 1 and source.ndim > 1:

@@ -2,38 +2,17 @@
 
 from __future__ import annotations
 
-
-import numpy as np
-
 from ._border import Edge, as_border
+from ._stencil import check_stencil
+from ._validate import int_tuple, is_int
 from .errors import StencilTypeError, StencilValueError
 
 __all__ = ["Padding", "no_padding", "same_padding", "Stride"]
 
 
-def _is_int(x):
-    # Concrete types first: numbers.Integral's ABC check is slow on a hot path.
-    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
-
-
-def _int_tuple(value, param):
-    """An int or a tuple of ints; an int stays an int (it fits any rank)."""
-    if _is_int(value):
-        items, scalar = (value,), True
-    else:
-        try:
-            items, scalar = tuple(value), False
-        except TypeError:
-            raise StencilTypeError(
-                f"{param}={value!r} is not an int or a tuple of ints.",
-                param=param, value=value, expected="int or tuple of ints",
-            ) from None
-        if not items or not all(_is_int(v) for v in items):
-            raise StencilTypeError(
-                f"{param}={value!r} must be an int or a non-empty tuple of ints.",
-                param=param, value=value, expected="int or tuple of ints",
-            )
-    return (int(items[0]) if scalar else tuple(int(v) for v in items)), scalar
+def _int_or_tuple(value, param):
+    """An int stays an int (it fits any rank); anything else becomes a tuple of ints."""
+    return int(value) if is_int(value) else int_tuple(value, param=param)
 
 
 def broadcast(value, ndim, param):
@@ -80,8 +59,8 @@ class Padding:
     __slots__ = ("_from_origin", "_from_bottom", "_border")
 
     def __init__(self, from_origin, from_bottom, border=Edge):
-        lo, _ = _int_tuple(from_origin, "from_origin")
-        hi, _ = _int_tuple(from_bottom, "from_bottom")
+        lo = _int_or_tuple(from_origin, "from_origin")
+        hi = _int_or_tuple(from_bottom, "from_bottom")
         for name, v in (("from_origin", lo), ("from_bottom", hi)):
             vals = (v,) if isinstance(v, int) else v
             if any(x < 0 for x in vals):
@@ -142,9 +121,7 @@ def same_padding(stencil, border):
     >>> st.same_padding(st.make_correlation_stencil_from_kernel([1, 2, 3, 4]), st.Edge)
     Padding(from_origin=(2,), from_bottom=(1,), border=Edge)
     """
-    from ._stencil import _check_stencil
-
-    _check_stencil(stencil)
+    check_stencil(stencil)
     return Padding(stencil.center,
                    tuple(s - c - 1 for s, c in zip(stencil.size, stencil.center)), border)
 
@@ -171,8 +148,8 @@ class Stride:
             steps = steps[0]
             if isinstance(steps, Stride):
                 steps = steps.steps
-        value, scalar = _int_tuple(steps, "stride")
-        self._steps = max(1, value) if scalar else tuple(max(1, v) for v in value)
+        value = _int_or_tuple(steps, "stride")
+        self._steps = max(1, value) if isinstance(value, int) else tuple(max(1, v) for v in value)
 
     @property
     def steps(self):
@@ -204,10 +181,10 @@ def as_stride(stride, param="stride"):
     """A `Stride` from a Stride, an int or a tuple of ints."""
     if isinstance(stride, Stride):
         return stride
-    if isinstance(stride, (bool, np.bool_)) or not (_is_int(stride) or isinstance(stride, (tuple, list))):
+    if not (is_int(stride) or isinstance(stride, (tuple, list))):
         raise StencilTypeError(
             f"{param}={stride!r} is not a stride; expected a Stride, an int or a tuple of ints.",
             param=param, value=stride, expected="Stride, int or tuple of ints",
         )
-    return Stride(stride) if _is_int(stride) else Stride(*stride)
+    return Stride(stride) if is_int(stride) else Stride(*stride)
 

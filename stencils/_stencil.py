@@ -8,6 +8,7 @@ import numbers
 import numpy as np
 
 from . import _expr as ex
+from ._validate import is_int
 from .errors import OffsetOutOfBoundsError, StencilTypeError, StencilValueError
 
 __all__ = [
@@ -31,14 +32,9 @@ __all__ = [
 ]
 
 
-def _is_int(x):
-    # Concrete types first: numbers.Integral's ABC check is slow on a hot path.
-    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
-
-
 def as_size(size, *, param="size", allow_zero=False):
     """A stencil size as a tuple of ints (an int means 1-D)."""
-    sizes = (size,) if _is_int(size) else size
+    sizes = (size,) if is_int(size) else size
     try:
         sizes = tuple(sizes)
     except TypeError:
@@ -48,7 +44,7 @@ def as_size(size, *, param="size", allow_zero=False):
             param=param, value=size, expected="int or tuple of ints",
         ) from None
     low = 0 if allow_zero else 1
-    if not sizes or not all(_is_int(n) for n in sizes) or any(n < low for n in sizes):
+    if not sizes or not all(is_int(n) for n in sizes) or any(n < low for n in sizes):
         raise StencilValueError(
             f"{param}={size!r} is not a size; expected an int or a non-empty tuple of ints "
             f">= {low}, one per axis, e.g. (3, 3).",
@@ -58,7 +54,7 @@ def as_size(size, *, param="size", allow_zero=False):
 
 
 def _as_center(center, size, *, param="center"):
-    centers = (center,) if _is_int(center) else center
+    centers = (center,) if is_int(center) else center
     try:
         centers = tuple(centers)
     except TypeError:
@@ -66,7 +62,7 @@ def _as_center(center, size, *, param="center"):
             f"{param}={center!r} is not an index; expected a tuple of {len(size)} ints.",
             param=param, value=center, expected=f"tuple of {len(size)} ints",
         ) from None
-    if len(centers) != len(size) or not all(_is_int(c) for c in centers):
+    if len(centers) != len(size) or not all(is_int(c) for c in centers):
         raise StencilValueError(
             f"{param}={center!r} does not match size={size}: expected {len(size)} "
             f"int{'s' if len(size) > 1 else ''}, one per axis.",
@@ -84,7 +80,7 @@ def _as_center(center, size, *, param="center"):
 
 
 def _check_offset(offset, size, center, *, what="get"):
-    if not all(_is_int(d) for d in offset):
+    if not all(is_int(d) for d in offset):
         raise StencilTypeError(
             f"{what}{tuple(offset)!r}: offsets must be integers known when the stencil is made "
             "(a stencil cannot read at a data-dependent position).",
@@ -336,7 +332,7 @@ def make_stencil(size, center, fn):
     return Stencil(size, center, ex.as_expr(fn(get)))
 
 
-def _as_kernel(kernel, *, param="kernel"):
+def as_kernel(kernel, *, param="kernel"):
     if isinstance(kernel, Stencil):
         raise StencilTypeError(
             f"{param} is already a Stencil; pass it to map_stencil/apply_stencil directly.",
@@ -403,7 +399,7 @@ def make_correlation_stencil_from_kernel(kernel, *, _drop_zeros=False):
     >>> st.compute(st.map_stencil(st.Fill(0), s, impulse))
     array([0., 0., 4., 3., 2., 1., 0.])
     """
-    k = _as_kernel(kernel)
+    k = as_kernel(kernel)
     h = tuple(m // 2 for m in k.shape)
     return _kernel_stencil(k, h, lambda j: tuple(a - b for a, b in zip(j, h)),
                            drop_zeros=_drop_zeros)
@@ -435,7 +431,7 @@ def make_convolution_stencil_from_kernel(kernel, *, _drop_zeros=False):
     >>> st.compute(st.map_stencil(st.Fill(0), s, np.array([1.0, 2, 3, 4, 5])))
     array([10., 20., 30., 34., 31.])
     """
-    k = _as_kernel(kernel)
+    k = as_kernel(kernel)
     h = tuple(m // 2 for m in k.shape)
     centre = tuple(m - 1 - hh for m, hh in zip(k.shape, h))
     return _kernel_stencil(k, centre, lambda j: tuple(b - a for a, b in zip(j, h)),
@@ -445,7 +441,7 @@ def make_convolution_stencil_from_kernel(kernel, *, _drop_zeros=False):
 def _tap_pairs(taps):
     items = taps.items() if isinstance(taps, dict) else taps
     try:
-        pairs = [(tuple(d) if not _is_int(d) else (d,), w) for d, w in items]
+        pairs = [(tuple(d) if not is_int(d) else (d,), w) for d, w in items]
     except (TypeError, ValueError):
         raise StencilTypeError(
             f"taps={taps!r} is not a mapping from offsets to weights; expected e.g. "
@@ -531,7 +527,7 @@ def id_stencil(ndim=1):
            [0., 0., 1., 2.],
            [0., 3., 4., 5.]])
     """
-    if not _is_int(ndim) or ndim < 1:
+    if not is_int(ndim) or ndim < 1:
         raise StencilValueError(f"ndim={ndim!r} must be an int >= 1.", param="ndim",
                                 value=ndim, expected="int >= 1")
     return Stencil((1,) * ndim, (0,) * ndim, ex.read((0,) * ndim))
@@ -680,7 +676,7 @@ def foldr_stencil(f, init, size):
     return Stencil(size, (0,) * len(size), acc)
 
 
-def _check_stencil(s, param="stencil"):
+def check_stencil(s, param="stencil"):
     if not isinstance(s, Stencil):
         raise StencilTypeError(
             f"{param} must be a Stencil, got {type(s).__name__}; make one with make_stencil, "
@@ -702,7 +698,7 @@ def rmap_stencil(f, stencil):
     array([2., 3.])
     """
     _check_callable(f, "f")
-    _check_stencil(stencil)
+    check_stencil(stencil)
     return Stencil(stencil.size, stencil.center, ex.as_expr(f(stencil.expr)))
 
 
@@ -719,7 +715,7 @@ def lmap_stencil(f, stencil):
     array([306., 305., 303.])
     """
     _check_callable(f, "f")
-    _check_stencil(stencil)
+    check_stencil(stencil)
     mapped = {}
     for node in ex.topological_order(stencil.expr):
         if node.op == "read":

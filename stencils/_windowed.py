@@ -8,8 +8,8 @@ from numpy.lib.mixins import NDArrayOperatorsMixin
 from . import _dask, _engine
 from ._border import FILL, as_border
 from ._padding import Padding, as_stride, same_padding
-from ._stencil import _check_stencil
-from ._validate import as_source_array, prepare_out
+from ._stencil import check_stencil
+from ._validate import as_source_array, clamp_steps, prepare_out
 from .errors import StencilTypeError, StencilValueError
 
 __all__ = ["WindowedArray", "map_stencil", "apply_stencil", "compute", "compute_with_stride"]
@@ -202,7 +202,7 @@ def apply_stencil(padding, stencil, array):
             "(Arguments are in massiv's order: padding, stencil, array.)",
             param="padding", value=padding, expected="a Padding",
         )
-    _check_stencil(stencil)
+    check_stencil(stencil)
     if _dask.is_dask_array(array):
         source = _dask.as_dask_source(array)
     else:
@@ -241,7 +241,7 @@ def map_stencil(border, stencil, array):
     array([ 0.,  1.,  2.,  5.,  6.,  2., -1.,  3.])
     """
     border = as_border(border)
-    _check_stencil(stencil)
+    check_stencil(stencil)
     return apply_stencil(same_padding(stencil, border), stencil, array)
 
 
@@ -293,7 +293,8 @@ def compute_with_stride(stride, array, out=None):
     Parameters
     ----------
     stride : Stride, int or tuple of int
-        ``Stride(2)``: every axis; ``Stride(2, 3)``: one step per axis.
+        ``Stride(2)``: every axis; ``Stride(2, 3)``: one step per axis.  A
+        step past the end of its axis keeps only point 0.
     array : WindowedArray
     out : ndarray, optional
         Of shape ``ceil(array.shape / stride)`` and dtype ``array.dtype``.
@@ -313,5 +314,5 @@ def compute_with_stride(stride, array, out=None):
            [21., 24.]])
     """
     _check_windowed(array)
-    steps = as_stride(stride).per_axis(array.ndim)
+    steps = clamp_steps(as_stride(stride).per_axis(array.ndim), array.shape)
     return array._run(steps, out)

@@ -261,6 +261,16 @@ def test_huge_stencil_box_reads_only_its_taps():
     np.testing.assert_array_equal(got, ref.apply(s, a, s.center, (2**62 - 2**61 - 1,), st.Wrap))
 
 
+@pytest.mark.parametrize("stride", [5, 6, 2**62, 10**30, (1, 10**30)])
+def test_a_stride_past_the_axis_keeps_only_point_zero(stride):
+    a = np.arange(20.0).reshape(4, 5)
+    steps = (stride, stride) if isinstance(stride, int) else stride
+    want = ndi.correlate(a, np.ones((3, 3)), mode="wrap")[::min(steps[0], 4),
+                                                        ::min(steps[1], 5)]
+    np.testing.assert_array_equal(st.correlate(a, np.ones((3, 3)), mode="wrap", stride=stride),
+                                  want)
+
+
 def test_index_arithmetic_beyond_int64_is_refused_or_exact():
     a = np.arange(5.0)
     w = st.apply_stencil(st.Padding(0, 2**63, st.Wrap), st.sum_stencil(3), a)
@@ -286,15 +296,13 @@ def test_generated_kernel_with_a_huge_stride():
     np.testing.assert_array_equal(got, want)
 
 
-@pytest.mark.parametrize("case", ["padding", "stride", "centre"])
+@pytest.mark.parametrize("case", ["padding", "centre"])
 def test_values_beyond_int64_raise_the_documented_error(case):
     a = np.arange(5.0)
     with pytest.raises(StencilValueError):
         if case == "padding":
             st.compute_with_stride(2**62, st.apply_stencil(st.Padding(2**63 + 1, 0, st.Wrap),
                                                            st.sum_stencil(3), a))
-        elif case == "stride":
-            st.correlate(a, [1.0, 1.0, 1.0], stride=10**30)
         else:
             st.compute(st.map_stencil(st.Edge, st.make_stencil(10**30, 10**29, lambda g: g(0)), a))
 
