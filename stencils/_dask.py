@@ -19,7 +19,7 @@ into chunks of about the source's).  An output chunk ``[j0, j1)`` reads the sour
 - cells inside the array are sliced from whichever source chunks hold them
   (any number of them: chunks smaller than the stencil's reach are fine);
 - cells outside the array are, for every border but Fill, the cells the
-  border's own rule names (`stencils._kernels.resolve_index` with the whole
+  border's own rule names (`stencils._kernels_border.resolve_index` with the whole
   axis length, so massiv's period-``n`` far field, scipy's period ``2n`` /
   ``2n - 2`` and Wrap are exact at every distance), gathered as runs of
   ascending, descending or repeated cells; in the far field of a mirror or Wrap
@@ -52,7 +52,7 @@ import threading
 import numpy as np
 
 from . import _engine
-from ._border import CONTINUE, EDGE, FILL, REFLECT, SCIPY_MIRROR, SCIPY_REFLECT, WRAP
+from ._kernels_border import EDGE, FILL, resolve_indices
 from ._validate import compute_dtype
 from .errors import StencilTypeError, StencilValueError
 
@@ -93,28 +93,6 @@ def as_dask_source(array, *, param="array"):
 
 # -- per-axis planning ---------------------------------------------------------
 
-def _resolve(idx, n, code):
-    """Vectorised `stencils._kernels.resolve_index` for indices outside ``[0, n)`` (not Fill)."""
-    idx = np.asarray(idx, dtype=np.int64)
-    if code == WRAP:
-        return idx % n
-    if code == EDGE:
-        return np.where(idx < 0, 0, n - 1)
-    if code == REFLECT:
-        return (-idx - 1) % n
-    if code == CONTINUE:
-        return np.where(idx < 0, (-idx) % n, (-idx - 2) % n)
-    if code == SCIPY_REFLECT:
-        m = idx % (2 * n)
-        return np.where(m < n, m, 2 * n - 1 - m)
-    if code == SCIPY_MIRROR:
-        if n == 1:
-            return np.zeros_like(idx)
-        m = idx % (2 * n - 2)
-        return np.where(m < n, m, 2 * n - 2 - m)
-    raise AssertionError(f"unknown border code {code}")
-
-
 def _runs(idx):
     """Split a sequence of source indices into runs ``(first, step, length)``, step in -1, 0, 1."""
     runs = []
@@ -154,7 +132,7 @@ def _window_runs(a, b, n, code):
         if code == EDGE:
             runs.append((0, 0, min(b, 0) - a))
         else:
-            runs += _runs(_resolve(np.arange(a, min(b, 0)), n, code))
+            runs += _runs(resolve_indices(np.arange(a, min(b, 0)), n, code))
     if mid is not None:
         mid = (start, sum(r[2] for r in runs), stop - start)
         runs.append((start, 1, stop - start))
@@ -162,16 +140,13 @@ def _window_runs(a, b, n, code):
         if code == EDGE:
             runs.append((n - 1, 0, b - max(a, n)))
         else:
-            runs += _runs(_resolve(np.arange(max(a, n), b), n, code))
+            runs += _runs(resolve_indices(np.arange(max(a, n), b), n, code))
     return runs, 0, mid
 
 
 def _far_field_index(a, b, n, code):
     """The source cell answering each read in ``[a, b)`` (not Fill): a far-field window."""
-    idx = np.arange(a, b, dtype=np.int64)
-    outside = (idx < 0) | (idx >= n)
-    idx[outside] = _resolve(idx[outside], n, code)
-    return idx
+    return resolve_indices(np.arange(a, b, dtype=np.int64), n, code)
 
 
 def _split_run(run, bounds):

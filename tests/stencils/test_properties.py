@@ -235,3 +235,15 @@ def test_float32_stays_float32_and_close_to_float64(data):
     assert single.dtype == np.float32
     scale = np.abs(kernel).sum() * (1 + np.abs(array).max())
     np.testing.assert_allclose(single, double, rtol=0, atol=1e-5 * scale)
+
+
+@given(border=borders(), n=hs.integers(1, 9),
+       reads=hs.lists(hs.integers(-(2**40), 2**40) | hs.integers(-30, 30), min_size=1,
+                      max_size=20))
+def test_the_kernels_border_rule_equals_the_reference(border, n, reads):
+    from stencils import _kernels_border as kb
+
+    want = [ref.border_index(i, n, border) for i in reads]
+    want = np.array([-1 if w is None else w for w in want], dtype=np.int64)
+    np.testing.assert_array_equal(kb.resolve_indices(np.array(reads), n, border.code), want)
+    assert [kb.resolve_index(i, n, border.code) for i in reads] == want.tolist()

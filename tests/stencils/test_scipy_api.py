@@ -88,3 +88,14 @@ def test_massiv_border_values_are_accepted_as_modes():
     scipy_rule = st.correlate(a, np.eye(1, 11, 0).ravel(), mode="reflect")
     assert scipy_rule.tolist() == [2.0, 3.0, 3.0]
     np.testing.assert_array_equal(scipy_rule, ndi.correlate(a, np.eye(1, 11, 0).ravel()))
+
+
+@pytest.mark.parametrize("mode, same", [("grid-constant", "constant"), ("grid-mirror", "reflect"),
+                                        ("grid-wrap", "wrap")])
+def test_grid_mode_names_filter_as_scipy_does(mode, same):
+    image = np.arange(1.0, 13.0).reshape(3, 4) ** 2
+    kernel = np.arange(1.0, 36.0).reshape(5, 7)  # longer than the image: the far field too
+    want = ndi.correlate(image, kernel, mode=mode, cval=-2.5)
+    np.testing.assert_array_equal(want, ndi.correlate(image, kernel, mode=same, cval=-2.5))
+    np.testing.assert_array_equal(st.correlate(image, kernel, mode=mode, cval=-2.5), want)
+    assert st.as_border(mode, cval=-2.5) == st.as_border(same, cval=-2.5)
