@@ -400,56 +400,36 @@ def _token(src_name, stencil, *parts):
     return hashlib.sha1(blob).hexdigest()[:20]
 
 
-def compute(windowed, step, out):
-    """A lazy dask array of ``windowed`` computed at every `step`-th point."""
+def compute(plan):
+    """A lazy dask array of `plan` (a `stencils._plan.Plan` with a dask source)."""
     import dask.array as da
     from dask.highlevelgraph import HighLevelGraph
 
-    if out is not None:
-        raise StencilValueError(
-            "out= cannot be used when the source is a dask array: the result is a lazy dask "
-            "array. Write it into an array with dask.array.store(result, out), or call "
-            "result.compute().",
-            param="out", value=type(out).__name__, expected="None (a dask source)",
-        )
-    src = windowed._source
-    stencil = windowed._stencil
-    border = windowed._padding.border
-    dtype = src.dtype
-    ndim = src.ndim
-    out_shape = tuple(-(-m // s) for m, s in zip(windowed.shape, step))
-    meta = np.empty((0,) * ndim, dtype=dtype)
+    src, stencil, border, dtype = plan.source, plan.stencil, plan.border, plan.dtype
+    box_lo, step, out_shape = plan.lo, plan.step, plan.shape
+    meta = np.empty((0,) * src.ndim, dtype=dtype)
     if 0 in out_shape:
         return da.empty(out_shape, dtype=dtype, chunks=out_shape)
-    if src.size == 0 and border.code != FILL:
-        raise StencilValueError(
-            f"the array has an empty axis (shape {src.shape}), so the border "
-            f"{border!r} has no element to repeat; only Fill can pad it "
-            "(massiv raises an index-zero exception here).",
-            param="border", value=border, expected="Fill(value)",
-        )
-    box_lo = tuple(-p for p in windowed._lo)
-    plans = [
+    axis_plans = [
         _axis_plan(n, chunks, size, center, lo, s, m, border.code)
         for n, chunks, size, center, lo, s, m in zip(
             src.shape, src.chunks, stencil.size, stencil.center, box_lo, step, out_shape)
     ]
-    out_chunks = tuple(p[0] for p in plans)
+    out_chunks = tuple(p[0] for p in axis_plans)
     token = _token(src.name, stencil, border, box_lo, tuple(step), out_shape)
     name = "stencil-" + token
     # Per axis and output chunk, each piece once: (chunk, whole chunk?, slice triple, dest).
     axes = [
         [[(c, sl.start == 0 and sl.step in (None, 1) and sl.stop == chunks[c],
            (sl.start, sl.stop, sl.step), slice(at, at + length))
-          for c, sl, at, length in block[2]] for block in plan[1]]
-        for plan, chunks in zip(plans, src.chunks)
+          for c, sl, at, length in block[2]] for block in axis_plan[1]]
+        for axis_plan, chunks in zip(axis_plans, src.chunks)
     ]
     dsk = {}
     cuts = {}  # source chunk key -> {slice triples: position in its halo task's list}
     halo = "halo-" + name
-    step = tuple(step)
-    for index in itertools.product(*(range(len(p[1])) for p in plans)):
-        blocks = [p[1][i] for p, i in zip(plans, index)]
+    for index in itertools.product(*(range(len(p[1])) for p in axis_plans)):
+        blocks = [p[1][i] for p, i in zip(axis_plans, index)]
         deps, refs, dests = {}, [], []  # deps: dependency key -> argument index
         for combo in itertools.product(*(ax[i] for ax, i in zip(axes, index))):
             cidx = tuple(p[0] for p in combo)
