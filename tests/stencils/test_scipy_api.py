@@ -8,9 +8,10 @@ from hypothesis.extra import numpy as hnp
 
 import stencils as st
 
+from conftest import SCIPY_MODES
+
 ndi = pytest.importorskip("scipy.ndimage")
 
-MODES = ["constant", "nearest", "reflect", "mirror", "wrap"]
 MAX_SIDE = {1: 14, 2: 8, 3: 5, 4: 4}
 
 
@@ -23,7 +24,7 @@ def cases(draw):
     # Kernels may be longer than the image: the far field, where mirror modes repeat.
     kshape = draw(hnp.array_shapes(min_dims=ndim, max_dims=ndim, min_side=1, max_side=6))
     kernel = draw(hnp.arrays(np.float64, kshape, elements=hs.integers(-4, 4).map(float)))
-    return image, kernel, draw(hs.sampled_from(MODES)), float(draw(hs.integers(-3, 3)))
+    return image, kernel, draw(hs.sampled_from(SCIPY_MODES)), float(draw(hs.integers(-3, 3)))
 
 
 @given(case=cases())
@@ -48,7 +49,7 @@ def test_strided_correlate_is_scipy_sliced(case, stride):
                                   want)
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", SCIPY_MODES)
 def test_real_valued_data_float32_and_float64(mode):
     rng = np.random.default_rng(7)
     image = rng.standard_normal((37, 23))
