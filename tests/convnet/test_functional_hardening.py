@@ -293,10 +293,9 @@ BAD = [
 ]
 
 
-@settings(max_examples=60)
-@given(index=hs.integers(0, len(BAD) - 1))
-def test_invalid_arguments_raise_the_documented_error(index):
-    param, call, exc = BAD[index]
+@pytest.mark.parametrize("param, call, exc", BAD,
+                         ids=[f"{i}-{case[0]}" for i, case in enumerate(BAD)])
+def test_invalid_arguments_raise_the_documented_error(param, call, exc):
     with pytest.raises(ConvNetError) as info:
         call()
     assert isinstance(info.value, exc), (type(info.value), str(info.value))
