@@ -1,10 +1,10 @@
 """The plan: one stencil computation, checked and normalised, as a backend runs it.
 
 The public layer (stencils._windowed) checks every argument, then builds a
-`Plan` and hands it to a backend: stencils._memory for a NumPy source,
-stencils._dask for a Dask one.  A backend reads the plan and nothing else, so
-a new backend is a module with a ``compute(plan)`` function, chosen in
-`stencils._windowed.WindowedArray.plan`'s caller.
+`Plan` (`WindowedArray.plan`) and hands it to a backend: stencils._memory for
+a NumPy source, stencils._dask for a Dask one.  A backend reads the plan and
+nothing else, so a new backend is a module with a ``compute(plan)`` function,
+picked by the type of ``plan.source`` in `stencils._windowed._backend`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,10 @@
-"""massiv's delayed windowed arrays (``Array DW``): a stencil applied, not yet computed."""
+"""massiv's delayed windowed arrays (``Array DW``): a stencil applied, not yet computed.
+
+`map_stencil` and `apply_stencil` check their arguments and return a
+`WindowedArray`; `compute` and `compute_with_stride` check theirs, build a
+`stencils._plan.Plan` (`WindowedArray.plan`) and hand it to the backend for
+the source: stencils._memory (NumPy) or stencils._dask (Dask).
+"""
 
 from __future__ import annotations
 
