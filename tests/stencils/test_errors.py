@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import stencils as st
+from stencils import validation
 from stencils.errors import (BorderError, OffsetOutOfBoundsError, StencilError,
                              StencilTypeError, StencilValueError)
 
@@ -177,3 +178,56 @@ def test_combining_stencils_of_different_rank():
 def test_stride_must_be_ints():
     with pytest.raises(StencilTypeError, match="not a stride"):
         st.correlate(A, np.ones((3, 3)), stride=1.5)
+
+
+# -- stencils.validation: the rules both packages apply ------------------------
+
+class _OwnTypeError(st.errors.StencilTypeError):
+    pass
+
+
+class _OwnValueError(st.errors.StencilValueError):
+    pass
+
+
+@pytest.mark.parametrize("value, exc", [
+    (1.5, StencilTypeError), (True, StencilTypeError), ("22", StencilTypeError),
+    ((), StencilTypeError), ((1, np.float64(2)), StencilTypeError),
+    ((1, 2, 3), StencilValueError), ((1, 0), StencilValueError),
+])
+def test_int_tuple_refuses_with_the_callers_classes(value, exc):
+    with pytest.raises(exc, match="stride") as info:
+        validation.int_tuple(value, param="stride", length=2, minimum=1)
+    assert info.value.param == "stride"
+    own = _OwnTypeError if exc is StencilTypeError else _OwnValueError
+    with pytest.raises(own):
+        validation.int_tuple(value, param="stride", length=2, minimum=1,
+                             type_error=_OwnTypeError, value_error=_OwnValueError)
+
+
+def test_int_tuple_and_is_int_accept_numpy_integers():
+    assert validation.int_tuple(np.array([2, 3]), param="p") == (2, 3)
+    assert validation.int_tuple(np.uint8(4), param="p", length=3) == (4, 4, 4)
+    assert not validation.is_int(np.bool_(True))
+
+
+@pytest.mark.parametrize("dtype", [np.longdouble, np.complex64, object, "U2", "M8[s]"])
+def test_as_real_array_refuses_what_the_dtype_policy_refuses(dtype):
+    if np.dtype(dtype).itemsize == 8 and np.dtype(dtype).kind == "f":
+        pytest.skip("long double is float64 on this platform")
+    with pytest.raises(_OwnTypeError) as info:
+        validation.as_real_array(np.zeros(2, dtype=dtype), param="x", type_error=_OwnTypeError)
+    assert info.value.param == "x"
+
+
+def test_as_real_array_converts_only_when_needed():
+    a = np.zeros((2, 3), np.float32, order="F")
+    assert validation.as_real_array(a, param="x") is a
+    assert validation.as_real_array(a.astype(np.float16), param="x").dtype == np.float32
+    with pytest.raises(_OwnValueError, match=r"x has 2 dimension\(s\).*: \(N, C, H, W\)"):
+        validation.as_real_array(a, param="x", ndim=4, layout="(N, C, H, W)",
+                                 value_error=_OwnValueError)
+
+
+def test_clamp_steps_keeps_the_same_points():
+    assert validation.clamp_steps((3, 10**30, 7), (5, 4, 0)) == (3, 4, 1)
