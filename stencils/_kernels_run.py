@@ -30,25 +30,32 @@ from ._kernels import CACHE, resolve_index
 MIN_CHUNK_WORK = 1 << 17
 
 
+# Rows of the geometry array a generated kernel allocates, (GEOMETRY_ROWS, outer axes).
+OUTER, SOURCE, LOW, STEP, INDEX = range(5)
+GEOMETRY_ROWS = 5
+
+
 @njit(cache=CACHE, nogil=True, error_model="numpy")
-def outer_geometry(out_outer, src_outer, lo, step, key_lo, key_hi):
-    """Outer axes (extents, low corners, steps), with pass-through axes folded.
+def outer_geometry(out_outer, src_outer, lo, step, key_lo, key_hi, geometry):
+    """Fill `geometry` with the outer axes (output and source extents, low corners,
+    steps), pass-through axes folded; return the lines ``[ya, yb)`` of the last
+    outer axis whose reads all lie inside the array.
 
     An axis the stencil does not reach across (box 1, step 1, low corner 0) is
     folded into the next one when that one's output lines map to source rows
     at one constant step with no read outside the array: its lines then run
     on across planes (a (64, 6, 28, 28) max pooling is one run of 5376 lines).
-    Also returns the lines ``[ya, yb)`` of the last outer axis whose reads
-    all lie inside the array.
+    Plain loops and no allocation: each numpy function used here would add to
+    the first compile on a machine.
     """
     nax = out_outer.shape[0]
-    oo = out_outer.copy()
-    so = src_outer.copy()
-    lo_o = np.zeros(nax, dtype=np.int64)
-    st_o = np.ones(nax, dtype=np.int64)
-    for a in range(lo.shape[0] - 1):
-        lo_o[a] = lo[a]
-        st_o[a] = step[a]
+    oo, so, lo_o, st_o = geometry[OUTER], geometry[SOURCE], geometry[LOW], geometry[STEP]
+    for a in range(nax):
+        oo[a] = out_outer[a]
+        so[a] = src_outer[a]
+        inner = a < lo.shape[0] - 1
+        lo_o[a] = lo[a] if inner else 0
+        st_o[a] = step[a] if inner else 1
     for a in range(nax - 1):
         b = a + 1
         passes = (key_lo[a] == 0 and key_hi[a] == 0 and st_o[a] == 1 and lo_o[a] == 0
@@ -64,13 +71,15 @@ def outer_geometry(out_outer, src_outer, lo, step, key_lo, key_hi):
     ny, s = oo[y], st_o[y]
     ya = min(ny, max(0, -((lo_o[y] + key_lo[y]) // s)))
     yb = min(ny, max(0, (so[y] - 1 - lo_o[y] - key_hi[y]) // s + 1))
-    return oo, so, lo_o, st_o, ya, max(ya, yb)
+    return ya, max(ya, yb)
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy")
-def line_rows(line, rows, index, oo, so, lo_o, st_o, keys, code):
+def line_rows(line, rows, geometry, keys, code):
     """The source row of each key for output `line` (-1 where a read is Fill);
     True when every row is inside the array."""
+    oo, so, lo_o, st_o, index = (geometry[OUTER], geometry[SOURCE], geometry[LOW],
+                                 geometry[STEP], geometry[INDEX])
     rem = line
     for a in range(oo.shape[0] - 1, -1, -1):
         index[a] = rem % oo[a]

@@ -11,7 +11,7 @@ import pytest
 import stencils as st
 from stencils import _codegen, _engine
 from stencils import _reference as ref
-from stencils._kernels_run import outer_geometry
+from stencils._kernels_run import GEOMETRY_ROWS, outer_geometry
 
 GOLDEN = pathlib.Path(__file__).parent / "golden" / "generated_3x3_max_plus_sum.py"
 REGENERATE = "STENCILS_REGENERATE_GOLDEN"
@@ -110,16 +110,21 @@ def test_short_trailing_axes_follow_the_reference():
         np.testing.assert_array_equal(got, want, err_msg=f"{shape} {border} {step}")
 
 
+def _geometry(out_outer, src_outer, lo, step, key_lo, key_hi):
+    geometry = np.empty((GEOMETRY_ROWS, len(out_outer)), dtype=np.int64)
+    lines = outer_geometry(*(np.array(v, dtype=np.int64) for v in
+                             (out_outer, src_outer, lo, step, key_lo, key_hi)), geometry)
+    return [list(g) for g in geometry[:GEOMETRY_ROWS - 1]], lines
+
+
 def test_pass_through_axes_fold_into_one_run_of_lines():
     # (64, 6, 28, 28) pooled 2x2 with stride 2: every output line reads source
     # rows 2 * line and 2 * line + 1, so the outer axes fold into one.
-    outer = np.array([64, 6, 14]), np.array([64, 6, 28])
-    lo, step = np.zeros(4, np.int64), np.array([1, 1, 2, 2])
-    oo, so, lo_o, st_o, ya, yb = outer_geometry(*outer, lo, step, np.array([0, 0, 0]),
-                                                np.array([0, 0, 1]))
-    assert list(oo) == [1, 1, 64 * 6 * 14] and list(so) == [1, 1, 64 * 6 * 28]
-    assert list(st_o) == [1, 1, 2] and (ya, yb) == (0, 64 * 6 * 14)
+    pool = dict(out_outer=[64, 6, 14], src_outer=[64, 6, 28], step=[1, 1, 2, 2],
+                key_lo=[0, 0, 0], key_hi=[0, 0, 1])
+    (oo, so, lo, step), lines = _geometry(lo=[0, 0, 0, 0], **pool)
+    assert oo == [1, 1, 64 * 6 * 14] and so == [1, 1, 64 * 6 * 28]
+    assert lo == [0, 0, 0] and step == [1, 1, 2] and lines == (0, 64 * 6 * 14)
     # A read above the plane (padding on H) keeps the planes apart.
-    lo[2] = -1
-    oo, so, *_ = outer_geometry(*outer, lo, step, np.array([0, 0, 0]), np.array([0, 0, 1]))
-    assert list(oo) == [1, 64 * 6, 14] and list(so) == [1, 64 * 6, 28]
+    (oo, so, lo, step), lines = _geometry(lo=[0, 0, -1, 0], **pool)
+    assert oo == [1, 64 * 6, 14] and so == [1, 64 * 6, 28] and lines == (1, 14)

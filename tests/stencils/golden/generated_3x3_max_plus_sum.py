@@ -4,7 +4,8 @@ import numpy as np
 from numba import njit
 from stencils._kernels import (CACHE, FASTMATH, resolve_index, op_max, op_min, op_fmax,
                                op_fmin, op_sign, op_mod)
-from stencils._kernels_run import item_count, line_rows, outer_geometry, run_items
+from stencils._kernels_run import (GEOMETRY_ROWS, OUTER, STEP, item_count, line_rows,
+                                   outer_geometry, run_items)
 
 
 _KEYS = np.array([[0], [1], [2]], dtype=np.int64)
@@ -53,10 +54,10 @@ def kernel(src2, out2, c, out_outer, src_outer, lo, step, code, colblock, first_
     width = out2.shape[1]
     lo_l = lo[1]
     nblk = (width + colblock - 1) // colblock
-    oo, so, lo_o, st_o, ya, yb = outer_geometry(out_outer, src_outer, lo, step, _KEY_LO,
-                                                _KEY_HI)
-    ny = oo[oo.shape[0] - 1]
-    row_step = st_o[oo.shape[0] - 1]
+    geometry = np.empty((GEOMETRY_ROWS, out_outer.shape[0]), dtype=np.int64)
+    ya, yb = outer_geometry(out_outer, src_outer, lo, step, _KEY_LO, _KEY_HI, geometry)
+    ny = geometry[OUTER, out_outer.shape[0] - 1]
+    row_step = geometry[STEP, out_outer.shape[0] - 1]
     ja = min(width, max(0, -((lo_l + 0) // 1)))
     jb = min(width, max(0, (n_l - 1 - lo_l - 2) // 1 + 1))
     piece = np.empty((3, 4096), dtype=src2.dtype)
@@ -64,18 +65,20 @@ def kernel(src2, out2, c, out_outer, src_outer, lo, step, code, colblock, first_
     piece_rows = np.empty((1366, 3), dtype=np.int64)
     runs = np.empty((5, 256), dtype=np.int64)
     run_rows = np.empty((256, 3), dtype=np.int64)
-    rows = np.empty(3, dtype=np.int64)
-    index = np.empty(oo.shape[0], dtype=np.int64)
     dense = np.empty(1, dtype=src2.dtype)
-    nruns = 0
-    npieces = 0
+    nruns = np.int64(0)
+    npieces = np.int64(0)
     pfill = 0
     item = first_item
     while item < last_item:
+        if nruns == 256:
+            _rows(out2, src2, runs, run_rows, nruns, row_step, c, dense)
+            nruns = np.int64(0)
+        rows = run_rows[nruns]
         line = item // nblk
         j0 = (item - line * nblk) * colblock
         j1 = min(j0 + colblock, width)
-        valid = line_rows(line, rows, index, oo, so, lo_o, st_o, _KEYS, code)
+        valid = line_rows(line, rows, geometry, _KEYS, code)
         y = line % ny
         count = 1
         if valid and nblk == 1 and ya <= y < yb:
@@ -85,15 +88,11 @@ def kernel(src2, out2, c, out_outer, src_outer, lo, step, code, colblock, first_
         e0 = max(j0, ia)
         e1 = min(j1, ib)
         if e1 > e0:
-            if nruns == 256:
-                _rows(out2, src2, runs, run_rows, nruns, row_step, c, dense)
-                nruns = 0
             runs[0, nruns] = line
             runs[1, nruns] = count
             runs[2, nruns] = e0
             runs[3, nruns] = e1
             runs[4, nruns] = e0 * 1 + lo_l + 0
-            run_rows[nruns, :] = rows
             nruns += 1
         if ia > j0 or max(ia, ib) < j1:
             for l in range(count):
@@ -104,8 +103,9 @@ def kernel(src2, out2, c, out_outer, src_outer, lo, step, code, colblock, first_
                         p1 = min(e1, p0 + 256)
                         ncols = (p1 - p0 - 1) * 1 + 3
                         if pfill + ncols > piece.shape[1]:
-                            _rows(out2, piece, pieces, piece_rows, npieces, 0, c, dense)
-                            npieces = 0
+                            _rows(out2, piece, pieces, piece_rows, npieces, np.int64(0), c,
+                                  dense)
+                            npieces = np.int64(0)
                             pfill = 0
                         first = p0 * 1 + lo_l + 0
                         for qq in range(ncols):
@@ -126,7 +126,7 @@ def kernel(src2, out2, c, out_outer, src_outer, lo, step, code, colblock, first_
                         npieces += 1
                         pfill += ncols
         item += count
-    _rows(out2, piece, pieces, piece_rows, npieces, 0, c, dense)
+    _rows(out2, piece, pieces, piece_rows, npieces, np.int64(0), c, dense)
     _rows(out2, src2, runs, run_rows, nruns, row_step, c, dense)
 
 
