@@ -243,8 +243,8 @@ def _constants_source(plan):
 def _kernel_source(plan):
     """``kernel``: items ``[first_item, last_item)`` of a call, one thread.
 
-    A flat template (about 90 lines of output, no branching on the plan beyond
-    literals): each item's line is resolved through the border rule; lines whose
+    A flat template (no branching on the plan beyond literals; the edge part is
+    `_edge_pieces_source`): each item's line is resolved through the border rule; lines whose
     rows all lie inside the array, and the lines after them in the same plane,
     are queued as one run of their interior columns; the columns at each end,
     and lines that meet a Fill row, are copied box-wide through the border

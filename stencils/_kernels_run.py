@@ -26,8 +26,10 @@ from numba import njit
 from ._kernels import CACHE, resolve_index
 
 # Points x expression nodes below which a chunk is not worth a thread: handing
-# work to a pool thread costs about 20 us, a kernel call 2-4 us.
-MIN_CHUNK_WORK = 1 << 17
+# work to a pool thread costs about 20 us, a kernel call 2-4 us, and on a busy
+# machine the serial call was the faster one up to about this size (measured on
+# LeNet's pooling stencils).
+MIN_CHUNK_WORK = 1 << 19
 
 
 # Rows of the geometry array a generated kernel allocates, (GEOMETRY_ROWS, outer axes).

@@ -70,7 +70,9 @@ def test_pooling_on_short_trailing_axes_is_the_interpreters(which):
     stencil = _pool_stencils()[which]
     for width in range(2, 41):
         a = _array((3, 2, 6 + width % 5, width), width)
-        for step in [(1, 1, 2, 2), (1, 1, 1, 1), (1, 1, 2, 3), (1, 2, 3, 2)]:
+        # One last-axis stride (it is a literal of the kernel: one compile);
+        # the others are covered by the stencil below.
+        for step in [(1, 1, 2, 2), (1, 2, 3, 2), (2, 1, 1, 2)]:
             want = _run(stencil, a, st.no_padding, step, "interpreter", False)
             for parallel in (False, True):
                 got = _run(stencil, a, st.no_padding, step, "generated", parallel)
