@@ -216,7 +216,8 @@ def _rows_source(plan):
     return (lines + [f"        if e1 - e0 < {_DENSE_MIN_POINTS}:"]
             + _line_loop(plan, 12, "e1 - e0", "o", s) + ["        else:"]
             + _line_loop(plan, 12, f"(e1 - e0 - 1) * {s} + 1", "dense", 1)
-            + ["                for t in range(e1 - e0):", f"                    o[t] = dense[t * {s}]"])
+            + ["                for t in range(e1 - e0):",
+               f"                    o[t] = dense[t * {s}]"])
 
 
 def _line_loop(plan, indent, count, target, step):
@@ -332,8 +333,8 @@ def _edge_pieces_source(plan):
         f"                        p1 = min(e1, p0 + {plan.piece_points})",
         f"                        ncols = (p1 - p0 - 1) * {s} + {plan.box}",
         "                        if pfill + ncols > piece.shape[1]:",
-        "                            _rows(out2, piece, pieces, piece_rows, npieces, np.int64(0), c,",
-        "                                  dense)",
+        "                            _rows(out2, piece, pieces, piece_rows, npieces, np.int64(0),",
+        "                                  c, dense)",
         "                            npieces = np.int64(0)",
         "                            pfill = 0",
         f"                        first = p0 * {s} + lo_l + {plan.kmin}",
@@ -360,7 +361,8 @@ def _edge_pieces_source(plan):
 def _entry_points_source(plan):
     """``kernel_serial`` / ``kernel_parallel``: the engine's calls, over every item."""
     return [
-        "def kernel_serial(src2, out2, c, out_outer, src_outer, lo, step, code, colblock, nchunks):",
+        "def kernel_serial(src2, out2, c, out_outer, src_outer, lo, step, code, colblock,",
+        "                  nchunks):",
         "    kernel(src2, out2, c, out_outer, src_outer, lo, step, code, colblock, 0,",
         "           item_count(out2, colblock))",
         "",

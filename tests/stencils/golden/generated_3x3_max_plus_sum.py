@@ -103,8 +103,8 @@ def kernel(src2, out2, c, out_outer, src_outer, lo, step, code, colblock, first_
                         p1 = min(e1, p0 + 256)
                         ncols = (p1 - p0 - 1) * 1 + 3
                         if pfill + ncols > piece.shape[1]:
-                            _rows(out2, piece, pieces, piece_rows, npieces, np.int64(0), c,
-                                  dense)
+                            _rows(out2, piece, pieces, piece_rows, npieces, np.int64(0),
+                                  c, dense)
                             npieces = np.int64(0)
                             pfill = 0
                         first = p0 * 1 + lo_l + 0
@@ -130,7 +130,8 @@ def kernel(src2, out2, c, out_outer, src_outer, lo, step, code, colblock, first_
     _rows(out2, src2, runs, run_rows, nruns, row_step, c, dense)
 
 
-def kernel_serial(src2, out2, c, out_outer, src_outer, lo, step, code, colblock, nchunks):
+def kernel_serial(src2, out2, c, out_outer, src_outer, lo, step, code, colblock,
+                  nchunks):
     kernel(src2, out2, c, out_outer, src_outer, lo, step, code, colblock, 0,
            item_count(out2, colblock))
 
