@@ -1,0 +1,402 @@
+"""Python source of a kernel specialised to one stencil's structure.
+
+`generate_source` plans the kernel once (`KernelPlan`: the source rows it
+reads, the columns of its box, its expression as straight-line statements),
+then writes each generated function from the plan with one small function:
+
+- ``_rows``: the expression over runs of output lines, a vectorised, call-free
+  loop over source rows (the hot loop; see `_rows_source`);
+- ``kernel``: the items of a call (output line, column block) cut into runs of
+  lines whose reads all lie inside the array, and edge pieces filled through
+  the border rule (see `_kernel_source`);
+- ``kernel_serial`` / ``kernel_parallel``: the entry points the engine calls,
+  on this thread or on a pool of threads (stencils._kernels_run).
+
+Weights and constants are not in the source: they are read from the constant
+array at run time (slots from `FIXED_SLOTS` on), so stencils that differ only
+in their numbers share one kernel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from . import _expr as ex
+from . import _kernels as kn
+
+# Slots 0, 1, 2 of the constant array: typed zero, one and the fill value.
+FIXED_SLOTS = 3
+# Above this many taps a weighted sum is computed one kernel row at a time.
+_SINGLE_PASS_TAPS = 32
+# Strides along the last axis up to this are computed densely, then subsampled.
+_DENSE_STEP_MAX = 4
+# ... for lines of at least this many output points.
+_DENSE_MIN_POINTS = 32
+# Output points per edge piece (fewer for strides above 4, so the buffer stays small).
+_PIECE_POINTS = 256
+# Columns of the buffer the pieces are queued in, fewer for stencils with many
+# rows (its size is rows x columns).
+_PIECE_BUFFER = 4096
+_PIECE_BUFFER_CELLS = 1 << 16
+# Runs of lines queued before the hot loop computes them.
+_RUN_SLOTS = 256
+
+
+def _helpers_digest():
+    # Generated code calls these modules' functions; numba's cache does not
+    # notice when they change (numba#1833), so their text is in the cache key.
+    from . import _kernels_run
+
+    digest = hashlib.sha1()
+    for module in (kn, _kernels_run):
+        with open(module.__file__, "rb") as f:
+            digest.update(f.read())
+    return digest.hexdigest()[:12]
+
+
+_HELPERS = _helpers_digest()
+
+
+def scalar_template(op):
+    """How generated code spells `op` ({0}, {1}, {2}: its operands)."""
+    return kn.SCALAR_TEMPLATES[op]
+
+
+class Generated:
+    """Source of a kernel specialised to one stencil's structure, its cache key, and
+    the run-time values (weights, constants) it reads."""
+
+    __slots__ = ("source", "key", "params")
+
+    def __init__(self, source, key, params):
+        self.source, self.key, self.params = source, key, params
+
+
+@dataclass(frozen=True)
+class KernelPlan:
+    """What the generated functions are written from.
+
+    ``row_keys``: the distinct source rows read, as box coordinates on the outer
+    axes (row ``m`` of the hot loop is ``v{m}``); ``kmin``, ``kmax``: the box
+    columns read; ``statements``: ``(name, expression)`` per node, reads spelled
+    ``v{m}[q + d]`` for the point's first column ``q``; ``passes``: for a large
+    weighted sum of reads, ``(m, ((d, param), ...))`` per source row, computed
+    one row per pass; ``nodes``: the expression's size.
+    """
+
+    ndim: int
+    step_last: int
+    row_keys: tuple
+    kmin: int
+    kmax: int
+    statements: tuple
+    result: str
+    nparams: int
+    passes: tuple | None
+    nodes: int
+
+    @property
+    def nrows(self):
+        return len(self.row_keys)
+
+    @property
+    def box(self):
+        return self.kmax - self.kmin + 1
+
+    @property
+    def dense_step(self):
+        """Strided reads are not vectorised: small strides compute every point, then subsample."""
+        return 1 < self.step_last <= _DENSE_STEP_MAX
+
+    @property
+    def piece_points(self):
+        return max(1, min(_PIECE_POINTS, _PIECE_POINTS * 4 // self.step_last))
+
+    @property
+    def piece_buffer(self):
+        # Pieces are queued side by side, a few hundred lines' edges per call;
+        # each piece is at least a box wide.
+        cols = (self.piece_points - 1) * self.step_last + self.box
+        return max(cols, min(_PIECE_BUFFER, _PIECE_BUFFER_CELLS // self.nrows))
+
+
+def plan_kernel(stencil, step_last):
+    """The `KernelPlan` of `stencil` at stride `step_last`, and its parameters."""
+    expr, center, ndim = stencil.expr, stencil.center, stencil.ndim
+    order = ex.topological_order(expr)
+    boxes = {id(n): tuple(c + d for c, d in zip(center, n.args))
+             for n in order if n.op == "read"}
+    row_keys = sorted({k[:-1] for k in boxes.values()}) or [(0,) * (ndim - 1)]
+    row_of = {k: m for m, k in enumerate(row_keys)}
+    last = [k[-1] for k in boxes.values()] or [0]
+    kmin = min(last)
+    params, names, statements = [], {}, []
+    for i, node in enumerate(order):
+        if node.op == "read":
+            k = boxes[id(node)]
+            rhs = f"v{row_of[k[:-1]]}[q + {k[-1] - kmin}]"
+        elif node.op == "const":
+            params.append(node.args[0])
+            rhs = f"p{len(params) - 1}"
+        elif node.op == "lin":
+            terms = []
+            for t, w in zip(node.args, node.weights):
+                params.append(w)
+                terms.append(f"p{len(params) - 1} * {names[id(t)]}")
+            rhs = " + ".join(terms)
+        else:
+            rhs = scalar_template(node.op).format(*(names[id(a)] for a in node.args))
+        names[id(node)] = f"x{i}"
+        statements.append((f"x{i}", rhs))
+    passes = None
+    # A large weighted sum of reads is computed one kernel row per pass over the
+    # output row (which stays in L1): one pass with every tap needs more weights
+    # than there are vector registers, and the spills cost more than the passes.
+    if (expr.op == "lin" and len(expr.args) > _SINGLE_PASS_TAPS
+            and all(t.op == "read" for t in expr.args)):
+        first_param = len(params) - len(expr.args)
+        by_row = {}
+        for i, t in enumerate(expr.args):
+            k = boxes[id(t)]
+            by_row.setdefault(row_of[k[:-1]], []).append((k[-1] - kmin, first_param + i))
+        passes = tuple((m, tuple(taps)) for m, taps in sorted(by_row.items()))
+    plan = KernelPlan(ndim, step_last, tuple(row_keys), kmin, max(last), tuple(statements),
+                      names[id(expr)], len(params), passes, len(order))
+    return plan, params
+
+
+def _expression_loop(plan, indent, count, target, step):
+    """The expression at points ``t`` of a line, written to ``target[t]``."""
+    pad = " " * indent
+    head = [pad + f"for t in range({count}):", pad + f"    q = t * {step}"]
+    if plan.passes is not None:
+        lines = []
+        for i, (m, taps) in enumerate(plan.passes):
+            terms = " + ".join(f"p{j} * v{m}[q + {d}]" for d, j in taps)
+            lines += head + [pad + f"    {target}[t] {'=' if i == 0 else '+='} {terms}"]
+        return lines
+    body = [pad + f"    {name} = {rhs}" for name, rhs in plan.statements]
+    return head + body + [pad + f"    {target}[t] = {plan.result}"]
+
+
+def _rows_source(plan):
+    """``_rows``: the expression over runs of lines.
+
+    Run ``i`` is lines ``line .. line + count - 1``, columns ``[e0, e1)``;
+    its line ``l`` reads source row ``rows[i, m] + l * row_step`` of `src2` for
+    each key, from column ``first`` on.  The vectorised loop runs over many
+    lines inside one function with no calls in it, as a hand-written kernel
+    would: with the border code's calls in the same loop nest (or one call per
+    line), LLVM kept the weights on the stack and reloaded them on every
+    iteration (measured 1.5x slower).
+    """
+    lines = [
+        "@njit(cache=CACHE, nogil=True, error_model='numpy', fastmath=FASTMATH)",
+        "def _rows(out2, src2, runs, rows, nruns, row_step, c, dense):",
+        "    _zero = c[0]",
+        "    _one = c[1]",
+    ]
+    lines += [f"    p{i} = c[{FIXED_SLOTS + i}]" for i in range(plan.nparams)]
+    lines += [
+        "    for i in range(nruns):",
+        "        line = runs[0, i]",
+        "        e0 = runs[2, i]",
+        "        e1 = runs[3, i]",
+        "        first = runs[4, i]",
+    ]
+    lines += [f"        r{m} = rows[i, {m}]" for m in range(plan.nrows)]
+    s = plan.step_last
+    if not plan.dense_step:
+        return lines + _line_loop(plan, 8, "e1 - e0", "o", s)
+    # LLVM does not vectorise the strided reads v[t*S + d]: for small S it is
+    # faster to compute every point of a long line, contiguously, and keep
+    # every S-th; short lines are faster read strided (measured 1.7x on 14
+    # points).  One branch per run: a branch per line cost 1.3x.
+    return (lines + [f"        if e1 - e0 < {_DENSE_MIN_POINTS}:"]
+            + _line_loop(plan, 12, "e1 - e0", "o", s) + ["        else:"]
+            + _line_loop(plan, 12, f"(e1 - e0 - 1) * {s} + 1", "dense", 1)
+            + ["                for t in range(e1 - e0):",
+               f"                    o[t] = dense[t * {s}]"])
+
+
+def _line_loop(plan, indent, count, target, step):
+    """The lines of run ``i``, each as views of its source rows and the expression."""
+    pad = " " * indent
+    lines = [pad + "for l in range(runs[1, i]):", pad + "    o = out2[line + l, e0:e1]"]
+    lines += [pad + f"    v{m} = src2[r{m} + l * row_step, first:]" for m in range(plan.nrows)]
+    return lines + _expression_loop(plan, indent + 4, count, target, step)
+
+
+def _constants_source(plan):
+    """The row keys, and their range per outer axis, as module constants."""
+    keys = [list(k) or [0] for k in plan.row_keys]
+    nax = len(keys[0])
+    lo = [min(k[a] for k in keys) for a in range(nax)]
+    hi = [max(k[a] for k in keys) for a in range(nax)]
+    return [
+        f"_KEYS = np.array({keys}, dtype=np.int64)",
+        f"_KEY_LO = np.array({lo}, dtype=np.int64)",
+        f"_KEY_HI = np.array({hi}, dtype=np.int64)",
+    ]
+
+
+def _kernel_source(plan):
+    """``kernel``: items ``[first_item, last_item)`` of a call, one thread.
+
+    A flat template (no branching on the plan beyond literals; the edge part is
+    `_edge_pieces_source`): each item's line is resolved through the border rule; lines whose
+    rows all lie inside the array, and the lines after them in the same plane,
+    are queued as one run of their interior columns; the columns at each end,
+    and lines that meet a Fill row, are copied box-wide through the border
+    rule into a piece buffer that is then one more source for ``_rows``.
+    """
+    s, kmin, nrows = plan.step_last, plan.kmin, plan.nrows
+    ndense = (f"max(min(colblock, width), {plan.piece_points}) * {s}" if plan.dense_step
+              else "1")
+    slots = plan.piece_buffer // plan.box + 1
+    return [
+        "@njit(cache=CACHE, nogil=True, error_model='numpy')",
+        "def kernel(src2, out2, c, out_outer, src_outer, lo, step, code, colblock, first_item,",
+        "           last_item):",
+        "    fill = c[2]",
+        "    n_l = src2.shape[1]",
+        "    width = out2.shape[1]",
+        f"    lo_l = lo[{plan.ndim - 1}]",
+        "    nblk = (width + colblock - 1) // colblock",
+        "    geometry = np.empty((GEOMETRY_ROWS, out_outer.shape[0]), dtype=np.int64)",
+        "    ya, yb = outer_geometry(out_outer, src_outer, lo, step, _KEY_LO, _KEY_HI, geometry)",
+        "    ny = geometry[OUTER, out_outer.shape[0] - 1]",
+        "    row_step = geometry[STEP, out_outer.shape[0] - 1]",
+        # Interior columns [ja, jb): every read j*S + lo_l + k, k in [kmin, kmax], in bounds.
+        f"    ja = min(width, max(0, -((lo_l + {kmin}) // {s})))",
+        f"    jb = min(width, max(0, (n_l - 1 - lo_l - {plan.kmax}) // {s} + 1))",
+        f"    piece = np.empty(({nrows}, {plan.piece_buffer}), dtype=src2.dtype)",
+        f"    pieces = np.empty((5, {slots}), dtype=np.int64)",
+        f"    piece_rows = np.empty(({slots}, {nrows}), dtype=np.int64)",
+        f"    runs = np.empty((5, {_RUN_SLOTS}), dtype=np.int64)",
+        f"    run_rows = np.empty(({_RUN_SLOTS}, {nrows}), dtype=np.int64)",
+        f"    dense = np.empty({ndense}, dtype=src2.dtype)",
+        # Counts as np.int64, never literals: numba compiles ``_rows`` again for
+        # each literal argument it is called with.
+        "    nruns = np.int64(0)",
+        "    npieces = np.int64(0)",
+        "    pfill = 0",
+        "    item = first_item",
+        "    while item < last_item:",
+        f"        if nruns == {_RUN_SLOTS}:",
+        "            _rows(out2, src2, runs, run_rows, nruns, row_step, c, dense)",
+        "            nruns = np.int64(0)",
+        # The line's rows go straight into the next run's slot.
+        "        rows = run_rows[nruns]",
+        "        line = item // nblk",
+        "        j0 = (item - line * nblk) * colblock",
+        "        j1 = min(j0 + colblock, width)",
+        "        valid = line_rows(line, rows, geometry, _KEYS, code)",
+        "        y = line % ny",
+        "        count = 1",
+        "        if valid and nblk == 1 and ya <= y < yb:",
+        "            count = min(yb - y, last_item - item)",
+        # A line that meets a Fill row is computed whole from pieces.
+        "        ia = ja if valid else j1",
+        "        ib = jb if valid else j1",
+        "        e0 = max(j0, ia)",
+        "        e1 = min(j1, ib)",
+        "        if e1 > e0:",
+        "            runs[0, nruns] = line",
+        "            runs[1, nruns] = count",
+        "            runs[2, nruns] = e0",
+        "            runs[3, nruns] = e1",
+        f"            runs[4, nruns] = e0 * {s} + lo_l + {kmin}",
+        "            nruns += 1",
+    ] + _edge_pieces_source(plan) + [
+        "        item += count",
+        "    _rows(out2, piece, pieces, piece_rows, npieces, np.int64(0), c, dense)",
+        "    _rows(out2, src2, runs, run_rows, nruns, row_step, c, dense)",
+    ]
+
+
+def _edge_pieces_source(plan):
+    """The part of ``kernel`` that queues the columns of a run's lines outside
+    ``[ia, ib)`` (the columns at each end, or the whole line when it meets a
+    Fill row) as box-wide pieces, copied row by row through the border rule
+    into the piece buffer: one more source for ``_rows``.  Most lines have
+    none: the test keeps their cost out of runs of short lines."""
+    s, nrows = plan.step_last, plan.nrows
+    return [
+        "        if ia > j0 or max(ia, ib) < j1:",
+        "            for l in range(count):",
+        "                for part in range(2):",
+        "                    e0 = j0 if part == 0 else max(j0, max(ia, ib))",
+        "                    e1 = min(j1, ia) if part == 0 else j1",
+        f"                    for p0 in range(e0, e1, {plan.piece_points}):",
+        f"                        p1 = min(e1, p0 + {plan.piece_points})",
+        f"                        ncols = (p1 - p0 - 1) * {s} + {plan.box}",
+        "                        if pfill + ncols > piece.shape[1]:",
+        "                            _rows(out2, piece, pieces, piece_rows, npieces, np.int64(0),",
+        "                                  c, dense)",
+        "                            npieces = np.int64(0)",
+        "                            pfill = 0",
+        f"                        first = p0 * {s} + lo_l + {plan.kmin}",
+        "                        for qq in range(ncols):",
+        "                            rr = first + qq",
+        "                            if rr < 0 or rr >= n_l:",
+        "                                rr = resolve_index(rr, n_l, code)",
+        f"                            for m in range({nrows}):",
+        "                                row = rows[m] + l * row_step if rows[m] >= 0 else -1",
+        "                                piece[m, pfill + qq] = (",
+        "                                    src2[row, rr] if row >= 0 and rr >= 0 else fill)",
+        "                        pieces[0, npieces] = line + l",
+        "                        pieces[1, npieces] = 1",
+        "                        pieces[2, npieces] = p0",
+        "                        pieces[3, npieces] = p1",
+        "                        pieces[4, npieces] = pfill",
+        f"                        for m in range({nrows}):",
+        "                            piece_rows[npieces, m] = m",
+        "                        npieces += 1",
+        "                        pfill += ncols",
+    ]
+
+
+def _entry_points_source(plan):
+    """``kernel_serial`` / ``kernel_parallel``: the engine's calls, over every item."""
+    return [
+        "def kernel_serial(src2, out2, c, out_outer, src_outer, lo, step, code, colblock,",
+        "                  nchunks):",
+        "    kernel(src2, out2, c, out_outer, src_outer, lo, step, code, colblock, 0,",
+        "           item_count(out2, colblock))",
+        "",
+        "",
+        "def kernel_parallel(src2, out2, c, out_outer, src_outer, lo, step, code, colblock,",
+        "                    nchunks):",
+        "    run_items(kernel, (src2, out2, c, out_outer, src_outer, lo, step, code, colblock),",
+        f"              item_count(out2, colblock), nchunks, out2.size * {plan.nodes})",
+    ]
+
+
+def _header(fingerprint):
+    return [
+        f"# Generated by stencils for one stencil structure; fingerprint {fingerprint}.",
+        "# Safe to delete: it is rewritten on demand.",
+        "import numpy as np",
+        "from numba import njit",
+        "from stencils._kernels import (CACHE, FASTMATH, resolve_index, op_max, op_min, op_fmax,",
+        "                               op_fmin, op_sign, op_mod)",
+        "from stencils._kernels_run import (GEOMETRY_ROWS, OUTER, STEP, item_count, line_rows,",
+        "                                   outer_geometry, run_items)",
+    ]
+
+
+def generate_source(stencil, step_last, fingerprint):
+    """Python source of the kernel for `stencil` at stride `step_last` along the last axis.
+
+    `step_last` is a literal in the source so that every index in the hot loop
+    is provably non-negative (else LLVM emits gathers).  `fingerprint` goes into
+    the header, and so into the cache key.
+    """
+    plan, params = plan_kernel(stencil, int(step_last))
+    parts = [_header(fingerprint), _constants_source(plan), _rows_source(plan),
+             _kernel_source(plan), _entry_points_source(plan)]
+    text = "\n\n\n".join("\n".join(part) for part in parts) + "\n"
+    key = hashlib.sha1((_HELPERS + text).encode()).hexdigest()[:20]
+    return Generated(text, key, params)
