@@ -271,16 +271,3 @@ def test_huge_stride_keeps_the_first_window(stride):
     want = full[:, :, ::min(steps[0], 10), ::min(steps[1], 10)]
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
-
-def test_nonfinite_values_follow_ieee():
-    # inf weights meet the zero padding (0 * inf = NaN, as torch); an inf pixel
-    # stays out of the windows that do not contain it.
-    x = np.zeros((1, 1, 4, 4))
-    x[0, 0, 0, 0] = np.inf
-    weights = np.ones((1, 1, 2, 2))
-    got = correlate_channels(x, weights, padding=1)
-    want = reference(x, weights, ((1, 1), (1, 1)), (1, 1))
-    np.testing.assert_array_equal(got, want)
-    w_inf = np.full((1, 1, 3, 3), np.inf)
-    got = correlate_channels(np.ones((1, 1, 2, 2)), w_inf, padding=2, method="scatter")
-    assert np.isnan(got).all()

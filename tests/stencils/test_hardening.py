@@ -781,7 +781,7 @@ def test_boundscheck_run_uses_bounds_checked_kernels():
     """A cached kernel compiled without bounds checks would be reused silently (Numba's
     cache key ignores NUMBA_BOUNDSCHECK): the CI step must use a fresh NUMBA_CACHE_DIR.
     Writing past a view's end must raise IndexError here."""
-    from stencils._channels import _pad_into
+    from stencils._kernels_channels import _pad_into
 
     parent = np.zeros(64)
     buffer = parent[:10]
