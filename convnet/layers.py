@@ -15,6 +15,8 @@ from collections import OrderedDict
 
 import numpy as np
 
+from stencils.validation import is_int
+
 from . import functional as F
 from .errors import ConvNetTypeError, ConvNetValueError
 
@@ -120,7 +122,7 @@ def _rng(rng):
 
 
 def _positive_int(value, param):
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+    if not is_int(value) or value < 1:
         raise ConvNetValueError(f"{param}={value!r} must be a positive int",
                                 param=param, value=value, expected="int >= 1")
     return int(value)
@@ -211,8 +213,8 @@ class MaxPool2d(Module):
     """
 
     def __init__(self, kernel_size, stride=None):
-        self.kernel_size = F._pair(kernel_size, "kernel_size")
-        self.stride = self.kernel_size if stride is None else F._pair(stride, "stride")
+        kh, kw, sh, sw = F._pool_window(kernel_size, stride)
+        self.kernel_size, self.stride = (kh, kw), (sh, sw)
         self._shape = self._argmax = None
 
     def forward(self, x):
@@ -314,16 +316,14 @@ class Linear(Module):
     def forward(self, x):
         if self.training:
             self._x = x
-        y = x @ self.weight.data.T
-        if self.bias is not None:
-            y += self.bias.data
-        return y
+        return F.linear(x, self.weight.data, None if self.bias is None else self.bias.data)
 
     def backward(self, dy, input_grad=True):
-        np.matmul(dy.T, self._x, out=self.weight.grad)
+        dx, dw, db = F.linear_backward(dy, self._x, self.weight.data, input_grad=input_grad)
+        self.weight.grad[...] = dw
         if self.bias is not None:
-            np.sum(dy, axis=0, out=self.bias.grad)
-        return dy @ self.weight.data if input_grad else None
+            self.bias.grad[...] = db
+        return dx
 
     def __repr__(self):
         out_f, in_f = self.weight.data.shape
