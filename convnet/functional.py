@@ -350,8 +350,13 @@ def max_pool2d(x, kernel_size=2, stride=2):
              [13., 15.]]]])
     """
     x, kh, kw, sh, sw = _check_pool(x, kernel_size, stride)
+    return _pooled(_max_stencil(kh, kw), x, sh, sw)
+
+
+def _pooled(stencil, x, sh, sw):
+    """`stencil` over the windows of `x`, computed with the stride (SH, SW)."""
     return st.compute_with_stride(st.Stride(1, 1, sh, sw),
-                                  st.apply_stencil(st.no_padding, _max_stencil(kh, kw), x))
+                                  st.apply_stencil(st.no_padding, stencil, x))
 
 
 def max_pool2d_argmax(x, kernel_size=2, stride=2):
@@ -367,13 +372,8 @@ def max_pool2d_argmax(x, kernel_size=2, stride=2):
     array([[[[1, 2]]]])
     """
     x, kh, kw, sh, sw = _check_pool(x, kernel_size, stride)
-    return _argmax_codes(x, kh, kw, sh, sw).astype(np.intp)
-
-
-def _argmax_codes(x, kh, kw, sh, sw):
-    """The argmax-code stencil's raw output (codes as small exact floats in x's dtype)."""
-    return st.compute_with_stride(st.Stride(1, 1, sh, sw),
-                                  st.apply_stencil(st.no_padding, _argmax_stencil(kh, kw), x))
+    # The stencil's codes are small exact floats in x's dtype.
+    return _pooled(_argmax_stencil(kh, kw), x, sh, sw).astype(np.intp)
 
 
 def _window_taps(array, kh, kw, sh, sw, ho, wo):

@@ -18,6 +18,7 @@ import numpy as np
 from stencils.validation import is_int
 
 from . import functional as F
+from ._threads import one_blas_thread
 from .errors import ConvNetTypeError, ConvNetValueError
 
 __all__ = ["Parameter", "Module", "Conv2d", "MaxPool2d", "ReLU", "Flatten", "Linear",
@@ -195,8 +196,9 @@ class Conv2d(Module):
 class MaxPool2d(Module):
     """Max pooling layer (``torch.nn.MaxPool2d``'s `kernel_size` and `stride`).
 
-    In training mode the forward pass computes the argmax-code stencil and
-    gathers the maxima from it, so the backward pass reuses the codes.
+    In training mode the forward pass also computes the argmax-code stencil
+    (over the same input, while it is in cache), and the backward pass routes
+    each window's gradient by those codes.
 
     Examples
     --------
@@ -218,12 +220,11 @@ class MaxPool2d(Module):
         self._shape = self._argmax = None
 
     def forward(self, x):
-        if not self.training:
-            return F.max_pool2d(x, self.kernel_size, self.stride)
         x, kh, kw, sh, sw = F._check_pool(x, self.kernel_size, self.stride)
-        self._shape = x.shape
-        self._argmax = F._argmax_codes(x, kh, kw, sh, sw)
-        return F.max_pool2d_gather(x, self._argmax, self.kernel_size, self.stride)
+        if self.training:
+            self._shape = x.shape
+            self._argmax = F._pooled(F._argmax_stencil(kh, kw), x, sh, sw)
+        return F._pooled(F._max_stencil(kh, kw), x, sh, sw)
 
     def backward(self, dy, input_grad=True):
         return F.max_pool2d_scatter(dy, self._argmax, self._shape, self.kernel_size, self.stride)
@@ -334,6 +335,8 @@ class Sequential(Module):
     """Layers applied in order; backward runs them in reverse.
 
     Takes layers (named "0", "1", ...) or one mapping name -> layer, as PyTorch.
+    BLAS runs on one thread during a pass (`convnet._threads`): the layers'
+    products are small, and the convolutions already run on Numba's threads.
 
     Examples
     --------
@@ -369,14 +372,16 @@ class Sequential(Module):
         return len(self._layers)
 
     def forward(self, x):
-        for _, layer in self._layers:
-            x = layer.forward(x)
+        with one_blas_thread():
+            for _, layer in self._layers:
+                x = layer.forward(x)
         return x
 
     def backward(self, dy, input_grad=True):
         last = len(self._layers) - 1
-        for i, (_, layer) in enumerate(reversed(self._layers)):
-            dy = layer.backward(dy, input_grad=input_grad or i < last)
+        with one_blas_thread():
+            for i, (_, layer) in enumerate(reversed(self._layers)):
+                dy = layer.backward(dy, input_grad=input_grad or i < last)
         return dy
 
     def __repr__(self):
