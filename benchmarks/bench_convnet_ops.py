@@ -50,7 +50,7 @@ def _pool_forward(quick):
 def _pool_train_forward(quick):
     x = _pool_input()
     pool = MaxPool2d(2)
-    impls = [Implementation("convnet MaxPool2d.forward, training (max + argmax-code stencils)",
+    impls = [Implementation("convnet MaxPool2d.forward, training (argmax-code stencil + gather)",
                             lambda: pool.forward(x), note="what a training step runs")]
     if torch is None:
         return impls + [Skipped("torch max_pool2d(return_indices=True)", NO_TORCH)]
