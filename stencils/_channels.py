@@ -16,7 +16,7 @@ engine's lock: a busy pool means a serial call, never a wait).
 
 from __future__ import annotations
 
-import dataclasses
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -35,8 +35,7 @@ _METHODS = ("auto", "gather", "scatter")
 _SERIAL_WORK = 300_000
 
 
-@dataclasses.dataclass(frozen=True)
-class Geometry:
+class Geometry(NamedTuple):
     """Sizes of one call: x (N, C, H, W), weights (O, C, KH, KW), output (N, O, Ho, Wo)."""
 
     samples: int
@@ -268,25 +267,34 @@ def _geometry(x_shape, weights_shape, padding, stride):
 def _normalise_padding(padding):
     """int | (ph, pw) | ((top, bottom), (left, right)) -> ((top, bottom), (left, right))."""
     expected = "int, (rows, columns) or ((top, bottom), (left, right)), all >= 0"
-    if is_int(padding):
-        padding_pairs = ((padding, padding), (padding, padding))
-    elif isinstance(padding, (tuple, list)) and len(padding) == 2:
-        padding_pairs = tuple((entry, entry) if is_int(entry) else entry for entry in padding)
-    else:
-        padding_pairs = None
-    if padding_pairs is None or not all(
-            isinstance(pair, (tuple, list)) and len(pair) == 2 and all(map(is_int, pair))
-            for pair in padding_pairs):
+    pairs = ((padding, padding), (padding, padding)) if is_int(padding) else _pairs(padding)
+    if pairs is None:
         raise StencilValueError(
             f"padding={padding!r} is not a padding; expected {expected}",
             param="padding", value=padding, expected=expected)
-    (top, bottom), (left, right) = ((int(a), int(b)) for a, b in padding_pairs)
+    (top, bottom), (left, right) = pairs
     if min(top, bottom, left, right) < 0:
         raise StencilValueError(
             f"padding={padding!r} has a negative width; pad widths must be >= 0 "
             f"(to crop, slice the input instead)",
             param="padding", value=padding, expected=expected)
-    return (top, bottom), (left, right)
+    return (int(top), int(bottom)), (int(left), int(right))
+
+
+def _pairs(padding):
+    """The ((top, bottom), (left, right)) of a padding given per axis, or None."""
+    if not isinstance(padding, (tuple, list)) or len(padding) != 2:
+        return None
+    pairs = []
+    for entry in padding:
+        if is_int(entry):
+            pairs.append((entry, entry))
+        elif (isinstance(entry, (tuple, list)) and len(entry) == 2
+              and is_int(entry[0]) and is_int(entry[1])):
+            pairs.append(tuple(entry))
+        else:
+            return None
+    return pairs
 
 
 def _run(x, weights, out, geometry, method, parallel):
