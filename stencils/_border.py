@@ -1,4 +1,4 @@
-"""Border rules: massiv's five `Border` values and scipy.ndimage's five mode names.
+"""Border rules: massiv's five `Border` values and scipy.ndimage's mode names.
 
 A border says what a read outside the array returns.  massiv's rules and scipy's
 agree near the array; far from it (a reach longer than the axis) massiv's
@@ -6,6 +6,9 @@ agree near the array; far from it (a reach longer than the axis) massiv's
 and ``'mirror'`` keep mirroring (period ``2k`` and ``2k - 2``).  Both families
 are kept, each with its own exact rule, so a massiv name always means massiv's
 rule and a scipy name always means scipy's.
+
+The rules themselves (one integer code each, and the index each read
+resolves to) live in stencils._kernels_border; this module names them.
 """
 
 from __future__ import annotations
@@ -15,12 +18,10 @@ import numbers
 
 import numpy as np
 
+from ._kernels_border import CONTINUE, EDGE, FILL, REFLECT, SCIPY_MIRROR, SCIPY_REFLECT, WRAP
 from .errors import BorderError
 
 __all__ = ["Border", "Fill", "Wrap", "Edge", "Reflect", "Continue", "as_border"]
-
-# Integer codes understood by the kernels (stencils._kernels.resolve_index).
-FILL, WRAP, EDGE, REFLECT, CONTINUE, SCIPY_REFLECT, SCIPY_MIRROR = range(7)
 
 _KIND_NAMES = {
     FILL: "Fill",
@@ -136,7 +137,18 @@ Edge = Border(EDGE)
 Reflect = Border(REFLECT)
 Continue = Border(CONTINUE)
 
-_SCIPY_MODES = ("constant", "nearest", "reflect", "mirror", "wrap")
+# scipy.ndimage's mode names and the rule each means for a filter (scipy's
+# interpolation, not its filters, tells some 'grid-' names from the plain ones).
+_SCIPY_MODES = {
+    "constant": FILL,
+    "nearest": EDGE,
+    "reflect": SCIPY_REFLECT,
+    "mirror": SCIPY_MIRROR,
+    "wrap": WRAP,
+    "grid-constant": FILL,
+    "grid-mirror": SCIPY_REFLECT,
+    "grid-wrap": WRAP,
+}
 
 # Other libraries' names for the same rules: each gets a pointer to ours.
 _FOREIGN_NAMES = {
@@ -152,9 +164,6 @@ _FOREIGN_NAMES = {
     "continue": "mirror",
     "reflect_101": "mirror",
     "reflect101": "mirror",
-    "grid-wrap": "wrap",
-    "grid-mirror": "reflect",
-    "grid-constant": "constant",
 }
 
 _MASSIV_BY_NAME = {"wrap": Wrap, "edge": Edge, "reflect": Reflect, "continue": Continue}
@@ -168,7 +177,9 @@ def as_border(border, cval=0.0, *, param="border"):
     border : Border or str
         A massiv border (``Fill(v)``, `Wrap`, `Edge`, `Reflect`, `Continue`) or
         one of scipy.ndimage's mode names ``'constant'``, ``'nearest'``,
-        ``'reflect'``, ``'mirror'``, ``'wrap'`` (with scipy's exact rules).
+        ``'reflect'``, ``'mirror'``, ``'wrap'`` (with scipy's exact rules), or
+        ``'grid-constant'``, ``'grid-mirror'``, ``'grid-wrap'`` (for a filter
+        the same as ``'constant'``, ``'reflect'`` and ``'wrap'``).
     cval : float, optional
         The fill value for ``'constant'``.
     param : str, optional
@@ -194,17 +205,9 @@ def as_border(border, cval=0.0, *, param="border"):
     """
     if isinstance(border, Border):
         return border
-    if isinstance(border, str):
-        if border == "constant":
-            return Fill(cval)
-        if border == "nearest":
-            return Edge
-        if border == "wrap":
-            return Wrap
-        if border == "reflect":
-            return Border(SCIPY_REFLECT)
-        if border == "mirror":
-            return Border(SCIPY_MIRROR)
+    if isinstance(border, str) and border in _SCIPY_MODES:
+        code = _SCIPY_MODES[border]
+        return Fill(cval) if code == FILL else Border(code)
     if border in (Fill,):
         raise BorderError(
             f"{param}=Fill is the constructor, not a border; call it with the fill value, "

@@ -19,7 +19,7 @@ into chunks of about the source's).  An output chunk ``[j0, j1)`` reads the sour
 - cells inside the array are sliced from whichever source chunks hold them
   (any number of them: chunks smaller than the stencil's reach are fine);
 - cells outside the array are, for every border but Fill, the cells the
-  border's own rule names (`stencils._kernels.resolve_index` with the whole
+  border's own rule names (`stencils._kernels_border.resolve_index` with the whole
   axis length, so massiv's period-``n`` far field, scipy's period ``2n`` /
   ``2n - 2`` and Wrap are exact at every distance), gathered as runs of
   ascending, descending or repeated cells; in the far field of a mirror or Wrap
@@ -52,7 +52,7 @@ import threading
 import numpy as np
 
 from . import _engine
-from ._border import CONTINUE, EDGE, FILL, REFLECT, SCIPY_MIRROR, SCIPY_REFLECT, WRAP
+from ._kernels_border import EDGE, FILL, resolve_indices
 from ._validate import compute_dtype
 from .errors import StencilTypeError, StencilValueError
 
@@ -93,28 +93,6 @@ def as_dask_source(array, *, param="array"):
 
 # -- per-axis planning ---------------------------------------------------------
 
-def _resolve(idx, n, code):
-    """Vectorised `stencils._kernels.resolve_index` for indices outside ``[0, n)`` (not Fill)."""
-    idx = np.asarray(idx, dtype=np.int64)
-    if code == WRAP:
-        return idx % n
-    if code == EDGE:
-        return np.where(idx < 0, 0, n - 1)
-    if code == REFLECT:
-        return (-idx - 1) % n
-    if code == CONTINUE:
-        return np.where(idx < 0, (-idx) % n, (-idx - 2) % n)
-    if code == SCIPY_REFLECT:
-        m = idx % (2 * n)
-        return np.where(m < n, m, 2 * n - 1 - m)
-    if code == SCIPY_MIRROR:
-        if n == 1:
-            return np.zeros_like(idx)
-        m = idx % (2 * n - 2)
-        return np.where(m < n, m, 2 * n - 2 - m)
-    raise AssertionError(f"unknown border code {code}")
-
-
 def _runs(idx):
     """Split a sequence of source indices into runs ``(first, step, length)``, step in -1, 0, 1."""
     runs = []
@@ -154,7 +132,7 @@ def _window_runs(a, b, n, code):
         if code == EDGE:
             runs.append((0, 0, min(b, 0) - a))
         else:
-            runs += _runs(_resolve(np.arange(a, min(b, 0)), n, code))
+            runs += _runs(resolve_indices(np.arange(a, min(b, 0)), n, code))
     if mid is not None:
         mid = (start, sum(r[2] for r in runs), stop - start)
         runs.append((start, 1, stop - start))
@@ -162,16 +140,13 @@ def _window_runs(a, b, n, code):
         if code == EDGE:
             runs.append((n - 1, 0, b - max(a, n)))
         else:
-            runs += _runs(_resolve(np.arange(max(a, n), b), n, code))
+            runs += _runs(resolve_indices(np.arange(max(a, n), b), n, code))
     return runs, 0, mid
 
 
 def _far_field_index(a, b, n, code):
     """The source cell answering each read in ``[a, b)`` (not Fill): a far-field window."""
-    idx = np.arange(a, b, dtype=np.int64)
-    outside = (idx < 0) | (idx >= n)
-    idx[outside] = _resolve(idx[outside], n, code)
-    return idx
+    return resolve_indices(np.arange(a, b, dtype=np.int64), n, code)
 
 
 def _split_run(run, bounds):
@@ -425,56 +400,36 @@ def _token(src_name, stencil, *parts):
     return hashlib.sha1(blob).hexdigest()[:20]
 
 
-def compute(windowed, step, out):
-    """A lazy dask array of ``windowed`` computed at every `step`-th point."""
+def compute(plan):
+    """A lazy dask array of `plan` (a `stencils._plan.Plan` with a dask source)."""
     import dask.array as da
     from dask.highlevelgraph import HighLevelGraph
 
-    if out is not None:
-        raise StencilValueError(
-            "out= cannot be used when the source is a dask array: the result is a lazy dask "
-            "array. Write it into an array with dask.array.store(result, out), or call "
-            "result.compute().",
-            param="out", value=type(out).__name__, expected="None (a dask source)",
-        )
-    src = windowed._source
-    stencil = windowed._stencil
-    border = windowed._padding.border
-    dtype = src.dtype
-    ndim = src.ndim
-    out_shape = tuple(-(-m // s) for m, s in zip(windowed.shape, step))
-    meta = np.empty((0,) * ndim, dtype=dtype)
+    src, stencil, border, dtype = plan.source, plan.stencil, plan.border, plan.dtype
+    box_lo, step, out_shape = plan.lo, plan.step, plan.shape
+    meta = np.empty((0,) * src.ndim, dtype=dtype)
     if 0 in out_shape:
         return da.empty(out_shape, dtype=dtype, chunks=out_shape)
-    if src.size == 0 and border.code != FILL:
-        raise StencilValueError(
-            f"the array has an empty axis (shape {src.shape}), so the border "
-            f"{border!r} has no element to repeat; only Fill can pad it "
-            "(massiv raises an index-zero exception here).",
-            param="border", value=border, expected="Fill(value)",
-        )
-    box_lo = tuple(-p for p in windowed._lo)
-    plans = [
+    axis_plans = [
         _axis_plan(n, chunks, size, center, lo, s, m, border.code)
         for n, chunks, size, center, lo, s, m in zip(
             src.shape, src.chunks, stencil.size, stencil.center, box_lo, step, out_shape)
     ]
-    out_chunks = tuple(p[0] for p in plans)
+    out_chunks = tuple(p[0] for p in axis_plans)
     token = _token(src.name, stencil, border, box_lo, tuple(step), out_shape)
     name = "stencil-" + token
     # Per axis and output chunk, each piece once: (chunk, whole chunk?, slice triple, dest).
     axes = [
         [[(c, sl.start == 0 and sl.step in (None, 1) and sl.stop == chunks[c],
            (sl.start, sl.stop, sl.step), slice(at, at + length))
-          for c, sl, at, length in block[2]] for block in plan[1]]
-        for plan, chunks in zip(plans, src.chunks)
+          for c, sl, at, length in block[2]] for block in axis_plan[1]]
+        for axis_plan, chunks in zip(axis_plans, src.chunks)
     ]
     dsk = {}
     cuts = {}  # source chunk key -> {slice triples: position in its halo task's list}
     halo = "halo-" + name
-    step = tuple(step)
-    for index in itertools.product(*(range(len(p[1])) for p in plans)):
-        blocks = [p[1][i] for p, i in zip(plans, index)]
+    for index in itertools.product(*(range(len(p[1])) for p in axis_plans)):
+        blocks = [p[1][i] for p, i in zip(axis_plans, index)]
         deps, refs, dests = {}, [], []  # deps: dependency key -> argument index
         for combo in itertools.product(*(ax[i] for ax, i in zip(axes, index))):
             cidx = tuple(p[0] for p in combo)

@@ -18,43 +18,15 @@ Two kinds of kernel compute a stencil:
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 from numba import njit, prange
 
-# Disk caching of compiled kernels; STENCILS_NUMBA_CACHE=0 turns it off.
-CACHE = os.environ.get("STENCILS_NUMBA_CACHE", "1").lower() not in ("0", "false", "no", "off")
+from ._kernels_border import (CACHE, CONTINUE, EDGE, FILL, REFLECT, SCIPY_MIRROR,  # noqa: F401
+                              SCIPY_REFLECT, WRAP, resolve_index)
+
 # 'contract' lets LLVM fuse a*b + c into one FMA (one rounding instead of two);
 # the other fast-math flags would break NaN and inf handling, so they stay off.
 FASTMATH = {"contract"}
-
-FILL, WRAP, EDGE, REFLECT, CONTINUE, SCIPY_REFLECT, SCIPY_MIRROR = range(7)
-
-
-@njit(cache=CACHE, nogil=True, error_model="numpy")
-def resolve_index(i, n, code):
-    """The source index that answers a read at `i` on an axis of length `n`, or -1 for Fill."""
-    if 0 <= i < n:
-        return i
-    if code == FILL:
-        return -1
-    if code == WRAP:
-        return i % n
-    if code == EDGE:
-        return 0 if i < 0 else n - 1
-    if code == REFLECT:  # massiv: one modulo, period n far from the array
-        return (-i - 1) % n
-    if code == CONTINUE:  # massiv: edge cell not repeated, period n
-        return (-i) % n if i < 0 else (-i - 2) % n
-    if code == SCIPY_REFLECT:  # scipy 'reflect' / numpy 'symmetric': period 2n
-        m = i % (2 * n)
-        return m if m < n else 2 * n - 1 - m
-    # SCIPY_MIRROR: scipy 'mirror' / numpy 'reflect': period 2n - 2
-    if n == 1:
-        return 0
-    m = i % (2 * n - 2)
-    return m if m < n else 2 * n - 2 - m
 
 
 # -- scalar semantics shared by the interpreter and the generated kernels -----

@@ -188,3 +188,10 @@ def as_stride(stride, param="stride"):
         )
     return Stride(stride) if is_int(stride) else Stride(*stride)
 
+
+
+def as_steps(stride, ndim, param="stride"):
+    """The steps of `stride` (a Stride, an int or a tuple of ints) on `ndim` axes."""
+    if is_int(stride):  # the common call, without building a Stride
+        return (max(1, int(stride)),) * ndim
+    return as_stride(stride, param).per_axis(ndim)

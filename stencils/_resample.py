@@ -6,7 +6,7 @@ import numbers
 
 import numpy as np
 
-from ._padding import as_stride
+from ._padding import as_steps
 from .errors import StencilTypeError, StencilValueError
 
 __all__ = ["downsample", "upsample", "zoom", "zoom_with_grid"]
@@ -82,7 +82,7 @@ def downsample(stride, array):
     array([0, 3, 6])
     """
     arr = _array(array)
-    steps = as_stride(stride).per_axis(arr.ndim)
+    steps = as_steps(stride, arr.ndim)
     return arr[tuple(slice(None, None, s) for s in steps)]
 
 
@@ -101,7 +101,7 @@ def upsample(fill, stride, array):
            [3, 0, 4, 0]])
     """
     arr = _array(array)
-    steps = as_stride(stride).per_axis(arr.ndim)
+    steps = as_steps(stride, arr.ndim)
     fill = _fill(fill, arr)
     out = _filled(tuple(n * s for n, s in zip(arr.shape, steps)), fill, arr)
     out[tuple(slice(None, None, s) for s in steps)] = arr
@@ -118,7 +118,7 @@ def zoom(stride, array):
     array([1, 1, 1, 2, 2, 2])
     """
     arr = _array(array)
-    steps = as_stride(stride).per_axis(arr.ndim)
+    steps = as_steps(stride, arr.ndim)
     _check_size([n * s for n, s in zip(arr.shape, steps)], arr.dtype)
     for axis, s in enumerate(steps):
         arr = np.repeat(arr, s, axis=axis)
@@ -137,7 +137,7 @@ def zoom_with_grid(fill, stride, array):
     array([0, 1, 1, 0, 2, 2, 0])
     """
     arr = _array(array)
-    steps = as_stride(stride).per_axis(arr.ndim)
+    steps = as_steps(stride, arr.ndim)
     fill = _fill(fill, arr)
     out = _filled(tuple(n * (s + 1) + 1 for n, s in zip(arr.shape, steps)), fill, arr)
     zoomed = zoom(stride, arr)

@@ -24,7 +24,7 @@ import numpy as np
 from .errors import StencilTypeError, StencilValueError
 
 __all__ = ["is_int", "int_tuple", "compute_dtype", "as_real_array", "as_source_array",
-           "clamp_steps", "prepare_out"]
+           "clamp_steps", "check_out", "kernel_target", "prepare_out"]
 
 
 def is_int(value):
@@ -251,13 +251,11 @@ def clamp_steps(steps, extents):
     >>> clamp_steps((2, 10**30), (5, 5))
     (2, 5)
     """
-    return tuple(min(int(s), max(int(m), 1)) for s, m in zip(steps, extents))
+    return tuple(s if s <= m else max(m, 1) for s, m in zip(steps, extents))
 
 
-def prepare_out(out, shape, dtype, source, *, param="out"):
-    """Check `out`; return (array the kernel writes, array to copy it into or None)."""
-    if out is None:
-        return np.empty(shape, dtype=dtype), None
+def check_out(out, shape, dtype, *, param="out"):
+    """Refuse an `out` that cannot hold a result of `shape` and `dtype`."""
     if not isinstance(out, np.ndarray):
         raise StencilTypeError(
             f"{param} must be a NumPy array, got {type(out).__name__}.",
@@ -280,9 +278,22 @@ def prepare_out(out, shape, dtype, source, *, param="out"):
             f"{param} is read-only; pass a writeable array.",
             param=param, value="read-only", expected="a writeable array",
         )
+
+
+def kernel_target(out, shape, dtype, source):
+    """(array the kernel writes, array to copy it into or None) for a checked `out`."""
     # A stencil reads neighbours it may already have overwritten, and the
     # kernels want a contiguous native-endian target: otherwise go through a temporary.
+    if out is None:
+        return np.empty(shape, dtype=dtype), None
     if (not out.flags.c_contiguous or not out.dtype.isnative
             or np.may_share_memory(out, source)):
         return np.empty(shape, dtype=dtype), out
     return out, None
+
+
+def prepare_out(out, shape, dtype, source, *, param="out"):
+    """Check `out`; return (array the kernel writes, array to copy it into or None)."""
+    if out is not None:
+        check_out(out, shape, dtype, param=param)
+    return kernel_target(out, shape, dtype, source)

@@ -1,15 +1,22 @@
-"""massiv's delayed windowed arrays (``Array DW``): a stencil applied, not yet computed."""
+"""massiv's delayed windowed arrays (``Array DW``): a stencil applied, not yet computed.
+
+`map_stencil` and `apply_stencil` check their arguments and return a
+`WindowedArray`; `compute` and `compute_with_stride` check theirs, build a
+`stencils._plan.Plan` (`WindowedArray.plan`) and hand it to the backend for
+the source: stencils._memory (NumPy) or stencils._dask (Dask).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 from numpy.lib.mixins import NDArrayOperatorsMixin
 
-from . import _dask, _engine
+from . import _dask, _memory
 from ._border import FILL, as_border
-from ._padding import Padding, as_stride, same_padding
+from ._padding import Padding, as_steps, same_padding
 from ._stencil import check_stencil
-from ._validate import as_source_array, clamp_steps, prepare_out
+from ._plan import Plan
+from ._validate import as_source_array, check_out, clamp_steps
 from .errors import StencilTypeError, StencilValueError
 
 __all__ = ["WindowedArray", "map_stencil", "apply_stencil", "compute", "compute_with_stride"]
@@ -48,18 +55,21 @@ class WindowedArray(NDArrayOperatorsMixin):
     array([2.5, 4. , 7. , 9. ])
     """
 
-    __slots__ = ("_source", "_stencil", "_padding", "_lo", "_hi", "_shape")
+    __slots__ = ("_source", "_stencil", "_padding", "_lo", "_box_lo", "_shape")
 
     def __init__(self, source, stencil, padding):
         # Private: made by map_stencil / apply_stencil after validation.
         self._source = source
         self._stencil = stencil
-        self._lo, self._hi = padding.widths(source.ndim)
-        self._padding = Padding(self._lo, self._hi, padding.border)
+        self._lo, hi = padding.widths(source.ndim)
+        self._padding = Padding(self._lo, hi, padding.border)
         self._shape = tuple(
             max(0, lo + hi + n - max(0, s - 1))
-            for lo, hi, n, s in zip(self._lo, self._hi, source.shape, stencil.size)
+            for lo, hi, n, s in zip(self._lo, hi, source.shape, stencil.size)
         )
+        # Output j has its centre at j*s + c - from_origin, so its box starts
+        # at j*s - from_origin: the kernels take that start.
+        self._box_lo = tuple(-p for p in self._lo)
 
     shape = property(lambda self: self._shape)
     ndim = property(lambda self: len(self._shape))
@@ -105,28 +115,61 @@ class WindowedArray(NDArrayOperatorsMixin):
         """The same as ``stencils.compute(self, out=out)``."""
         return compute(self, out=out)
 
-    def _run(self, step, out, parallel=None):
-        shape = tuple(-(-m // s) for m, s in zip(self._shape, step))
-        # Output j has its centre at j*s + c - from_origin, so its box starts
-        # at j*s - from_origin: the kernels take that start.
-        box_lo = tuple(-p for p in self._lo)
-        _check_index_range(shape, step, box_lo, self._stencil.size, self._source.shape)
-        if _dask.is_dask_array(self._source):
-            return _dask.compute(self, step, out)
-        if self._source.size == 0 and 0 not in shape and self._padding.border.code != FILL:
+    def plan(self, stride=1, out=None):
+        """The checked plan of computing this array at every `stride`-th point into `out`.
+
+        What `compute` and `compute_with_stride` hand to a backend
+        (``stencils._memory.compute(plan)`` for a NumPy source,
+        ``stencils._dask.compute(plan)`` for a Dask one).
+
+        Parameters
+        ----------
+        stride : Stride, int or tuple of int, optional
+        out : ndarray, optional
+            Checked against the result's shape and dtype.
+
+        Returns
+        -------
+        stencils._plan.Plan
+
+        Examples
+        --------
+        >>> import numpy as np, stencils as st
+        >>> k = st.make_correlation_stencil_from_kernel([1, 2, 1])
+        >>> p = st.map_stencil(st.Edge, k, np.arange(5.0)).plan(2)
+        >>> p.lo, p.step, p.shape
+        ((-1,), (2,), (3,))
+        """
+        step = clamp_steps(as_steps(stride, len(self._shape)), self._shape)
+        shape = _strided_shape(self._shape, step, self._box_lo, self._stencil.size,
+                               self._source.shape)
+        border = self._padding.border
+        if 0 in self._source.shape and 0 not in shape and border.code != FILL:
             raise StencilValueError(
                 f"the array has an empty axis (shape {self._source.shape}), so the border "
-                f"{self._padding.border!r} has no element to repeat; only Fill can pad it "
+                f"{border!r} has no element to repeat; only Fill can pad it "
                 "(massiv raises an index-zero exception here).",
-                param="border", value=self._padding.border, expected="Fill(value)",
+                param="border", value=border, expected="Fill(value)",
             )
-        target, copy_to = prepare_out(out, shape, self.dtype, self._source)
-        _engine.run(self._stencil, self._source, target, box_lo, step, self._padding.border,
-                    parallel=parallel)
-        if copy_to is not None:
-            copy_to[...] = target
-            return copy_to
-        return target
+        if out is not None:
+            if _dask.is_dask_array(self._source):
+                raise StencilValueError(
+                    "out= cannot be used when the source is a dask array: the result is a lazy "
+                    "dask array. Write it into an array with dask.array.store(result, out), or "
+                    "call result.compute().",
+                    param="out", value=type(out).__name__, expected="None (a dask source)",
+                )
+            check_out(out, shape, self.dtype)
+        return Plan(self._source, self._stencil, self._box_lo, step, border, self.dtype, shape,
+                    out)
+
+    def _run(self, step, out, parallel=None):
+        # stencils._config.warmup compiles the serial and the parallel kernels through this.
+        return _memory.compute(self.plan(step, out), parallel=parallel)
+
+
+def _backend(plan):
+    return _dask if _dask.is_dask_array(plan.source) else _memory
 
 
 # The kernels do index arithmetic in int64 (j * step + lo + k, and 2 * n for
@@ -134,8 +177,13 @@ class WindowedArray(NDArrayOperatorsMixin):
 _INDEX_LIMIT = 2**62
 
 
-def _check_index_range(shape, step, box_lo, size, source_shape):
-    for axis, (m, s, lo, k, n) in enumerate(zip(shape, step, box_lo, size, source_shape)):
+def _strided_shape(full_shape, step, box_lo, size, source_shape):
+    """The shape of the result kept at every `step`-th point; refuses indices the kernels
+    cannot form."""
+    shape = []
+    for axis, (f, s, lo, k, n) in enumerate(zip(full_shape, step, box_lo, size, source_shape)):
+        m = -(-f // s)
+        shape.append(m)
         last = (max(m, 1) - 1) * s + lo + k
         if max(abs(lo), abs(last), s, 2 * n) >= _INDEX_LIMIT:
             raise StencilValueError(
@@ -144,6 +192,7 @@ def _check_index_range(shape, step, box_lo, size, source_shape):
                 "padding or stride.",
                 param="padding", value=(-lo, s), expected="indices below 2**62",
             )
+    return tuple(shape)
 
 
 def _check_ranks(stencil, array):
@@ -281,7 +330,8 @@ def compute(array, out=None):
     array([1., 3., 5., 7., 4.])
     """
     _check_windowed(array)
-    return array._run((1,) * array.ndim, out)
+    plan = array.plan(1, out)
+    return _backend(plan).compute(plan)
 
 
 def compute_with_stride(stride, array, out=None):
@@ -314,5 +364,5 @@ def compute_with_stride(stride, array, out=None):
            [21., 24.]])
     """
     _check_windowed(array)
-    steps = clamp_steps(as_stride(stride).per_axis(array.ndim), array.shape)
-    return array._run(steps, out)
+    plan = array.plan(stride, out)
+    return _backend(plan).compute(plan)

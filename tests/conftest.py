@@ -20,3 +20,55 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+# -- helpers shared by test files: `from conftest import ...` ------------------
+
+import contextlib  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import stencils as st  # noqa: E402
+from stencils import _engine  # noqa: E402
+
+SCIPY_MODES = ["constant", "nearest", "reflect", "mirror", "wrap"]
+MASSIV_BORDERS = [st.Wrap, st.Edge, st.Reflect, st.Continue]  # and Fill(value)
+REAL_DTYPES = ["bool", "int8", "uint8", "int64", "float16", "float32", "float64"]
+LAYOUTS = ["c", "fortran", "negative", "strided", "readonly"]
+
+
+def expected_dtype(dtype):
+    """docs/api.md's dtype policy, written out: float16 and float32 give float32, every other
+    real dtype float64."""
+    return np.dtype(np.float32) if np.dtype(dtype) in (np.float16, np.float32) else np.dtype(np.float64)
+
+
+def in_layout(a, layout, rng):
+    """An array equal to `a` laid out as `layout` (one of LAYOUTS; a view where it is one)."""
+    if layout == "fortran":
+        return np.asfortranarray(a)
+    if layout == "negative" and a.ndim:
+        axes = tuple(ax for ax in range(a.ndim) if rng.random() < 0.7) or (0,)
+        flip = tuple(slice(None, None, -1) if ax in axes else slice(None) for ax in range(a.ndim))
+        return a[flip].copy()[flip]
+    if layout == "strided" and a.ndim:
+        big = np.zeros(tuple(2 * n + 1 for n in a.shape), dtype=a.dtype)
+        view = big[tuple(slice(1, None, 2) for _ in a.shape)]
+        view[...] = a
+        return view
+    if layout == "readonly":
+        b = a.copy()
+        b.flags.writeable = False
+        return b
+    return a.copy()
+
+
+@contextlib.contextmanager
+def use_engine(engine):
+    """Run the block with the engine setting `engine` ('interpreter' or 'generated')."""
+    old = _engine.config.engine
+    _engine.config.engine = engine
+    try:
+        yield
+    finally:
+        _engine.config.engine = old

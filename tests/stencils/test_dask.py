@@ -391,3 +391,21 @@ def test_distributed_local_cluster():
         # The chunk function was unpickled (by reference) in the worker processes.
         loaded = client.run(lambda: "stencils._dask" in __import__("sys").modules)
         assert len(loaded) == 2 and any(loaded.values())
+
+
+def test_both_backends_compute_a_plan_built_by_hand():
+    """A backend reads the plan and nothing else: no WindowedArray is involved here."""
+    from stencils import _memory
+    from stencils._plan import Plan
+
+    a = np.arange(30.0).reshape(5, 6)
+    s = st.make_correlation_stencil_from_kernel(np.arange(9.0).reshape(3, 3))
+    border = st.as_border("mirror")
+    want = st.compute_with_stride(2, st.map_stencil(border, s, a))
+    plan = Plan(a, s, (-1, -1), (2, 2), border, a.dtype, want.shape)
+    assert st.map_stencil(border, s, a).plan(2)[1:] == plan[1:]  # all but the source
+    np.testing.assert_array_equal(_memory.compute(plan), want)
+    lazy = _dask.compute(plan._replace(source=da.from_array(a, chunks=2)))
+    np.testing.assert_array_equal(lazy.compute(), want)
+    with pytest.raises(AttributeError):
+        plan.step = (1, 1)

@@ -6,8 +6,6 @@ nothing with the kernels.  Data and weights are small integers, so every
 result is exact whatever the summation order, and comparisons use ==.
 """
 
-import contextlib
-
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
@@ -15,11 +13,10 @@ from hypothesis import strategies as hs
 from hypothesis.extra import numpy as hnp
 
 import stencils as st
-from stencils import _engine
 from stencils import _reference as ref
 
-MASSIV_BORDERS = [st.Wrap, st.Edge, st.Reflect, st.Continue]
-SCIPY_MODES = ["constant", "nearest", "reflect", "mirror", "wrap"]
+from conftest import MASSIV_BORDERS, SCIPY_MODES, use_engine
+
 
 
 @hs.composite
@@ -124,16 +121,6 @@ def test_make_stencil_matches_reference(data):
     _check(st.apply_stencil(st.Padding(po, pb, border), stencil, array), want)
 
 
-@contextlib.contextmanager
-def use_engine(engine):
-    old = _engine.config.engine
-    _engine.config.engine = engine
-    try:
-        yield
-    finally:
-        _engine.config.engine = old
-
-
 @settings(max_examples=12)
 @given(data=hs.data())
 def test_generated_kernels_match_reference(data):
@@ -177,13 +164,23 @@ def test_ready_made_stencils_are_window_reductions(data, name):
 
 
 @given(data=hs.data())
-def test_map_stencil_is_apply_stencil_with_same_padding(data):
+def test_map_stencil_keeps_the_shape_and_centres_output_i_on_source_i(data):
+    """massiv's mapStencil, read off its definition: ``out[i] = f(get)`` where ``get(d)``
+    reads source ``i + d`` through the border (no padding arithmetic in the test)."""
     array = data.draw(arrays(min_side=1))
-    stencil = st.make_correlation_stencil_from_kernel(data.draw(kernels(array.ndim)))
+    size, center, fn = data.draw(user_stencils(array.ndim))
     border = data.draw(borders())
-    np.testing.assert_array_equal(
-        st.compute(st.map_stencil(border, stencil, array)),
-        st.compute(st.apply_stencil(st.same_padding(stencil, border), stencil, array)))
+    got = st.compute(st.map_stencil(border, st.make_stencil(size, center, fn), array))
+
+    def read(i, d):
+        at = [ref.border_index(a + b, n, border) for a, b, n in zip(i, d, array.shape)]
+        return np.float64(border.value if None in at else array[tuple(at)])
+
+    want = np.empty(array.shape)
+    for i in np.ndindex(array.shape):
+        want[i] = fn(lambda *d, i=i: read(i, d))
+    assert got.shape == array.shape
+    np.testing.assert_array_equal(got, want)
 
 
 @given(data=hs.data())
@@ -235,3 +232,15 @@ def test_float32_stays_float32_and_close_to_float64(data):
     assert single.dtype == np.float32
     scale = np.abs(kernel).sum() * (1 + np.abs(array).max())
     np.testing.assert_allclose(single, double, rtol=0, atol=1e-5 * scale)
+
+
+@given(border=borders(), n=hs.integers(1, 9),
+       reads=hs.lists(hs.integers(-(2**40), 2**40) | hs.integers(-30, 30), min_size=1,
+                      max_size=20))
+def test_the_kernels_border_rule_equals_the_reference(border, n, reads):
+    from stencils import _kernels_border as kb
+
+    want = [ref.border_index(i, n, border) for i in reads]
+    want = np.array([-1 if w is None else w for w in want], dtype=np.int64)
+    np.testing.assert_array_equal(kb.resolve_indices(np.array(reads), n, border.code), want)
+    assert [kb.resolve_index(i, n, border.code) for i in reads] == want.tolist()

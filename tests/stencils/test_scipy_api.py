@@ -8,9 +8,10 @@ from hypothesis.extra import numpy as hnp
 
 import stencils as st
 
+from conftest import SCIPY_MODES
+
 ndi = pytest.importorskip("scipy.ndimage")
 
-MODES = ["constant", "nearest", "reflect", "mirror", "wrap"]
 MAX_SIDE = {1: 14, 2: 8, 3: 5, 4: 4}
 
 
@@ -23,7 +24,7 @@ def cases(draw):
     # Kernels may be longer than the image: the far field, where mirror modes repeat.
     kshape = draw(hnp.array_shapes(min_dims=ndim, max_dims=ndim, min_side=1, max_side=6))
     kernel = draw(hnp.arrays(np.float64, kshape, elements=hs.integers(-4, 4).map(float)))
-    return image, kernel, draw(hs.sampled_from(MODES)), float(draw(hs.integers(-3, 3)))
+    return image, kernel, draw(hs.sampled_from(SCIPY_MODES)), float(draw(hs.integers(-3, 3)))
 
 
 @given(case=cases())
@@ -48,7 +49,7 @@ def test_strided_correlate_is_scipy_sliced(case, stride):
                                   want)
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", SCIPY_MODES)
 def test_real_valued_data_float32_and_float64(mode):
     rng = np.random.default_rng(7)
     image = rng.standard_normal((37, 23))
@@ -88,3 +89,14 @@ def test_massiv_border_values_are_accepted_as_modes():
     scipy_rule = st.correlate(a, np.eye(1, 11, 0).ravel(), mode="reflect")
     assert scipy_rule.tolist() == [2.0, 3.0, 3.0]
     np.testing.assert_array_equal(scipy_rule, ndi.correlate(a, np.eye(1, 11, 0).ravel()))
+
+
+@pytest.mark.parametrize("mode, same", [("grid-constant", "constant"), ("grid-mirror", "reflect"),
+                                        ("grid-wrap", "wrap")])
+def test_grid_mode_names_filter_as_scipy_does(mode, same):
+    image = np.arange(1.0, 13.0).reshape(3, 4) ** 2
+    kernel = np.arange(1.0, 36.0).reshape(5, 7)  # longer than the image: the far field too
+    want = ndi.correlate(image, kernel, mode=mode, cval=-2.5)
+    np.testing.assert_array_equal(want, ndi.correlate(image, kernel, mode=same, cval=-2.5))
+    np.testing.assert_array_equal(st.correlate(image, kernel, mode=mode, cval=-2.5), want)
+    assert st.as_border(mode, cval=-2.5) == st.as_border(same, cval=-2.5)
