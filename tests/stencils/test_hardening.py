@@ -416,7 +416,7 @@ def _bad_calls():
                     (dict(weights=np.ones((4, 3, 3, 3), object)), StencilTypeError),
                     (dict(padding=-1), StencilValueError), (dict(padding="same"), StencilValueError),
                     (dict(padding=(1, 2, 3)), StencilValueError),
-                    (dict(stride=0), StencilValueError), (dict(stride=(1, 1.5)), StencilValueError),
+                    (dict(stride=0), StencilValueError), (dict(stride=(1, 1.5)), StencilTypeError),
                     (dict(method="fft"), StencilValueError),
                     (dict(method="scatter", stride=2), StencilValueError),
                     (dict(out=np.zeros((2, 4, 3, 3), np.float32)), StencilTypeError),
