@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from convnet import functional as F
+from convnet.layers import MaxPool2d
 
 from ._harness import Implementation, Skipped, Workload, all_close, allclose
 
@@ -43,6 +44,21 @@ def _pool_forward(quick):
     tx = torch.from_numpy(x)
     impls.append(Implementation("torch max_pool2d", lambda: torch.nn.functional.max_pool2d(
         tx, 2, 2).numpy(), allclose(0, 0)))
+    return impls
+
+
+def _pool_train_forward(quick):
+    x = _pool_input()
+    pool = MaxPool2d(2)
+    impls = [Implementation("convnet MaxPool2d.forward, training (argmax-code stencil + gather)",
+                            lambda: pool.forward(x), note="what a training step runs")]
+    if torch is None:
+        return impls + [Skipped("torch max_pool2d(return_indices=True)", NO_TORCH)]
+    tx = torch.from_numpy(x)
+    impls.append(Implementation(
+        "torch max_pool2d(return_indices=True)",
+        lambda: torch.nn.functional.max_pool2d(tx, 2, 2, return_indices=True)[0].numpy(),
+        allclose(0, 0), "what torch's training step runs"))
     return impls
 
 
@@ -132,6 +148,10 @@ WORKLOADS = [
              _pool_forward, group="convnet",
              bytes=lambda q: 4 * 1.25 * np.prod(POOL_SHAPE),
              ops=lambda q: 0.75 * np.prod(POOL_SHAPE)),
+    Workload("maxpool-train-fwd", "the same pooling in training mode, keeping what backward "
+             "needs (argmax codes / indices)", _pool_train_forward, group="convnet",
+             bytes=lambda q: 4 * 1.5 * np.prod(POOL_SHAPE),
+             ops=lambda q: 1.5 * np.prod(POOL_SHAPE)),
     Workload("maxpool-bwd", "its gradient (64, 6, 14, 14) -> (64, 6, 28, 28)", _pool_backward,
              group="convnet", bytes=lambda q: 4 * 1.5 * np.prod(POOL_SHAPE),
              ops=lambda q: 1.0 * np.prod(POOL_SHAPE)),

@@ -20,6 +20,7 @@ import functools
 import numpy as np
 
 import stencils as st
+from stencils.validation import as_real_array, clamp_steps, int_tuple
 
 from .errors import ConvNetTypeError, ConvNetValueError
 
@@ -44,49 +45,16 @@ __all__ = [
 # Argument checks
 
 
-def _is_int(value):
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
 def _as_float_array(value, param, ndim=None):
-    try:
-        array = np.asarray(value)
-    except ValueError as err:  # ragged nested lists
-        raise ConvNetTypeError(f"{param} is not an array: {err}", param=param,
-                               value=type(value), expected="an array of real numbers") from None
-    if array.dtype.kind not in "fiub":
-        raise ConvNetTypeError(
-            f"{param} has dtype {array.dtype}; expected a real floating (or integer) dtype",
-            param=param, value=array.dtype, expected="float32 or float64")
-    if array.dtype.kind != "f":
-        array = array.astype(np.float64)
-    elif array.dtype.itemsize < 4:  # float16 is computed in float32 (stencils' policy)
-        array = array.astype(np.float32)
-    elif array.dtype.itemsize > 8:
-        array = array.astype(np.float64)
-    if ndim is not None and array.ndim != ndim:
-        raise ConvNetValueError(
-            f"{param} has {array.ndim} dimension(s) (shape {array.shape}); expected {ndim}",
-            param=param, value=array.shape, expected=f"{ndim} dimensions")
-    return array
+    """`value` as an array of its compute dtype (`stencils.validation`'s policy)."""
+    return as_real_array(value, param=param, ndim=ndim, type_error=ConvNetTypeError,
+                         value_error=ConvNetValueError)
 
 
 def _pair(value, param, minimum=1):
     """An int or a pair of ints -> a tuple of two ints >= minimum."""
-    if _is_int(value):
-        pair = (int(value), int(value))
-    elif (isinstance(value, (tuple, list)) and len(value) == 2
-          and all(_is_int(v) for v in value)):
-        pair = (int(value[0]), int(value[1]))
-    else:
-        raise ConvNetValueError(
-            f"{param}={value!r} is not an int or a pair of ints (rows, columns)",
-            param=param, value=value, expected="int or (int, int)")
-    if min(pair) < minimum:
-        raise ConvNetValueError(
-            f"{param}={value!r} must be >= {minimum}",
-            param=param, value=value, expected=f"ints >= {minimum}")
-    return pair
+    return int_tuple(value, param=param, length=2, minimum=minimum,
+                     type_error=ConvNetTypeError, value_error=ConvNetValueError)
 
 
 def conv_padding(padding, kernel_size, stride=1):
@@ -158,11 +126,15 @@ def _check_conv(x, w, b=None):
     return x, w, _check_bias(b, w.shape[0], "output channel")
 
 
-def _clamped_stride(stride, x, padding):
-    """The stride, each entry at most the padded extent (larger ones give the same result)."""
-    sh, sw = _pair(stride, "stride")
-    (pt, pb), (pl, pr) = padding
-    return min(sh, x.shape[2] + pt + pb), min(sw, x.shape[3] + pl + pr)
+def _conv_geometry(x_shape, kernel, padding, stride):
+    """((top, bottom), (left, right)), the steps (stencils' stride rule) and (Ho, Wo)."""
+    steps = _pair(stride, "stride")
+    pads = conv_padding(padding, kernel, steps)
+    (pt, pb), (pl, pr) = pads
+    # Stride-1 output size per axis (below 1: stencils refuses the kernel).
+    extents = (x_shape[2] + pt + pb - kernel[0] + 1, x_shape[3] + pl + pr - kernel[1] + 1)
+    sh, sw = clamp_steps(steps, extents)
+    return pads, (sh, sw), ((extents[0] - 1) // sh + 1, (extents[1] - 1) // sw + 1)
 
 
 def conv2d(x, w, b=None, padding=0, stride=1):
@@ -197,8 +169,8 @@ def conv2d(x, w, b=None, padding=0, stride=1):
     (1, 2, 3, 3)
     """
     x, w, b = _check_conv(x, w, b)
-    pad = conv_padding(padding, w.shape[2:], stride)
-    y = st.correlate_channels(x, w, padding=pad, stride=_clamped_stride(stride, x, pad))
+    pads, steps, _ = _conv_geometry(x.shape, w.shape[2:], padding, stride)
+    y = st.correlate_channels(x, w, padding=pads, stride=steps)
     if b is not None:
         y += b.astype(y.dtype, copy=False)[:, None, None]
     return y
@@ -247,48 +219,45 @@ def conv2d_backward(dy, x, w, padding=0, stride=1, *, bias=True, input_grad=True
     """
     x, w, _ = _check_conv(x, w)
     dy = _as_float_array(dy, "dy", 4)
-    (pt, pb), (pl, pr) = conv_padding(padding, w.shape[2:], stride)
-    sh, sw = _clamped_stride(stride, x, ((pt, pb), (pl, pr)))
-    n, c, h, wd = x.shape
-    o, _, kh, kw = w.shape
-    ho = (h + pt + pb - kh) // sh + 1
-    wo = (wd + pl + pr - kw) // sw + 1
-    if dy.shape != (n, o, ho, wo):
+    pads, (sh, sw), (ho, wo) = _conv_geometry(x.shape, w.shape[2:], padding, stride)
+    expected = (x.shape[0], w.shape[0], ho, wo)
+    if dy.shape != expected:
         raise ConvNetValueError(
-            f"dy has shape {dy.shape}; expected {(n, o, ho, wo)}, the shape of conv2d's output",
-            param="dy", value=dy.shape, expected=(n, o, ho, wo))
+            f"dy has shape {dy.shape}; expected {expected}, the shape of conv2d's output",
+            param="dy", value=dy.shape, expected=expected)
     dtype = np.result_type(x.dtype, w.dtype, dy.dtype)
     x_dtype, w_dtype = x.dtype, w.dtype
     x, w, dy = (a.astype(dtype, copy=False) for a in (x, w, dy))
-    dw = _conv_weight_grad(dy, x, (kh, kw), ((pt, pb), (pl, pr)), (sh, sw))
-    # Stride s: the delta spread out by s (zeros between) acts on every input pixel.
-    if (sh, sw) != (1, 1):
-        dy = st.upsample(0, st.Stride(1, 1, sh, sw), dy)[:, :, :sh * (ho - 1) + 1,
-                                                          :sw * (wo - 1) + 1]
-    lh, lw = dy.shape[2:]
-
-    # Input gradient: full correlation of dy with rot180(w) channel-transposed,
-    # padding (K-1-p) before and whatever reaches the end of the padded input
-    # after; rows of dy that only meet padding are cropped instead.
-    rot = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
-    pads = []
-    for low, length, k, p_lo, p_hi, size in ((0, lh, kh, pt, pb, h), (0, lw, kw, pl, pr, wd)):
-        before = k - 1 - p_lo
-        after = k - 1 - p_hi + (size + p_lo + p_hi) - (length + k - 1)
-        pads.append([before, after])
-    (top, bottom), (left, right) = pads
-    dy_c = dy[:, :, max(0, -top):lh - max(0, -bottom), max(0, -left):lw - max(0, -right)]
-    if not input_grad:
-        dx = None
-    elif dy_c.shape[2] == 0 or dy_c.shape[3] == 0:
-        dx = np.zeros(x.shape, dtype=dtype)
-    else:
-        dx = st.correlate_channels(
-            dy_c, rot, padding=((max(top, 0), max(bottom, 0)), (max(left, 0), max(right, 0))))
+    dw = _conv_weight_grad(dy, x, w.shape[2:], pads, (sh, sw))
     db = dy.sum(axis=(0, 2, 3)).astype(w_dtype, copy=False) if bias else None
-    # Each gradient in its own parameter's dtype.
-    dx = None if dx is None else dx.astype(x_dtype, copy=False)
+    dx = None
+    if input_grad:
+        # Stride s: the delta spread out by s (zeros between) acts on every input pixel.
+        if (sh, sw) != (1, 1):
+            dy = st.upsample(0, st.Stride(1, 1, sh, sw), dy)[:, :, :sh * (ho - 1) + 1,
+                                                              :sw * (wo - 1) + 1]
+        # Each gradient in its own parameter's dtype.
+        dx = _conv_input_grad(dy, w, x.shape, pads).astype(x_dtype, copy=False)
     return dx, dw.astype(w_dtype, copy=False), db
+
+
+def _conv_input_grad(dy, w, x_shape, pads):
+    """dx: the full correlation of dy (stride 1) with rot180(w), channel-transposed.
+
+    Padding K-1-p before and whatever reaches the end of the padded input
+    after; rows and columns of dy that only meet padding are cropped instead.
+    """
+    (pt, _), (pl, _) = pads
+    kh, kw = w.shape[2:]
+    lh, lw = dy.shape[2:]
+    top, bottom = kh - 1 - pt, x_shape[2] + pt - lh
+    left, right = kw - 1 - pl, x_shape[3] + pl - lw
+    dy_c = dy[:, :, max(0, -top):lh - max(0, -bottom), max(0, -left):lw - max(0, -right)]
+    if dy_c.shape[2] == 0 or dy_c.shape[3] == 0:
+        return np.zeros(x_shape, dtype=dy.dtype)
+    rot = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
+    return st.correlate_channels(
+        dy_c, rot, padding=((max(top, 0), max(bottom, 0)), (max(left, 0), max(right, 0))))
 
 
 def _conv_weight_grad(dy, x, kernel, padding, stride):
@@ -341,10 +310,16 @@ def _argmax_stencil(kh, kw):
     return st.make_stencil((1, 1, kh, kw), (0, 0, 0, 0), first_argmax)
 
 
-def _check_pool(x, kernel_size, stride):
-    x = _as_float_array(x, "x", 4)
+def _pool_window(kernel_size, stride):
+    """(KH, KW, SH, SW) from a pooling `kernel_size` and `stride` (None: the kernel size)."""
     kh, kw = _pair(kernel_size, "kernel_size")
     sh, sw = (kh, kw) if stride is None else _pair(stride, "stride")
+    return kh, kw, sh, sw
+
+
+def _check_pool(x, kernel_size, stride):
+    x = _as_float_array(x, "x", 4)
+    kh, kw, sh, sw = _pool_window(kernel_size, stride)
     if x.shape[2] < kh or x.shape[3] < kw:
         raise ConvNetValueError(
             f"x has spatial size {x.shape[2:]} (shape {x.shape}), smaller than the pooling "
@@ -375,8 +350,13 @@ def max_pool2d(x, kernel_size=2, stride=2):
              [13., 15.]]]])
     """
     x, kh, kw, sh, sw = _check_pool(x, kernel_size, stride)
+    return _pooled(_max_stencil(kh, kw), x, sh, sw)
+
+
+def _pooled(stencil, x, sh, sw):
+    """`stencil` over the windows of `x`, computed with the stride (SH, SW)."""
     return st.compute_with_stride(st.Stride(1, 1, sh, sw),
-                                  st.apply_stencil(st.no_padding, _max_stencil(kh, kw), x))
+                                  st.apply_stencil(st.no_padding, stencil, x))
 
 
 def max_pool2d_argmax(x, kernel_size=2, stride=2):
@@ -392,13 +372,8 @@ def max_pool2d_argmax(x, kernel_size=2, stride=2):
     array([[[[1, 2]]]])
     """
     x, kh, kw, sh, sw = _check_pool(x, kernel_size, stride)
-    return _argmax_codes(x, kh, kw, sh, sw).astype(np.intp)
-
-
-def _argmax_codes(x, kh, kw, sh, sw):
-    """The argmax-code stencil's raw output (codes as small exact floats in x's dtype)."""
-    return st.compute_with_stride(st.Stride(1, 1, sh, sw),
-                                  st.apply_stencil(st.no_padding, _argmax_stencil(kh, kw), x))
+    # The stencil's codes are small exact floats in x's dtype.
+    return _pooled(_argmax_stencil(kh, kw), x, sh, sw).astype(np.intp)
 
 
 def _window_taps(array, kh, kw, sh, sw, ho, wo):
@@ -420,8 +395,7 @@ def max_pool2d_gather(x, argmax, kernel_size=2, stride=2):
     >>> max_pool2d_gather(x, max_pool2d_argmax(x))
     array([[[[3., 5.]]]])
     """
-    kh, kw = _pair(kernel_size, "kernel_size")
-    sh, sw = (kh, kw) if stride is None else _pair(stride, "stride")
+    kh, kw, sh, sw = _pool_window(kernel_size, stride)
     ho, wo = argmax.shape[2:]
     y = None
     # Sum of masked taps: several times faster than fancy indexing or np.choose here.
@@ -456,8 +430,7 @@ def max_pool2d_scatter(dy, argmax, input_shape, kernel_size=2, stride=2):
     array([[[[ 0., 10.,  0.,  0.],
              [ 0.,  0., 20.,  0.]]]])
     """
-    kh, kw = _pair(kernel_size, "kernel_size")
-    sh, sw = (kh, kw) if stride is None else _pair(stride, "stride")
+    kh, kw, sh, sw = _pool_window(kernel_size, stride)
     ho, wo = dy.shape[2:]
     dx = np.zeros(input_shape, dtype=dy.dtype)
     overlapping = sh < kh or sw < kw
@@ -553,8 +526,10 @@ def linear(x, w, b=None):
     return y
 
 
-def linear_backward(dy, x, w):
+def linear_backward(dy, x, w, *, input_grad=True):
     """Gradients of `linear`: ``(dy @ w, dy.T @ x, dy.sum(0))``.
+
+    ``input_grad=False`` skips the first (None), for a first layer.
 
     Examples
     --------
@@ -573,7 +548,7 @@ def linear_backward(dy, x, w):
             f"dy {dy.shape}, x {x.shape} and w {w.shape} do not fit linear: expected "
             f"dy (N, out), x (N, in), w (out, in)", param="dy", value=dy.shape,
             expected=(x.shape[0], w.shape[0]))
-    return dy @ w, dy.T @ x, dy.sum(axis=0)
+    return dy @ w if input_grad else None, dy.T @ x, dy.sum(axis=0)
 
 
 def softmax_cross_entropy(logits, labels):

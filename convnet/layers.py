@@ -15,7 +15,10 @@ from collections import OrderedDict
 
 import numpy as np
 
+from stencils.validation import is_int
+
 from . import functional as F
+from ._threads import one_blas_thread
 from .errors import ConvNetTypeError, ConvNetValueError
 
 __all__ = ["Parameter", "Module", "Conv2d", "MaxPool2d", "ReLU", "Flatten", "Linear",
@@ -120,7 +123,7 @@ def _rng(rng):
 
 
 def _positive_int(value, param):
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+    if not is_int(value) or value < 1:
         raise ConvNetValueError(f"{param}={value!r} must be a positive int",
                                 param=param, value=value, expected="int >= 1")
     return int(value)
@@ -211,8 +214,8 @@ class MaxPool2d(Module):
     """
 
     def __init__(self, kernel_size, stride=None):
-        self.kernel_size = F._pair(kernel_size, "kernel_size")
-        self.stride = self.kernel_size if stride is None else F._pair(stride, "stride")
+        kh, kw, sh, sw = F._pool_window(kernel_size, stride)
+        self.kernel_size, self.stride = (kh, kw), (sh, sw)
         self._shape = self._argmax = None
 
     def forward(self, x):
@@ -220,8 +223,11 @@ class MaxPool2d(Module):
             return F.max_pool2d(x, self.kernel_size, self.stride)
         x, kh, kw, sh, sw = F._check_pool(x, self.kernel_size, self.stride)
         self._shape = x.shape
-        self._argmax = F._argmax_codes(x, kh, kw, sh, sw)
-        return F.max_pool2d_gather(x, self._argmax, self.kernel_size, self.stride)
+        self._argmax = F._pooled(F._argmax_stencil(kh, kw), x, sh, sw)
+        # Reading the maxima at the codes costs less than a second stencil pass
+        # (measured 0.26 against 0.27 ms on (64, 6, 28, 28), 0.12 against 0.21 ms
+        # on (64, 16, 10, 10), and 1.1-1.7 ms while the engine interprets).
+        return F.max_pool2d_gather(x, self._argmax, (kh, kw), (sh, sw))
 
     def backward(self, dy, input_grad=True):
         return F.max_pool2d_scatter(dy, self._argmax, self._shape, self.kernel_size, self.stride)
@@ -314,16 +320,14 @@ class Linear(Module):
     def forward(self, x):
         if self.training:
             self._x = x
-        y = x @ self.weight.data.T
-        if self.bias is not None:
-            y += self.bias.data
-        return y
+        return F.linear(x, self.weight.data, None if self.bias is None else self.bias.data)
 
     def backward(self, dy, input_grad=True):
-        np.matmul(dy.T, self._x, out=self.weight.grad)
+        dx, dw, db = F.linear_backward(dy, self._x, self.weight.data, input_grad=input_grad)
+        self.weight.grad[...] = dw
         if self.bias is not None:
-            np.sum(dy, axis=0, out=self.bias.grad)
-        return dy @ self.weight.data if input_grad else None
+            self.bias.grad[...] = db
+        return dx
 
     def __repr__(self):
         out_f, in_f = self.weight.data.shape
@@ -334,6 +338,8 @@ class Sequential(Module):
     """Layers applied in order; backward runs them in reverse.
 
     Takes layers (named "0", "1", ...) or one mapping name -> layer, as PyTorch.
+    BLAS runs on one thread during a pass (`convnet._threads`): the layers'
+    products are small, and the convolutions already run on Numba's threads.
 
     Examples
     --------
@@ -369,14 +375,16 @@ class Sequential(Module):
         return len(self._layers)
 
     def forward(self, x):
-        for _, layer in self._layers:
-            x = layer.forward(x)
+        with one_blas_thread():
+            for _, layer in self._layers:
+                x = layer.forward(x)
         return x
 
     def backward(self, dy, input_grad=True):
         last = len(self._layers) - 1
-        for i, (_, layer) in enumerate(reversed(self._layers)):
-            dy = layer.backward(dy, input_grad=input_grad or i < last)
+        with one_blas_thread():
+            for i, (_, layer) in enumerate(reversed(self._layers)):
+                dy = layer.backward(dy, input_grad=input_grad or i < last)
         return dy
 
     def __repr__(self):

@@ -33,7 +33,7 @@ from .evaluate import evaluate_model
 from .model import LeNet
 from .optim import SGD, Adam, cosine_lr
 
-__all__ = ["TrainConfig", "PRESETS", "train", "main"]
+__all__ = ["TrainConfig", "PRESETS", "train", "warm_up", "main"]
 
 
 @dataclasses.dataclass
@@ -150,13 +150,54 @@ def train(config, out_dir, *, resume=None, epochs=None, progress=None, log=print
     KeyboardInterrupt
         After saving a mid-epoch checkpoint.
     """
-    from tqdm.auto import tqdm
-
     out_dir = Path(out_dir)
-    state = {"epoch": 0, "batch": 0, "loss_sum": 0.0, "correct": 0, "seen": 0,
-             "epoch_seconds": 0.0}
-    metrics = []
-    checkpoint = None
+    config, state, metrics, checkpoint = _start_or_resume(config, resume, epochs)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / "config.json", "w") as f:
+        json.dump(dataclasses.asdict(config), f, indent=2)
+    data = _load_data(config)
+    model = LeNet(conv_bias=config.conv_bias, num_classes=max(10, data.num_classes),
+                  rng=config.seed)
+    optimizer = _make_optimizer(config, model.parameters())
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+    warm_up(model, config.batch_size)
+    model.train()
+    for epoch in range(state["epoch"], config.epochs):
+        started = time.perf_counter() - state["epoch_seconds"]
+        try:
+            _train_epoch(model, optimizer, config, data, state, epoch, progress, out_dir)
+        except KeyboardInterrupt:
+            state.update(epoch=epoch, epoch_seconds=time.perf_counter() - started)
+            _save(out_dir, model, optimizer, config, state, metrics)
+            raise
+        seconds = time.perf_counter() - started
+        val_loss, val_acc, _ = evaluate_model(model, data.test_x, data.test_y)
+        row = {"epoch": epoch + 1,
+               "train_loss": state["loss_sum"] / max(state["seen"], 1),
+               "train_acc": 100.0 * state["correct"] / max(state["seen"], 1),
+               "val_loss": val_loss, "val_acc": val_acc, "lr": optimizer.lr,
+               "seconds": seconds}
+        metrics.append(row)
+        state = _fresh_state(epoch + 1)
+        _save(out_dir, model, optimizer, config, state, metrics)
+        _write_metrics(out_dir, metrics)
+        _write_plots(out_dir, metrics, model)
+        log(f"{epoch + 1} Training accuracy {row['train_acc']:.1f}  Validation accuracy "
+            f"{val_acc:.1f}  loss {row['train_loss']:.4f}  {seconds:.1f} s")
+    return model, metrics
+
+
+def _fresh_state(epoch):
+    """Where a run stands: the epoch, the next batch, and the epoch's running sums."""
+    return {"epoch": epoch, "batch": 0, "loss_sum": 0.0, "correct": 0, "seen": 0,
+            "epoch_seconds": 0.0}
+
+
+def _start_or_resume(config, resume, epochs):
+    """(config, state, metrics, checkpoint or None) of a new run or of the checkpoint's."""
+    state, metrics, checkpoint = _fresh_state(0), [], None
     if resume is not None:
         checkpoint = load_checkpoint(resume)
         meta = checkpoint["meta"]
@@ -166,77 +207,78 @@ def train(config, out_dir, *, resume=None, epochs=None, progress=None, log=print
     if epochs is not None:
         config = dataclasses.replace(config, epochs=epochs)
     _check_config(config)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / "config.json", "w") as f:
-        json.dump(dataclasses.asdict(config), f, indent=2)
+    return config, state, metrics, checkpoint
 
+
+@dataclasses.dataclass
+class _Data:
+    train_x: np.ndarray
+    train_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
+    num_classes: int
+
+
+def _load_data(config):
     data = load_dataset(config.data)
-    train_x = normalize(data.train_images[:config.train_limit])
-    train_y = data.train_labels[:config.train_limit].astype(np.intp)
-    test_x = normalize(data.test_images[:config.test_limit])
-    test_y = data.test_labels[:config.test_limit].astype(np.intp)
+    return _Data(normalize(data.train_images[:config.train_limit]),
+                 data.train_labels[:config.train_limit].astype(np.intp),
+                 normalize(data.test_images[:config.test_limit]),
+                 data.test_labels[:config.test_limit].astype(np.intp), data.num_classes)
 
-    model = LeNet(conv_bias=config.conv_bias, num_classes=max(10, data.num_classes),
-                  rng=config.seed)
-    optimizer = _make_optimizer(config, model.parameters())
-    if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-    model.train()
 
-    n = len(train_x)
-    steps_per_epoch = -(-n // config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
-    for epoch in range(state["epoch"], config.epochs):
-        batches = batch_indices(n, config.batch_size, config.seed, epoch)
-        started = time.perf_counter() - state["epoch_seconds"]
-        bar = tqdm(total=len(batches), initial=state["batch"], leave=False, unit="batch",
-                   desc=f"epoch {epoch + 1}/{config.epochs}", disable=progress is False
-                   or (progress is None and not sys.stderr.isatty()), mininterval=0.5)
-        b = state["batch"]
-        try:
-            for b in range(state["batch"], len(batches)):
-                index = batches[b]
-                if config.schedule == "cosine":
-                    optimizer.lr = cosine_lr(config.lr, optimizer.steps, total_steps)
-                logits = model.forward(train_x[index])
-                loss, dlogits = F.softmax_cross_entropy(logits, train_y[index])
-                if not math.isfinite(loss):
-                    raise TrainingDivergedError(
-                        f"the training loss became {loss} at epoch {epoch + 1}, batch {b + 1} "
-                        f"(lr {optimizer.lr:g}); the last good checkpoint in {out_dir} is "
-                        f"kept. Lower --lr and train again.")
-                model.backward(dlogits, input_grad=False)
-                optimizer.step()
-                state["loss_sum"] += loss * len(index)
-                state["correct"] += int(np.count_nonzero(logits.argmax(axis=1) == train_y[index]))
-                state["seen"] += len(index)
-                bar.update(1)
-                if b % 20 == 0:
-                    bar.set_postfix(loss=f"{state['loss_sum'] / state['seen']:.4f}",
-                                    refresh=False)
-        except KeyboardInterrupt:
-            bar.close()
-            state.update(epoch=epoch, batch=b, epoch_seconds=time.perf_counter() - started)
-            _save(out_dir, model, optimizer, config, state, metrics)
-            raise
+def warm_up(model, batch_size):
+    """Compile (or load from the disk cache) every kernel a training step and an
+    evaluation use, before the first epoch's clock starts.
+
+    One forward and backward pass in training mode at `batch_size`, and one
+    forward pass in inference mode, on zeros; the weights are not changed (the
+    gradients are overwritten by the next step anyway).
+    """
+    was_training = model.training
+    x = np.zeros((batch_size, model.in_channels, 28, 28), model["conv1"].weight.data.dtype)
+    try:
+        logits = model.train().forward(x)
+        model.backward(np.zeros_like(logits), input_grad=False)
+        model.eval().forward(x[:1])
+    finally:
+        model.train(was_training)
+
+
+def _train_epoch(model, optimizer, config, data, state, epoch, progress, out_dir):
+    """Run the epoch's batches from ``state["batch"]``, adding to the running sums in `state`."""
+    from tqdm.auto import tqdm
+
+    n = len(data.train_x)
+    batches = batch_indices(n, config.batch_size, config.seed, epoch)
+    total_steps = len(batches) * config.epochs
+    bar = tqdm(total=len(batches), initial=state["batch"], leave=False, unit="batch",
+               desc=f"epoch {epoch + 1}/{config.epochs}", disable=progress is False
+               or (progress is None and not sys.stderr.isatty()), mininterval=0.5)
+    try:
+        for b in range(state["batch"], len(batches)):
+            state["batch"] = b
+            index = batches[b]
+            if config.schedule == "cosine":
+                optimizer.lr = cosine_lr(config.lr, optimizer.steps, total_steps)
+            logits = model.forward(data.train_x[index])
+            loss, dlogits = F.softmax_cross_entropy(logits, data.train_y[index])
+            if not math.isfinite(loss):
+                raise TrainingDivergedError(
+                    f"the training loss became {loss} at epoch {epoch + 1}, batch {b + 1} "
+                    f"(lr {optimizer.lr:g}); the last good checkpoint in {out_dir} is "
+                    f"kept. Lower --lr and train again.")
+            model.backward(dlogits, input_grad=False)
+            optimizer.step()
+            state["loss_sum"] += loss * len(index)
+            state["correct"] += int(np.count_nonzero(logits.argmax(axis=1)
+                                                     == data.train_y[index]))
+            state["seen"] += len(index)
+            bar.update(1)
+            if b % 20 == 0:
+                bar.set_postfix(loss=f"{state['loss_sum'] / state['seen']:.4f}", refresh=False)
+    finally:
         bar.close()
-        seconds = time.perf_counter() - started
-        val_loss, val_acc, _ = evaluate_model(model, test_x, test_y)
-        row = {"epoch": epoch + 1,
-               "train_loss": state["loss_sum"] / max(state["seen"], 1),
-               "train_acc": 100.0 * state["correct"] / max(state["seen"], 1),
-               "val_loss": val_loss, "val_acc": val_acc, "lr": optimizer.lr,
-               "seconds": seconds}
-        metrics.append(row)
-        state = {"epoch": epoch + 1, "batch": 0, "loss_sum": 0.0, "correct": 0, "seen": 0,
-                 "epoch_seconds": 0.0}
-        _save(out_dir, model, optimizer, config, state, metrics)
-        _write_metrics(out_dir, metrics)
-        _write_plots(out_dir, metrics, model)
-        log(f"{epoch + 1} Training accuracy {row['train_acc']:.1f}  Validation accuracy "
-            f"{val_acc:.1f}  loss {row['train_loss']:.4f}  {seconds:.1f} s")
-    return model, metrics
 
 
 def _parser():
@@ -303,7 +345,7 @@ def main(argv=None):
         out_dir = Path("runs") / f"{datetime.now():%Y%m%d-%H%M%S}-{config.preset}"
     what = f"resuming {args.resume}" if args.resume is not None else f"preset {config.preset!r}"
     print(f"LeNet, {what}, output {out_dir}, "
-          f"{numba.get_num_threads()} thread(s); kernels compile on first use "
+          f"{numba.get_num_threads()} thread(s); kernels compile before the first epoch "
           f"(cached on disk after the first run)", flush=True)
     try:
         train(config, out_dir, resume=args.resume,

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from numpy.lib.stride_tricks import sliding_window_view
 
-from stencils import _channels
-from stencils._channels import correlate_channels
+from stencils import _kernels_channels as kc
+from stencils._channels import Geometry, choose_algorithm, correlate_channels
 from stencils.errors import StencilTypeError, StencilValueError
 
 
@@ -111,7 +111,7 @@ def test_im2col_windows_wholly_in_padding(sw):
                 image = rng.standard_normal((1, 2, width))
                 wo = (width + pad_left + pad_right - kw) // sw + 1
                 cols = np.full((kw, 2 * wo), np.nan)
-                _channels._im2col.py_func(image, cols, 1, kw, 0, pad_left, 1, sw, 2, wo)
+                kc.im2col.py_func(image, cols, 1, kw, 0, pad_left, 1, sw, 2, wo)
                 xp = np.pad(image[0], ((0, 0), (pad_left, pad_right)))
                 want = sliding_window_view(xp, kw, axis=1)[:, ::sw][:, :wo]  # (2, wo, kw)
                 np.testing.assert_array_equal(cols, want.transpose(2, 0, 1).reshape(kw, -1))
@@ -131,7 +131,8 @@ def test_respects_numba_thread_count():
     np.testing.assert_allclose(one, many, rtol=1e-13, atol=1e-12)
 
 
-def test_from_worker_threads_is_serial_and_correct():
+def test_from_worker_threads_is_correct():
+    # Concurrent calls: one may hold the parallel pool, the others run serially.
     rng = np.random.default_rng(3)
     x = rng.standard_normal((16, 3, 20, 20))
     weights = rng.standard_normal((4, 3, 5, 5))
@@ -157,7 +158,7 @@ def test_serial_kernels_py_func_matches():
     weights = rng.standard_normal((3, 2, 3, 2))
     want = reference(x, weights, ((1, 1), (2, 0)), (1, 1))
     out = np.empty_like(want)
-    _channels._rows_samples.py_func(x, weights.reshape(3, -1), out, 0, 2, 3, 2, 1, 2, 7, 8)
+    kc.rows_samples.py_func(x, weights.reshape(3, -1), out, 0, 2, 3, 2, 1, 2, 7, 8)
     np.testing.assert_allclose(out, want, atol=1e-12)
 
 
@@ -208,7 +209,9 @@ def test_empty_batch_and_channels():
     (dict(x=np.ones((1, 1, 3, 3)), weights=np.ones((1, 1, 2, 2)), stride=0),
      StencilValueError, "stride"),
     (dict(x=np.ones((1, 1, 3, 3)), weights=np.ones((1, 1, 2, 2)), stride=1.5),
-     StencilValueError, "stride"),
+     StencilTypeError, "stride"),
+    (dict(x=np.ones((1, 1, 3, 3), np.longdouble), weights=np.ones((1, 1, 2, 2))),
+     StencilTypeError, "extended precision"),
     (dict(x=np.ones((1, 1, 3, 3)), weights=np.ones((1, 1, 2, 2)), method="fft"),
      StencilValueError, "not a method"),
     (dict(x=np.ones((1, 1, 3, 3)), weights=np.ones((1, 1, 2, 2)), method="scatter", stride=2),
@@ -218,7 +221,7 @@ def test_empty_batch_and_channels():
     (dict(x=np.ones((1, 1, 3, 3)), weights=np.ones((1, 1, 2, 2)),
           out=np.ones((1, 1, 2, 2), np.float32)), StencilTypeError, "dtype"),
     (dict(x=np.ones((1, 1, 3, 3)), weights=np.ones((1, 1, 2, 2)), out=[0.0]),
-     StencilTypeError, "numpy array"),
+     StencilTypeError, "NumPy array"),
 ])
 def test_errors(kwargs, error, fragment):
     x = kwargs.pop("x")
@@ -233,3 +236,38 @@ def test_error_is_also_builtin_type():
         correlate_channels(np.ones((1, 1, 3, 3)), np.ones((1, 2, 2, 2)))
     with pytest.raises(TypeError):
         correlate_channels(np.ones((1, 1, 3, 3), complex), np.ones((1, 1, 2, 2)))
+
+
+def _never():
+    raise AssertionError("a finiteness check the choice does not depend on")
+
+
+def test_choose_algorithm_by_cost_and_ieee_rules():
+    # LeNet's conv2: its forward, its input gradient (a 'full' correlation of the
+    # 8x8 delta) and its weight gradient (batch and channels swapped).
+    forward = Geometry(64, 6, 12, 12, 16, 5, 5, 0, 0, 1, 1, 8, 8)
+    input_grad = Geometry(64, 16, 8, 8, 6, 5, 5, 4, 4, 1, 1, 12, 12)
+    weight_grad = Geometry(6, 64, 12, 12, 16, 8, 8, 0, 0, 1, 1, 5, 5)
+    assert choose_algorithm(forward, weights_finite=_never, x_finite=_never) == "rows"
+    assert choose_algorithm(input_grad, x_finite=_never) == "scatter"
+    assert choose_algorithm(input_grad, "gather", weights_finite=_never) == "rows"
+    assert choose_algorithm(input_grad, weights_finite=lambda: False) == "rows"
+    assert choose_algorithm(weight_grad, weights_finite=_never) == "positions"
+    assert choose_algorithm(weight_grad, x_finite=lambda: False) == "rows"
+    assert choose_algorithm(forward, "scatter", x_finite=_never) == "scatter"
+    strided = Geometry(64, 6, 12, 12, 16, 5, 5, 0, 0, 2, 1, 4, 8)
+    assert choose_algorithm(strided, weights_finite=_never, x_finite=_never) == "strided"
+
+
+@pytest.mark.parametrize("stride", [(10**30, 1), (1, 2**62), 10**18])
+def test_huge_stride_keeps_the_first_window(stride):
+    # One stride rule (stencils.validation.clamp_steps): any int is exact.
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 3, 6, 7))
+    weights = rng.standard_normal((2, 3, 3, 3))
+    got = correlate_channels(x, weights, padding=1, stride=stride)
+    steps = (stride, stride) if isinstance(stride, int) else stride
+    full = reference(x, weights, ((1, 1), (1, 1)), (1, 1))
+    want = full[:, :, ::min(steps[0], 10), ::min(steps[1], 10)]
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+

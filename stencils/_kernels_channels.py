@@ -1,0 +1,276 @@
+"""Numba kernels of `stencils.correlate_channels` (multi-channel correlation).
+
+They see only clean arguments: C-contiguous float32 or float64 arrays of one
+dtype (or, where a kernel says so, the channel-major view of one), plain ints,
+and an output allocated by the caller (Numba's allocator is slow for large
+arrays).  Nothing here validates; `stencils._channels` does that and chooses
+the algorithm.  Every kernel reads the zero padding virtually (out-of-range
+reads are zeros or copies from a small zero buffer), so no padded copy of the
+input is made.
+
+Four algorithms compute ``res[n, o, i, j] = sum over c, u, v of
+xp[n, c, i*sh + u, j*sw + v] * w[o, c, u, v]``, each one BLAS product per
+sample (or per channel block) between a copied buffer and the weights:
+
+- *strided* (`strided_serial`, `strided_parallel`): im2col, any stride; each
+  (C, KH, KW) window is copied into a column buffer, multiplied by the
+  (O, C*KH*KW) weights;
+- *rows* (`rows_serial`, `rows_parallel`), stride 1: the flat im2col; each
+  image is padded once into a buffer of row width Wp, and a tap's window
+  column over all output rows is one contiguous run of it (Wp - Wo spare
+  columns per row are computed and dropped);
+- *positions* (`positions_*`), stride 1, output smaller than the kernel (the
+  weight gradient): the roles swap; rows of the buffer are output positions,
+  each one contiguous run of KH*Wp padded pixels, and each kernel is copied
+  into a zero row of width Wp so the spare columns add nothing.  Parallel over
+  the batch, or over input channels with per-thread partial sums added in a
+  fixed order when the batch is smaller than the thread count;
+- *scatter* (`scatter_serial`, `scatter_parallel`), stride 1: col2im; the
+  transposed weights multiply the unpadded input, and each product row is
+  added into the output at its tap's offset.  Wins when the input is mostly
+  padding (the input gradient of a convolution).
+
+A serial call runs ``*_samples`` (or `positions_block`) over the whole batch;
+they release the GIL and take the range of samples they compute, so the
+``*_parallel`` kernels are a `prange` over `chunks` such ranges.  Helpers live in this file so the
+disk cache notices when they change (numba#1833).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ._kernels import CACHE
+
+__all__ = ["im2col", "strided_samples", "strided_parallel", "rows_samples", "rows_parallel",
+           "positions_block", "positions_parallel_samples", "positions_parallel_channels",
+           "scatter_samples", "scatter_parallel"]
+
+
+@njit(cache=CACHE, nogil=True)
+def im2col(image, cols, kh, kw, pad_top, pad_left, sh, sw, ho, wo):
+    """Fill ``cols[(c, u, v), (i, j)] = padded(image)[c, i*sh + u, j*sw + v]``."""
+    channels, height, width = image.shape
+    zero = cols.dtype.type(0)
+    for c in range(channels):
+        for u in range(kh):
+            for v in range(kw):
+                row = (c * kh + u) * kw + v
+                # Output columns j whose input column j*sw + v - pad_left is inside.
+                first = pad_left - v
+                # min(wo, ...): with wide left padding a tap can miss the image
+                # for every output column, and j0 would run past the row.
+                j0 = 0 if first <= 0 else min(wo, (first + sw - 1) // sw)
+                last = width - 1 - v + pad_left
+                j1 = 0 if last < 0 else min(wo, last // sw + 1)
+                if j1 < j0:
+                    j1 = j0
+                for i in range(ho):
+                    y = i * sh + u - pad_top
+                    base = i * wo
+                    if y < 0 or y >= height:
+                        for j in range(wo):
+                            cols[row, base + j] = zero
+                        continue
+                    for j in range(j0):
+                        cols[row, base + j] = zero
+                    if sw == 1:
+                        x0 = j0 + v - pad_left
+                        for j in range(j1 - j0):
+                            cols[row, base + j0 + j] = image[c, y, x0 + j]
+                    else:
+                        for j in range(j0, j1):
+                            cols[row, base + j] = image[c, y, j * sw + v - pad_left]
+                    for j in range(j1, wo):
+                        cols[row, base + j] = zero
+
+
+@njit(cache=CACHE, nogil=True)
+def strided_samples(x, w2, out, start, stop, kh, kw, pad_top, pad_left, sh, sw, ho, wo):
+    """out[n] = w2 @ im2col(x[n]) for n in [start, stop); out is (N, O, Ho*Wo)."""
+    cols = np.empty((w2.shape[1], ho * wo), dtype=out.dtype)
+    for n in range(start, stop):
+        im2col(x[n], cols, kh, kw, pad_top, pad_left, sh, sw, ho, wo)
+        np.dot(w2, cols, out[n])
+
+
+@njit(cache=CACHE, parallel=True)
+def strided_parallel(x, w2, out, chunks, kh, kw, pad_top, pad_left, sh, sw, ho, wo):
+    n = x.shape[0]
+    for t in prange(chunks):
+        strided_samples(x, w2, out, t * n // chunks, (t + 1) * n // chunks,
+                        kh, kw, pad_top, pad_left, sh, sw, ho, wo)
+
+
+# Rows: long contiguous copies instead of Wo-element pieces, several times faster
+# for LeNet's 8- to 28-wide rows than im2col.
+
+
+@njit(cache=CACHE, nogil=True)
+def _pad_into(image, buffer, pad_top, pad_left, row_width):
+    """Copy image (H, W) into the flat buffer at (pad_top, pad_left), row stride row_width."""
+    height, width = image.shape
+    for y in range(height):
+        base = np.uintp((y + pad_top) * row_width + pad_left)
+        src = image[y]
+        for x in range(np.uintp(width)):
+            buffer[base + x] = src[x]
+
+
+@njit(cache=CACHE, nogil=True)
+def rows_samples(x, w2, out, start, stop, kh, kw, pad_top, pad_left, hp, wp):
+    """out[n] = w2 @ flat_im2col(x[n]); out is (N, O, Ho, Wo), w2 is (O, C*KH*KW)."""
+    channels = x.shape[1]
+    outs, ho, wo = out.shape[1], out.shape[2], out.shape[3]
+    plane = (hp + 1) * wp  # one spare zero row: the last run overruns by kw - 1
+    span = ho * wp
+    padded = np.zeros(channels * plane, dtype=out.dtype)
+    cols = np.empty((channels * kh * kw, span), dtype=out.dtype)
+    product = np.empty((outs, span), dtype=out.dtype)
+    for n in range(start, stop):
+        for c in range(channels):
+            _pad_into(x[n, c], padded[c * plane:(c + 1) * plane], pad_top, pad_left, wp)
+            for u in range(kh):
+                for v in range(kw):
+                    dst = cols[(c * kh + u) * kw + v]
+                    src = np.uintp(c * plane + u * wp + v)
+                    for k in range(np.uintp(span)):
+                        dst[k] = padded[src + k]
+        np.dot(w2, cols, product)
+        for o in range(outs):
+            row = product[o]
+            for i in range(ho):
+                dst = out[n, o, i]
+                src = np.uintp(i * wp)
+                for j in range(np.uintp(wo)):
+                    dst[j] = row[src + j]
+
+
+@njit(cache=CACHE, parallel=True)
+def rows_parallel(x, w2, out, chunks, kh, kw, pad_top, pad_left, hp, wp):
+    n = x.shape[0]
+    for t in prange(chunks):
+        rows_samples(x, w2, out, t * n // chunks, (t + 1) * n // chunks,
+                      kh, kw, pad_top, pad_left, hp, wp)
+
+
+# Positions: either array may come channel-major (a transposed view of a
+# C-contiguous array, as x.transpose(1, 0, 2, 3) is in the weight gradient) and is
+# then read in place instead of through a transposed copy.
+
+
+@njit(cache=CACHE, nogil=True)
+def positions_block(x, swap_x, w, swap_w, acc, n0, n1, c0, c1, pad_top, pad_left, hp, wp):
+    """acc[n] = sum over c in [c0, c1) of pad(w[:, c]) @ cols(x[n, c]).T for n in [n0, n1).
+
+    x is (N, C, H, W), or (C, N, H, W) when swap_x; w is (O, C, KH, KW), or
+    (C, O, KH, KW) when swap_w; acc is (N, O, Ho, Wo) and is overwritten.
+    """
+    outs, ho, wo = acc.shape[1], acc.shape[2], acc.shape[3]
+    kh, kw = w.shape[2], w.shape[3]
+    span = kh * wp
+    padded = np.zeros((hp + 1) * wp, dtype=acc.dtype)
+    cols = np.empty((ho * wo, span), dtype=acc.dtype)
+    product = np.empty((outs, ho * wo), dtype=acc.dtype)
+    kernels = np.zeros((outs, span), dtype=acc.dtype)
+    for n in range(n0, n1):
+        acc[n] = 0
+    for c in range(c0, c1):
+        for o in range(outs):
+            kernel = w[c, o] if swap_w else w[o, c]
+            row = kernels[o]
+            for u in range(kh):
+                src = kernel[u]
+                base = np.uintp(u * wp)
+                for v in range(np.uintp(kw)):
+                    row[base + v] = src[v]
+        for n in range(n0, n1):
+            _pad_into(x[c, n] if swap_x else x[n, c], padded, pad_top, pad_left, wp)
+            for u in range(ho):
+                for v in range(wo):
+                    dst = cols[u * wo + v]
+                    src = np.uintp(u * wp + v)
+                    for k in range(np.uintp(span)):
+                        dst[k] = padded[src + k]
+            np.dot(kernels, cols.T, product)
+            res = acc[n].reshape(outs, ho * wo)
+            res += product
+
+
+@njit(cache=CACHE, parallel=True)
+def positions_parallel_samples(x, swap_x, w, swap_w, out, chunks, pad_top, pad_left, hp, wp):
+    n = out.shape[0]
+    channels = x.shape[0] if swap_x else x.shape[1]
+    for t in prange(chunks):
+        positions_block(x, swap_x, w, swap_w, out, t * n // chunks, (t + 1) * n // chunks,
+                         0, channels, pad_top, pad_left, hp, wp)
+
+
+@njit(cache=CACHE, parallel=True)
+def positions_parallel_channels(x, swap_x, w, swap_w, out, partials, pad_top, pad_left,
+                                 hp, wp):
+    chunks = partials.shape[0]
+    channels = x.shape[0] if swap_x else x.shape[1]
+    for t in prange(chunks):
+        positions_block(x, swap_x, w, swap_w, partials[t], 0, out.shape[0],
+                         t * channels // chunks, (t + 1) * channels // chunks,
+                         pad_top, pad_left, hp, wp)
+    # Fixed summation order: the result does not depend on thread timing.
+    out[:] = partials[0]
+    for t in range(1, chunks):
+        out += partials[t]
+
+
+@njit(cache=CACHE, nogil=True)
+def scatter_samples(x, wt, out, start, stop, kh, kw, pad_top, pad_left):
+    """Stride-1 correlation as col2im: out[n] = crop(col2im(wt @ x[n])).
+
+    x is (N, C, H, W), wt is (O*KH*KW, C) with rows ordered (o, u, v), out is
+    (N, O, Ho, Wo).  Input pixel (y, x) meets tap (u, v) at full-correlation
+    position (y + KH-1-u, x + KW-1-v); output (i, j) is full position
+    (i + KH-1-pad_top, j + KW-1-pad_left).  Rows of width Wq = W + KW - 1
+    (spare columns hold zeros) make each tap's contribution one contiguous add.
+    """
+    channels, height, width = x.shape[1], x.shape[2], x.shape[3]
+    outs, ho, wo = out.shape[1], out.shape[2], out.shape[3]
+    wq = width + kw - 1
+    hq = height + kh - 1
+    span = height * wq
+    padded = np.zeros((channels, span), dtype=out.dtype)
+    product = np.empty((wt.shape[0], span), dtype=out.dtype)
+    full = np.empty((outs, hq * wq + kw - 1), dtype=out.dtype)
+    for n in range(start, stop):
+        for c in range(channels):
+            _pad_into(x[n, c], padded[c], 0, 0, wq)
+        np.dot(wt, padded, product)
+        full[:] = 0
+        for o in range(outs):
+            acc = full[o]
+            for u in range(kh):
+                for v in range(kw):
+                    src = product[(o * kh + u) * kw + v]
+                    dst = np.uintp((kh - 1 - u) * wq + (kw - 1 - v))
+                    for k in range(np.uintp(span)):
+                        acc[dst + k] += src[k]
+            # Output columns j whose full position j + kw-1-pad_left is in [0, wq).
+            shift = kw - 1 - pad_left
+            j0 = min(wo, max(0, -shift))
+            j1 = max(j0, min(wo, wq - shift))
+            for i in range(ho):
+                yy = i + kh - 1 - pad_top
+                res = out[n, o, i]
+                res[:] = 0
+                if 0 <= yy < hq:
+                    base = np.uintp(yy * wq + j0 + shift)
+                    for j in range(np.uintp(j1 - j0)):
+                        res[j0 + j] = acc[base + j]
+
+
+@njit(cache=CACHE, parallel=True)
+def scatter_parallel(x, wt, out, chunks, kh, kw, pad_top, pad_left):
+    n = x.shape[0]
+    for t in prange(chunks):
+        scatter_samples(x, wt, out, t * n // chunks, (t + 1) * n // chunks,
+                         kh, kw, pad_top, pad_left)
+
