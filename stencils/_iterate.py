@@ -200,9 +200,26 @@ def _cache_bytes():
         return _DEFAULT_CACHE
 
 
-def _default_depth(rlo, rhi, nsteps):
-    reach = int(max((rlo + rhi).max(), 1))
-    return max(1, min(nsteps, 16 // reach))
+# Cost model for the fusion depth, per cell and step on one thread: the cells
+# computed (tile plus the shrinking halo, relative to the tile) at about
+# _CELL_NS each, plus the cell's share of one pass over memory (read and
+# write) every `depth` steps at _BYTES_PER_NS.
+_CELL_NS = 0.4
+_BYTES_PER_NS = 10.0
+
+
+def _default_depth(shape4, rlo, rhi, nsteps, itemsize, cache, nodes):
+    """The fusion depth (1 to 16) the cost model finds cheapest."""
+    best, best_cost = 1, None
+    for k in range(1, min(nsteps, 16) + 1):
+        halo = k * (rlo + rhi)
+        tshape = _tile_shape(shape4, halo, itemsize, cache)
+        grown = np.prod([(t + (k - 1) / 2 * (lo + hi)) / t
+                         for t, lo, hi in zip(tshape, rlo, rhi)])
+        cost = grown * _CELL_NS * max(1.0, nodes / 8) + 2 * itemsize / k / _BYTES_PER_NS
+        if best_cost is None or cost < best_cost * 0.98:
+            best, best_cost = k, cost
+    return best
 
 
 def _tile_shape(shape4, halo, itemsize, cache):
@@ -240,6 +257,13 @@ def _plan(shape4, rlo, rhi, depth, code, itemsize, tile, cache):
     return tshape, grid, extents
 
 
+def _deltas(offsets, extents, pad):
+    """Flat offsets, in a scratch box of `extents` (4-D), of the reads (offsets of the last axes)."""
+    strides = np.cumprod(np.r_[1, extents[:0:-1]])[::-1].astype(np.int64)
+    return np.array([sum(int(x) * int(strides[pad + a]) for a, x in enumerate(d))
+                     for d in offsets] or [0], dtype=np.int64)
+
+
 # -- running ------------------------------------------------------------------------
 
 class _Stepper:
@@ -251,7 +275,8 @@ class _Stepper:
         self.shape4 = (1,) * (4 - len(shape)) + tuple(shape)
         self.depth, self.tile, self.cache = depth, tile, cache
         self.step = _step_module(stencil) if min(shape) > 0 else None
-        self.work = int(np.prod(shape)) * len(ex.topological_order(stencil.expr))
+        self.nodes = len(ex.topological_order(stencil.expr))
+        self.work = int(np.prod(shape)) * self.nodes
         self.parallel = parallel
         self.lo = tuple(-c for c in stencil.center)
         if self.step is not None:
@@ -277,7 +302,8 @@ class _Stepper:
         """The steps of each pass over memory."""
         if self.step is None or nsteps == 0:
             return [1] * nsteps
-        k = self.depth or _default_depth(self.rlo, self.rhi, nsteps)
+        k = self.depth or _default_depth(self.shape4, self.rlo, self.rhi, nsteps,
+                                         self.dtype.itemsize, self.cache, self.nodes)
         return [k] * (nsteps // k) + ([nsteps % k] if nsteps % k else [])
 
     def advance(self, nsteps, src, first, second):
@@ -299,10 +325,7 @@ class _Stepper:
     def _fused(self, src, dst, k):
         tshape, grid, extents = _plan(self.shape4, self.rlo, self.rhi, k, self.border.code,
                                       self.dtype.itemsize, self.tile, self.cache)
-        strides = np.cumprod(np.r_[1, extents[:0:-1]])[::-1].astype(np.int64)
-        pad = 4 - len(self.shape)
-        deltas = np.array([sum(int(x) * int(strides[pad + a]) for a, x in enumerate(d))
-                           for d in self.step.offsets] or [0], dtype=np.int64)
+        deltas = _deltas(self.step.offsets, extents, 4 - len(self.shape))
         src4 = src.reshape(self.shape4)
         dst4 = dst.reshape(self.shape4)
         refill = self.border.code != WRAP
@@ -379,6 +402,96 @@ def _stepper(stencil, border, source, depth, tile, parallel):
                     cache=_cache_bytes())
 
 
+# -- dask: `depth` steps per halo exchange ------------------------------------------
+
+def _axis_window(g0, t, before, after, n, present_lo, code, periodic):
+    """Per axis: indices into the overlapped block for the window's cells, and a Fill mask."""
+    glob = np.arange(g0 - before, g0 + t + after)
+    if periodic:
+        return glob - (g0 - present_lo), np.zeros(glob.shape, dtype=bool)
+    res = np.array([kn.resolve_index(int(i), n, code) for i in glob], dtype=np.int64)
+    return res - (g0 - present_lo), res < 0
+
+
+def _dask_block(block, block_id=None, *, starts, sizes, shape, k, rlo, rhi, halo, periodic, border,
+                step):
+    ndim = block.ndim
+    idx, masks, t, g0 = [], [], [], []
+    for a in range(ndim):
+        b = block_id[a]
+        start, size = starts[a][b], sizes[a][b]
+        present_lo = halo[a] if (b > 0 or periodic[a]) else 0
+        i, m = _axis_window(start, size, k * rlo[a], k * rhi[a], shape[a], present_lo,
+                            border.code, periodic[a])
+        idx.append(i)
+        masks.append(m)
+        t.append(size)
+        g0.append(start)
+    window = block[np.ix_(*[np.maximum(i, 0) for i in idx])]
+    if border.code == FILL:
+        outside = np.zeros(window.shape, dtype=bool)
+        for a, m in enumerate(masks):
+            outside |= m.reshape([-1 if b == a else 1 for b in range(ndim)])
+        window[outside] = border.value
+    pad = 4 - ndim
+    win4 = np.ascontiguousarray(window.reshape((1,) * pad + window.shape))
+    E = np.array(win4.shape, dtype=np.int64)
+    rlo4 = np.array((0,) * pad + tuple(rlo), dtype=np.int64)
+    rhi4 = np.array((0,) * pad + tuple(rhi), dtype=np.int64)
+    org = np.array((0,) * pad + tuple(g - k * r for g, r in zip(g0, rlo)), dtype=np.int64)
+    n4 = np.array((1,) * pad + tuple(shape), dtype=np.int64)
+    consts = np.array([0.0, 1.0, border.value] + list(step.params), dtype=block.dtype)
+    result = step.module.window_steps(win4, E, org, np.int64(k), rlo4, rhi4, n4,
+                                      _deltas(step.offsets, E, pad), consts,
+                                      np.int64(border.code), border.code != WRAP)
+    centre = tuple(slice(k * r, k * r + s) for r, s in zip(rlo, t))
+    return result.reshape(window.shape)[centre].copy()
+
+
+def _dask_pass(x, stencil, border, step, k):
+    import dask.array as da
+
+    rlo4, rhi4 = _reach4(stencil, step.offsets)
+    pad = 4 - x.ndim
+    rlo, rhi = [int(v) for v in rlo4[pad:]], [int(v) for v in rhi4[pad:]]
+    halo = [k * max(lo, hi) for lo, hi in zip(rlo, rhi)]
+    # An axis the halo does not fit in (or whose border rule may name cells beyond the
+    # neighbouring chunk) is taken whole: every cell the rule names is then at hand.
+    whole = {a: -1 for a in range(x.ndim)
+             if halo[a] and (min(x.chunks[a]) < halo[a] or x.shape[a] <= halo[a] + 1)}
+    if whole:
+        x = x.rechunk(whole)
+    halo = [0 if len(c) == 1 else h for c, h in zip(x.chunks, halo)]
+    periodic = [border.code == WRAP and len(x.chunks[a]) > 1 for a in range(x.ndim)]
+    boundary = {a: ("periodic" if periodic[a] else "none") for a in range(x.ndim)}
+    ov = da.overlap.overlap(x, depth={a: halo[a] for a in range(x.ndim)}, boundary=boundary)
+    starts = [np.r_[0, np.cumsum(c)[:-1]].tolist() for c in x.chunks]
+    return ov.map_blocks(_dask_block, dtype=x.dtype, chunks=x.chunks, starts=starts,
+                         sizes=x.chunks, shape=x.shape, k=k, rlo=rlo, rhi=rhi, halo=halo,
+                         periodic=periodic, border=border, step=step)
+
+
+def _iterate_dask(n, stencil, border, array, *, out, depth):
+    if out is not None:
+        raise StencilValueError(
+            "out= is not taken with a dask array: iterate returns a lazy dask array.",
+            param="out", value=type(out).__name__, expected="None",
+        )
+    x = _dask.as_dask_source(array)
+    _check_ranks(stencil, x)
+    depth = None if depth is None else _check_count(depth, "depth", 1)
+    step = _step_module(stencil) if 0 not in x.shape else None
+    if step is None:
+        from ._windowed import compute, map_stencil
+        for _ in range(n):
+            x = compute(map_stencil(border, stencil, x))
+        return x
+    k = depth or min(n, 8)
+    for steps in [k] * (n // k) + ([n % k] if n % k else []):
+        x = _dask_pass(x, stencil, border, step, steps)
+    return x
+
+
 # -- public -------------------------------------------------------------------------
 
 def iterate(n, stencil, border, array, *, out=None, depth=None, tile=None, parallel=None):
@@ -430,8 +543,7 @@ def iterate(n, stencil, border, array, *, out=None, depth=None, tile=None, paral
     border = as_border(border)
     _check_stencil(stencil)
     if _dask.is_dask_array(array):
-        from ._iterate_dask import iterate_dask
-        return iterate_dask(n, stencil, border, array, out=out, depth=depth)
+        return _iterate_dask(n, stencil, border, array, out=out, depth=depth)
     source = _check_state(array, stencil, border)
     stepper = _stepper(stencil, border, source, depth, tile, parallel)
     target, copy_to = prepare_out(out, source.shape, source.dtype, np.empty(0))
