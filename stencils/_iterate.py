@@ -537,7 +537,7 @@ def iterate(n, stencil, border, array, *, out=None, depth=None, tile=None, paral
     >>> import numpy as np, stencils as st
     >>> heat = st.make_stencil(3, 1, lambda g: g(0) + 0.25 * (g(-1) - 2 * g(0) + g(1)))
     >>> st.iterate(3, heat, st.Edge, np.array([0.0, 0, 16, 0, 0]))
-    array([0.90625, 3.1875 , 7.8125 , 3.1875 , 0.90625])
+    array([1.75, 3.75, 5.  , 3.75, 1.75])
     """
     n = _check_count(n, "n", 0)
     border = as_border(border)
