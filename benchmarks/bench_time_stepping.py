@@ -207,19 +207,31 @@ def _one_pass_bytes(sizes, itemsize, ndim):
     return bytes_
 
 
+def _ops(sizes, per_cell, ndim):
+    # FMA-pipe slots per cell and step: Jacobi 1 multiply + 3 FMAs; 3-D heat 7 FMAs;
+    # Life 8 adds, 2 compares, and, or, select.
+    def ops(quick):
+        n, steps = sizes(quick)
+        return float(per_cell) * n ** ndim * steps
+    return ops
+
+
 WORKLOADS = [
     Workload("jacobi2d-f32", "5-point Jacobi step, 4096^2 float32, 100 steps (256^2, 10 with "
              "--quick), 'nearest'", _jacobi_setup(np.float32), group="time-stepping",
-             limit="memory bandwidth", floor=None,
-             bytes=_one_pass_bytes(_jacobi_sizes, 4, 2), dtype="float32", repeats=3),
+             limit="memory bandwidth",
+             bytes=_one_pass_bytes(_jacobi_sizes, 4, 2), ops=_ops(_jacobi_sizes, 4, 2),
+             dtype="float32", repeats=3),
     Workload("jacobi2d-f64", "5-point Jacobi step, 4096^2 float64, 100 steps (256^2, 10 with "
              "--quick), 'nearest'", _jacobi_setup(np.float64), group="time-stepping",
              limit="memory bandwidth", bytes=_one_pass_bytes(_jacobi_sizes, 8, 2),
-             dtype="float64", repeats=3),
+             ops=_ops(_jacobi_sizes, 4, 2), dtype="float64", repeats=3),
     Workload("heat3d-f64", "7-point heat step, 256^3 float64, 50 steps (32^3, 5 with --quick), "
              "'nearest'", _heat3d_setup, group="time-stepping", limit="memory bandwidth",
-             bytes=_one_pass_bytes(_cube, 8, 3), dtype="float64", repeats=3),
+             bytes=_one_pass_bytes(_cube, 8, 3), ops=_ops(_cube, 7, 3), dtype="float64",
+             repeats=3),
     Workload("life-u8", "Game of Life, 4096^2 uint8, 100 steps (256^2, 10 with --quick), Wrap",
              _life_setup, group="time-stepping", limit="memory bandwidth",
-             bytes=_one_pass_bytes(_jacobi_sizes, 8, 2), dtype="float64", repeats=3),
+             bytes=_one_pass_bytes(_jacobi_sizes, 8, 2), ops=_ops(_jacobi_sizes, 13, 2),
+             dtype="float64", repeats=3),
 ]
