@@ -258,7 +258,7 @@ def _plan(shape4, rlo, rhi, depth, code, itemsize, tile, cache):
 
 
 def _deltas(offsets, extents, pad):
-    """Flat offsets, in a scratch box of `extents` (4-D), of the reads (offsets of the last axes)."""
+    """Flat offsets of the reads in a scratch box of `extents` (4-D; reads on the last axes)."""
     strides = np.cumprod(np.r_[1, extents[:0:-1]])[::-1].astype(np.int64)
     return np.array([sum(int(x) * int(strides[pad + a]) for a, x in enumerate(d))
                      for d in offsets] or [0], dtype=np.int64)
