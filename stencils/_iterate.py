@@ -49,6 +49,9 @@ _SINGLE_PASS_TAPS = 32  # the engine's limit for a one-pass weighted sum (stenci
 _DEFAULT_CACHE = 1 << 20
 _LOCK = threading.RLock()
 _MODULES = {}
+# One parallel kernel at a time, shared with the engine's calls (Numba's workqueue layer
+# must not be entered from two threads at once).
+_PARALLEL_LOCK = getattr(_engine, "_PARALLEL_LOCK", None) or threading.Lock()
 
 
 # -- the generated step function ---------------------------------------------------
@@ -334,13 +337,13 @@ class _Stepper:
         args = (src4, dst4, extents, tshape, grid, np.int64(k), self.rlo, self.rhi, deltas,
                 self.consts, np.int64(self.border.code), refill)
         threads = numba.get_num_threads() if self._parallel() else 1
-        if threads > 1 and ntiles > 1 and _engine._PARALLEL_LOCK.acquire(blocking=False):
+        if threads > 1 and ntiles > 1 and _PARALLEL_LOCK.acquire(blocking=False):
             old = numba.set_parallel_chunksize(1)
             try:
                 mod.tiles_parallel(*args, np.int64(min(ntiles, 4 * threads)))
             finally:
                 numba.set_parallel_chunksize(old)
-                _engine._PARALLEL_LOCK.release()
+                _PARALLEL_LOCK.release()
         else:
             mod.tiles_serial(*args, np.int64(1))
 
