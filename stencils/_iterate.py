@@ -47,6 +47,7 @@ __all__ = ["iterate", "iterate_until"]
 _MAX_NODES = 400
 _SINGLE_PASS_TAPS = 32  # the engine's limit for a one-pass weighted sum (stencils._lower)
 _DEFAULT_CACHE = 1 << 20
+_MIN_ROW = 256
 _LOCK = threading.RLock()
 _MODULES = {}
 # One parallel kernel at a time, shared with the engine's calls (Numba's workqueue layer
@@ -192,15 +193,16 @@ def _reach4(stencil, offsets):
 
 
 def _cache_bytes():
-    """The L2 cache of one core (the scratch pair of one thread lives there)."""
+    """Twice the L2 cache of one core: the budget of one thread's scratch pair (the halo
+    rows beyond L2 come from L3; measured as fast as pairs within L2)."""
     path = "/sys/devices/system/cpu/cpu0/cache/index2/size"
     try:
         with open(path) as f:
             text = f.read().strip()
         scale = {"K": 1 << 10, "M": 1 << 20}.get(text[-1], 1)
-        return int(text.rstrip("KM")) * scale
+        return 2 * int(text.rstrip("KM")) * scale
     except (OSError, ValueError):
-        return _DEFAULT_CACHE
+        return 2 * _DEFAULT_CACHE
 
 
 # Cost model for the fusion depth, per cell and step on one thread: the cells
@@ -226,17 +228,31 @@ def _default_depth(shape4, rlo, rhi, nsteps, itemsize, cache, nodes):
 
 
 def _tile_shape(shape4, halo, itemsize, cache):
-    """The largest near-cubic tile whose scratch pair fits in `cache` bytes."""
+    """The largest tile whose scratch pair fits in `cache` bytes.
+
+    Rows (the last axis) are at least _MIN_ROW cells where the array allows:
+    short rows cost more in loop overhead than their halo saves (measured in
+    3-D: 16 x 16 x 128 tiles 1.8x faster than 32^3 cubes).
+    """
     budget = max(1, cache // (2 * itemsize))
+
+    def tile(side, min_row):
+        return [min(n, side) for n in shape4[:3]] + [min(shape4[3], max(side, min_row))]
+
+    def fits(t):
+        return np.prod([x + h for x, h in zip(t, halo)]) <= budget
+
+    min_row = min(shape4[3], _MIN_ROW)
+    if not fits(tile(1, min_row)):
+        min_row = 1
     lo_side, hi_side = 1, int(max(shape4))
     while lo_side < hi_side:
         side = (lo_side + hi_side + 1) // 2
-        cells = np.prod([min(n, side) + h for n, h in zip(shape4, halo)])
-        if cells <= budget:
+        if fits(tile(side, min_row)):
             lo_side = side
         else:
             hi_side = side - 1
-    return [min(n, lo_side) for n in shape4]
+    return tile(lo_side, min_row)
 
 
 def _plan(shape4, rlo, rhi, depth, code, itemsize, tile, cache):
@@ -251,9 +267,12 @@ def _plan(shape4, rlo, rhi, depth, code, itemsize, tile, cache):
         reach = int(max(rlo[a], rhi[a]))
         if not needs_rule or reach == 0 or tshape[a] >= n:
             continue
-        last = n - (-(-n // tshape[a]) - 1) * tshape[a]
-        if min(tshape[a], last) < depth * reach + 1 or n <= depth * reach + 1:
-            tshape[a] = n  # the whole axis: the rule may name any of its cells
+        need = depth * reach + 1
+        # Tiles at the array's ends must hold every cell the rule names: at least
+        # `need` thick, so a thinner remainder tile is avoided by shrinking the tiles.
+        fitting = [t for t in range(tshape[a], need - 1, -1)
+                   if n > need and n - (-(-n // t) - 1) * t >= need]
+        tshape[a] = fitting[0] if fitting else n  # else the whole axis
     tshape = np.array(tshape, dtype=np.int64)
     grid = -(-np.array(shape4, dtype=np.int64) // tshape)
     extents = tshape + halo

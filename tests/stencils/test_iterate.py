@@ -56,6 +56,20 @@ def test_matches_step_loop_on_every_border(border, depth, tile):
                                     parallel=False), expected)
 
 
+@pytest.mark.parametrize("border", BORDERS, ids=repr)
+def test_many_tiles_touching_every_edge(border):
+    # 40 = 5 * 7 + 5 and 45 = 5 * 9: 36 tiles, the last row and column thinner, every
+    # edge tile thick enough to keep its own ghost cells (no axis taken whole).
+    from stencils import _iterate
+    a = np.random.default_rng(9).random((40, 45))
+    tshape, grid, _ = _iterate._plan((1, 1, 40, 45), np.array([0, 0, 1, 1]),
+                                     np.array([0, 0, 1, 1]), 3, st.as_border(border).code, 8,
+                                     (1, 1, 7, 9), 1 << 20)
+    assert list(grid) == [1, 1, 6, 5]
+    assert_bit_identical(st.iterate(10, HEAT, border, a, depth=3, tile=(7, 9), parallel=False),
+                         step_loop(10, HEAT, border, a))
+
+
 @pytest.mark.parametrize("shape", [(3, 40), (40, 2), (1, 9)])
 @pytest.mark.parametrize("border", [st.Wrap, st.Reflect, st.Continue, "reflect", "mirror"],
                          ids=repr)
