@@ -232,7 +232,7 @@ def _tile_shape(shape4, halo, itemsize, cache):
 
     Rows (the last axis) are at least _MIN_ROW cells where the array allows:
     short rows cost more in loop overhead than their halo saves (measured in
-    3-D: 16 x 16 x 128 tiles 1.8x faster than 32^3 cubes).
+    3-D: 16 x 16 x 128 tiles 1.7x faster than 32^3 cubes).
     """
     budget = max(1, cache // (2 * itemsize))
 
@@ -540,11 +540,12 @@ def iterate(n, stencil, border, array, *, out=None, depth=None, tile=None, paral
     out : ndarray, optional
         Where to write the final state (it may be `array` itself).
     depth : int, optional
-        Steps fused per pass (default: from the stencil's reach, up to 16).
+        Steps fused per pass (default: a cost model's choice, up to 16).
     tile : int or tuple of int, optional
-        Tile size per axis (default: the largest whose scratch pair fits in
-        one core's L2 cache).  Axes where the border rule could name a cell
-        outside the tile are taken whole.
+        Largest tile size per axis (default: the largest whose scratch pair
+        fits in about twice one core's L2 cache, with rows of 256 cells or
+        more).  Tiles at the array's ends are kept thick enough for the border
+        rule (the tiles shrink a little, or the axis is taken whole).
     parallel : bool, optional
         Tiles on all threads; None decides by the amount of work.
 
