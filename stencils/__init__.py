@@ -18,6 +18,7 @@ from ._border import Border, Continue, Edge, Fill, Reflect, Wrap, as_border
 from ._channels import correlate_channels
 from ._config import warmup
 from ._filters import convolve, correlate
+from ._iterate import iterate, iterate_until
 from ._padding import Padding, Stride, no_padding, same_padding
 from ._resample import downsample, upsample, zoom, zoom_with_grid
 from ._stencil import (
@@ -69,6 +70,8 @@ __all__ = [
     "foldl_stencil",
     "foldr_stencil",
     "id_stencil",
+    "iterate",
+    "iterate_until",
     "lmap_stencil",
     "make_convolution_stencil",
     "make_convolution_stencil_from_kernel",

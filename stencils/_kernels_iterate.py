@@ -1,0 +1,205 @@
+"""Numba helpers for time stepping with temporal blocking (overlapped tiles).
+
+They see only clean arrays: every array is viewed as 4-D (leading axes of
+length 1 added), C-contiguous, float32 or float64.  A *scratch* buffer is a
+flat array holding a box of extents ``E`` (C order); a *window* is the part of
+it in use, local ``[0, ext)`` per axis, whose local cell ``x`` stands for the
+global cell ``org + x`` (global cells outside ``[0, n)`` are ghost cells: the
+border rule's answer for that cell).
+
+One fused pass of ``K`` steps over a tile: `load_window` fills the tile plus a
+halo of ``K`` times the stencil's reach from the source through the border
+rule; each step computes the shrinking valid region from the other buffer (the
+generated ``_step_rows``, see stencils._iterate); `refill_ghosts` then answers
+the ghost cells of the new state by the border rule applied to that state
+(not by evolving them, which is right only for Wrap); `store_centre` writes the
+tile's own cells back.  The driver that ties these to one stencil is
+`DRIVER_SOURCE`, appended to each generated module.
+"""
+
+from __future__ import annotations
+
+from numba import njit
+
+from ._kernels import CACHE, FILL, resolve_index
+
+__all__ = ["load_window", "refill_ghosts", "store_centre", "region_rows", "DRIVER_SOURCE"]
+
+
+@njit(cache=CACHE, nogil=True, error_model="numpy")
+def load_window(src4, buf, E, org, ext, code, fill):
+    """buf[window] = source cells org + x (through the border rule), x in [0, ext)."""
+    n0, n1, n2, n3 = src4.shape
+    for i0 in range(ext[0]):
+        r0 = resolve_index(org[0] + i0, n0, code)
+        for i1 in range(ext[1]):
+            r1 = resolve_index(org[1] + i1, n1, code)
+            for i2 in range(ext[2]):
+                r2 = resolve_index(org[2] + i2, n2, code)
+                base = ((i0 * E[1] + i1) * E[2] + i2) * E[3]
+                row = buf[base:base + ext[3]]
+                if r0 < 0 or r1 < 0 or r2 < 0:
+                    row[:] = fill
+                    continue
+                src_row = src4[r0, r1, r2]
+                # Contiguous in-array part [ja, jb), border-resolved ends.
+                ja = min(ext[3], max(0, -org[3]))
+                jb = max(ja, min(ext[3], n3 - org[3]))
+                for j in range(ja):
+                    r = resolve_index(org[3] + j, n3, code)
+                    row[j] = src_row[r] if r >= 0 else fill
+                part = src_row[org[3] + ja:]
+                out = row[ja:]
+                for j in range(jb - ja):
+                    out[j] = part[j]
+                for j in range(jb, ext[3]):
+                    r = resolve_index(org[3] + j, n3, code)
+                    row[j] = src_row[r] if r >= 0 else fill
+
+
+@njit(cache=CACHE, nogil=True, error_model="numpy")
+def region_rows(rows, E, lo, hi):
+    """Flat index of the first cell of every row of the region [lo, hi); returns the count."""
+    count = 0
+    for i0 in range(lo[0], hi[0]):
+        for i1 in range(lo[1], hi[1]):
+            for i2 in range(lo[2], hi[2]):
+                rows[count] = ((i0 * E[1] + i1) * E[2] + i2) * E[3] + lo[3]
+                count += 1
+    return count
+
+
+@njit(cache=CACHE, nogil=True, error_model="numpy")
+def refill_ghosts(buf, E, org, lo, hi, n4, code, fill):
+    """Answer the ghost cells of region [lo, hi) by the border rule on its in-array cells.
+
+    The planner guarantees every cell the rule names lies in the region.
+    """
+    for i0 in range(lo[0], hi[0]):
+        g0 = org[0] + i0
+        r0 = resolve_index(g0, n4[0], code)
+        for i1 in range(lo[1], hi[1]):
+            g1 = org[1] + i1
+            r1 = resolve_index(g1, n4[1], code)
+            for i2 in range(lo[2], hi[2]):
+                g2 = org[2] + i2
+                r2 = resolve_index(g2, n4[2], code)
+                base = ((i0 * E[1] + i1) * E[2] + i2) * E[3]
+                inside = 0 <= g0 < n4[0] and 0 <= g1 < n4[1] and 0 <= g2 < n4[2]
+                if inside:
+                    # Only the ends of the row are ghosts.
+                    ja = min(hi[3], max(lo[3], -org[3]))
+                    jb = max(ja, min(hi[3], n4[3] - org[3]))
+                    for j in range(lo[3], ja):
+                        r = resolve_index(org[3] + j, n4[3], code)
+                        buf[base + j] = buf[base + r - org[3]] if r >= 0 else fill
+                    for j in range(jb, hi[3]):
+                        r = resolve_index(org[3] + j, n4[3], code)
+                        buf[base + j] = buf[base + r - org[3]] if r >= 0 else fill
+                elif code == FILL:
+                    for j in range(lo[3], hi[3]):
+                        buf[base + j] = fill
+                else:
+                    # The whole row repeats an in-array row (each cell resolved again).
+                    rbase = (((r0 - org[0]) * E[1] + r1 - org[1]) * E[2] + r2 - org[2]) * E[3]
+                    for j in range(lo[3], hi[3]):
+                        r = resolve_index(org[3] + j, n4[3], code)
+                        buf[base + j] = buf[rbase + r - org[3]]
+
+
+@njit(cache=CACHE, nogil=True, error_model="numpy")
+def store_centre(buf, E, off, dst4, g0, t):
+    """dst4[g0 + x] = buf[off + x] for x in [0, t)."""
+    for i0 in range(t[0]):
+        for i1 in range(t[1]):
+            for i2 in range(t[2]):
+                base = (((off[0] + i0) * E[1] + off[1] + i1) * E[2] + off[2] + i2) * E[3] + off[3]
+                src = buf[base:]
+                dst = dst4[g0[0] + i0, g0[1] + i1, g0[2] + i2, g0[3]:]
+                for j in range(t[3]):
+                    dst[j] = src[j]
+
+
+# The driver of a generated module: it calls that module's `_step_rows`.
+DRIVER_SOURCE = '''
+
+@njit(cache=CACHE, nogil=True, error_model="numpy")
+def run_steps(a, b, rows, E, org, ext, nsteps, rlo, rhi, n4, deltas, c, code, refill):
+    """Advance the window held in `a` by `nsteps` steps; returns 1 if the result is in `b`."""
+    lo = np.zeros(4, dtype=np.int64)
+    hi = np.zeros(4, dtype=np.int64)
+    for s in range(1, nsteps + 1):
+        for ax in range(4):
+            lo[ax] = s * rlo[ax]
+            hi[ax] = ext[ax] - s * rhi[ax]
+        nrows = region_rows(rows, E, lo, hi)
+        if s % 2 == 1:
+            _step_rows(a, b, rows, nrows, hi[3] - lo[3], deltas, c)
+            if refill:
+                refill_ghosts(b, E, org, lo, hi, n4, code, c[2])
+        else:
+            _step_rows(b, a, rows, nrows, hi[3] - lo[3], deltas, c)
+            if refill:
+                refill_ghosts(a, E, org, lo, hi, n4, code, c[2])
+    return nsteps % 2
+
+
+@njit(cache=CACHE, nogil=True, error_model="numpy")
+def _tiles(src4, dst4, E, tshape, grid, nsteps, rlo, rhi, deltas, c, code, refill, first, last):
+    n4 = np.array(src4.shape, dtype=np.int64)
+    size = E[0] * E[1] * E[2] * E[3]
+    a = np.empty(size, dtype=src4.dtype)
+    b = np.empty(size, dtype=src4.dtype)
+    rows = np.empty(E[0] * E[1] * E[2], dtype=np.int64)
+    g0 = np.zeros(4, dtype=np.int64)
+    t = np.zeros(4, dtype=np.int64)
+    org = np.zeros(4, dtype=np.int64)
+    ext = np.zeros(4, dtype=np.int64)
+    off = np.zeros(4, dtype=np.int64)
+    for tile in range(first, last):
+        rem = tile
+        ghosts = False
+        for ax in range(3, -1, -1):
+            gi = rem % grid[ax]
+            rem //= grid[ax]
+            g0[ax] = gi * tshape[ax]
+            t[ax] = min(tshape[ax], n4[ax] - g0[ax])
+            off[ax] = nsteps * rlo[ax]
+            org[ax] = g0[ax] - off[ax]
+            ext[ax] = t[ax] + nsteps * (rlo[ax] + rhi[ax])
+            if org[ax] < 0 or org[ax] + ext[ax] > n4[ax]:
+                ghosts = True
+        load_window(src4, a, E, org, ext, code, c[2])
+        which = run_steps(a, b, rows, E, org, ext, nsteps, rlo, rhi, n4, deltas, c, code,
+                          refill and ghosts)
+        store_centre(b if which == 1 else a, E, off, dst4, g0, t)
+
+
+@njit(cache=CACHE, parallel=True, error_model="numpy")
+def tiles_parallel(src4, dst4, E, tshape, grid, nsteps, rlo, rhi, deltas, c, code, refill,
+                   nchunks):
+    ntiles = grid[0] * grid[1] * grid[2] * grid[3]
+    for ch in prange(nchunks):
+        _tiles(src4, dst4, E, tshape, grid, nsteps, rlo, rhi, deltas, c, code, refill,
+               ch * ntiles // nchunks, (ch + 1) * ntiles // nchunks)
+
+
+@njit(cache=CACHE, nogil=True, error_model="numpy")
+def tiles_serial(src4, dst4, E, tshape, grid, nsteps, rlo, rhi, deltas, c, code, refill,
+                 nchunks):
+    ntiles = grid[0] * grid[1] * grid[2] * grid[3]
+    _tiles(src4, dst4, E, tshape, grid, nsteps, rlo, rhi, deltas, c, code, refill, 0, ntiles)
+
+
+@njit(cache=CACHE, nogil=True, error_model="numpy")
+def window_steps(win4, E, org, nsteps, rlo, rhi, n4, deltas, c, code, refill):
+    """Advance a whole window (global cells org + x) by `nsteps`; returns the buffer holding it."""
+    size = E[0] * E[1] * E[2] * E[3]
+    a = np.empty(size, dtype=win4.dtype)
+    b = np.empty(size, dtype=win4.dtype)
+    a[:] = win4.reshape(size)
+    rows = np.empty(E[0] * E[1] * E[2], dtype=np.int64)
+    ext = np.array(win4.shape, dtype=np.int64)
+    which = run_steps(a, b, rows, E, org, ext, nsteps, rlo, rhi, n4, deltas, c, code, refill)
+    return b if which == 1 else a
+'''
