@@ -37,7 +37,7 @@ from . import _expr as ex
 from . import _kernels as kn
 from . import _kernels_iterate as ki
 from ._border import FILL, WRAP, as_border
-from ._stencil import _check_stencil
+from ._stencil import check_stencil
 from ._validate import as_source_array, prepare_out
 from ._windowed import _check_ranks
 from .errors import StencilTypeError, StencilValueError
@@ -564,7 +564,7 @@ def iterate(n, stencil, border, array, *, out=None, depth=None, tile=None, paral
     """
     n = _check_count(n, "n", 0)
     border = as_border(border)
-    _check_stencil(stencil)
+    check_stencil(stencil)
     if _dask.is_dask_array(array):
         return _iterate_dask(n, stencil, border, array, out=out, depth=depth)
     source = _check_state(array, stencil, border)
@@ -647,7 +647,7 @@ def iterate_until(done, stencil, border, array, *, check_every=1, depth=None, ti
     _check_done(done)
     check_every = _check_count(check_every, "check_every", 1)
     border = as_border(border)
-    _check_stencil(stencil)
+    check_stencil(stencil)
     if _dask.is_dask_array(array):
         raise StencilTypeError(
             "iterate_until needs the state in memory to decide when to stop; for a dask array "
