@@ -1,0 +1,13 @@
+"""scipy.ndimage's filter functions on the stencil core: ``from stencils import ndimage as ndi``.
+
+Every function has scipy 1.17's signature, defaults, output dtype rules,
+errors and results (integer input gives scipy's integer output), runs in
+parallel, and takes dask arrays (the result is a lazy dask array).  See
+docs/ndimage.md for the drop-in table and what differs.
+
+Modules: `_args` (argument rules shared by all), `_linear` (correlations,
+uniform, Gaussian and derivative filters), `_order` (minimum, maximum, median,
+rank, percentile), `_generic` (`generic_filter`, `generic_filter1d`).
+"""
+
+__all__ = []
