@@ -59,6 +59,8 @@ def _as_source(a):
     """The array the kernels read: float32 or float64, native, C-contiguous."""
     if a.dtype == np.float32 or a.dtype == np.float64:
         return np.ascontiguousarray(a).astype(a.dtype.newbyteorder("="), copy=False)
+    if a.dtype == np.bool_:
+        a = a.view(np.uint8)  # scipy reads a bool as its byte (an earlier pass may have left 2)
     return np.ascontiguousarray(a, dtype=np.float64)
 
 
@@ -86,8 +88,19 @@ def _symmetry(weights):
     return 0
 
 
+def _check_real_output(output):
+    if output.dtype.kind == "c":
+        raise NdimageRuntimeError(
+            f"array type {output.dtype!r} not supported: a real filter of real input cannot "
+            "write a complex output (scipy refuses it too); pass a real output, or complex "
+            "input or weights.",
+            param="output", value=output.dtype, expected="a real dtype",
+        )
+
+
 def _pass1d(input, weights, axis, output, code, cval, origin, *, uniform=False):
     """One 1-D correlation (or uniform filter of len(weights)) of real `input` into `output`."""
+    _check_real_output(output)
     if input.size == 0:
         return output
     source = _as_source(input)
@@ -285,8 +298,8 @@ def convolve1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, o
     array([14, 24,  4, 13, 12, 36, 27,  0])
     """
     weights = np.asarray(weights)
-    if weights.ndim != 1 or weights.shape[0] < 1:
-        _weights1d(weights)  # raises scipy's error
+    if weights.ndim == 0:
+        _weights1d(weights)  # raises scipy's error; other shapes are checked by correlate1d
     weights = weights[::-1]
     origin = -origin
     if not weights.shape[0] & 1:
@@ -349,6 +362,7 @@ def _correlate_nd(input, weights, output, mode, cval, origin, convolution, axes)
             param="mode", value=mode, expected="a mode name",
         )
     code = mode_code(mode)
+    _check_real_output(output)
     if input.size:
         _run_nd(input, np.ascontiguousarray(weights), output, code, as_float_cval(cval),
                 origins)
