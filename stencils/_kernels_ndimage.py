@@ -33,6 +33,7 @@ from numba import njit, prange
 from ._kernels import CACHE, resolve_index
 
 _OPTS = dict(cache=CACHE, nogil=True, error_model="numpy")
+_BLOCK = 128  # outputs of a line summed together (their float64 sums fit in L1)
 
 
 # -- extended lines (scipy's line buffers) -------------------------------------
@@ -43,8 +44,10 @@ def _extend_line(buf, row, before, code, cval):
     n = row.shape[0]
     lo = min(max(before, 0), buf.shape[0])
     hi = min(max(before + n, lo), buf.shape[0])
-    for p in range(lo, hi):
-        buf[p] = row[p - before]
+    inside = buf[lo:hi]
+    src = row[lo - before:hi - before]  # a slice: no negative-index check in the copy loop
+    for p in range(hi - lo):
+        inside[p] = src[p]
     for p in range(0, lo):
         r = resolve_index(p - before, n, code)
         buf[p] = cval if r < 0 else row[r]
@@ -56,33 +59,36 @@ def _extend_line(buf, row, before, code, cval):
 @njit(**_OPTS)
 def _correlate_buffer(buf, acc, weights, symmetry):
     """acc[l] = scipy's 1-D correlation of the extended line at output l."""
+    # Taps are read through slices: a plain index like buf[l + k] could be negative
+    # as far as Numba knows, and its wraparound check stops vectorisation.
     n = acc.shape[0]
     size = weights.shape[0]
     size1 = size // 2
-    if symmetry > 0:
+    if symmetry != 0:
         c = weights[size1]
+        centre = buf[size1:size1 + n]
         for ll in range(n):
-            acc[ll] = buf[ll + size1] * c
+            acc[ll] = centre[ll] * c
         for jj in range(-size1, 0):
             w = weights[size1 + jj]
-            for ll in range(n):
-                acc[ll] += (buf[ll + size1 + jj] + buf[ll + size1 - jj]) * w
-    elif symmetry < 0:
-        c = weights[size1]
-        for ll in range(n):
-            acc[ll] = buf[ll + size1] * c
-        for jj in range(-size1, 0):
-            w = weights[size1 + jj]
-            for ll in range(n):
-                acc[ll] += (buf[ll + size1 + jj] - buf[ll + size1 - jj]) * w
+            a = buf[size1 + jj:size1 + jj + n]
+            b = buf[size1 - jj:size1 - jj + n]
+            if symmetry > 0:
+                for ll in range(n):
+                    acc[ll] += (a[ll] + b[ll]) * w
+            else:
+                for ll in range(n):
+                    acc[ll] += (a[ll] - b[ll]) * w
     else:
-        last = weights[size - 1]
+        last = buf[size - 1:size - 1 + n]
+        wl = weights[size - 1]
         for ll in range(n):
-            acc[ll] = buf[ll + size - 1] * last
+            acc[ll] = last[ll] * wl
         for k in range(size - 1):
             w = weights[k]
+            a = buf[k:k + n]
             for ll in range(n):
-                acc[ll] += buf[ll + k] * w
+                acc[ll] += a[ll] * w
 
 
 @njit(**_OPTS)
@@ -111,7 +117,10 @@ def _lines_task(src2, out2, first, stop, weights, before, code, cval, symmetry, 
         if uniform:
             _uniform_buffer(buf, acc, size)
         else:
-            _correlate_buffer(buf, acc, weights, symmetry)
+            # In blocks, so that the sums and the taps they read stay in L1.
+            for b0 in range(0, n, _BLOCK):
+                m = min(_BLOCK, n - b0)
+                _correlate_buffer(buf[b0:b0 + m + size - 1], acc[b0:b0 + m], weights, symmetry)
         row = out2[line]
         for ll in range(n):
             row[ll] = acc[ll]
@@ -329,8 +338,9 @@ def _nd_task(src2, out2, lead_shape, r0, r1, group_offsets, group_start, shifts,
             for t in range(group_start[g], group_start[g + 1]):
                 w = weights[t]
                 s = shifts[t] - min_shift
+                tap = buf[s:s + n]
                 for j in range(n):
-                    acc[j] += w * buf[j + s]
+                    acc[j] += w * tap[j]
         dst = out2[row]
         for j in range(n):
             dst[j] = acc[j]

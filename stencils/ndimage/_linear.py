@@ -64,11 +64,22 @@ def _as_source(a):
     return np.ascontiguousarray(a, dtype=np.float64)
 
 
-def _target_for(output, source):
-    """Where a kernel writes (`output` itself when it can), and whether to copy back."""
+def _same_array(a, b):
+    return (a.dtype == b.dtype and a.shape == b.shape and a.strides == b.strides
+            and a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
+
+
+def _target_for(output, source, *, in_place_ok=False):
+    """Where a kernel writes (`output` itself when it can), and whether to copy back.
+
+    `in_place_ok`: the kernel reads each line whole before writing it, so the
+    output may be the source itself (not any other overlap).
+    """
     dtype = output.dtype
     if (dtype.kind == "f" and dtype.itemsize in (4, 8) and dtype.isnative
-            and output.flags.c_contiguous and not np.may_share_memory(output, source)):
+            and output.flags.c_contiguous
+            and (not np.may_share_memory(output, source)
+                 or (in_place_ok and _same_array(output, source)))):
         return output, False
     kind = dtype.newbyteorder("=") if dtype.kind == "f" and dtype.itemsize in (4, 8) else None
     return np.empty(output.shape, dtype=kind or np.float64), True
@@ -104,10 +115,10 @@ def _pass1d(input, weights, axis, output, code, cval, origin, *, uniform=False):
     if input.size == 0:
         return output
     source = _as_source(input)
-    target, copy_back = _target_for(output, source)
     shape = source.shape
     outer = int(np.prod(shape[:axis], dtype=np.int64))
     n, inner = shape[axis], int(np.prod(shape[axis + 1:], dtype=np.int64))
+    target, copy_back = _target_for(output, source, in_place_ok=inner == 1)
     before = weights.shape[0] // 2 + origin
     parallel = _parallel(source.size)
     if inner == 1:
