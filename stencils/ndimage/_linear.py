@@ -27,6 +27,7 @@ import numpy as np
 
 from .. import _kernels_ndimage as kn
 from ..errors import StencilTypeError, StencilValueError
+from ._nan import check_nan_policy, omit_nan
 from ._args import (NdimageRuntimeError, as_float_cval, as_input, check_origin, get_output,
                     is_dask, mode_code, normalize_axes, normalize_axis, origins_for, per_axis,
                     split_complex, store)
@@ -243,7 +244,8 @@ def _reach_gauss(ndim, sigma, truncate=4.0, radius=None, axes=None, **_):
 
 @_dask_aware(lambda ndim, weights, axis=-1, origin=0, **_:
              _reach_1d(ndim, axis, len(np.atleast_1d(weights)), origin))
-def correlate1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, origin=0):
+def correlate1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, origin=0, *,
+                nan_policy="propagate"):
     """Correlate along one axis, as ``scipy.ndimage.correlate1d``.
 
     ``output[..., i, ...] = sum_k weights[k] * input[..., i + k - len(weights) // 2 - origin, ...]``
@@ -264,6 +266,9 @@ def correlate1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, 
         The value outside the input for ``mode='constant'``.
     origin : int, optional
         Shifts the filter: ``-(len(weights) // 2) <= origin <= (len(weights) - 1) // 2``.
+    nan_policy : {'propagate', 'omit'}, optional, keyword-only
+        Not in scipy.  'propagate' (default) is scipy's behaviour; 'omit' leaves
+        NaN out of each window and rescales the other weights (docs/ndimage.md).
 
     Returns
     -------
@@ -276,8 +281,15 @@ def correlate1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, 
     >>> ndi.correlate1d([2, 8, 0, 4, 1, 9, 9, 0], weights=[1, 3])
     array([ 8, 26,  8, 12,  7, 28, 36,  9])
     >>> ndi.correlate1d(np.array([0.0, 1, 0, 0]), [1, 2, 3], mode="constant")
-    array([2., 1., 0., 0.])
+    array([3., 2., 1., 0.])
+    >>> ndi.correlate1d([1.0, np.nan, 3.0, 4.0], [1, 1, 1], nan_policy="omit")
+    array([ 3. ,  6. , 10.5, 11. ])
     """
+    if check_nan_policy(nan_policy) == "omit":
+        return omit_nan(
+            lambda d, c, absolute: correlate1d(d, np.abs(weights) if absolute else weights, axis,
+                                               np.float64, mode, c, origin),
+            correlate1d(input, weights, axis, output, mode, cval, origin), input, cval)
     input = as_input(input)
     weights = np.asarray(weights)
     if input.dtype.kind == "c" or weights.dtype.kind == "c":
@@ -296,7 +308,8 @@ def correlate1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, 
 
 @_dask_aware(lambda ndim, weights, axis=-1, origin=0, **_:
              _reach_1d(ndim, axis, len(np.atleast_1d(weights)), origin))
-def convolve1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, origin=0):
+def convolve1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, origin=0, *,
+               nan_policy="propagate"):
     """Convolve along one axis, as ``scipy.ndimage.convolve1d``.
 
     `correlate1d` with the weights reversed and the origin mirrored.
@@ -317,7 +330,7 @@ def convolve1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, o
         origin -= 1
     if weights.dtype.kind == "c":
         weights = weights.conj()  # undone by correlate1d's conjugation
-    return correlate1d(input, weights, axis, output, mode, cval, origin)
+    return correlate1d(input, weights, axis, output, mode, cval, origin, nan_policy=nan_policy)
 
 
 # -- n-D correlations -----------------------------------------------------------
@@ -418,7 +431,8 @@ def _run_nd(input, weights, output, code, cval, origins):
 
 
 @_dask_aware(_reach_nd)
-def correlate(input, weights, output=None, mode="reflect", cval=0.0, origin=0, *, axes=None):
+def correlate(input, weights, output=None, mode="reflect", cval=0.0, origin=0, *, axes=None,
+              nan_policy="propagate"):
     """Multidimensional correlation, as ``scipy.ndimage.correlate``.
 
     ``output[i] = sum_k weights[k] * input[i + k - weights.shape // 2 - origin]``,
@@ -437,6 +451,8 @@ def correlate(input, weights, output=None, mode="reflect", cval=0.0, origin=0, *
     origin : int or sequence of int, optional
     axes : int or tuple of int, optional
         The axes `weights` spans.
+    nan_policy : {'propagate', 'omit'}, optional, keyword-only
+        Not in scipy; as in `correlate1d`.
 
     Returns
     -------
@@ -451,11 +467,13 @@ def correlate(input, weights, output=None, mode="reflect", cval=0.0, origin=0, *
            [ 4, 10, 14, 18],
            [12, 26, 30, 34]])
     """
-    return _correlate_nd(input, weights, output, mode, cval, origin, False, axes)
+    return _with_nan_policy(_correlate_nd, input, weights, output, mode, cval, origin, False,
+                            axes, nan_policy)
 
 
 @_dask_aware(_reach_nd)
-def convolve(input, weights, output=None, mode="reflect", cval=0.0, origin=0, *, axes=None):
+def convolve(input, weights, output=None, mode="reflect", cval=0.0, origin=0, *, axes=None,
+             nan_policy="propagate"):
     """Multidimensional convolution, as ``scipy.ndimage.convolve``.
 
     `correlate` with the weights flipped on every axis and the origins mirrored.
@@ -465,17 +483,29 @@ def convolve(input, weights, output=None, mode="reflect", cval=0.0, origin=0, *,
     >>> from stencils import ndimage as ndi
     >>> ndi.convolve([[1, 2, 0], [5, 0, 3], [0, 4, 1]], [[1, 1, 0], [1, 0, 0], [0, 0, 0]],
     ...              mode="constant", cval=1)
-    array([[3, 4, 4],
-           [8, 8, 5],
-           [5, 9, 7]])
+    array([[7, 3, 5],
+           [4, 8, 3],
+           [6, 3, 3]])
     """
-    return _correlate_nd(input, weights, output, mode, cval, origin, True, axes)
+    return _with_nan_policy(_correlate_nd, input, weights, output, mode, cval, origin, True,
+                            axes, nan_policy)
+
+
+def _with_nan_policy(run, input, weights, output, mode, cval, origin, convolution, axes,
+                     nan_policy):
+    plain = run(input, weights, output, mode, cval, origin, convolution, axes)
+    if check_nan_policy(nan_policy) == "propagate":
+        return plain
+    return omit_nan(lambda d, c, absolute: run(d, np.abs(weights) if absolute else weights,
+                                               np.float64, mode, c, origin, convolution, axes),
+                    plain, input, cval)
 
 
 # -- uniform -------------------------------------------------------------------
 
 @_dask_aware(lambda ndim, size, axis=-1, origin=0, **_: _reach_1d(ndim, axis, size, origin))
-def uniform_filter1d(input, size, axis=-1, output=None, mode="reflect", cval=0.0, origin=0):
+def uniform_filter1d(input, size, axis=-1, output=None, mode="reflect", cval=0.0, origin=0, *,
+                     nan_policy="propagate"):
     """The mean over `size` neighbours along one axis, as ``scipy.ndimage.uniform_filter1d``.
 
     scipy's running sum: the first window is summed, then each step adds the
@@ -487,7 +517,17 @@ def uniform_filter1d(input, size, axis=-1, output=None, mode="reflect", cval=0.0
     >>> from stencils import ndimage as ndi
     >>> ndi.uniform_filter1d([2, 8, 0, 4, 1, 9, 9, 0], size=3)
     array([4, 3, 4, 1, 4, 6, 6, 3])
+
+    ``nan_policy='omit'`` (not in scipy) averages the values present:
+
+    >>> ndi.uniform_filter1d([2.0, np.nan, 0, 4], size=3, nan_policy="omit")
+    array([2.        , 1.        , 2.        , 2.66666667])
     """
+    if check_nan_policy(nan_policy) == "omit":
+        return omit_nan(lambda d, c, _: uniform_filter1d(d, size, axis, np.float64, mode, c,
+                                                          origin),
+                        uniform_filter1d(input, size, axis, output, mode, cval, origin), input,
+                        cval)
     input = as_input(input)
     axis = normalize_axis(axis, input.ndim)
     if not isinstance(size, numbers.Integral) or size < 1:
@@ -530,7 +570,7 @@ def _reach_uniform(ndim, size=3, origin=0, axes=None, **_):
 
 @_dask_aware(_reach_uniform)
 def uniform_filter(input, size=3, output=None, mode="reflect", cval=0.0, origin=0, *,
-                   axes=None):
+                   axes=None, nan_policy="propagate"):
     """The mean over a box, as ``scipy.ndimage.uniform_filter`` (1-D passes per axis).
 
     Intermediate passes are stored in the output's dtype, as in scipy.
@@ -540,10 +580,15 @@ def uniform_filter(input, size=3, output=None, mode="reflect", cval=0.0, origin=
     >>> import numpy as np
     >>> from stencils import ndimage as ndi
     >>> ndi.uniform_filter(np.arange(9.0).reshape(3, 3), size=3, mode="nearest")
-    array([[2., 2.5, 3.],
-           [3.5, 4., 4.5],
-           [5., 5.5, 6.]])
+    array([[1.33333333, 2.        , 2.66666667],
+           [3.33333333, 4.        , 4.66666667],
+           [5.33333333, 6.        , 6.66666667]])
     """
+    if check_nan_policy(nan_policy) == "omit":
+        return omit_nan(lambda d, c, _: uniform_filter(d, size, np.float64, mode, c, origin,
+                                                        axes=axes),
+                        uniform_filter(input, size, output, mode, cval, origin, axes=axes),
+                        input, cval)
     input = as_input(input)
     output = get_output(output, input, complex_output=input.dtype.kind == "c")
     axes = normalize_axes(axes, input.ndim)
@@ -598,14 +643,21 @@ def _radius(sigma, truncate, radius):
     return int(lw)
 
 
+def _gaussian_weights(sigma, order, truncate, radius):
+    """The correlation weights of scipy's gaussian_filter1d (its kernel reversed)."""
+    sigma = float(sigma)
+    return _gaussian_kernel1d(sigma, order, _radius(sigma, truncate, radius))[::-1]
+
+
 @_dask_aware(lambda ndim, sigma, axis=-1, truncate=4.0, radius=None, **_:
              _reach_1d(ndim, axis, _gauss_radius(sigma, truncate, radius), 0))
 def gaussian_filter1d(input, sigma, axis=-1, order=0, output=None, mode="reflect", cval=0.0,
-                      truncate=4.0, *, radius=None):
+                      truncate=4.0, *, radius=None, nan_policy="propagate"):
     """A 1-D Gaussian filter (or derivative of order `order`), as ``scipy.ndimage.gaussian_filter1d``.
 
     The kernel has ``radius = int(truncate * sigma + 0.5)`` taps on each side
-    unless `radius` is given.
+    unless `radius` is given.  ``nan_policy`` (keyword-only, not in scipy) as
+    in `correlate1d`.
 
     Examples
     --------
@@ -613,19 +665,19 @@ def gaussian_filter1d(input, sigma, axis=-1, order=0, output=None, mode="reflect
     >>> ndi.gaussian_filter1d([1.0, 2, 3, 4, 5], 1)
     array([1.42704095, 2.06782203, 3.        , 3.93217797, 4.57295905])
     """
-    sigma_f = float(sigma)
-    lw = _radius(sigma_f, truncate, radius)
-    weights = _gaussian_kernel1d(sigma_f, order, lw)[::-1]
-    return correlate1d(input, weights, axis, output, mode, cval, 0)
+    weights = _gaussian_weights(sigma, order, truncate, radius)
+    return correlate1d(input, weights, axis, output, mode, cval, 0, nan_policy=nan_policy)
 
 
 @_dask_aware(_reach_gauss)
 def gaussian_filter(input, sigma, order=0, output=None, mode="reflect", cval=0.0,
-                    truncate=4.0, *, radius=None, axes=None):
+                    truncate=4.0, *, radius=None, axes=None, nan_policy="propagate"):
     """A multidimensional Gaussian filter, as ``scipy.ndimage.gaussian_filter``.
 
     One `gaussian_filter1d` pass per axis (axes with ``sigma <= 1e-15`` are
     skipped), each stored in the output's dtype: float32 stays float32.
+    ``nan_policy='omit'`` (keyword-only, not in scipy) gives the Gaussian-weighted
+    mean of the values present in each window (docs/ndimage.md).
 
     Examples
     --------
@@ -646,15 +698,22 @@ def gaussian_filter(input, sigma, order=0, output=None, mode="reflect", cval=0.0
     sigmas = per_axis(sigma, n, param="sigma")
     modes = per_axis(mode, n, param="mode")
     radii = per_axis(radius, n, param="radius")
-    passes = [(axes[i], sigmas[i], orders[i], modes[i], radii[i])
+    passes = [(axes[i], _gaussian_weights(sigmas[i], orders[i], truncate, radii[i]), modes[i])
               for i in range(n) if sigmas[i] > 1e-15]
-    if not passes:
-        output[...] = input[...]
-        return output
-    for ax, s, o, m, r in passes:
-        gaussian_filter1d(input, s, ax, o, output, m, cval, truncate, radius=r)
-        input = output
-    return output
+
+    def run(data, out, c, absolute=False):
+        if not passes:
+            out[...] = data[...]
+        for ax, w, m in passes:
+            correlate1d(data, np.abs(w) if absolute else w, ax, out, m, c, 0)
+            data = out
+        return out
+
+    plain = run(input, output, cval)
+    if check_nan_policy(nan_policy) == "propagate":
+        return plain
+    return omit_nan(lambda d, c, absolute: run(d, np.empty(d.shape), c, absolute), plain, input,
+                    cval)
 
 
 # -- derivatives ---------------------------------------------------------------
@@ -685,9 +744,9 @@ def prewitt(input, axis=-1, output=None, mode="reflect", cval=0.0):
     --------
     >>> from stencils import ndimage as ndi
     >>> ndi.prewitt([[0, 0, 1], [0, 0, 1], [0, 0, 1]])
-    array([[3, 3, 0],
-           [3, 3, 0],
-           [3, 3, 0]])
+    array([[0, 3, 3],
+           [0, 3, 3],
+           [0, 3, 3]])
     """
     return _derivative3(input, axis, output, mode, cval, [1, 1, 1])
 
@@ -702,9 +761,9 @@ def sobel(input, axis=-1, output=None, mode="reflect", cval=0.0):
     --------
     >>> from stencils import ndimage as ndi
     >>> ndi.sobel([[0, 0, 1], [0, 0, 1], [0, 0, 1]])
-    array([[4, 4, 0],
-           [4, 4, 0],
-           [4, 4, 0]])
+    array([[0, 4, 4],
+           [0, 4, 4],
+           [0, 4, 4]])
     """
     return _derivative3(input, axis, output, mode, cval, [1, 2, 1])
 
@@ -723,9 +782,9 @@ def generic_laplace(input, derivative2, output=None, mode="reflect", cval=0.0,
     >>> def d2(input, axis, output, mode, cval):
     ...     return ndi.correlate1d(input, [1, -2, 1], axis, output, mode, cval, 0)
     >>> ndi.generic_laplace(np.eye(3), d2)
-    array([[-2.,  1.,  0.],
-           [ 1., -2.,  1.],
-           [ 0.,  1., -2.]])
+    array([[-2.,  2.,  0.],
+           [ 2., -4.,  2.],
+           [ 0.,  2., -2.]])
     """
     if extra_keywords is None:
         extra_keywords = {}
@@ -798,10 +857,10 @@ def gaussian_laplace(input, sigma, output=None, mode="reflect", cval=0.0, *, axe
     >>> import numpy as np
     >>> from stencils import ndimage as ndi
     >>> ndi.gaussian_laplace(np.eye(4), sigma=1).round(3)
-    array([[-0.267,  0.029,  0.104,  0.133],
-           [ 0.029, -0.144, -0.023,  0.104],
-           [ 0.104, -0.023, -0.144,  0.029],
-           [ 0.133,  0.104,  0.029, -0.267]])
+    array([[-0.392, -0.005,  0.214,  0.183],
+           [-0.005, -0.172, -0.037,  0.214],
+           [ 0.214, -0.037, -0.172, -0.005],
+           [ 0.183,  0.214, -0.005, -0.392]])
     """
     ndim = input.ndim if is_dask(input) else as_input(input).ndim
     input = input if is_dask(input) else as_input(input)
@@ -831,9 +890,9 @@ def generic_gradient_magnitude(input, derivative, output=None, mode="reflect", c
     >>> import numpy as np
     >>> from stencils import ndimage as ndi
     >>> ndi.generic_gradient_magnitude(np.eye(3) * 4, ndi.sobel).round(2)
-    array([[ 8.94, 11.31,  8.  ],
-           [11.31,  0.  , 11.31],
-           [ 8.  , 11.31,  8.94]])
+    array([[11.31, 12.65,  5.66],
+           [12.65,  0.  , 12.65],
+           [ 5.66, 12.65, 11.31]])
     """
     if extra_keywords is None:
         extra_keywords = {}
@@ -867,9 +926,9 @@ def gaussian_gradient_magnitude(input, sigma, output=None, mode="reflect", cval=
     >>> import numpy as np
     >>> from stencils import ndimage as ndi
     >>> ndi.gaussian_gradient_magnitude(np.eye(3) * 10, sigma=1).round(2)
-    array([[1.73, 1.8 , 1.12],
-           [1.8 , 0.  , 1.8 ],
-           [1.12, 1.8 , 1.73]])
+    array([[1.53, 2.02, 1.32],
+           [2.02, 0.  , 2.02],
+           [1.32, 2.02, 1.53]])
     """
     def derivative(input, axis, output, mode, cval, sigma, **kwargs):
         order = [0] * input.ndim
