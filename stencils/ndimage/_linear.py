@@ -124,7 +124,7 @@ def _pass1d(input, weights, axis, output, code, cval, origin, *, uniform=False):
     parallel = _parallel(source.size)
     if inner == 1:
         lines = outer
-        per_task = max(1, -(-lines // (8 * _threads())))
+        per_task = -(-max(1, -(-lines // (8 * _threads()))) // 8) * 8  # whole groups of 8
         run = kn.lines_parallel if parallel else kn.lines_serial
         run(source.reshape(lines, n), target.reshape(lines, n), weights, before, code, cval,
             _symmetry(weights), uniform, per_task)
