@@ -145,7 +145,7 @@ def get_output(output, input, *, shape=None, complex_output=False, param="output
     """The array a filter writes, by scipy's rules for ``output``."""
     shape = input.shape if shape is None else tuple(shape)
     if output is None:
-        dtype = input.dtype
+        dtype = input.dtype.newbyteorder("=")  # scipy: np.zeros(..., dtype=input.dtype.name)
         if complex_output:
             dtype = np.promote_types(dtype, np.complex64)
         return np.zeros(shape, dtype=dtype)
