@@ -463,15 +463,14 @@ def uniform_filter1d(input, size, axis=-1, output=None, mode="reflect", cval=0.0
                         cval)
     input = as_input(input)
     axis = normalize_axis(axis, input.ndim)
-    if not isinstance(size, numbers.Integral) or size < 1:
-        if isinstance(size, numbers.Real) and size < 1:
-            raise NdimageRuntimeError(
-                f"incorrect filter size: size={size!r}, expected an integer >= 1.",
-                param="size", value=size, expected="an integer >= 1",
-            )
-        if not isinstance(size, numbers.Real):
-            raise StencilTypeError(f"size={size!r} is not an integer.", param="size",
-                                   value=size, expected="an integer >= 1")
+    if isinstance(size, numbers.Real) and size < 1:
+        raise NdimageRuntimeError(
+            f"incorrect filter size: size={size!r}, expected an integer >= 1.",
+            param="size", value=size, expected="an integer >= 1",
+        )
+    if not isinstance(size, numbers.Integral):
+        raise StencilTypeError(f"size={size!r} is not an integer.", param="size", value=size,
+                               expected="an integer >= 1")
     size = int(size)
     complex_output = input.dtype.kind == "c"
     output = get_output(output, input, complex_output=complex_output)
