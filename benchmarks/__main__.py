@@ -28,7 +28,8 @@ import time
 import numba
 import numpy as np
 
-from . import bench_convnet_ops, bench_floor, bench_nd, bench_stencils, bench_time_stepping
+from . import (bench_convnet_ops, bench_floor, bench_nd, bench_ndimage, bench_stencils,
+               bench_time_stepping)
 from ._harness import (Result, environment, markdown_table, plot_ratios, results_from_json,
                        roofline, selected, time_workload, write_json)
 
@@ -43,7 +44,7 @@ EXTERNAL = [
 
 def workloads():
     return (bench_stencils.WORKLOADS + bench_nd.WORKLOADS + bench_convnet_ops.WORKLOADS
-            + bench_time_stepping.WORKLOADS)
+            + bench_ndimage.WORKLOADS + bench_time_stepping.WORKLOADS)
 
 
 def _set_threads(threads=None):
