@@ -9,13 +9,13 @@ reads are zeros or copies from a small zero buffer), so no padded copy of the
 input is made.
 
 Four algorithms compute ``res[n, o, i, j] = sum over c, u, v of
-xp[n, c, i*sh + u, j*sw + v] * w[o, c, u, v]``, each one BLAS product per
-sample (or per channel block) between a copied buffer and the weights:
+xp[n, c, i*sh + u, j*sw + v] * w[o, c, u, v]``, each with one BLAS product
+per sample (per sample and channel for positions):
 
-- *strided* (`strided_serial`, `strided_parallel`): im2col, any stride; each
+- *strided* (`strided_samples`, `strided_parallel`): im2col, any stride; each
   (C, KH, KW) window is copied into a column buffer, multiplied by the
   (O, C*KH*KW) weights;
-- *rows* (`rows_serial`, `rows_parallel`), stride 1: the flat im2col; each
+- *rows* (`rows_samples`, `rows_parallel`), stride 1: the flat im2col; each
   image is padded once into a buffer of row width Wp, and a tap's window
   column over all output rows is one contiguous run of it (Wp - Wo spare
   columns per row are computed and dropped);
@@ -25,15 +25,15 @@ sample (or per channel block) between a copied buffer and the weights:
   into a zero row of width Wp so the spare columns add nothing.  Parallel over
   the batch, or over input channels with per-thread partial sums added in a
   fixed order when the batch is smaller than the thread count;
-- *scatter* (`scatter_serial`, `scatter_parallel`), stride 1: col2im; the
-  transposed weights multiply the unpadded input, and each product row is
-  added into the output at its tap's offset.  Wins when the input is mostly
-  padding (the input gradient of a convolution).
+- *scatter* (`scatter_samples`, `scatter_parallel`), stride 1: col2im; the
+  transposed weights multiply the input in place, and each product row is
+  added into the output at its tap's offset, one image row at a time.  Wins
+  when the input is mostly padding (the input gradient of a convolution).
 
 A serial call runs ``*_samples`` (or `positions_block`) over the whole batch;
 they release the GIL and take the range of samples they compute, so the
-``*_parallel`` kernels are a `prange` over `chunks` such ranges.  Helpers live in this file so the
-disk cache notices when they change (numba#1833).
+``*_parallel`` kernels are a `prange` over `chunks` such ranges.  Helpers
+live in this file so the disk cache notices when they change (numba#1833).
 """
 
 from __future__ import annotations
@@ -226,33 +226,33 @@ def positions_parallel_channels(x, swap_x, w, swap_w, out, partials, pad_top, pa
 def scatter_samples(x, wt, out, start, stop, kh, kw, pad_top, pad_left):
     """Stride-1 correlation as col2im: out[n] = crop(col2im(wt @ x[n])).
 
-    x is (N, C, H, W), wt is (O*KH*KW, C) with rows ordered (o, u, v), out is
-    (N, O, Ho, Wo).  Input pixel (y, x) meets tap (u, v) at full-correlation
-    position (y + KH-1-u, x + KW-1-v); output (i, j) is full position
-    (i + KH-1-pad_top, j + KW-1-pad_left).  Rows of width Wq = W + KW - 1
-    (spare columns hold zeros) make each tap's contribution one contiguous add.
+    x is (N, C, H, W) C-contiguous, wt is (O*KH*KW, C) with rows ordered
+    (o, u, v), out is (N, O, Ho, Wo).  Input pixel (y, x) meets tap (u, v) at
+    full-correlation position (y + KH-1-u, x + KW-1-v); output (i, j) is full
+    position (i + KH-1-pad_top, j + KW-1-pad_left).  The product reads x[n]
+    in place (no padded copy, no spare columns) and each of its rows is added
+    into the full correlation, of row width Wq = W + KW - 1, one image row at
+    a time.
     """
     channels, height, width = x.shape[1], x.shape[2], x.shape[3]
     outs, ho, wo = out.shape[1], out.shape[2], out.shape[3]
     wq = width + kw - 1
     hq = height + kh - 1
-    span = height * wq
-    padded = np.zeros((channels, span), dtype=out.dtype)
-    product = np.empty((wt.shape[0], span), dtype=out.dtype)
-    full = np.empty((outs, hq * wq + kw - 1), dtype=out.dtype)
+    product = np.empty((wt.shape[0], height * width), dtype=out.dtype)
+    full = np.empty((outs, hq * wq), dtype=out.dtype)
     for n in range(start, stop):
-        for c in range(channels):
-            _pad_into(x[n, c], padded[c], 0, 0, wq)
-        np.dot(wt, padded, product)
+        np.dot(wt, x[n].reshape(channels, height * width), product)
         full[:] = 0
         for o in range(outs):
             acc = full[o]
             for u in range(kh):
                 for v in range(kw):
                     src = product[(o * kh + u) * kw + v]
-                    dst = np.uintp((kh - 1 - u) * wq + (kw - 1 - v))
-                    for k in range(np.uintp(span)):
-                        acc[dst + k] += src[k]
+                    for y in range(height):
+                        dst = np.uintp((y + kh - 1 - u) * wq + (kw - 1 - v))
+                        first = np.uintp(y * width)
+                        for k in range(np.uintp(width)):
+                            acc[dst + k] += src[first + k]
             # Output columns j whose full position j + kw-1-pad_left is in [0, wq).
             shift = kw - 1 - pad_left
             j0 = min(wo, max(0, -shift))
