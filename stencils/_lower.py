@@ -19,9 +19,6 @@ import numpy as np
 from . import _expr as ex
 from . import _kernels as kn
 
-if tuple(kn.SCALAR_OPS) != tuple(k for k in ex.OPS):
-    raise ImportError("stencils: the op tables of _expr and _kernels disagree")
-_OPCODE = {name: kn.SCALAR_BASE + i for i, name in enumerate(kn.SCALAR_OPS)}
 # Slots 0, 1, 2 of the constant array: typed zero, one and the fill value.
 _FIXED = 3
 # Above this many taps a weighted sum is computed one kernel row at a time.
@@ -122,7 +119,7 @@ def lower_program(stencil):
             d = new_reg()
             operands = [reg[id(a)] for a in node.args]
             operands += [operands[0]] * (3 - len(operands))
-            prog.append((_OPCODE[node.op], d, *operands))
+            prog.append((kn.OPCODES[node.op], d, *operands))
             reg[id(node)] = d
             for a in node.args:
                 release(a)
@@ -131,6 +128,28 @@ def lower_program(stencil):
         taps_arr = np.zeros((0, stencil.ndim), dtype=np.int64)
     return Program(np.array(prog, dtype=np.int64).reshape(-1, 5), taps_arr, params,
                    max(nregs, 1), len(order))
+
+
+def kernel_params(stencil):
+    """The run-time values a generated kernel for `stencil` reads, in its order:
+    per node in topological order, a constant's value or a sum's weights."""
+    params = []
+    for node in ex.topological_order(stencil.expr):
+        if node.op == "const":
+            params.append(node.args[0])
+        elif node.op == "lin":
+            params.extend(node.weights)
+    return params
+
+
+def structure_key(stencil, step_last, fingerprint):
+    """A name for what a generated kernel depends on: the expression's shape
+    (ops, reads, sharing; not its numbers), the centre, the stride along the
+    last axis and the generator's own fingerprint.  Known without building the
+    kernel's text, so the disk cache is consulted before any code is written."""
+    shape = tuple((op,) if op == "const" else (op, args) for op, args, _ in ex.to_flat(stencil.expr))
+    text = repr((shape, stencil.center, int(step_last), fingerprint))
+    return hashlib.sha1(text.encode()).hexdigest()[:20]
 
 
 class Generated:

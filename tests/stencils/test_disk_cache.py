@@ -30,7 +30,7 @@ CHILD = textwrap.dedent("""
     np.save(result, out)
     stats = {name: {"hits": sum(getattr(module, name).stats.cache_hits.values()),
                     "misses": sum(getattr(module, name).stats.cache_misses.values())}
-             for name in ("kernel_serial", "kernel_parallel")}
+             for name in ("kernel_serial",)}
     print(json.dumps({"cache_dir": _engine.cache_dir(), "stats": stats}))
 """)
 

@@ -19,7 +19,6 @@ import scipy.ndimage as ndi
 from hypothesis import given, settings
 
 import stencils as st
-from stencils import _engine
 from stencils import _reference as ref
 from stencils.errors import BorderError, StencilError, StencilTypeError, StencilValueError
 
@@ -277,12 +276,8 @@ def test_generated_kernel_with_a_huge_stride():
     w = st.apply_stencil(st.Padding(2**60, 0, st.Wrap), st.sum_stencil(3), a)
     want = ref.apply(st.sum_stencil(3), a, (2**60,), (0,), st.Wrap, (2**59,))
     np.testing.assert_array_equal(st.compute_with_stride(2**59, w), want)  # the interpreter
-    old = _engine.config.engine
-    _engine.config.engine = "generated"
-    try:
+    with st.config(engine="generated"):
         got = st.compute_with_stride(2**59, w)
-    finally:
-        _engine.config.engine = old
     np.testing.assert_array_equal(got, want)
 
 
@@ -697,8 +692,6 @@ def test_four_threads_compiling_new_kernels_at_once():
     got = [None] * 4
     errors = []
     barrier = threading.Barrier(4)
-    old = _engine.config.engine
-    _engine.config.engine = "generated"
 
     def work(i):
         try:
@@ -707,14 +700,12 @@ def test_four_threads_compiling_new_kernels_at_once():
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
-    try:
+    with st.config(engine="generated"):
         threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-    finally:
-        _engine.config.engine = old
     assert not errors, errors
     for g, w_ in zip(got, want):
         np.testing.assert_allclose(g, w_, rtol=1e-13, atol=1e-13)

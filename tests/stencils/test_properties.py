@@ -6,7 +6,6 @@ nothing with the kernels.  Data and weights are small integers, so every
 result is exact whatever the summation order, and comparisons use ==.
 """
 
-import contextlib
 
 import numpy as np
 import pytest
@@ -15,7 +14,6 @@ from hypothesis import strategies as hs
 from hypothesis.extra import numpy as hnp
 
 import stencils as st
-from stencils import _engine
 from stencils import _reference as ref
 
 MASSIV_BORDERS = [st.Wrap, st.Edge, st.Reflect, st.Continue]
@@ -124,14 +122,8 @@ def test_make_stencil_matches_reference(data):
     _check(st.apply_stencil(st.Padding(po, pb, border), stencil, array), want)
 
 
-@contextlib.contextmanager
 def use_engine(engine):
-    old = _engine.config.engine
-    _engine.config.engine = engine
-    try:
-        yield
-    finally:
-        _engine.config.engine = old
+    return st.config(engine=engine)
 
 
 @settings(max_examples=12)
