@@ -64,7 +64,7 @@ class _Config:
         # ... above which one call starts compiling the stencil's own kernel.
         self.jit_min_work = int(env("STENCILS_JIT_MIN_WORK", 1 << 26))
         # ... summed over a structure's calls (two at least), after which it is compiled.
-        self.jit_total_work = int(env("STENCILS_JIT_TOTAL_WORK", 1 << 22))
+        self.jit_total_work = int(env("STENCILS_JIT_TOTAL_WORK", 1 << 24))
         # Expressions larger than this are never unrolled (compile time grows with them).
         self.max_unrolled_nodes = int(env("STENCILS_MAX_UNROLLED_NODES", 400))
         # 'auto', 'interpreter' or 'generated': force a tier (tests, benchmarks).
