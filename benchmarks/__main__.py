@@ -38,6 +38,8 @@ EXTERNAL = [
     ("bench_lenet", "lenet", "LeNet training epoch and inference against torch", None),
     ("bench_memory", "memory", "peak memory of a call with out=", ["--gib", "0.0625"]),
     ("bench_dask", "dask", "Dask backend against dask-image", None),
+    ("bench_warmup", "warm-up", "a loop's first calls and the first result, in fresh processes",
+     None),
 ]
 
 

@@ -304,7 +304,7 @@ def scalar_op(op, a, b, c, one, zero):  # noqa: C901 - one branch per op, by des
 # per-instruction dispatch is paid once per block, not once per point.
 
 
-@njit(cache=CACHE, nogil=True, error_model="numpy")
+@njit(cache=CACHE, nogil=True, error_model="numpy", inline="always")
 def _ceil_div(a, b):
     return -((-a) // b)
 
@@ -337,7 +337,7 @@ def _store_strided(d, s, n, step, weight, mode):
             d[t] += weight * s[t * step]
 
 
-@njit(cache=CACHE, nogil=True, error_model="numpy", fastmath=FASTMATH)
+@njit(cache=CACHE, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
 def _store_one(d, t, v, weight, mode):
     if mode == 0:
         d[t] = v
@@ -347,11 +347,40 @@ def _store_one(d, t, v, weight, mode):
         d[t] += weight * v
 
 
-@njit(cache=CACHE, nogil=True, error_model="numpy", fastmath=FASTMATH)
-def _read_row(d, src2, row, fill, j0, j1, lo_l, step_l, k, n_l, code, weight, mode):
+@njit(cache=CACHE, nogil=True, error_model="numpy", inline="always")
+def _edge_columns(width, lo_l, step_l, kspan, n_l, code):
+    """(inner_lo, inner_hi, cols): the output columns [inner_lo, inner_hi) read
+    inside the row for every tap; cols[k, e] the source column (-1: Fill) that
+    tap k reads for the e-th column outside them (left ones first).  The same
+    for every row, so each is resolved once per call, not once per row and tap;
+    cols is empty when there are very many (huge paddings): then each read is
+    resolved as it comes."""
+    inner_lo = min(width, max(0, _ceil_div(-lo_l, step_l)))
+    inner_hi = min(width, max(inner_lo, (n_l - lo_l - kspan) // step_l + 1))
+    nedge = inner_lo + width - inner_hi
+    if nedge > 4096:
+        return inner_lo, inner_hi, np.empty((kspan, 0), dtype=np.int64)
+    cols = np.empty((kspan, nedge), dtype=np.int64)
+    for k in range(kspan):
+        for e in range(nedge):
+            j = e if e < inner_lo else e - inner_lo + inner_hi
+            cols[k, e] = resolve_index(j * step_l + lo_l + k, n_l, code)
+    return inner_lo, inner_hi, cols
+
+
+@njit(cache=CACHE, nogil=True, error_model="numpy", inline="always")
+def _edge_read(src_row, cols, k, e, i, n_l, code, fill):
+    # The value tap k reads at source column i, the e-th edge column's read.
+    c = cols[k, e] if cols.shape[1] > 0 else resolve_index(i, n_l, code)
+    return src_row[c] if c >= 0 else fill
+
+
+@njit(cache=CACHE, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
+def _read_row(d, src2, row, fill, j0, j1, edges, lo_l, step_l, k, n_l, code, weight, mode):
     """d[0 : j1-j0] (=, = weight *, += weight *) source[row, j*step + lo + k], j in [j0, j1).
 
     `row` < 0 is a row outside the array (Fill): every read is the fill value.
+    `edges` is `_edge_columns`' answer.
     """
     nb = j1 - j0
     if row < 0:
@@ -359,27 +388,27 @@ def _read_row(d, src2, row, fill, j0, j1, lo_l, step_l, k, n_l, code, weight, mo
             _store_one(d, t, fill, weight, mode)
         return
     src_row = src2[row]
-    base = lo_l + k
-    # [ja, jb): the columns whose reads are inside the row.
-    ja = max(j0, min(j1, _ceil_div(-base, step_l)))
-    jb = min(j1, max(ja, (n_l - 1 - base) // step_l + 1))
+    inner_lo, inner_hi, cols = edges
+    ja = min(j1, max(j0, inner_lo))
+    jb = max(ja, min(j1, inner_hi))
     for j in range(j0, ja):
-        r = resolve_index(j * step_l + base, n_l, code)
-        _store_one(d, j - j0, src_row[r] if r >= 0 else fill, weight, mode)
+        v = _edge_read(src_row, cols, k, j, j * step_l + lo_l + k, n_l, code, fill)
+        _store_one(d, j - j0, v, weight, mode)
     for j in range(jb, j1):
-        r = resolve_index(j * step_l + base, n_l, code)
-        _store_one(d, j - j0, src_row[r] if r >= 0 else fill, weight, mode)
+        v = _edge_read(src_row, cols, k, j - inner_hi + inner_lo, j * step_l + lo_l + k, n_l,
+                       code, fill)
+        _store_one(d, j - j0, v, weight, mode)
     if jb > ja:
         # Slices starting at 0 keep every index provably >= 0, so no
         # negative-index wraparound check stops LLVM from vectorising.
+        first = ja * step_l + lo_l + k
         if step_l == 1:
-            _store(d[ja - j0:], src_row[ja + base:], jb - ja, weight, mode)
+            _store(d[ja - j0:], src_row[first:], jb - ja, weight, mode)
         else:
-            _store_strided(d[ja - j0:], src_row[ja * step_l + base:], jb - ja, step_l, weight,
-                           mode)
+            _store_strided(d[ja - j0:], src_row[first:], jb - ja, step_l, weight, mode)
 
 
-@njit(cache=CACHE, nogil=True, error_model="numpy")
+@njit(cache=CACHE, nogil=True, error_model="numpy", inline="always")
 def _apply_op(op, d, x, y, z, n, one, zero):  # noqa: C901 - one loop per cheap op, by design
     """d[:n] = op(x, y, z) point by point.
 
@@ -440,19 +469,28 @@ def _apply_op(op, d, x, y, z, n, one, zero):  # noqa: C901 - one loop per cheap 
             d[j] = scalar_op(op, x[j], y[j], z[j], one, zero)
 
 
-@njit(cache=CACHE, nogil=True, error_model="numpy")
+@njit(cache=CACHE, nogil=True, error_model="numpy", inline="always")
 def _resolve_rows(tap_rows, line, group, prog_taps, out_outer, src_outer, lo, step, code,
                   outer_index, resolved):
     """tap_rows[r, t]: the source row tap t reads for output row line + r (-1: Fill)."""
     nouter = lo.shape[0] - 1
     span = resolved.shape[1]
+    rem = line
+    for a in range(nouter - 1, -1, -1):
+        outer_index[a] = rem % out_outer[a]
+        rem //= out_outer[a]
+    changed = 0  # outer axes from this one on moved since the last row
     for r in range(group):
-        rem = line + r
-        for a in range(nouter - 1, -1, -1):
-            outer_index[a] = rem % out_outer[a]
-            rem //= out_outer[a]
+        if r > 0:
+            # The next row: an odometer step, no divisions.
+            changed = nouter - 1
+            outer_index[changed] += 1
+            while changed > 0 and outer_index[changed] == out_outer[changed]:
+                outer_index[changed] = 0
+                changed -= 1
+                outer_index[changed] += 1
         # Each axis's reads resolved once per box coordinate, not once per tap.
-        for a in range(nouter):
+        for a in range(changed, nouter):
             for k in range(span):
                 resolved[a, k] = resolve_index(outer_index[a] * step[a] + lo[a] + k,
                                                src_outer[a], code)
@@ -467,7 +505,21 @@ def _resolve_rows(tap_rows, line, group, prog_taps, out_outer, src_outer, lo, st
             tap_rows[r, t] = row
 
 
-@njit(cache=CACHE, nogil=True, error_model="numpy")
+@njit(cache=CACHE, nogil=True, error_model="numpy", inline="always")
+def _registers(nregs, points, src2):
+    """(nregs, points) registers placed 1 KiB past the source's address modulo
+    4 KiB.  A register whose address is just past a source row's, modulo 4 KiB,
+    makes the CPU take every store for one the next load depends on ("4K
+    aliasing"): passes ran 13x slower.  Rows of a power-of-two length, the
+    common case, all sit at one or two offsets modulo 4 KiB, so this keeps
+    them away."""
+    size = src2.itemsize
+    flat = np.empty(nregs * points + 4096 // size, dtype=src2.dtype)
+    shift = ((src2.ctypes.data + 1024 - flat.ctypes.data) % 4096) // size
+    return flat[shift:shift + nregs * points].reshape((nregs, points))
+
+
+@njit(cache=CACHE, nogil=True, error_model="numpy", fastmath=FASTMATH)
 def interpret_rows(src2, out2, consts, prog, taps, out_outer, src_outer, lo, step, code,
                    colblock, group, first, last):
     """Run the program for work items [first, last).
@@ -482,7 +534,7 @@ def interpret_rows(src2, out2, consts, prog, taps, out_outer, src_outer, lo, ste
     nregs = 1
     for ins in range(prog.shape[0]):
         nregs = max(nregs, prog[ins, 1] + 1)
-    regs = np.empty((nregs, group * colblock), dtype=src2.dtype)
+    regs = _registers(nregs, group * colblock, src2)
     tap_rows = np.full((group, taps.shape[0]), 0, dtype=np.int64)
     outer_index = np.empty(max(ndim - 1, 1), dtype=np.int64)
     span = 1
@@ -495,6 +547,10 @@ def interpret_rows(src2, out2, consts, prog, taps, out_outer, src_outer, lo, ste
     lo_l = lo[ndim - 1]
     step_l = step[ndim - 1]
     zero, one, fill = consts[0], consts[1], consts[2]
+    kspan = 1
+    for t in range(taps.shape[0]):
+        kspan = max(kspan, taps[t, ndim - 1] + 1)
+    edges = _edge_columns(width, lo_l, step_l, kspan, n_l, code)
     for item in range(first, last):
         line = (item // nblk) * group
         j0 = (item % nblk) * colblock
@@ -513,8 +569,8 @@ def interpret_rows(src2, out2, consts, prog, taps, out_outer, src_outer, lo, ste
                 t = prog[ins, 2]
                 w = consts[prog[ins, 3]]
                 for r in range(rows):
-                    _read_row(d[r * nb:], src2, tap_rows[r, t], fill, j0, j1, lo_l, step_l,
-                              taps[t, ndim - 1], n_l, code, w, op)
+                    _read_row(d[r * nb:], src2, tap_rows[r, t], fill, j0, j1, edges, lo_l,
+                              step_l, taps[t, ndim - 1], n_l, code, w, op)
             elif op == MULC:
                 _store(d, regs[prog[ins, 2]], npts, consts[prog[ins, 3]], 1)
             elif op == MAC:

@@ -11,11 +11,6 @@ import stencils as st
 from stencils import _engine
 from stencils import _reference as ref
 
-def _run(stencil, array, engine, parallel=None):
-    with st.config(engine=engine):
-        w = st.apply_stencil(st.no_padding, stencil, array)
-        return w._run((1,) * array.ndim, None, parallel=parallel)
-
 
 @pytest.mark.parametrize("engine", ["interpreter", "generated"])
 def test_serial_and_parallel_agree(engine):

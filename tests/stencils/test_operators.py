@@ -71,13 +71,18 @@ def test_every_operator_in_both_kernels_matches_numpy(dtype):
     w = st.apply_stencil(st.no_padding, s, rows)
     with st.config(engine="interpreter"):
         tier0 = w._run((1, 1), None, parallel=False)[:, 0]
-    with st.config(engine="generated"):
-        tier1 = w._run((1, 1), None, parallel=False)[:, 0]
+    # One dtype through the generated kernel: it is a large one to compile.
+    tier1 = None
+    if dtype == np.float64:
+        with st.config(engine="generated"):
+            tier1 = w._run((1, 1), None, parallel=False)[:, 0]
     rtol = 2e-6 if dtype == np.float32 else 1e-14
     for i, name in enumerate(NAMES):
         part = slice(i * len(VALUES) ** 2, (i + 1) * len(VALUES) ** 2)
         np.testing.assert_allclose(tier0[part], want[part], rtol=rtol, equal_nan=True,
                                    err_msg=f"interpreter, op {name}")
-        # The two kernels share each op's scalar code: equal to the bit.
-        np.testing.assert_array_equal(tier1[part].view(np.uint8), tier0[part].view(np.uint8),
-                                      err_msg=f"generated, op {name}")
+        if tier1 is not None:
+            # The two kernels share each op's scalar code: equal to the bit.
+            np.testing.assert_array_equal(tier1[part].view(np.uint8),
+                                          tier0[part].view(np.uint8),
+                                          err_msg=f"generated, op {name}")
