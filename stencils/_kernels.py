@@ -167,9 +167,12 @@ SCALAR_OPS = tuple(name for name, _, _ in OPERATORS)
 ARITY = {name: arity for name, arity, _ in OPERATORS}
 SCALAR_TEMPLATES = {name: template for name, _, template in OPERATORS}
 
-# Interpreter opcodes: reads and weighted sums, then one per operator from
-# SCALAR_BASE on, in the table's order.
-READ, READMUL, READMAC, MULC, MAC, CONST = range(6)
+# Interpreter opcodes, then one per operator from SCALAR_BASE on, in the
+# table's order.  READ_SET / READ_ADD (op, d, first tap, first weight, count):
+# d (=, +=) the weighted sum of `count` reads of one source row, their taps and
+# weights numbered consecutively (a plain read has weight one, const slot 1).
+# MULC / MAC (op, d, x, weight): d (=, +=) weight * x.  CONST (op, d, slot).
+READ_SET, READ_ADD, MULC, MAC, CONST = range(5)
 SCALAR_BASE = 16
 OPCODES = {name: SCALAR_BASE + i for i, name in enumerate(SCALAR_OPS)}
 (OP_MUL, OP_DIV, OP_POW, OP_MAX, OP_MIN, OP_FMAX, OP_FMIN, OP_ATAN2, OP_HYPOT, OP_LT, OP_LE,
@@ -311,11 +314,8 @@ def _ceil_div(a, b):
 
 @njit(cache=CACHE, nogil=True, error_model="numpy", fastmath=FASTMATH)
 def _store(d, values, n, weight, mode):
-    """d[:n] (=, = weight *, += weight *) values[:n]: mode 0, 1, 2."""
-    if mode == 0:
-        for t in range(n):
-            d[t] = values[t]
-    elif mode == 1:
+    """d[:n] (mode 1: =, 2: +=) weight * values[:n]."""
+    if mode == 1:
         for t in range(n):
             d[t] = weight * values[t]
     else:
@@ -323,28 +323,9 @@ def _store(d, values, n, weight, mode):
             d[t] += weight * values[t]
 
 
-@njit(cache=CACHE, nogil=True, error_model="numpy", fastmath=FASTMATH)
-def _store_strided(d, s, n, step, weight, mode):
-    """The same as `_store` for values[t] = s[t * step]."""
-    if mode == 0:
-        for t in range(n):
-            d[t] = s[t * step]
-    elif mode == 1:
-        for t in range(n):
-            d[t] = weight * s[t * step]
-    else:
-        for t in range(n):
-            d[t] += weight * s[t * step]
-
-
-@njit(cache=CACHE, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
-def _store_one(d, t, v, weight, mode):
-    if mode == 0:
-        d[t] = v
-    elif mode == 1:
-        d[t] = weight * v
-    else:
-        d[t] += weight * v
+# Border tables (edge columns, box rows) hold at most this many entries; huge
+# paddings or boxes resolve each read as it comes instead.
+_TABLE_MAX = 1 << 16
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy", inline="always")
@@ -353,13 +334,13 @@ def _edge_columns(width, lo_l, step_l, kspan, n_l, code):
     inside the row for every tap; cols[k, e] the source column (-1: Fill) that
     tap k reads for the e-th column outside them (left ones first).  The same
     for every row, so each is resolved once per call, not once per row and tap;
-    cols is empty when there are very many (huge paddings): then each read is
-    resolved as it comes."""
+    cols is empty when there are very many (huge paddings or boxes): then each
+    read is resolved as it comes."""
     inner_lo = min(width, max(0, _ceil_div(-lo_l, step_l)))
     inner_hi = min(width, max(inner_lo, (n_l - lo_l - kspan) // step_l + 1))
     nedge = inner_lo + width - inner_hi
-    if nedge > 4096:
-        return inner_lo, inner_hi, np.empty((kspan, 0), dtype=np.int64)
+    if nedge > _TABLE_MAX // kspan:
+        return inner_lo, inner_hi, np.empty((0, 0), dtype=np.int64)
     cols = np.empty((kspan, nedge), dtype=np.int64)
     for k in range(kspan):
         for e in range(nedge):
@@ -369,43 +350,94 @@ def _edge_columns(width, lo_l, step_l, kspan, n_l, code):
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy", inline="always")
-def _edge_read(src_row, cols, k, e, i, n_l, code, fill):
-    # The value tap k reads at source column i, the e-th edge column's read.
+def _edge_read(src, start, cols, k, e, i, n_l, code, fill):
+    # The value tap k reads at source column i (of the row at `start` in the
+    # flat source), the e-th edge column's read.
     c = cols[k, e] if cols.shape[1] > 0 else resolve_index(i, n_l, code)
-    return src_row[c] if c >= 0 else fill
+    return src[start + c] if c >= 0 else fill
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
-def _read_row(d, src2, row, fill, j0, j1, edges, lo_l, step_l, k, n_l, code, weight, mode):
-    """d[0 : j1-j0] (=, = weight *, += weight *) source[row, j*step + lo + k], j in [j0, j1).
-
-    `row` < 0 is a row outside the array (Fill): every read is the fill value.
-    `edges` is `_edge_columns`' answer.
-    """
-    nb = j1 - j0
+def _read_taps(d, src, row, fill, j0, j1, edges, lo_l, step_l, taps, t0, count, consts, p0,
+               n_l, code, assign):
+    """d[0 : j1-j0] += the weighted reads of taps t0 .. t0+count-1 of source
+    row `row` (of the flat source `src`; weights consts[p0 ...]), added in tap
+    order at every point; with `assign` (one tap only) d = the read instead.
+    `row` < 0 is a row outside the array (Fill).  The interior, where every
+    read is in the row, goes up to four taps per pass over the block."""
+    last = taps.shape[1] - 1
     if row < 0:
-        for t in range(nb):
-            _store_one(d, t, fill, weight, mode)
+        for i in range(count):
+            v = consts[p0 + i] * fill
+            for j in range(j1 - j0):
+                d[j] = v if assign else d[j] + v
         return
-    src_row = src2[row]
+    start = row * n_l  # the row in the flat source
     inner_lo, inner_hi, cols = edges
     ja = min(j1, max(j0, inner_lo))
     jb = max(ja, min(j1, inner_hi))
-    for j in range(j0, ja):
-        v = _edge_read(src_row, cols, k, j, j * step_l + lo_l + k, n_l, code, fill)
-        _store_one(d, j - j0, v, weight, mode)
-    for j in range(jb, j1):
-        v = _edge_read(src_row, cols, k, j - inner_hi + inner_lo, j * step_l + lo_l + k, n_l,
-                       code, fill)
-        _store_one(d, j - j0, v, weight, mode)
+    for part in range(2):
+        # The edge columns, left then right, through the border rule.
+        for j in range(j0, ja) if part == 0 else range(jb, j1):
+            e = j if j < inner_lo else j - inner_hi + inner_lo
+            for i in range(count):
+                k = taps[t0 + i, last]
+                v = consts[p0 + i] * _edge_read(src, start, cols, k, e, j * step_l + lo_l + k,
+                                                n_l, code, fill)
+                d[j - j0] = v if assign else d[j - j0] + v
     if jb > ja:
-        # Slices starting at 0 keep every index provably >= 0, so no
-        # negative-index wraparound check stops LLVM from vectorising.
-        first = ja * step_l + lo_l + k
-        if step_l == 1:
-            _store(d[ja - j0:], src_row[first:], jb - ja, weight, mode)
+        _interior_taps(d[ja - j0:], src, start + ja * step_l + lo_l, jb - ja, step_l, taps,
+                       t0, count, consts, p0, assign)
+
+
+@njit(cache=CACHE, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
+def _interior_taps(o, src, first, n, step, taps, t0, count, consts, p0, assign):
+    # One slice per tap, each from index 0: `t` alone indexes them, provably
+    # >= 0, so LLVM vectorises (an index t + k with k read at run time gets
+    # numba's negative-index check, and gathers).
+    last = taps.shape[1] - 1
+    if assign:
+        s0 = src[first + taps[t0, last]:]
+        w0 = consts[p0]
+        if step == 1:
+            for t in range(n):
+                o[t] = w0 * s0[t]
         else:
-            _store_strided(d[ja - j0:], src_row[first:], jb - ja, step_l, weight, mode)
+            for t in range(n):
+                o[t] = w0 * s0[t * step]
+        return
+    if step != 1:
+        for i in range(count):
+            si = src[first + taps[t0 + i, last]:]
+            w = consts[p0 + i]
+            for t in range(n):
+                o[t] += w * si[t * step]
+        return
+    i = 0
+    while i < count:
+        s0 = src[first + taps[t0 + i, last]:]
+        w0 = consts[p0 + i]
+        if count - i == 1:
+            for t in range(n):
+                o[t] = o[t] + w0 * s0[t]
+            return
+        s1 = src[first + taps[t0 + i + 1, last]:]
+        w1 = consts[p0 + i + 1]
+        if count - i == 2:
+            for t in range(n):
+                o[t] = o[t] + w0 * s0[t] + w1 * s1[t]
+            return
+        s2 = src[first + taps[t0 + i + 2, last]:]
+        w2 = consts[p0 + i + 2]
+        if count - i == 3:
+            for t in range(n):
+                o[t] = o[t] + w0 * s0[t] + w1 * s1[t] + w2 * s2[t]
+            return
+        s3 = src[first + taps[t0 + i + 3, last]:]
+        w3 = consts[p0 + i + 3]
+        for t in range(n):
+            o[t] = o[t] + w0 * s0[t] + w1 * s1[t] + w2 * s2[t] + w3 * s3[t]
+        i += 4
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy", inline="always")
@@ -497,7 +529,9 @@ def _resolve_rows(tap_rows, line, group, prog_taps, out_outer, src_outer, lo, st
         for t in range(prog_taps.shape[0]):
             row = 0
             for a in range(nouter):
-                ra = resolved[a, prog_taps[t, a]]
+                k = prog_taps[t, a]
+                ra = resolved[a, k] if span > 0 else resolve_index(
+                    outer_index[a] * step[a] + lo[a] + k, src_outer[a], code)
                 if ra < 0:
                     row = -1
                     break
@@ -541,7 +575,8 @@ def interpret_rows(src2, out2, consts, prog, taps, out_outer, src_outer, lo, ste
     for t in range(taps.shape[0]):
         for a in range(ndim - 1):
             span = max(span, taps[t, a] + 1)
-    resolved = np.empty((max(ndim - 1, 1), span), dtype=np.int64)
+    # A box too tall to tabulate (huge stencils) resolves each tap's row itself.
+    resolved = np.empty((max(ndim - 1, 1), span if span <= _TABLE_MAX else 0), dtype=np.int64)
     result = prog[prog.shape[0] - 1, 1]
     n_l = src2.shape[1]
     lo_l = lo[ndim - 1]
@@ -551,6 +586,7 @@ def interpret_rows(src2, out2, consts, prog, taps, out_outer, src_outer, lo, ste
     for t in range(taps.shape[0]):
         kspan = max(kspan, taps[t, ndim - 1] + 1)
     edges = _edge_columns(width, lo_l, step_l, kspan, n_l, code)
+    src = src2.reshape(-1)
     for item in range(first, last):
         line = (item // nblk) * group
         j0 = (item % nblk) * colblock
@@ -565,12 +601,16 @@ def interpret_rows(src2, out2, consts, prog, taps, out_outer, src_outer, lo, ste
         for ins in range(prog.shape[0]):
             op = prog[ins, 0]
             d = regs[prog[ins, 1]]
-            if op <= READMAC:
-                t = prog[ins, 2]
-                w = consts[prog[ins, 3]]
+            if op == READ_SET or op == READ_ADD:
+                count = prog[ins, 4]
+                assign = op == READ_SET and count == 1
+                if op == READ_SET and count > 1:
+                    # -0.0 + x is x for every x, -0.0 included: the sum starts exact.
+                    d[:npts] = -zero
                 for r in range(rows):
-                    _read_row(d[r * nb:], src2, tap_rows[r, t], fill, j0, j1, edges, lo_l,
-                              step_l, taps[t, ndim - 1], n_l, code, w, op)
+                    _read_taps(d[r * nb:], src, tap_rows[r, prog[ins, 2]], fill, j0, j1, edges,
+                               lo_l, step_l, taps, prog[ins, 2], count, consts, prog[ins, 3],
+                               n_l, code, assign)
             elif op == MULC:
                 _store(d, regs[prog[ins, 2]], npts, consts[prog[ins, 3]], 1)
             elif op == MAC:

@@ -48,6 +48,22 @@ def _parents_need_register(order, root):
     return need
 
 
+def _fuse_reads(terms, taps):
+    """A weighted sum's instructions with each run of reads of one source row
+    (taps and weights numbered consecutively) made a single instruction: the
+    interpreter then makes one pass over the block for up to four of them."""
+    out = []
+    for ins in terms:
+        last = out[-1] if out else None
+        if (ins[0] == kn.READ_ADD and last is not None and last[0] in (kn.READ_SET, kn.READ_ADD)
+                and ins[2] == last[2] + last[4] and ins[3] == last[3] + last[4]
+                and taps[ins[2]][:-1] == taps[last[2]][:-1]):
+            out[-1] = last[:4] + (last[4] + 1,)
+        else:
+            out.append(ins)
+    return out
+
+
 class Program:
     """A register program for the interpreter, and the values it reads."""
 
@@ -100,18 +116,20 @@ def lower_program(stencil):
         if node.op == "read":
             if id(node) in need:
                 reg[id(node)] = d = new_reg()
-                prog.append((kn.READ, d, tap(node), 0, 0))
+                prog.append((kn.READ_SET, d, tap(node), 1, 1))  # weight: const slot 1, one
         elif node.op == "const":
             if id(node) in need:
                 reg[id(node)] = d = new_reg()
                 prog.append((kn.CONST, d, param(node.args[0]), 0, 0))
         elif node.op == "lin":
             d = new_reg()
+            terms = []
             for i, (t, w) in enumerate(zip(node.args, node.weights)):
                 if t.op == "read":
-                    prog.append((kn.READMUL if i == 0 else kn.READMAC, d, tap(t), param(w), 0))
+                    terms.append((kn.READ_SET if i == 0 else kn.READ_ADD, d, tap(t), param(w), 1))
                 else:
-                    prog.append((kn.MULC if i == 0 else kn.MAC, d, reg[id(t)], param(w), 0))
+                    terms.append((kn.MULC if i == 0 else kn.MAC, d, reg[id(t)], param(w), 0))
+            prog += _fuse_reads(terms, taps)
             reg[id(node)] = d
             for t in node.args:
                 release(t)
@@ -147,7 +165,8 @@ def structure_key(stencil, step_last, fingerprint):
     (ops, reads, sharing; not its numbers), the centre, the stride along the
     last axis and the generator's own fingerprint.  Known without building the
     kernel's text, so the disk cache is consulted before any code is written."""
-    shape = tuple((op,) if op == "const" else (op, args) for op, args, _ in ex.to_flat(stencil.expr))
+    shape = tuple((op,) if op == "const" else (op, args)
+                  for op, args, _ in ex.to_flat(stencil.expr))
     text = repr((shape, stencil.center, int(step_last), fingerprint))
     return hashlib.sha1(text.encode()).hexdigest()[:20]
 

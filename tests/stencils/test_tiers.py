@@ -2,6 +2,7 @@
 kernel (tier 1) is ready, compiled in the background or loaded from the disk
 cache; every tier gives the same numbers, NaN and signed zeros included."""
 
+import concurrent.futures
 import json
 import os
 import subprocess
@@ -90,25 +91,18 @@ def test_background_compiles_from_four_threads():
     stencils_ = [_unique_stencil(t) for t in (2, 3, 4, 5)]  # tags 2 and 4: other structures
     arrays = [_array((30 + i, 50), np.float64, 10 + i) for i in range(4)]
     want = [ref.apply(stencils_[i % 2 * 2], arrays[i], (0, 0), (1, 3), st.Edge) for i in range(4)]
-    errors, barrier = [], threading.Barrier(4)
+    barrier = threading.Barrier(4)
 
     def work(i):
-        try:
-            barrier.wait()
-            for _ in range(6):
-                # Two threads per structure: both ask for its compile at once.
-                got = st.compute(st.map_stencil(st.Edge, stencils_[i % 2 * 2], arrays[i]))
-                np.testing.assert_array_equal(got, want[i])
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        barrier.wait()
+        for _ in range(6):
+            # Two threads per structure: both ask for its compile at once.
+            got = st.compute(st.map_stencil(st.Edge, stencils_[i % 2 * 2], arrays[i]))
+            np.testing.assert_array_equal(got, want[i])
 
     with st.config(engine="auto", compile="background", jit_total_work=0):
-        threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    assert not errors, errors
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            list(pool.map(work, range(4)))  # re-raises a thread's failure
     assert _engine.wait_for_compiles(timeout=600)
     assert _engine.tier_of(stencils_[0], np.float64) == 1
     assert _engine.tier_of(stencils_[2], np.float64) == 1
