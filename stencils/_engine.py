@@ -139,7 +139,7 @@ class _Structure:
     """One generated kernel: its file, and per dtype the module once compiled."""
 
     __slots__ = ("key", "stencil", "step_last", "module", "ready", "pending", "work", "calls",
-                 "checked")
+                 "checked", "failed")
 
     def __init__(self, key, stencil, step_last):
         self.key, self.stencil, self.step_last = key, stencil, step_last
@@ -147,6 +147,7 @@ class _Structure:
         self.ready = {}  # dtype char -> module compiled for it
         self.pending = set()  # dtype chars being compiled in the background
         self.checked = set()  # dtype chars whose disk marker was looked for
+        self.failed = set()  # dtype chars whose background compile raised: not tried again
         self.work = 0
         self.calls = 0
 
@@ -269,7 +270,7 @@ def _compile_worker():
             if not _EXITING:
                 _compile(structure, dtype)
         except Exception:  # noqa: BLE001 - the structure stays on tier 0
-            pass
+            structure.failed.add(np.dtype(dtype).char)
         finally:
             with _LOCK:
                 structure.pending.discard(np.dtype(dtype).char)
@@ -280,7 +281,7 @@ def _start_compile(structure, dtype):
     global _WORKER
     char = np.dtype(dtype).char
     with _LOCK:
-        if char in structure.pending or char in structure.ready:
+        if char in structure.pending or char in structure.ready or char in structure.failed:
             return
         structure.pending.add(char)
         if _WORKER is None:

@@ -444,9 +444,10 @@ def _interior_taps(o, src, first, n, step, taps, t0, count, consts, p0, assign):
 def _apply_op(op, d, x, y, z, n, one, zero):  # noqa: C901 - one loop per cheap op, by design
     """d[:n] = op(x, y, z) point by point.
 
-    Ops LLVM can vectorise get a loop of their own; the rest (calls into the
-    maths library, which cost far more than the dispatch) share one loop
-    through `scalar_op`.
+    The common ops LLVM can vectorise get a loop of their own; the rest share
+    one loop through `scalar_op` (a loop each would cost compile time on the
+    first call of every process with an empty cache; maths-library calls cost
+    far more than the dispatch anyway).
     """
     if op == OP_MUL:
         for j in range(n):
@@ -460,12 +461,6 @@ def _apply_op(op, d, x, y, z, n, one, zero):  # noqa: C901 - one loop per cheap 
     elif op == OP_MIN:
         for j in range(n):
             d[j] = op_min(x[j], y[j])
-    elif op == OP_FMAX:
-        for j in range(n):
-            d[j] = op_fmax(x[j], y[j])
-    elif op == OP_FMIN:
-        for j in range(n):
-            d[j] = op_fmin(x[j], y[j])
     elif op == OP_LT:
         for j in range(n):
             d[j] = one if x[j] < y[j] else zero
@@ -484,15 +479,6 @@ def _apply_op(op, d, x, y, z, n, one, zero):  # noqa: C901 - one loop per cheap 
     elif op == OP_NE:
         for j in range(n):
             d[j] = one if x[j] != y[j] else zero
-    elif op == OP_NEG:
-        for j in range(n):
-            d[j] = -x[j]
-    elif op == OP_ABS:
-        for j in range(n):
-            d[j] = abs(x[j])
-    elif op == OP_SQRT:
-        for j in range(n):
-            d[j] = np.sqrt(x[j])
     elif op == OP_WHERE:
         for j in range(n):
             d[j] = y[j] if x[j] != zero else z[j]
