@@ -529,10 +529,10 @@ def _resolve_rows(tap_rows, line, group, prog_taps, out_outer, src_outer, lo, st
 def _registers(nregs, points, src2):
     """(nregs, points) registers placed 1 KiB past the source's address modulo
     4 KiB.  A register whose address is just past a source row's, modulo 4 KiB,
-    makes the CPU take every store for one the next load depends on ("4K
-    aliasing"): passes ran 13x slower.  Rows of a power-of-two length, the
-    common case, all sit at one or two offsets modulo 4 KiB, so this keeps
-    them away."""
+    can make the CPU take stores for ones the next loads depend on ("4K
+    aliasing"; one micro-benchmark here ran a pass 13x slower).  Rows of a
+    power-of-two length, the common case, sit at one or two offsets modulo
+    4 KiB, so this keeps them away."""
     size = src2.itemsize
     flat = np.empty(nregs * points + 4096 // size, dtype=src2.dtype)
     shift = ((src2.ctypes.data + 1024 - flat.ctypes.data) % 4096) // size
