@@ -1,6 +1,7 @@
 """Numba kernels.  They see only clean arrays: C-contiguous, float32 or float64,
 the source viewed as rows (every axis but the last flattened), the output the
-same way.  Nothing here validates; stencils._engine does that before calling.
+same way.  Nothing here validates: the public layer checks every argument
+before stencils._engine calls in.
 
 Geometry shared by every kernel (per axis ``a``): output index ``j`` reads the
 source cells ``j * step[a] + lo[a] + k`` for box coordinates ``k`` in
@@ -9,11 +10,15 @@ source cells ``j * step[a] + lo[a] + k`` for box coordinates ``k`` in
 
 Two kinds of kernel compute a stencil:
 
-- the *interpreter* (this module) runs a small register program, one block of
-  a row at a time, so it serves every stencil without compiling anything new;
-- *generated* kernels (stencils._codegen) unroll one stencil's expression into
-  straight-line code; they use `resolve_index` and the scalar functions below,
-  so both kinds answer identically.
+- the *interpreter* (this module, tier 0) runs a small register program over
+  blocks of output points, so it serves every stencil without compiling
+  anything new;
+- *generated* kernels (source from stencils._lower, tier 1) unroll one
+  stencil's expression into straight-line code; they use `resolve_index` and
+  the operator table below, so both kinds answer identically.
+
+A new operator goes in `OPERATORS` (name, arity, spelling), `scalar_op`, and
+the reference's table (stencils._reference).
 """
 
 from __future__ import annotations
