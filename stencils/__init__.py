@@ -16,7 +16,7 @@ array([[0.55555556, 0.33333333, 0.11111111],
 
 from ._border import Border, Continue, Edge, Fill, Reflect, Wrap, as_border
 from ._channels import correlate_channels
-from ._config import warmup
+from ._config import config, warmup
 from ._filters import convolve, correlate
 from ._iterate import iterate, iterate_until
 from ._padding import Padding, Stride, no_padding, same_padding
@@ -61,6 +61,7 @@ __all__ = [
     "avg_stencil",
     "compute",
     "compute_with_stride",
+    "config",
     "convolve",
     "correlate",
     "correlate_channels",

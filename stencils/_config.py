@@ -1,20 +1,99 @@
-"""`warmup`: compile the kernels most programs need, ahead of their first use."""
+"""Engine settings (`config`) and `warmup`: compiling the kernels most programs
+need ahead of their first use."""
 
 from __future__ import annotations
+
+import contextlib
 
 import numpy as np
 
 from . import _engine
+from .errors import StencilTypeError, StencilValueError
 
-__all__ = ["warmup"]
+__all__ = ["config", "warmup"]
+
+# Setting -> (environment variable, allowed values or the type of a count).
+_SETTINGS = {
+    "engine": ("STENCILS_ENGINE", ("auto", "interpreter", "generated")),
+    "compile": ("STENCILS_COMPILE", ("background", "sync")),
+    "parallel_min_work": ("STENCILS_PARALLEL_MIN_WORK", int),
+    "jit_min_work": ("STENCILS_JIT_MIN_WORK", int),
+    "jit_total_work": ("STENCILS_JIT_TOTAL_WORK", int),
+    "max_unrolled_nodes": ("STENCILS_MAX_UNROLLED_NODES", int),
+}
+
+
+def _check_setting(name, value):
+    if name not in _SETTINGS:
+        raise StencilTypeError(
+            f"config() got an unknown setting {name!r}; expected one of {sorted(_SETTINGS)}.",
+            param=name, value=value, expected=f"one of {sorted(_SETTINGS)}")
+    allowed = _SETTINGS[name][1]
+    if allowed is int:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise StencilValueError(
+                f"config({name}={value!r}): expected a count (an int >= 0).",
+                param=name, value=value, expected="an int >= 0")
+    elif value not in allowed:
+        raise StencilValueError(
+            f"config({name}={value!r}): expected one of {allowed}.",
+            param=name, value=value, expected=f"one of {allowed}")
+
+
+@contextlib.contextmanager
+def config(**settings):
+    """Engine settings for the code inside a ``with`` block, restored after it.
+
+    The settings are process-wide (every thread sees them) and start from
+    environment variables, read once at import.
+
+    Parameters
+    ----------
+    engine : {'auto', 'interpreter', 'generated'}
+        ``STENCILS_ENGINE``.  'auto' (default) serves a stencil by the
+        interpreter (tier 0, compiled once for every stencil) until its own
+        generated kernel (tier 1) is ready: at once when that kernel is in the
+        disk cache, else after a compile started once the stencil's structure
+        is used again with enough work.  'interpreter' and 'generated' force
+        one tier ('generated' compiles in the call).
+    compile : {'background', 'sync'}
+        ``STENCILS_COMPILE``.  Where a kernel the 'auto' policy asks for is
+        compiled: on a background thread while calls run on the interpreter
+        (default), or in the call that asks (reproducible timing).
+    parallel_min_work, jit_min_work, jit_total_work, max_unrolled_nodes : int
+        ``STENCILS_PARALLEL_MIN_WORK`` ..., counted in output points times
+        expression nodes: a call goes parallel above `parallel_min_work`; a
+        structure's kernel is compiled when one call brings `jit_min_work`, or
+        from its second call once its calls have brought `jit_total_work`;
+        expressions of more than `max_unrolled_nodes` nodes stay on the
+        interpreter under 'auto'.
+
+    Examples
+    --------
+    >>> import numpy as np, stencils as st
+    >>> with st.config(engine="interpreter"):
+    ...     st.correlate(np.arange(5.0), np.ones(3), mode="nearest")
+    array([ 1.,  3.,  6.,  9., 11.])
+    """
+    for name, value in settings.items():
+        _check_setting(name, value)
+    old = {name: getattr(_engine.config, name) for name in settings}
+    try:
+        for name, value in settings.items():
+            setattr(_engine.config, name, value)
+        yield
+    finally:
+        for name, value in old.items():
+            setattr(_engine.config, name, value)
 
 
 def warmup(dtypes=("float32", "float64"), *, ndims=(1, 2, 3, 4)):
     """Compile the common kernels now instead of at first use.
 
-    Compiles the interpreter (which serves every stencil on small arrays) for
-    each dtype, serial and parallel, and the generated kernels of the 3x3 and
-    5x5 correlations used by `correlate`.  With the disk cache (on unless
+    Compiles the interpreter (which serves every stencil until its own kernel
+    is ready) for each dtype, and the generated kernels of the 3x3 and 5x5
+    correlations used by `correlate`; waits for kernels compiling in the
+    background.  With the disk cache (on unless
     ``STENCILS_NUMBA_CACHE=0``) this costs seconds once per machine and a
     fraction of a second per process after that.
 
@@ -30,15 +109,15 @@ def warmup(dtypes=("float32", "float64"), *, ndims=(1, 2, 3, 4)):
     >>> st.warmup(("float64",), ndims=(1,))
     """
     from ._stencil import make_correlation_stencil_from_kernel, sum_stencil
-    from ._windowed import map_stencil
+    from ._windowed import compute, map_stencil
 
     for dtype in dtypes:
         dtype = np.dtype(dtype)
         for ndim in ndims:
             a = np.zeros((4,) * ndim, dtype=dtype)
-            w = map_stencil("reflect", sum_stencil((2,) * ndim), a)
-            for parallel in (False, True):
-                w._run((1,) * ndim, None, parallel=parallel)
+            with config(engine="interpreter"):
+                compute(map_stencil("reflect", sum_stencil((2,) * ndim), a))
         for size in (3, 5):
             s = make_correlation_stencil_from_kernel(np.ones((size, size)))
             _engine.compile_stencil(s, dtype)
+    _engine.wait_for_compiles()

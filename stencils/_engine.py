@@ -1,26 +1,49 @@
-"""Running a stencil: choosing a kernel, compiling it once, calling it safely.
+"""Running a stencil: choosing a kernel tier, compiling in the background, calling safely.
 
-Two kernels can compute any stencil (see stencils._kernels):
+Two tiers compute any stencil (see stencils._kernels):
 
-- the interpreter, compiled once per dtype for every stencil there is, serves
-  small arrays and one-off stencils: hundreds of different stencils (the
-  conformance vectors, property tests) compile nothing new;
-- a kernel generated for the stencil's structure serves large arrays and
-  stencils used again and again.  It costs about a second to compile the first
-  time on a machine, then loads from the disk cache in a fraction of that.
+- tier 0, the interpreter, compiled once per dtype for every stencil there is:
+  it runs a small register program over blocks of output points, so hundreds
+  of different stencils (the conformance vectors, property tests) compile
+  nothing new, and large arrays run within a few times of tier 1;
+- tier 1, a kernel generated for the stencil's structure (its expression's
+  shape, not its numbers): about a second to compile the first time on a
+  machine, a fraction of that to load from the disk cache after.
 
-A stencil is moved to its own kernel once the work it brings (output points
-times expression size, over its life in the process) passes a threshold, or at
-once for a single large call.  Thresholds come from benchmarks/ measurements.
+Which tier serves a call (settings in `config`, changed with `stencils.config`):
+
+- a structure whose kernel is on disk, compiled for the dtype by any process,
+  is served by tier 1 from its first call (loaded in the call);
+- otherwise tier 0 serves it.  Once the structure is used again and its work
+  (output points times expression size, summed over calls) passes
+  ``jit_total_work``, or one call brings ``jit_min_work``, its kernel is
+  compiled on a background thread; calls keep running on tier 0 and switch
+  when it is ready.  ``compile="sync"`` compiles in the call instead (for
+  reproducible timing); only `compile_stencil` (and `stencils.warmup`) always
+  waits;
+- ``engine="interpreter"`` or ``"generated"`` forces a tier.
+
+Kernel caches live here, keyed by structure; the stencil value holds none.
+
+Parallel calls split the output into boxes along its leading axes and run
+the serial kernel, which releases the GIL, on each box, on this module's
+threads and on the calling thread.  A box is taken only by a thread that is
+running, so when another process keeps a core busy the call goes on without
+the thread that cannot run (numba's parallel loops wait for every worker:
+measured 8 ms instead of 0.42 ms a call, see docs/performance.md).
 """
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
+import itertools
 import os
+import queue
 import sys
 import tempfile
 import threading
+import weakref
 
 import numba
 import numpy as np
@@ -28,45 +51,54 @@ import numpy as np
 from . import _kernels as kn
 from . import _lower
 
-__all__ = ["run", "compile_stencil", "cache_dir", "config"]
+__all__ = ["run", "compile_stencil", "cache_dir", "config", "tier_of", "wait_for_compiles"]
 
 
 class _Config:
-    """Tuning knobs (read once from the environment; tests and benchmarks may set them)."""
+    """Tuning knobs (read once from the environment; `stencils.config` changes them)."""
 
     def __init__(self):
         env = os.environ.get
         # Output points x expression nodes above which a call goes parallel.
         self.parallel_min_work = int(env("STENCILS_PARALLEL_MIN_WORK", 1 << 17))
-        # ... above which one call compiles the stencil's own kernel at once.
+        # ... above which one call starts compiling the stencil's own kernel.
         self.jit_min_work = int(env("STENCILS_JIT_MIN_WORK", 1 << 26))
-        # ... summed over a stencil structure's calls, after which it is compiled.
-        self.jit_total_work = int(env("STENCILS_JIT_TOTAL_WORK", 1 << 28))
+        # ... summed over a structure's calls (two at least), after which it is compiled.
+        self.jit_total_work = int(env("STENCILS_JIT_TOTAL_WORK", 1 << 24))
         # Expressions larger than this are never unrolled (compile time grows with them).
         self.max_unrolled_nodes = int(env("STENCILS_MAX_UNROLLED_NODES", 400))
-        # 'auto', 'interpreter' or 'generated': force a path (tests, benchmarks).
+        # 'auto', 'interpreter' or 'generated': force a tier (tests, benchmarks).
         self.engine = env("STENCILS_ENGINE", "auto")
+        # 'background' or 'sync': where a kernel the policy asks for is compiled.
+        self.compile = env("STENCILS_COMPILE", "background")
 
 
 config = _Config()
 
-_PARALLEL_LOCK = threading.Lock()
-_COMPILE_LOCK = threading.RLock()
-_MODULES = {}  # structure key -> imported generated module
-_WORK = {}  # structure key -> work done by the interpreter so far
+_LOCK = threading.RLock()
+# Held while a Numba parallel (prange) region runs: kernels elsewhere that use
+# one take it without blocking and run serially when it is taken (one region
+# at a time is what every Numba threading layer allows).  This module's own
+# parallel calls use its helper threads instead and never need it.
+PARALLEL_LOCK = threading.Lock()
 _CACHE_DIR = None
+# Calls served by each tier, and kernels compiled or loaded (tests read these).
+stats = {"tier0": 0, "tier1": 0, "compiled": 0, "loaded": 0}
 
 
 def _fingerprint():
-    # Generated modules call functions of stencils._kernels; numba's cache does
-    # not notice when those change (numba#1833), so their source is in the key.
+    # Generated modules are written by _codegen and call functions of the
+    # kernel modules; numba's cache does not notice when a callee in another
+    # module changes (numba#1833), so all their sources are in the key.
     import hashlib
 
-    with open(kn.__file__, "rb") as f:
-        kernels = f.read()
-    with open(_lower.__file__, "rb") as f:
-        lower = f.read()
-    return hashlib.sha1(kernels + lower + numba.__version__.encode()).hexdigest()[:12]
+    from . import _codegen, _kernels_border, _kernels_run
+
+    digest = hashlib.sha1(numba.__version__.encode())
+    for module in (kn, _kernels_border, _kernels_run, _codegen, _lower):
+        with open(module.__file__, "rb") as f:
+            digest.update(f.read())
+    return digest.hexdigest()[:12]
 
 
 _FINGERPRINT = _fingerprint()
@@ -96,94 +128,312 @@ def cache_dir():
     return _CACHE_DIR
 
 
-def _load_module(generated):
-    """Import the generated module for `generated`, writing its file if needed."""
-    module = _MODULES.get(generated.key)
-    if module is not None:
-        return module
-    with _COMPILE_LOCK:
-        module = _MODULES.get(generated.key)
-        if module is not None:
-            return module
-        name = f"stencils_kernel_{generated.key}"
-        path = os.path.join(cache_dir(), name + ".py")
+def _write_atomic(path, text):
+    # Other processes may be writing the same file right now.
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+# -- structures and their kernels ----------------------------------------------
+
+class _Structure:
+    """One generated kernel: its file, and per dtype the module once compiled."""
+
+    __slots__ = ("key", "stencil", "step_last", "module", "ready", "pending", "work", "calls",
+                 "checked", "failed")
+
+    def __init__(self, key, stencil, step_last):
+        self.key, self.stencil, self.step_last = key, stencil, step_last
+        self.module = None
+        self.ready = {}  # dtype char -> module compiled for it
+        self.pending = set()  # dtype chars being compiled in the background
+        self.checked = set()  # dtype chars whose disk marker was looked for
+        self.failed = set()  # dtype chars whose background compile raised: not tried again
+        self.work = 0
+        self.calls = 0
+
+    def path(self, suffix):
+        return os.path.join(cache_dir(), f"stencils_kernel_{self.key}{suffix}")
+
+    def marker(self, dtype):
+        # Written once numba has cached this dtype's code: its presence means a
+        # load, not a compile.  The CPU is in the name, as in numba's own key.
+        cpu = numba.core.config.CPU_NAME or _host_cpu()
+        return self.path(f".{np.dtype(dtype).name}.{cpu}.ready")
+
+
+def _host_cpu():
+    import llvmlite.binding as ll
+
+    return ll.get_host_cpu_name()
+
+
+class _Entry:
+    """What the engine keeps per expression and centre: program, params, structures."""
+
+    __slots__ = ("program", "params", "structures", "expr_ref")
+
+    def __init__(self, stencil):
+        self.program = _lower.lower_program(stencil)
+        self.params = _lower.kernel_params(stencil)
+        self.structures = {}  # step_last -> _Structure
+        self.expr_ref = weakref.ref(stencil.expr)
+
+
+_ENTRIES = {}  # (id(expr), center) -> _Entry; dropped when the expression dies
+_STRUCTURES = {}  # structure key -> _Structure
+
+
+def _entry(stencil):
+    key = (id(stencil.expr), stencil.center)
+    entry = _ENTRIES.get(key)
+    if entry is not None and entry.expr_ref() is stencil.expr:
+        return entry
+    with _LOCK:
+        entry = _Entry(stencil)
+        _ENTRIES[key] = entry
+        weakref.finalize(stencil.expr, _ENTRIES.pop, key, None)
+    return entry
+
+
+def _structure(stencil, entry, step_last):
+    structure = entry.structures.get(step_last)
+    if structure is None:
+        key = _lower.structure_key(stencil, step_last, _FINGERPRINT)
+        with _LOCK:
+            structure = _STRUCTURES.setdefault(key, _Structure(key, stencil, step_last))
+            entry.structures[step_last] = structure
+    return structure
+
+
+def _load_module(structure):
+    """Import the structure's generated module, writing its file if needed."""
+    with _LOCK:
+        if structure.module is not None:
+            return structure.module
+        name = f"stencils_kernel_{structure.key}"
+        path = structure.path(".py")
         if not os.path.exists(path):
-            # Atomic: other processes may be writing the same kernel right now.
-            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
-            with os.fdopen(fd, "w") as f:
-                f.write(generated.source)
-            os.replace(tmp, path)
+            gen = _lower.generate_source(structure.stencil, structure.step_last, _FINGERPRINT)
+            _write_atomic(path, gen.source)
         spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(spec)
         # Registered before running: numba's cache of a parallel function looks
         # the module up by name when it reloads in the next process.
         sys.modules[name] = module
         spec.loader.exec_module(module)
-        _MODULES[generated.key] = module
+        structure.module = module
         return module
 
 
-def _generated(stencil, step_last):
-    cache = stencil._lowered
-    key = ("generated", step_last)
-    gen = cache.get(key)
-    if gen is None:
-        gen = cache[key] = _lower.generate_source(stencil, step_last, _FINGERPRINT)
-    return gen
+def _compile(structure, dtype):
+    """Compile (or load from numba's cache) the structure's kernel for `dtype`."""
+    char = np.dtype(dtype).char
+    module = structure.ready.get(char)
+    if module is not None:
+        return module
+    module = _load_module(structure)
+    ndim = structure.stencil.ndim
+    src = np.zeros((1, 1), dtype=dtype)
+    out = np.zeros((1, 1), dtype=dtype)
+    one = np.ones(max(ndim - 1, 1), dtype=np.int64)
+    zero = np.zeros(ndim, dtype=np.int64)
+    consts = np.zeros(3 + len(_lower.kernel_params(structure.stencil)), dtype=dtype)
+    marker = structure.marker(dtype)
+    hit = kn.CACHE and os.path.exists(marker)
+    module.kernel_serial(src, out, consts, one, one, zero, zero + 1, np.int64(kn.FILL),
+                         np.int64(1), np.int64(1))
+    if kn.CACHE and not hit:
+        _write_atomic(marker, "")
+    with _LOCK:
+        stats["loaded" if hit else "compiled"] += 1
+        structure.ready[char] = module
+    return module
 
 
-def _program(stencil):
-    prog = stencil._lowered.get("program")
-    if prog is None:
-        prog = stencil._lowered["program"] = _lower.lower_program(stencil)
-    return prog
+# -- background compiles ---------------------------------------------------------
+
+_JOBS = queue.SimpleQueue()
+_WORKER = None
+_EXITING = False
+_IDLE = threading.Condition(_LOCK)
+# Cleared by tests to hold compiles back (to see a structure on tier 0 while
+# its kernel compiles); set otherwise.
+compile_gate = threading.Event()
+compile_gate.set()
+
+
+def _compile_worker():
+    while True:
+        structure, dtype = _JOBS.get()
+        compile_gate.wait()
+        try:
+            if not _EXITING:
+                _compile(structure, dtype)
+        except Exception:  # noqa: BLE001 - the structure stays on tier 0
+            structure.failed.add(np.dtype(dtype).char)
+        finally:
+            with _LOCK:
+                structure.pending.discard(np.dtype(dtype).char)
+                _IDLE.notify_all()
+
+
+def _start_compile(structure, dtype):
+    global _WORKER
+    char = np.dtype(dtype).char
+    with _LOCK:
+        if char in structure.pending or char in structure.ready or char in structure.failed:
+            return
+        structure.pending.add(char)
+        if _WORKER is None:
+            # A daemon: a process may exit with a compile under way.  Every
+            # file it writes is renamed into place whole, so nothing half
+            # written is left behind.
+            _WORKER = threading.Thread(target=_compile_worker, name="stencils-compile",
+                                       daemon=True)
+            _WORKER.start()
+    _JOBS.put((structure, dtype))
+
+
+@atexit.register
+def _stop_compiling():
+    global _EXITING
+    _EXITING = True
+
+
+def wait_for_compiles(timeout=None):
+    """Block until no background compile is queued or running; True if none is."""
+    with _LOCK:
+        return _IDLE.wait_for(lambda: not any(s.pending for s in _STRUCTURES.values()),
+                              timeout)
+
+
+def tier_of(stencil, dtype=np.float64, *, step_last=1):
+    """0 if calls of `stencil` on `dtype` run on the interpreter now, 1 if on its own kernel."""
+    structure = _entry(stencil).structures.get(int(step_last))
+    return int(structure is not None and np.dtype(dtype).char in structure.ready)
 
 
 def compile_stencil(stencil, dtype=np.float64, *, step_last=1):
     """Compile (or load from the disk cache) the stencil's own kernel now."""
-    gen = _generated(stencil, int(step_last))
-    module = _load_module(gen)
-    src = np.zeros((1, 1), dtype=dtype)
-    out = np.zeros((1, 1), dtype=dtype)
-    consts = _consts(gen.params, 0.0, src.dtype)
-    outer = np.ones(max(stencil.ndim - 1, 1), dtype=np.int64)
-    lo = np.zeros(stencil.ndim, dtype=np.int64)
-    step = np.ones(stencil.ndim, dtype=np.int64)
-    for fn in (module.kernel_parallel, module.kernel_serial):
-        fn(src, out, consts, outer, outer, lo, step, np.int64(kn.FILL), np.int64(1), np.int64(1))
-    return module
+    return _compile(_structure(stencil, _entry(stencil), int(step_last)), dtype)
+
+
+def _choose_kernel(stencil, entry, dtype, work, step_last):
+    """The generated module that serves this call, or None for the interpreter."""
+    engine = config.engine
+    if engine == "interpreter":
+        return None
+    if entry.program.nodes > config.max_unrolled_nodes and engine != "generated":
+        return None
+    structure = _structure(stencil, entry, step_last)
+    char = dtype.char
+    module = structure.ready.get(char)
+    if module is not None:
+        return module
+    if engine == "generated":
+        return _compile(structure, dtype)
+    if char not in structure.checked:
+        structure.checked.add(char)
+        if kn.CACHE and os.path.exists(structure.marker(dtype)):
+            return _compile(structure, dtype)
+    with _LOCK:
+        structure.work += work
+        structure.calls += 1
+        wanted = work >= config.jit_min_work or (
+            structure.calls >= 2 and structure.work >= config.jit_total_work)
+    if wanted:
+        if config.compile == "sync":
+            return _compile(structure, dtype)
+        _start_compile(structure, dtype)
+    return None
+
+
+# -- running --------------------------------------------------------------------
+
+# Output points one interpreter block holds (a row segment, or whole short
+# rows): its registers stay in the L1 and L2 caches.
+_BLOCK_POINTS = 512
+# Boxes per thread in a parallel call: enough that a thread the OS runs late
+# leaves little for the others to wait for, few enough to pay the call cost.
+_BOXES_PER_THREAD = 4
+
+
+def _boxes(shape, n):
+    """About `n` boxes covering `shape`, each a C-contiguous part of the array:
+    leading axes of extent one, one axis sliced, the trailing ones whole."""
+    boxes = [()]
+    for a, m in enumerate(shape):
+        if a < len(shape) - 1 and len(boxes) * m <= n:
+            boxes = [b + (slice(i, i + 1),) for b in boxes for i in range(m)]
+            continue
+        parts = max(1, min(m, -(-n // len(boxes))))
+        boxes = [b + (slice(m * k // parts, m * (k + 1) // parts),)
+                 for b in boxes for k in range(parts)]
+        break
+    return boxes
+
+
+class _Helpers:
+    """Daemon threads that help a calling thread through the boxes of one call."""
+
+    def __init__(self):
+        self._jobs = queue.SimpleQueue()
+        self._count = 0
+
+    def run(self, fn, boxes, threads):
+        """fn(box) for every box, on the calling thread and up to threads - 1 helpers."""
+        with _LOCK:
+            while self._count < threads - 1:
+                threading.Thread(target=self._serve, daemon=True,
+                                 name=f"stencils-helper-{self._count}").start()
+                self._count += 1
+        counter = itertools.count()
+        left = [len(boxes)]
+        done = threading.Event()
+        errors = []
+
+        def drain():
+            while True:
+                i = next(counter)
+                if i >= len(boxes):
+                    return
+                try:
+                    fn(boxes[i])
+                except BaseException as exc:  # noqa: BLE001 - re-raised by the caller
+                    errors.append(exc)
+                with _LOCK:
+                    left[0] -= 1
+                    if left[0] == 0:
+                        done.set()
+
+        for _ in range(min(threads - 1, len(boxes) - 1)):
+            self._jobs.put(drain)
+        drain()
+        done.wait()
+        if errors:
+            raise errors[0]
+
+    def _serve(self):
+        while True:
+            self._jobs.get()()
+
+
+_HELPERS = _Helpers()
 
 
 def _consts(params, fill, dtype):
     return np.array([0.0, 1.0, fill] + list(params), dtype=dtype)
 
 
-def _choose_generated(stencil, work, step_last):
-    if config.engine == "interpreter":
-        return None
-    nodes = _program(stencil).nodes
-    if nodes > config.max_unrolled_nodes and config.engine != "generated":
-        return None
-    gen = _generated(stencil, step_last)
-    if gen.key in _MODULES or config.engine == "generated":
-        return gen
-    total = _WORK.get(gen.key, 0) + work
-    _WORK[gen.key] = total
-    if work >= config.jit_min_work or total >= config.jit_total_work:
-        return gen
-    return None
-
-
-def _plan(nrows, width, threads, block_cap):
-    """Column block and chunk count so that every thread gets work."""
-    colblock = max(1, min(width, block_cap))
-    if threads > 1 and nrows < 4 * threads:
-        pieces = -(-4 * threads // max(nrows, 1))
-        colblock = max(min(width, 256), -(-width // pieces))
-        colblock = min(colblock, block_cap)
-    nitems = nrows * (-(-width // colblock))
-    nchunks = max(1, min(nitems, 8 * threads)) if threads > 1 else 1
-    return colblock, nchunks
+def _interpreter_blocks(nrows, width):
+    """(colblock, group): block columns, and output rows per block when rows are short."""
+    if width >= _BLOCK_POINTS:
+        nblk = -(-width // _BLOCK_POINTS)
+        return -(-width // nblk), 1
+    return width, max(1, min(nrows, _BLOCK_POINTS // width))
 
 
 def run(stencil, src, out, lo, step, border, *, parallel=None):
@@ -205,41 +455,61 @@ def run(stencil, src, out, lo, step, border, *, parallel=None):
         run(stencil, one, value, (0,) * ndim, (1,) * ndim, border, parallel=False)
         out[...] = value.reshape(())
         return out
-    dtype = src.dtype
-    src2 = src.reshape(-1, src.shape[-1])
-    out2 = out.reshape(-1, out.shape[-1])
-    out_outer = np.array(out.shape[:-1] or (1,), dtype=np.int64)
-    src_outer = np.array(src.shape[:-1] or (1,), dtype=np.int64)
-    lo_arr = np.array(lo, dtype=np.int64)
-    step_arr = np.array(step, dtype=np.int64)
-    code = np.int64(border.code)
-    prog = _program(stencil)
-    work = out.size * prog.nodes
+    entry = _entry(stencil)
+    work = out.size * entry.program.nodes
+    module = _choose_kernel(stencil, entry, src.dtype, work, int(step[-1]))
+    kernel = _generated_kernel(module, entry, src, border) if module is not None else \
+        _interpreter_kernel(entry, src, border)
+    with _LOCK:
+        stats["tier1" if module is not None else "tier0"] += 1
     if parallel is None:
         parallel = work >= config.parallel_min_work
     threads = numba.get_num_threads() if parallel else 1
-    use_parallel = threads > 1 and _PARALLEL_LOCK.acquire(blocking=False)
-    # Chunks handed out one at a time: a thread that the OS runs late (a busy
-    # core) leaves its chunks to the others instead of holding everyone up.
-    old_chunksize = numba.set_parallel_chunksize(1) if use_parallel else None
-    try:
-        if not use_parallel:
-            threads = 1
-        gen = _choose_generated(stencil, work, int(step[-1]))
-        if gen is not None:
-            module = _load_module(gen)
-            colblock, nchunks = _plan(out2.shape[0], out2.shape[1], threads, 1 << 62)
-            fn = module.kernel_parallel if use_parallel else module.kernel_serial
-            fn(src2, out2, _consts(gen.params, border.value, dtype), out_outer, src_outer,
-               lo_arr, step_arr, code, np.int64(colblock), np.int64(nchunks))
-        else:
-            colblock, nchunks = _plan(out2.shape[0], out2.shape[1], threads, 1024)
-            fn = kn.interpret_parallel if use_parallel else kn.interpret_serial
-            fn(src2, out2, _consts(prog.params, border.value, dtype), prog.prog, prog.taps,
-               out_outer, src_outer, lo_arr, step_arr, code, np.int64(colblock),
-               np.int64(nchunks), np.int64(prog.nregs))
-    finally:
-        if use_parallel:
-            numba.set_parallel_chunksize(old_chunksize)
-            _PARALLEL_LOCK.release()
+    boxes = _boxes(out.shape, threads * _BOXES_PER_THREAD) if threads > 1 else [()]
+    step_arr = np.array(step, dtype=np.int64)
+
+    def compute(box):
+        starts = [s.start for s in box] + [0] * (ndim - len(box))
+        part_lo = [lo_a + s0 * st for lo_a, s0, st in zip(lo, starts, step)]
+        part = out[box]
+        kernel(part.reshape(-1, part.shape[-1]),
+               np.array(part.shape[:-1] or (1,), dtype=np.int64),
+               np.array(part_lo, dtype=np.int64), step_arr)
+
+    if len(boxes) == 1:
+        compute(boxes[0])
+    else:
+        _HELPERS.run(compute, boxes, threads)
     return out
+
+
+def _generated_kernel(module, entry, src, border):
+    src2 = src.reshape(-1, src.shape[-1])
+    src_outer = np.array(src.shape[:-1] or (1,), dtype=np.int64)
+    consts = _consts(entry.params, border.value, src.dtype)
+    code = np.int64(border.code)
+    fn = module.kernel_serial
+
+    def kernel(out2, out_outer, lo, step):
+        fn(src2, out2, consts, out_outer, src_outer, lo, step, code, np.int64(out2.shape[1]),
+           np.int64(1))
+
+    return kernel
+
+
+def _interpreter_kernel(entry, src, border):
+    prog = entry.program
+    src2 = src.reshape(-1, src.shape[-1])
+    src_outer = np.array(src.shape[:-1] or (1,), dtype=np.int64)
+    consts = _consts(prog.params, border.value, src.dtype)
+    code = np.int64(border.code)
+
+    def kernel(out2, out_outer, lo, step):
+        nrows, width = out2.shape
+        colblock, group = _interpreter_blocks(nrows, width)
+        nitems = -(-nrows // group) * -(-width // colblock)
+        kn.interpret_rows(src2, out2, consts, prog.prog, prog.taps, out_outer, src_outer, lo,
+                          step, code, np.int64(colblock), np.int64(group), np.int64(0),
+                          np.int64(nitems))
+
+    return kernel

@@ -19,25 +19,15 @@ import weakref
 
 import numpy as np
 
+from . import _kernels as kn
 from .errors import StencilTypeError, StencilValueError
 
 __all__ = ["Expr", "const", "read", "as_expr", "lin", "apply_op", "topological_order", "to_flat",
            "from_flat", "OPS"]
 
-# name -> arity.  The scalar meaning of every op is defined once, in
-# stencils._kernels (OP_SCALAR), and used by both the interpreter and the
-# generated kernels, so they cannot disagree.
-OPS = {
-    "mul": 2, "div": 2, "pow": 2, "max": 2, "min": 2, "fmax": 2, "fmin": 2,
-    "atan2": 2, "hypot": 2, "lt": 2, "le": 2, "gt": 2, "ge": 2, "eq": 2, "ne": 2,
-    "and": 2, "or": 2, "xor": 2, "copysign": 2, "mod": 2,
-    "neg": 1, "abs": 1, "sqrt": 1, "cbrt": 1, "exp": 1, "exp2": 1, "expm1": 1,
-    "log": 1, "log2": 1, "log10": 1, "log1p": 1, "sin": 1, "cos": 1, "tan": 1,
-    "asin": 1, "acos": 1, "atan": 1, "sinh": 1, "cosh": 1, "tanh": 1, "asinh": 1,
-    "acosh": 1, "atanh": 1, "floor": 1, "ceil": 1, "trunc": 1, "rint": 1,
-    "sign": 1, "not": 1, "isnan": 1, "isinf": 1, "isfinite": 1,
-    "where": 3,
-}
+# name -> arity, from the operator table of stencils._kernels, which also
+# gives each op's meaning to the interpreter and the generated kernels.
+OPS = dict(kn.ARITY)
 
 _INTERNED = weakref.WeakValueDictionary()
 

@@ -1,6 +1,7 @@
 """Numba kernels.  They see only clean arrays: C-contiguous, float32 or float64,
 the source viewed as rows (every axis but the last flattened), the output the
-same way.  Nothing here validates; stencils._engine does that before calling.
+same way.  Nothing here validates: the public layer checks every argument
+before stencils._engine calls in.
 
 Geometry shared by every kernel (per axis ``a``): output index ``j`` reads the
 source cells ``j * step[a] + lo[a] + k`` for box coordinates ``k`` in
@@ -9,11 +10,15 @@ source cells ``j * step[a] + lo[a] + k`` for box coordinates ``k`` in
 
 Two kinds of kernel compute a stencil:
 
-- the *interpreter* (this module) runs a small register program, one block of
-  a row at a time, so it serves every stencil without compiling anything new;
-- *generated* kernels (stencils._codegen) unroll one stencil's expression into
-  straight-line code; they use `resolve_index` and the scalar functions below,
-  so both kinds answer identically.
+- the *interpreter* (this module, tier 0) runs a small register program over
+  blocks of output points, so it serves every stencil without compiling
+  anything new;
+- *generated* kernels (source from stencils._lower, tier 1) unroll one
+  stencil's expression into straight-line code; they use `resolve_index` and
+  the operator table below, so both kinds answer identically.
+
+A new operator goes in `OPERATORS` (name, arity, spelling), `scalar_op`, and
+the reference's table (stencils._reference).
 """
 
 from __future__ import annotations
@@ -72,316 +77,515 @@ def op_mod(a, b):
     return np.remainder(a, b)
 
 
-# Interpreter opcodes.  Codes >= SCALAR_BASE follow the order of OPS in
-# stencils._expr (checked by stencils._lower at import).
-READ, READMUL, READMAC, MULC, MAC, CONST = range(6)
-SCALAR_BASE = 16
-SCALAR_OPS = (
-    "mul", "div", "pow", "max", "min", "fmax", "fmin", "atan2", "hypot", "lt", "le", "gt",
-    "ge", "eq", "ne", "and", "or", "xor", "copysign", "mod", "neg", "abs", "sqrt", "cbrt",
-    "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sin", "cos", "tan", "asin",
-    "acos", "atan", "sinh", "cosh", "tanh", "asinh", "acosh", "atanh", "floor", "ceil",
-    "trunc", "rint", "sign", "not", "isnan", "isinf", "isfinite", "where",
+# -- the operator table ---------------------------------------------------------
+#
+# Every operator a stencil expression can use: its name (the node's op in
+# stencils._expr), its arity, and how generated kernels spell it ({0}, {1},
+# {2}: operands; _one and _zero: the typed constants).  stencils._expr takes
+# its op set from here, the interpreter's opcodes follow this order, and
+# `scalar_op` below gives the same meaning (checked op by op at import, and
+# by tests that run every op through both kernels against the reference).
+OPERATORS = (
+    ("mul", 2, "({0} * {1})"),
+    ("div", 2, "({0} / {1})"),
+    ("pow", 2, "({0} ** {1})"),
+    ("max", 2, "op_max({0}, {1})"),
+    ("min", 2, "op_min({0}, {1})"),
+    ("fmax", 2, "op_fmax({0}, {1})"),
+    ("fmin", 2, "op_fmin({0}, {1})"),
+    ("atan2", 2, "np.arctan2({0}, {1})"),
+    ("hypot", 2, "np.hypot({0}, {1})"),
+    ("lt", 2, "(_one if {0} < {1} else _zero)"),
+    ("le", 2, "(_one if {0} <= {1} else _zero)"),
+    ("gt", 2, "(_one if {0} > {1} else _zero)"),
+    ("ge", 2, "(_one if {0} >= {1} else _zero)"),
+    ("eq", 2, "(_one if {0} == {1} else _zero)"),
+    ("ne", 2, "(_one if {0} != {1} else _zero)"),
+    ("and", 2, "(_one if ({0} != _zero and {1} != _zero) else _zero)"),
+    ("or", 2, "(_one if ({0} != _zero or {1} != _zero) else _zero)"),
+    ("xor", 2, "(_one if (({0} != _zero) != ({1} != _zero)) else _zero)"),
+    ("copysign", 2, "np.copysign({0}, {1})"),
+    ("mod", 2, "op_mod({0}, {1})"),
+    ("neg", 1, "(-{0})"),
+    ("abs", 1, "abs({0})"),
+    ("sqrt", 1, "np.sqrt({0})"),
+    ("cbrt", 1, "np.cbrt({0})"),
+    ("exp", 1, "np.exp({0})"),
+    ("exp2", 1, "np.exp2({0})"),
+    ("expm1", 1, "np.expm1({0})"),
+    ("log", 1, "np.log({0})"),
+    ("log2", 1, "np.log2({0})"),
+    ("log10", 1, "np.log10({0})"),
+    ("log1p", 1, "np.log1p({0})"),
+    ("sin", 1, "np.sin({0})"),
+    ("cos", 1, "np.cos({0})"),
+    ("tan", 1, "np.tan({0})"),
+    ("asin", 1, "np.arcsin({0})"),
+    ("acos", 1, "np.arccos({0})"),
+    ("atan", 1, "np.arctan({0})"),
+    ("sinh", 1, "np.sinh({0})"),
+    ("cosh", 1, "np.cosh({0})"),
+    ("tanh", 1, "np.tanh({0})"),
+    ("asinh", 1, "np.arcsinh({0})"),
+    ("acosh", 1, "np.arccosh({0})"),
+    ("atanh", 1, "np.arctanh({0})"),
+    ("floor", 1, "np.floor({0})"),
+    ("ceil", 1, "np.ceil({0})"),
+    ("trunc", 1, "np.trunc({0})"),
+    ("rint", 1, "np.rint({0})"),
+    ("sign", 1, "op_sign({0}, _one, _zero)"),
+    ("not", 1, "(_one if {0} == _zero else _zero)"),
+    ("isnan", 1, "(_one if {0} != {0} else _zero)"),
+    ("isinf", 1, "(_one if abs({0}) == np.inf else _zero)"),
+    ("isfinite", 1, "(_one if abs({0}) < np.inf else _zero)"),
+    ("where", 3, "({1} if {0} != _zero else {2})"),
 )
+SCALAR_OPS = tuple(name for name, _, _ in OPERATORS)
+ARITY = {name: arity for name, arity, _ in OPERATORS}
+SCALAR_TEMPLATES = {name: template for name, _, template in OPERATORS}
 
-# How generated kernels spell each op ({0}, {1}, {2}: operands).
-SCALAR_TEMPLATES = {
-    "mul": "({0} * {1})", "div": "({0} / {1})", "pow": "({0} ** {1})",
-    "max": "op_max({0}, {1})", "min": "op_min({0}, {1})",
-    "fmax": "op_fmax({0}, {1})", "fmin": "op_fmin({0}, {1})",
-    "atan2": "np.arctan2({0}, {1})", "hypot": "np.hypot({0}, {1})",
-    "lt": "(_one if {0} < {1} else _zero)", "le": "(_one if {0} <= {1} else _zero)",
-    "gt": "(_one if {0} > {1} else _zero)", "ge": "(_one if {0} >= {1} else _zero)",
-    "eq": "(_one if {0} == {1} else _zero)", "ne": "(_one if {0} != {1} else _zero)",
-    "and": "(_one if ({0} != _zero and {1} != _zero) else _zero)",
-    "or": "(_one if ({0} != _zero or {1} != _zero) else _zero)",
-    "xor": "(_one if (({0} != _zero) != ({1} != _zero)) else _zero)",
-    "copysign": "np.copysign({0}, {1})", "mod": "op_mod({0}, {1})",
-    "neg": "(-{0})", "abs": "abs({0})", "sqrt": "np.sqrt({0})", "cbrt": "np.cbrt({0})",
-    "exp": "np.exp({0})", "exp2": "np.exp2({0})", "expm1": "np.expm1({0})",
-    "log": "np.log({0})", "log2": "np.log2({0})", "log10": "np.log10({0})",
-    "log1p": "np.log1p({0})", "sin": "np.sin({0})", "cos": "np.cos({0})", "tan": "np.tan({0})",
-    "asin": "np.arcsin({0})", "acos": "np.arccos({0})", "atan": "np.arctan({0})",
-    "sinh": "np.sinh({0})", "cosh": "np.cosh({0})", "tanh": "np.tanh({0})",
-    "asinh": "np.arcsinh({0})", "acosh": "np.arccosh({0})", "atanh": "np.arctanh({0})",
-    "floor": "np.floor({0})", "ceil": "np.ceil({0})", "trunc": "np.trunc({0})",
-    "rint": "np.rint({0})", "sign": "op_sign({0}, _one, _zero)",
-    "not": "(_one if {0} == _zero else _zero)",
-    "isnan": "(_one if {0} != {0} else _zero)",
-    "isinf": "(_one if abs({0}) == np.inf else _zero)",
-    "isfinite": "(_one if abs({0}) < np.inf else _zero)",
-    "where": "({1} if {0} != _zero else {2})",
-}
+# Interpreter opcodes, then one per operator from SCALAR_BASE on, in the
+# table's order.  READ_SET / READ_ADD (op, d, first tap, first weight, count):
+# d (=, +=) the weighted sum of `count` reads of one source row, their taps and
+# weights numbered consecutively (a plain read has weight one, const slot 1).
+# MULC / MAC (op, d, x, weight): d (=, +=) weight * x.  CONST (op, d, slot).
+READ_SET, READ_ADD, MULC, MAC, CONST = range(5)
+SCALAR_BASE = 16
+OPCODES = {name: SCALAR_BASE + i for i, name in enumerate(SCALAR_OPS)}
+(OP_MUL, OP_DIV, OP_POW, OP_MAX, OP_MIN, OP_FMAX, OP_FMIN, OP_ATAN2, OP_HYPOT, OP_LT, OP_LE,
+ OP_GT, OP_GE, OP_EQ, OP_NE, OP_AND, OP_OR, OP_XOR, OP_COPYSIGN, OP_MOD, OP_NEG, OP_ABS,
+ OP_SQRT, OP_CBRT, OP_EXP, OP_EXP2, OP_EXPM1, OP_LOG, OP_LOG2, OP_LOG10, OP_LOG1P, OP_SIN,
+ OP_COS, OP_TAN, OP_ASIN, OP_ACOS, OP_ATAN, OP_SINH, OP_COSH, OP_TANH, OP_ASINH, OP_ACOSH,
+ OP_ATANH, OP_FLOOR, OP_CEIL, OP_TRUNC, OP_RINT, OP_SIGN, OP_NOT, OP_ISNAN, OP_ISINF,
+ OP_ISFINITE, OP_WHERE,) = range(SCALAR_BASE, SCALAR_BASE + len(OPERATORS))
+for _name, _code in OPCODES.items():
+    if globals()["OP_" + _name.upper()] != _code:
+        raise ImportError(f"stencils._kernels: opcode OP_{_name.upper()} is out of table order")
+del _name, _code
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy")
 def scalar_op(op, a, b, c, one, zero):  # noqa: C901 - one branch per op, by design
     """The interpreter's meaning of opcode `op` (the same as SCALAR_TEMPLATES)."""
-    k = op - SCALAR_BASE
-    if k == 0:
+    if op == OP_MUL:
         return a * b
-    if k == 1:
+    if op == OP_DIV:
         return a / b
-    if k == 2:
+    if op == OP_POW:
         return a ** b
-    if k == 3:
+    if op == OP_MAX:
         return op_max(a, b)
-    if k == 4:
+    if op == OP_MIN:
         return op_min(a, b)
-    if k == 5:
+    if op == OP_FMAX:
         return op_fmax(a, b)
-    if k == 6:
+    if op == OP_FMIN:
         return op_fmin(a, b)
-    if k == 7:
+    if op == OP_ATAN2:
         return np.arctan2(a, b)
-    if k == 8:
+    if op == OP_HYPOT:
         return np.hypot(a, b)
-    if k == 9:
+    if op == OP_LT:
         return one if a < b else zero
-    if k == 10:
+    if op == OP_LE:
         return one if a <= b else zero
-    if k == 11:
+    if op == OP_GT:
         return one if a > b else zero
-    if k == 12:
+    if op == OP_GE:
         return one if a >= b else zero
-    if k == 13:
+    if op == OP_EQ:
         return one if a == b else zero
-    if k == 14:
+    if op == OP_NE:
         return one if a != b else zero
-    if k == 15:
+    if op == OP_AND:
         return one if (a != zero and b != zero) else zero
-    if k == 16:
+    if op == OP_OR:
         return one if (a != zero or b != zero) else zero
-    if k == 17:
+    if op == OP_XOR:
         return one if ((a != zero) != (b != zero)) else zero
-    if k == 18:
+    if op == OP_COPYSIGN:
         return np.copysign(a, b)
-    if k == 19:
+    if op == OP_MOD:
         return op_mod(a, b)
-    if k == 20:
+    if op == OP_NEG:
         return -a
-    if k == 21:
+    if op == OP_ABS:
         return abs(a)
-    if k == 22:
+    if op == OP_SQRT:
         return np.sqrt(a)
-    if k == 23:
+    if op == OP_CBRT:
         return np.cbrt(a)
-    if k == 24:
+    if op == OP_EXP:
         return np.exp(a)
-    if k == 25:
+    if op == OP_EXP2:
         return np.exp2(a)
-    if k == 26:
+    if op == OP_EXPM1:
         return np.expm1(a)
-    if k == 27:
+    if op == OP_LOG:
         return np.log(a)
-    if k == 28:
+    if op == OP_LOG2:
         return np.log2(a)
-    if k == 29:
+    if op == OP_LOG10:
         return np.log10(a)
-    if k == 30:
+    if op == OP_LOG1P:
         return np.log1p(a)
-    if k == 31:
+    if op == OP_SIN:
         return np.sin(a)
-    if k == 32:
+    if op == OP_COS:
         return np.cos(a)
-    if k == 33:
+    if op == OP_TAN:
         return np.tan(a)
-    if k == 34:
+    if op == OP_ASIN:
         return np.arcsin(a)
-    if k == 35:
+    if op == OP_ACOS:
         return np.arccos(a)
-    if k == 36:
+    if op == OP_ATAN:
         return np.arctan(a)
-    if k == 37:
+    if op == OP_SINH:
         return np.sinh(a)
-    if k == 38:
+    if op == OP_COSH:
         return np.cosh(a)
-    if k == 39:
+    if op == OP_TANH:
         return np.tanh(a)
-    if k == 40:
+    if op == OP_ASINH:
         return np.arcsinh(a)
-    if k == 41:
+    if op == OP_ACOSH:
         return np.arccosh(a)
-    if k == 42:
+    if op == OP_ATANH:
         return np.arctanh(a)
-    if k == 43:
+    if op == OP_FLOOR:
         return np.floor(a)
-    if k == 44:
+    if op == OP_CEIL:
         return np.ceil(a)
-    if k == 45:
+    if op == OP_TRUNC:
         return np.trunc(a)
-    if k == 46:
+    if op == OP_RINT:
         return np.rint(a)
-    if k == 47:
+    if op == OP_SIGN:
         return op_sign(a, one, zero)
-    if k == 48:
+    if op == OP_NOT:
         return one if a == zero else zero
-    if k == 49:
+    if op == OP_ISNAN:
         return one if a != a else zero
-    if k == 50:
+    if op == OP_ISINF:
         return one if abs(a) == np.inf else zero
-    if k == 51:
+    if op == OP_ISFINITE:
         return one if abs(a) < np.inf else zero
-    # k == 52: where
+    # OP_WHERE
     return b if a != zero else c
 
 
 # -- the interpreter -----------------------------------------------------------
+#
+# Every instruction runs over a whole block of output points before the next
+# one starts (as numexpr does): a block is a segment of one output row, or
+# several whole rows when rows are short.  Registers are blocks, so the loop
+# over points is innermost, free of dispatch, and vectorised by LLVM; the
+# per-instruction dispatch is paid once per block, not once per point.
 
-@njit(cache=CACHE, nogil=True, error_model="numpy")
+
+@njit(cache=CACHE, nogil=True, error_model="numpy", inline="always")
 def _ceil_div(a, b):
     return -((-a) // b)
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy", fastmath=FASTMATH)
-def _read_row(dst, src_row, valid, fill, j0, j1, lo_l, step_l, k, n_l, code, weight, mode):
-    """dst[0 : j1-j0] (=, +=) weight * source[j*step + lo + k] for j in [j0, j1).
-
-    mode 0: dst = value; 1: dst = weight * value; 2: dst += weight * value.
-    """
-    nb = j1 - j0
-    if not valid:
-        v = fill if mode == 0 else weight * fill
-        if mode == 2:
-            for t in range(nb):
-                dst[t] += v
-        else:
-            for t in range(nb):
-                dst[t] = v
-        return
-    base = lo_l + k
-    ja = max(j0, min(j1, _ceil_div(-base, step_l)))
-    jb = min(j1, max(ja, (n_l - 1 - base) // step_l + 1))
-    # The edges, [j0, ja) and [jb, j1), resolve each read through the border rule.
-    for j in range(j0, j1):
-        if ja <= j < jb:
-            continue
-        r = resolve_index(j * step_l + base, n_l, code)
-        v = src_row[r] if r >= 0 else fill
-        if mode == 0:
-            dst[j - j0] = v
-        elif mode == 1:
-            dst[j - j0] = weight * v
-        else:
-            dst[j - j0] += weight * v
-    n = jb - ja
-    if n <= 0:
-        return
-    # Interior: slices starting at 0 keep every index provably >= 0, so no
-    # negative-index wraparound check stops LLVM from vectorising.
-    d = dst[ja - j0:]
-    s = src_row[ja * step_l + base:]
-    if step_l == 1:
-        if mode == 0:
-            for t in range(n):
-                d[t] = s[t]
-        elif mode == 1:
-            for t in range(n):
-                d[t] = weight * s[t]
-        else:
-            for t in range(n):
-                d[t] += weight * s[t]
+def _store(d, values, n, weight, mode):
+    """d[:n] (mode 1: =, 2: +=) weight * values[:n]."""
+    if mode == 1:
+        for t in range(n):
+            d[t] = weight * values[t]
     else:
         for t in range(n):
-            v = s[t * step_l]
-            if mode == 0:
-                d[t] = v
-            elif mode == 1:
-                d[t] = weight * v
-            else:
-                d[t] += weight * v
+            d[t] += weight * values[t]
+
+
+# Border tables (edge columns, box rows) hold at most this many entries; huge
+# paddings or boxes resolve each read as it comes instead.
+_TABLE_MAX = 1 << 16
+
+
+@njit(cache=CACHE, nogil=True, error_model="numpy", inline="always")
+def _edge_columns(width, lo_l, step_l, kspan, n_l, code):
+    """(inner_lo, inner_hi, cols): the output columns [inner_lo, inner_hi) read
+    inside the row for every tap; cols[k, e] the source column (-1: Fill) that
+    tap k reads for the e-th column outside them (left ones first).  The same
+    for every row, so each is resolved once per call, not once per row and tap;
+    cols is empty when there are very many (huge paddings or boxes): then each
+    read is resolved as it comes."""
+    inner_lo = min(width, max(0, _ceil_div(-lo_l, step_l)))
+    inner_hi = min(width, max(inner_lo, (n_l - lo_l - kspan) // step_l + 1))
+    nedge = inner_lo + width - inner_hi
+    if nedge > _TABLE_MAX // kspan:
+        return inner_lo, inner_hi, np.empty((0, 0), dtype=np.int64)
+    cols = np.empty((kspan, nedge), dtype=np.int64)
+    for k in range(kspan):
+        for e in range(nedge):
+            j = e if e < inner_lo else e - inner_lo + inner_hi
+            cols[k, e] = resolve_index(j * step_l + lo_l + k, n_l, code)
+    return inner_lo, inner_hi, cols
+
+
+@njit(cache=CACHE, nogil=True, error_model="numpy", inline="always")
+def _edge_read(src, start, cols, k, e, i, n_l, code, fill):
+    # The value tap k reads at source column i (of the row at `start` in the
+    # flat source), the e-th edge column's read.
+    c = cols[k, e] if cols.shape[1] > 0 else resolve_index(i, n_l, code)
+    return src[start + c] if c >= 0 else fill
+
+
+@njit(cache=CACHE, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
+def _read_taps(d, src, row, fill, j0, j1, edges, lo_l, step_l, taps, t0, count, consts, p0,
+               n_l, code, assign):
+    """d[0 : j1-j0] += the weighted reads of taps t0 .. t0+count-1 of source
+    row `row` (of the flat source `src`; weights consts[p0 ...]), added in tap
+    order at every point; with `assign` (one tap only) d = the read instead.
+    `row` < 0 is a row outside the array (Fill).  The interior, where every
+    read is in the row, goes up to four taps per pass over the block."""
+    last = taps.shape[1] - 1
+    if row < 0:
+        for i in range(count):
+            v = consts[p0 + i] * fill
+            for j in range(j1 - j0):
+                d[j] = v if assign else d[j] + v
+        return
+    start = row * n_l  # the row in the flat source
+    inner_lo, inner_hi, cols = edges
+    ja = min(j1, max(j0, inner_lo))
+    jb = max(ja, min(j1, inner_hi))
+    for part in range(2):
+        # The edge columns, left then right, through the border rule.
+        for j in range(j0, ja) if part == 0 else range(jb, j1):
+            e = j if j < inner_lo else j - inner_hi + inner_lo
+            for i in range(count):
+                k = taps[t0 + i, last]
+                v = consts[p0 + i] * _edge_read(src, start, cols, k, e, j * step_l + lo_l + k,
+                                                n_l, code, fill)
+                d[j - j0] = v if assign else d[j - j0] + v
+    if jb > ja:
+        _interior_taps(d[ja - j0:], src, start + ja * step_l + lo_l, jb - ja, step_l, taps,
+                       t0, count, consts, p0, assign)
+
+
+@njit(cache=CACHE, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
+def _interior_taps(o, src, first, n, step, taps, t0, count, consts, p0, assign):
+    # One slice per tap, each from index 0: `t` alone indexes them, provably
+    # >= 0, so LLVM vectorises (an index t + k with k read at run time gets
+    # numba's negative-index check, and gathers).
+    last = taps.shape[1] - 1
+    if assign:
+        s0 = src[first + taps[t0, last]:]
+        w0 = consts[p0]
+        if step == 1:
+            for t in range(n):
+                o[t] = w0 * s0[t]
+        else:
+            for t in range(n):
+                o[t] = w0 * s0[t * step]
+        return
+    if step != 1:
+        for i in range(count):
+            si = src[first + taps[t0 + i, last]:]
+            w = consts[p0 + i]
+            for t in range(n):
+                o[t] += w * si[t * step]
+        return
+    i = 0
+    while i < count:
+        s0 = src[first + taps[t0 + i, last]:]
+        w0 = consts[p0 + i]
+        if count - i == 1:
+            for t in range(n):
+                o[t] = o[t] + w0 * s0[t]
+            return
+        s1 = src[first + taps[t0 + i + 1, last]:]
+        w1 = consts[p0 + i + 1]
+        if count - i == 2:
+            for t in range(n):
+                o[t] = o[t] + w0 * s0[t] + w1 * s1[t]
+            return
+        s2 = src[first + taps[t0 + i + 2, last]:]
+        w2 = consts[p0 + i + 2]
+        if count - i == 3:
+            for t in range(n):
+                o[t] = o[t] + w0 * s0[t] + w1 * s1[t] + w2 * s2[t]
+            return
+        s3 = src[first + taps[t0 + i + 3, last]:]
+        w3 = consts[p0 + i + 3]
+        for t in range(n):
+            o[t] = o[t] + w0 * s0[t] + w1 * s1[t] + w2 * s2[t] + w3 * s3[t]
+        i += 4
+
+
+@njit(cache=CACHE, nogil=True, error_model="numpy", inline="always")
+def _apply_op(op, d, x, y, z, n, one, zero):  # noqa: C901 - one loop per cheap op, by design
+    """d[:n] = op(x, y, z) point by point.
+
+    The common ops LLVM can vectorise get a loop of their own; the rest share
+    one loop through `scalar_op` (a loop each would cost compile time on the
+    first call of every process with an empty cache; maths-library calls cost
+    far more than the dispatch anyway).
+    """
+    if op == OP_MUL:
+        for j in range(n):
+            d[j] = x[j] * y[j]
+    elif op == OP_DIV:
+        for j in range(n):
+            d[j] = x[j] / y[j]
+    elif op == OP_MAX:
+        for j in range(n):
+            d[j] = op_max(x[j], y[j])
+    elif op == OP_MIN:
+        for j in range(n):
+            d[j] = op_min(x[j], y[j])
+    elif op == OP_LT:
+        for j in range(n):
+            d[j] = one if x[j] < y[j] else zero
+    elif op == OP_LE:
+        for j in range(n):
+            d[j] = one if x[j] <= y[j] else zero
+    elif op == OP_GT:
+        for j in range(n):
+            d[j] = one if x[j] > y[j] else zero
+    elif op == OP_GE:
+        for j in range(n):
+            d[j] = one if x[j] >= y[j] else zero
+    elif op == OP_EQ:
+        for j in range(n):
+            d[j] = one if x[j] == y[j] else zero
+    elif op == OP_NE:
+        for j in range(n):
+            d[j] = one if x[j] != y[j] else zero
+    elif op == OP_WHERE:
+        for j in range(n):
+            d[j] = y[j] if x[j] != zero else z[j]
+    else:
+        for j in range(n):
+            d[j] = scalar_op(op, x[j], y[j], z[j], one, zero)
+
+
+@njit(cache=CACHE, nogil=True, error_model="numpy", inline="always")
+def _resolve_rows(tap_rows, line, group, prog_taps, out_outer, src_outer, lo, step, code,
+                  outer_index, resolved):
+    """tap_rows[r, t]: the source row tap t reads for output row line + r (-1: Fill)."""
+    nouter = lo.shape[0] - 1
+    span = resolved.shape[1]
+    rem = line
+    for a in range(nouter - 1, -1, -1):
+        outer_index[a] = rem % out_outer[a]
+        rem //= out_outer[a]
+    changed = 0  # outer axes from this one on moved since the last row
+    for r in range(group):
+        if r > 0:
+            # The next row: an odometer step, no divisions.
+            changed = nouter - 1
+            outer_index[changed] += 1
+            while changed > 0 and outer_index[changed] == out_outer[changed]:
+                outer_index[changed] = 0
+                changed -= 1
+                outer_index[changed] += 1
+        # Each axis's reads resolved once per box coordinate, not once per tap.
+        for a in range(changed, nouter):
+            for k in range(span):
+                resolved[a, k] = resolve_index(outer_index[a] * step[a] + lo[a] + k,
+                                               src_outer[a], code)
+        for t in range(prog_taps.shape[0]):
+            row = 0
+            for a in range(nouter):
+                k = prog_taps[t, a]
+                ra = resolved[a, k] if span > 0 else resolve_index(
+                    outer_index[a] * step[a] + lo[a] + k, src_outer[a], code)
+                if ra < 0:
+                    row = -1
+                    break
+                row = row * src_outer[a] + ra
+            tap_rows[r, t] = row
+
+
+@njit(cache=CACHE, nogil=True, error_model="numpy", inline="always")
+def _registers(nregs, points, src2):
+    """(nregs, points) registers placed 1 KiB past the source's address modulo
+    4 KiB.  A register whose address is just past a source row's, modulo 4 KiB,
+    can make the CPU take stores for ones the next loads depend on ("4K
+    aliasing"; one micro-benchmark here ran a pass 13x slower).  Rows of a
+    power-of-two length, the common case, sit at one or two offsets modulo
+    4 KiB, so this keeps them away."""
+    size = src2.itemsize
+    flat = np.empty(nregs * points + 4096 // size, dtype=src2.dtype)
+    shift = ((src2.ctypes.data + 1024 - flat.ctypes.data) % 4096) // size
+    return flat[shift:shift + nregs * points].reshape((nregs, points))
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy", fastmath=FASTMATH)
-def _interpret_items(src2, out2, fillrow, consts, prog, taps, out_outer, src_outer, lo, step,
-                     code, colblock, first, last, regs, tap_rows, outer_index):
-    """Run the program for work items [first, last): item = (output row, column block)."""
-    ndim = lo.shape[0]
-    n_l = src2.shape[1]
-    width = out2.shape[1]
+def interpret_rows(src2, out2, consts, prog, taps, out_outer, src_outer, lo, step, code,
+                   colblock, group, first, last):
+    """Run the program for work items [first, last).
+
+    Item i covers output rows [g, g + group) x columns [j0, j0 + colblock) of
+    out2 (`group` > 1 only when colblock is the whole row).  Releases the GIL:
+    the engine runs several ranges at once on its own threads.
+    """
+    nrows, width = out2.shape
     nblk = (width + colblock - 1) // colblock
-    fill = consts[2]
-    one = consts[1]
-    zero = consts[0]
-    ntaps = taps.shape[0]
+    ndim = lo.shape[0]
+    nregs = 1
+    for ins in range(prog.shape[0]):
+        nregs = max(nregs, prog[ins, 1] + 1)
+    regs = _registers(nregs, group * colblock, src2)
+    tap_rows = np.full((group, taps.shape[0]), 0, dtype=np.int64)
+    outer_index = np.empty(max(ndim - 1, 1), dtype=np.int64)
+    span = 1
+    for t in range(taps.shape[0]):
+        for a in range(ndim - 1):
+            span = max(span, taps[t, a] + 1)
+    # A box too tall to tabulate (huge stencils) resolves each tap's row itself.
+    resolved = np.empty((max(ndim - 1, 1), span if span <= _TABLE_MAX else 0), dtype=np.int64)
+    result = prog[prog.shape[0] - 1, 1]
+    n_l = src2.shape[1]
     lo_l = lo[ndim - 1]
     step_l = step[ndim - 1]
+    zero, one, fill = consts[0], consts[1], consts[2]
+    kspan = 1
+    for t in range(taps.shape[0]):
+        kspan = max(kspan, taps[t, ndim - 1] + 1)
+    edges = _edge_columns(width, lo_l, step_l, kspan, n_l, code)
+    src = src2.reshape(-1)
     for item in range(first, last):
-        line = item // nblk
-        j0 = (item - line * nblk) * colblock
+        line = (item // nblk) * group
+        j0 = (item % nblk) * colblock
         j1 = min(j0 + colblock, width)
+        rows = min(group, nrows - line)
         nb = j1 - j0
-        rem = line
-        for a in range(ndim - 2, -1, -1):
-            outer_index[a] = rem % out_outer[a]
-            rem //= out_outer[a]
-        for t in range(ntaps):
-            row = 0
-            for a in range(ndim - 1):
-                r = resolve_index(outer_index[a] * step[a] + lo[a] + taps[t, a], src_outer[a], code)
-                if r < 0:
-                    row = -1
-                    break
-                row = row * src_outer[a] + r
-            tap_rows[t] = row
+        if ndim > 1:
+            _resolve_rows(tap_rows, line, rows, taps, out_outer, src_outer, lo, step, code,
+                          outer_index, resolved)
+        # Every instruction over the whole block before the next one.
+        npts = rows * nb
         for ins in range(prog.shape[0]):
             op = prog[ins, 0]
             d = regs[prog[ins, 1]]
-            if op <= READMAC:
-                t = prog[ins, 2]
-                row = tap_rows[t]
-                src_row = src2[row] if row >= 0 else fillrow
-                _read_row(d, src_row, row >= 0, fill, j0, j1, lo_l, step_l, taps[t, ndim - 1],
-                          n_l, code, consts[prog[ins, 3]], op)
+            if op == READ_SET or op == READ_ADD:
+                count = prog[ins, 4]
+                assign = op == READ_SET and count == 1
+                if op == READ_SET and count > 1:
+                    # -0.0 + x is x for every x, -0.0 included: the sum starts exact.
+                    d[:npts] = -zero
+                for r in range(rows):
+                    _read_taps(d[r * nb:], src, tap_rows[r, prog[ins, 2]], fill, j0, j1, edges,
+                               lo_l, step_l, taps, prog[ins, 2], count, consts, prog[ins, 3],
+                               n_l, code, assign)
             elif op == MULC:
-                x = regs[prog[ins, 2]]
-                w = consts[prog[ins, 3]]
-                for j in range(nb):
-                    d[j] = w * x[j]
+                _store(d, regs[prog[ins, 2]], npts, consts[prog[ins, 3]], 1)
             elif op == MAC:
-                x = regs[prog[ins, 2]]
-                w = consts[prog[ins, 3]]
-                for j in range(nb):
-                    d[j] += w * x[j]
+                _store(d, regs[prog[ins, 2]], npts, consts[prog[ins, 3]], 2)
             elif op == CONST:
-                v = consts[prog[ins, 2]]
-                for j in range(nb):
-                    d[j] = v
+                d[:npts] = consts[prog[ins, 2]]
             else:
-                x = regs[prog[ins, 2]]
-                y = regs[prog[ins, 3]]
-                z = regs[prog[ins, 4]]
-                for j in range(nb):
-                    d[j] = scalar_op(op, x[j], y[j], z[j], one, zero)
-        result = regs[prog[prog.shape[0] - 1, 1]]
-        o = out2[line]
-        for j in range(nb):
-            o[j0 + j] = result[j]
-
-
-@njit(cache=CACHE, parallel=True, error_model="numpy")
-def interpret_parallel(src2, out2, consts, prog, taps, out_outer, src_outer, lo, step, code,
-                       colblock, nchunks, nregs):
-    nitems = out2.shape[0] * ((out2.shape[1] + colblock - 1) // colblock)
-    # Rows outside the array (Fill, outer axes only) read this one; 1-D has none.
-    fillrow = np.full(src2.shape[1] if lo.shape[0] > 1 else 1, consts[2], dtype=src2.dtype)
-    for ch in prange(nchunks):
-        regs = np.empty((nregs, colblock), dtype=src2.dtype)
-        tap_rows = np.empty(taps.shape[0], dtype=np.int64)
-        outer_index = np.empty(max(lo.shape[0] - 1, 1), dtype=np.int64)
-        _interpret_items(src2, out2, fillrow, consts, prog, taps, out_outer, src_outer, lo, step,
-                         code, colblock, ch * nitems // nchunks, (ch + 1) * nitems // nchunks,
-                         regs, tap_rows, outer_index)
-
-
-@njit(cache=CACHE, nogil=True, error_model="numpy")
-def interpret_serial(src2, out2, consts, prog, taps, out_outer, src_outer, lo, step, code,
-                     colblock, nchunks, nregs):
-    nitems = out2.shape[0] * ((out2.shape[1] + colblock - 1) // colblock)
-    # Rows outside the array (Fill, outer axes only) read this one; 1-D has none.
-    fillrow = np.full(src2.shape[1] if lo.shape[0] > 1 else 1, consts[2], dtype=src2.dtype)
-    regs = np.empty((nregs, colblock), dtype=src2.dtype)
-    tap_rows = np.empty(taps.shape[0], dtype=np.int64)
-    outer_index = np.empty(max(lo.shape[0] - 1, 1), dtype=np.int64)
-    _interpret_items(src2, out2, fillrow, consts, prog, taps, out_outer, src_outer, lo, step, code,
-                     colblock, 0, nitems, regs, tap_rows, outer_index)
+                _apply_op(op, d, regs[prog[ins, 2]], regs[prog[ins, 3]], regs[prog[ins, 4]],
+                          npts, one, zero)
+        res = regs[result]
+        for r in range(rows):
+            o = out2[line + r, j0:j1]
+            v = res[r * nb:]
+            for j in range(nb):
+                o[j] = v[j]

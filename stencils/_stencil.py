@@ -133,13 +133,12 @@ class Stencil:
     ((3,), (5,))
     """
 
-    __slots__ = ("_size", "_center", "_expr", "_lowered")
+    __slots__ = ("_size", "_center", "_expr")
 
     def __init__(self, size, center, expr):
         self._size = tuple(size)
         self._center = tuple(center)
         self._expr = expr
-        self._lowered = {}  # stencils._engine's per-stencil cache of lowered forms
 
     size = property(lambda self: self._size)
     center = property(lambda self: self._center)

@@ -24,12 +24,10 @@ settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHES
 
 # -- helpers shared by test files: `from conftest import ...` ------------------
 
-import contextlib  # noqa: E402
 
 import numpy as np  # noqa: E402
 
 import stencils as st  # noqa: E402
-from stencils import _engine  # noqa: E402
 
 SCIPY_MODES = ["constant", "nearest", "reflect", "mirror", "wrap"]
 MASSIV_BORDERS = [st.Wrap, st.Edge, st.Reflect, st.Continue]  # and Fill(value)
@@ -62,13 +60,3 @@ def in_layout(a, layout, rng):
         return b
     return a.copy()
 
-
-@contextlib.contextmanager
-def use_engine(engine):
-    """Run the block with the engine setting `engine` ('interpreter' or 'generated')."""
-    old = _engine.config.engine
-    _engine.config.engine = engine
-    try:
-        yield
-    finally:
-        _engine.config.engine = old

@@ -15,7 +15,7 @@ from hypothesis.extra import numpy as hnp
 import stencils as st
 from stencils import _reference as ref
 
-from conftest import MASSIV_BORDERS, SCIPY_MODES, use_engine
+from conftest import MASSIV_BORDERS, SCIPY_MODES
 
 
 
@@ -132,7 +132,7 @@ def test_generated_kernels_match_reference(data):
                                       max_size=array.ndim)))
     stencil = st.make_stencil(size, center, fn)
     want = ref.apply_function(fn, size, center, array, po, pb, border, stride)
-    with use_engine("generated"):
+    with st.config(engine="generated"):
         _check(st.apply_stencil(st.Padding(po, pb, border), stencil, array), want,
                st.Stride(*stride))
 

@@ -1,0 +1,162 @@
+"""Which kernel serves a call: tier 0 (the interpreter) until a structure's own
+kernel (tier 1) is ready, compiled in the background or loaded from the disk
+cache; every tier gives the same numbers, NaN and signed zeros included."""
+
+import concurrent.futures
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+
+import numpy as np
+import pytest
+
+import stencils as st
+from stencils import _engine
+from stencils import _reference as ref
+
+SPECIALS = np.array([np.nan, -0.0, 0.0, 1.5, -2.0, np.inf, -np.inf, 3.0, -0.0, np.nan, 0.25, 7.0])
+
+
+def _unique_stencil(tag):
+    """A structure no other test builds (tag picks the reads), mixing ops where
+    NaN and the sign of zero matter, and no sum whose order could differ."""
+    def fn(g):
+        a, b, c = g(0, 0), g(0, tag % 3 + 1), g(1, tag % 2)
+        return np.where(a > b, np.maximum(a, c) * b, np.fmin(-a, c)) - np.copysign(b, c)
+    return st.make_stencil((2, 4), (0, 0), fn)
+
+
+def _bits(array):
+    return np.ascontiguousarray(array).view(np.uint8)
+
+
+def _array(shape, dtype, seed):
+    rng = np.random.default_rng(seed)
+    a = rng.choice(SPECIALS, size=shape).astype(dtype)
+    return a
+
+
+def test_tier0_while_compiling_then_tier1_with_identical_results():
+    s = _unique_stencil(0)
+    a = _array((37, 41), np.float64, 0)
+    w = st.map_stencil(st.Reflect, s, a)
+    _engine.compile_gate.clear()  # hold the background compile back
+    try:
+        with st.config(engine="auto", compile="background", jit_total_work=0):
+            first = st.compute(w)
+            second = st.compute(w)  # used again: its kernel is queued
+            assert _engine.tier_of(s, np.float64) == 0
+            while_compiling = st.compute(w)
+            assert _engine.tier_of(s, np.float64) == 0
+    finally:
+        _engine.compile_gate.set()
+    assert _engine.wait_for_compiles(timeout=600)
+    assert _engine.tier_of(s, np.float64) == 1
+    before = dict(_engine.stats)
+    with st.config(engine="auto"):
+        compiled = st.compute(w)
+    assert _engine.stats["tier1"] == before["tier1"] + 1
+    assert _engine.stats["tier0"] == before["tier0"]
+    np.testing.assert_array_equal(first, ref.apply(s, a, (0, 0), (1, 3), st.Reflect))
+    for got in (second, while_compiling, compiled):
+        np.testing.assert_array_equal(_bits(got), _bits(first))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_tier_and_the_reference_agree_bit_for_bit(dtype):
+    s = _unique_stencil(1)
+    a = _array((3, 29, 300), dtype, 1)[1]
+    padding = st.Padding((1, 2), (2, 3), st.Fill(-0.0))
+    w = st.apply_stencil(padding, s, a)
+    # Values (NaN where NaN) as NumPy's: which zero np.maximum(0.0, -0.0)
+    # returns depends on NumPy's SIMD path, so signs are compared between tiers.
+    want = ref.apply(s, a, (1, 2), (2, 3), st.Fill(-0.0))
+    with st.config(engine="interpreter"):
+        tier0 = w._run((1, 1), None, parallel=False)
+        strided = w._run((2, 3), None, parallel=True)
+    np.testing.assert_array_equal(tier0, want)
+    assert np.isnan(tier0).any() and (np.signbit(tier0) & (tier0 == 0)).any()
+    np.testing.assert_array_equal(_bits(strided), _bits(tier0[::2, ::3]))
+    for engine in ("interpreter", "generated"):
+        for parallel in (False, True):
+            with st.config(engine=engine):
+                got = w._run((1, 1), None, parallel=parallel)
+            np.testing.assert_array_equal(_bits(got), _bits(tier0), err_msg=f"{engine} {parallel}")
+
+
+def test_background_compiles_from_four_threads():
+    stencils_ = [_unique_stencil(t) for t in (2, 3, 4, 5)]  # tags 2 and 4: other structures
+    arrays = [_array((30 + i, 50), np.float64, 10 + i) for i in range(4)]
+    want = [ref.apply(stencils_[i % 2 * 2], arrays[i], (0, 0), (1, 3), st.Edge) for i in range(4)]
+    barrier = threading.Barrier(4)
+
+    def work(i):
+        barrier.wait()
+        for _ in range(6):
+            # Two threads per structure: both ask for its compile at once.
+            got = st.compute(st.map_stencil(st.Edge, stencils_[i % 2 * 2], arrays[i]))
+            np.testing.assert_array_equal(got, want[i])
+
+    with st.config(engine="auto", compile="background", jit_total_work=0):
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            list(pool.map(work, range(4)))  # re-raises a thread's failure
+    assert _engine.wait_for_compiles(timeout=600)
+    assert _engine.tier_of(stencils_[0], np.float64) == 1
+    assert _engine.tier_of(stencils_[2], np.float64) == 1
+
+
+CHILD = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import stencils as st
+    from stencils import _engine
+    mode, result = sys.argv[1], sys.argv[2]
+    s = st.make_stencil((2, 4), (0, 0), lambda g: np.where(g(0, 0) > g(0, 3), np.maximum(
+        g(0, 0), g(1, 2)) * g(0, 3), np.fmin(-g(0, 0), g(1, 2))) - np.copysign(g(0, 3), g(1, 2)))
+    a = np.cos(np.arange(40 * 50, dtype=np.float64)).reshape(40, 50)
+    a[3, 4], a[5, 6] = np.nan, -0.0
+    with st.config(engine="auto", compile="background", jit_total_work=0):
+        out = st.compute(st.map_stencil(st.Wrap, s, a))
+        out2 = st.compute(st.map_stencil(st.Wrap, s, a))
+    np.save(result, out)
+    if mode == "wait":
+        _engine.wait_for_compiles()
+    # 'exit': leave at once, the compile perhaps under way.
+    print(json.dumps({"stats": _engine.stats, "tier": _engine.tier_of(s, np.float64)}))
+""")
+
+
+def _child(mode, cache, result):
+    env = dict(os.environ, STENCILS_CACHE_DIR=str(cache), STENCILS_NUMBA_CACHE="1")
+    proc = subprocess.run([sys.executable, "-c", CHILD, mode, str(result)], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_processes_compiling_in_the_background_and_a_cache_hit_on_the_first_call(tmp_path):
+    cache = tmp_path / "cache"
+    # A process that exits with its compile perhaps under way: no hang (the
+    # timeout above), and nothing half written that a later process would trust.
+    _child("exit", cache, tmp_path / "exit.npy")
+    procs = [subprocess.Popen([sys.executable, "-c", CHILD, "wait", str(tmp_path / f"r{i}.npy")],
+                              env=dict(os.environ, STENCILS_CACHE_DIR=str(cache),
+                                       STENCILS_NUMBA_CACHE="1"),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(2)]
+    for p in procs:
+        out, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err[-3000:]
+        assert json.loads(out.strip().splitlines()[-1])["tier"] == 1
+    hit = _child("exit", cache, tmp_path / "hit.npy")
+    # On disk, so served by tier 1 from the first call.
+    assert hit["stats"]["tier0"] == 0 and hit["stats"]["tier1"] == 2, hit
+    assert hit["stats"]["loaded"] == 1 and hit["stats"]["compiled"] == 0, hit
+    left = [p for p in os.listdir(next(cache.iterdir())) if p.endswith(".tmp")]
+    assert not left
+    want = np.load(tmp_path / "exit.npy")
+    for name in ("r0", "r1", "hit"):
+        np.testing.assert_array_equal(_bits(np.load(tmp_path / f"{name}.npy")), _bits(want))
