@@ -157,9 +157,8 @@ def _load(source):
 
 def _step_module(stencil):
     """The fused-step module of `stencil`, or None when it steps through the engine."""
-    cached = stencil._lowered.get("iterate", False)
-    if cached is not False:
-        return cached
+    # Its source is written on every call (cheap next to a time loop); the
+    # module behind it is loaded once per structure.
     step = None
     if _fusable(stencil.expr):
         body, reads, params = _step_source(stencil.expr)
@@ -174,7 +173,6 @@ def _step_module(stencil):
             "", "", body, ki.DRIVER_SOURCE,
         ])
         step = _Step(_load(source), [r.args for r in reads], params)
-    stencil._lowered["iterate"] = step
     return step
 
 
