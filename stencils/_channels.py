@@ -311,13 +311,13 @@ def _run(x, weights, out, geometry, method, parallel):
     parallel = bool(parallel) and threads > 1 and splits > 1
     # The engine's rule: one parallel launch at a time in the process; a call
     # that finds the pool busy runs serially instead of waiting.
-    if parallel and not _engine._PARALLEL_LOCK.acquire(blocking=False):
+    if parallel and not _engine.PARALLEL_LOCK.acquire(blocking=False):
         parallel = False
     try:
         _ALGORITHMS[algorithm](x, weights, out, geometry, threads if parallel else 1)
     finally:
         if parallel:
-            _engine._PARALLEL_LOCK.release()
+            _engine.PARALLEL_LOCK.release()
 
 
 def _run_strided(x, weights, out, g, threads):

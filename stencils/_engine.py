@@ -86,19 +86,26 @@ _CACHE_DIR = None
 stats = {"tier0": 0, "tier1": 0, "compiled": 0, "loaded": 0}
 
 
-def _fingerprint():
-    # Generated modules are written by _codegen and call functions of the
-    # kernel modules; numba's cache does not notice when a callee in another
-    # module changes (numba#1833), so all their sources are in the key.
+def source_digest(modules):
+    """A short hash of these modules' sources and Numba's version.
+
+    Generated modules call functions of other modules; numba's cache does not
+    notice when such a callee changes (numba#1833), so this digest is part of
+    every generated module's name and of the cache folder's.
+    """
     import hashlib
 
-    from . import _codegen, _kernels_border, _kernels_run
-
     digest = hashlib.sha1(numba.__version__.encode())
-    for module in (kn, _kernels_border, _kernels_run, _codegen, _lower):
+    for module in modules:
         with open(module.__file__, "rb") as f:
             digest.update(f.read())
     return digest.hexdigest()[:12]
+
+
+def _fingerprint():
+    from . import _codegen, _kernels_border, _kernels_run
+
+    return source_digest((kn, _kernels_border, _kernels_run, _codegen, _lower))
 
 
 _FINGERPRINT = _fingerprint()

@@ -35,6 +35,7 @@ import numpy as np
 from . import _dask, _engine
 from . import _expr as ex
 from . import _kernels as kn
+from . import _kernels_border
 from . import _kernels_iterate as ki
 from ._border import FILL, WRAP, as_border
 from ._stencil import check_stencil
@@ -52,7 +53,7 @@ _LOCK = threading.RLock()
 _MODULES = {}
 # One parallel kernel at a time, shared with the engine's calls (Numba's workqueue layer
 # must not be entered from two threads at once).
-_PARALLEL_LOCK = getattr(_engine, "_PARALLEL_LOCK", None) or threading.Lock()
+_PARALLEL_LOCK = _engine.PARALLEL_LOCK
 
 
 # -- the generated step function ---------------------------------------------------
@@ -112,15 +113,7 @@ def _step_source(expr):
     return "\n".join(lines), reads, params
 
 
-def _fingerprint():
-    text = b""
-    for mod in (kn, ki):
-        with open(mod.__file__, "rb") as f:
-            text += f.read()
-    return hashlib.sha1(text + numba.__version__.encode()).hexdigest()[:12]
-
-
-_FINGERPRINT = _fingerprint()
+_FINGERPRINT = _engine.source_digest((kn, _kernels_border, ki))
 
 
 class _Step:
