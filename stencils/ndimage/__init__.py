@@ -11,3 +11,13 @@ rank, percentile), `_generic` (`generic_filter`, `generic_filter1d`).
 """
 
 __all__ = []
+
+from ._order import (  # noqa: E402
+    maximum_filter, maximum_filter1d, median_filter, minimum_filter, minimum_filter1d,
+    percentile_filter, rank_filter,
+)
+
+__all__ += [
+    "minimum_filter", "maximum_filter", "minimum_filter1d", "maximum_filter1d",
+    "median_filter", "rank_filter", "percentile_filter",
+]
