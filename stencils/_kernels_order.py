@@ -27,12 +27,12 @@ Algorithms
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, uintp
 
-from ._kernels import CACHE, FILL, resolve_index
+from ._kernels import CACHE, resolve_index
 
 # Columns one van Herk task processes (its two block buffers stay in L1/L2).
-_CHUNK = 256
+_CHUNK = 4096
 # Output rows per band of the footprint kernel (its doubling levels are reused
 # by every row of the band).
 _BAND = 32
@@ -46,24 +46,55 @@ def _pick(a, b, is_min):
 
 
 @njit(cache=CACHE, nogil=True)
+def _fill_row(dst, value, cw):
+    for c in range(uintp(cw)):
+        dst[c] = value
+
+
+@njit(cache=CACHE, nogil=True)
+def _pick_fill(dst, prev, value, cw, is_min):
+    for c in range(uintp(cw)):
+        dst[c] = _pick(prev[c], value, is_min)
+
+
+@njit(cache=CACHE, nogil=True)
+def _copy_row(dst, row, c0, cw):
+    c0 = uintp(c0)
+    for c in range(uintp(cw)):
+        dst[c] = row[c0 + c]
+
+
+@njit(cache=CACHE, nogil=True)
+def _pick_rows(dst, a, b, a0, b0, cw, is_min):
+    """dst[c] = pick(a[a0 + c], b[b0 + c]): the one vector loop every kernel here is made of."""
+    a0 = uintp(a0)
+    b0 = uintp(b0)
+    for c in range(uintp(cw)):
+        dst[c] = _pick(a[a0 + c], b[b0 + c], is_min)
+
+
+@njit(cache=CACHE, nogil=True)
+def _pick3_rows(dst, row, s, t, cw, is_min):
+    """dst[c] = pick(dst[c], row[s + c], row[t + c])."""
+    s = uintp(s)
+    t = uintp(t)
+    for c in range(uintp(cw)):
+        dst[c] = _pick(dst[c], _pick(row[s + c], row[t + c], is_min), is_min)
+
+
+@njit(cache=CACHE, nogil=True)
 def _combine_row(dst, prev, src, o, e, lo, n, code, cval, c0, cw, is_min, first):
     """dst[:] = pick(prev, source row at extended index e) over columns c0..c0+cw."""
     r = resolve_index(e - lo, n, code)
     if r < 0:
         if first:
-            for c in range(cw):
-                dst[c] = cval
+            _fill_row(dst, cval, cw)
         else:
-            for c in range(cw):
-                dst[c] = _pick(prev[c], cval, is_min)
+            _pick_fill(dst, prev, cval, cw, is_min)
+    elif first:
+        _copy_row(dst, src[o, r], c0, cw)
     else:
-        row = src[o, r]
-        if first:
-            for c in range(cw):
-                dst[c] = row[c0 + c]
-        else:
-            for c in range(cw):
-                dst[c] = _pick(prev[c], row[c0 + c], is_min)
+        _pick_rows(dst, prev, src[o, r], 0, c0, cw, is_min)
 
 
 @njit(parallel=True, cache=CACHE, nogil=True)
@@ -92,16 +123,9 @@ def minmax_middle_axis(src, out, size, lo, code, cval, is_min):
             for t in range(1, last - 1):
                 _combine_row(prefix[t], prefix[t - 1], src, o, base + size + t, lo, n, code,
                              cval, c0, cw, is_min, False)
-            orow = out[o, base]
-            h = suffix[0]
-            for c in range(cw):
-                orow[c0 + c] = h[c]
+            _copy_row(out[o, base, c0:], suffix[0], 0, cw)
             for t in range(1, last):
-                orow = out[o, base + t]
-                h = suffix[t]
-                g = prefix[t - 1]
-                for c in range(cw):
-                    orow[c0 + c] = _pick(h[c], g[c], is_min)
+                _pick_rows(out[o, base + t, c0:], suffix[t], prefix[t - 1], 0, 0, cw, is_min)
 
 
 @njit(cache=CACHE, nogil=True)
@@ -111,8 +135,8 @@ def _extend_line(row, n, lo, code, cval, buf, length):
         r = resolve_index(e - lo, n, code)
         buf[e] = cval if r < 0 else row[r]
     stop = min(lo + n, length)
-    for e in range(lo, stop):
-        buf[e] = row[e - lo]
+    if stop > lo:
+        _copy_row(buf[lo:stop], row, 0, stop - lo)
     for e in range(max(stop, lo), length):
         r = resolve_index(e - lo, n, code)
         buf[e] = cval if r < 0 else row[r]
@@ -123,8 +147,7 @@ def _doubling(a, b, length, size, is_min):
     """Levels in place: returns (buffer, span) with buffer[i] = extremum of [i, i + span)."""
     span = 1
     while span * 2 <= size:
-        for i in range(length - span):
-            b[i] = _pick(a[i], a[i + span], is_min)
+        _pick_rows(b, a, a, 0, span, length - span, is_min)
         a, b = b, a
         length -= span
         span *= 2
@@ -141,10 +164,7 @@ def minmax_last_axis(src, out, size, lo, code, cval, is_min):
         b = np.empty(length, src.dtype)
         _extend_line(src[r], n, lo, code, cval, a, length)
         lev, span = _doubling(a, b, length, size, is_min)
-        orow = out[r]
-        shift = size - span
-        for j in range(n):
-            orow[j] = _pick(lev[j], lev[j + shift], is_min)
+        _pick_rows(out[r], lev, lev, 0, size - span, n, is_min)
 
 
 @njit(parallel=True, cache=CACHE, nogil=True)
@@ -207,16 +227,10 @@ def minmax_runs(padded, out, run_dy, run_x, run_len, levels, is_min):
         nrows = y1 - y0 + fh - 1
         lev = np.empty((levels, nrows, wp), padded.dtype)
         for r in range(nrows):
-            src = padded[o, y0 + r]
-            l0 = lev[0, r]
-            for x in range(wp):
-                l0[x] = src[x]
+            _copy_row(lev[0, r], padded[o, y0 + r], 0, wp)
             span = 1
             for p in range(1, levels):
-                prev = lev[p - 1, r]
-                cur = lev[p, r]
-                for x in range(wp - span):
-                    cur[x] = _pick(prev[x], prev[x + span], is_min)
+                _pick_rows(lev[p, r], lev[p - 1, r], lev[p - 1, r], 0, span, wp - span, is_min)
                 span *= 2
         for y in range(y0, y1):
             orow = out[o, y]
@@ -231,11 +245,9 @@ def minmax_runs(padded, out, run_dy, run_x, run_len, levels, is_min):
                 s = run_x[k]
                 t = s + length - span
                 if k == 0:
-                    for x in range(W):
-                        orow[x] = _pick(row[x + s], row[x + t], is_min)
+                    _pick_rows(orow, row, row, s, t, W, is_min)
                 else:
-                    for x in range(W):
-                        orow[x] = _pick(orow[x], _pick(row[x + s], row[x + t], is_min), is_min)
+                    _pick3_rows(orow, row, s, t, W, is_min)
 
 
 @njit(parallel=True, cache=CACHE, nogil=True)
@@ -352,9 +364,14 @@ def has_nan(flat):
     found = np.zeros(parts, np.bool_)
     step = (n + parts - 1) // parts
     for p in prange(parts):
-        hit = False
-        for i in range(p * step, min(n, (p + 1) * step)):
-            v = flat[i]
-            hit |= v != v
-        found[p] = hit
+        found[p] = _count_nan(flat, p * step, min(n, (p + 1) * step)) > 0
     return found.any()
+
+
+@njit(cache=CACHE, nogil=True)
+def _count_nan(flat, start, stop):
+    count = 0
+    for i in range(uintp(start), uintp(stop)):
+        v = flat[i]
+        count += v != v
+    return count

@@ -52,11 +52,16 @@ def _finish(result, output, input):
         return output
     if result.dtype == output.dtype:
         output[...] = result
-    elif output.dtype.kind == "b" or result.dtype.kind == "b":
-        _args.store(result.astype(np.float64), output)
     else:
         _args.store(result.astype(np.float64), output)
     return output
+
+
+def _output(output, a):
+    """scipy's output rules; a fresh result is left uninitialised (every cell is written)."""
+    if output is None:
+        return np.empty(a.shape, a.dtype)
+    return _args.get_output(output, a)
 
 
 def _maybe_dask(func, input, depth, boundary_wrap, kwargs):
@@ -81,19 +86,23 @@ def _maybe_dask(func, input, depth, boundary_wrap, kwargs):
 # -- box minimum / maximum, one axis at a time -----------------------------------------
 
 
-def _minmax_axis(a, axis, size, lo, code, cval, is_min):
-    """One scipy min/max pass along `axis` (same dtype out as in, cval already of it)."""
-    out = np.empty_like(a)
+def _minmax_axis(a, axis, size, lo, code, cval, is_min, out, check_nan=True):
+    """One scipy min/max pass along `axis` into `out` (C-contiguous, a's dtype; cval of it).
+
+    Returns whether NaN was found (and scipy's own steps were run).
+    """
     n = a.shape[axis]
     if a.size == 0:
-        return out
-    exact = a.dtype.kind == "f" and (win.contains_nan(a) or (code == win.FILL and cval != cval))
-    if exact:
-        lines = np.ascontiguousarray(np.moveaxis(a, axis, -1)).reshape(-1, n)
+        return False
+    nan = check_nan and a.dtype.kind == "f" and (
+        win.contains_nan(a) or (code == win.FILL and cval != cval))
+    if nan:
+        moved = np.moveaxis(a, axis, -1)
+        lines = np.ascontiguousarray(moved).reshape(-1, n)
         res = np.empty_like(lines)
         ko.minmax_lines_exact(lines, res, size, lo, code, cval, is_min)
-        out[...] = np.moveaxis(res.reshape(np.moveaxis(a, axis, -1).shape), -1, axis)
-        return out
+        out[...] = np.moveaxis(res.reshape(moved.shape), -1, axis)
+        return True
     outer = int(np.prod(a.shape[:axis], dtype=np.int64))
     inner = int(np.prod(a.shape[axis + 1:], dtype=np.int64))
     if inner == 1:
@@ -102,7 +111,7 @@ def _minmax_axis(a, axis, size, lo, code, cval, is_min):
     else:
         ko.minmax_middle_axis(a.reshape(outer, n, inner), out.reshape(outer, n, inner), size,
                               lo, code, cval, is_min)
-    return out
+    return False
 
 
 def _box_work(a, cval, code):
@@ -114,22 +123,27 @@ def _box_work(a, cval, code):
 
 
 def _minmax_box(a, passes, output, cval, is_min):
-    """Box min/max as scipy does: one pass per axis, each stored into the output's dtype."""
+    """Box min/max as scipy does: one pass per axis, each stored into the output's dtype.
+
+    `output` is C-contiguous and does not overlap `a`.
+    """
     if not passes:
         output[...] = a
         return output
     cur = a
+    may_have_nan = True
     for k, (axis, size, origin, code) in enumerate(passes):
+        last = k == len(passes) - 1
         dtype, cv = _box_work(cur, cval, code)
-        lo = size // 2 + origin
-        res = _minmax_axis(np.ascontiguousarray(cur, dtype=dtype), axis, size, lo, code, cv,
-                           is_min)
-        if k == len(passes) - 1:
-            return _finish(res, output, a)
-        if res.dtype != output.dtype:
-            cur = _finish(res, np.empty(output.shape, output.dtype), a)
-        else:
-            cur = res
+        src = np.ascontiguousarray(cur, dtype=dtype)
+        dst = output if last and output.dtype == dtype else np.empty(cur.shape, dtype)
+        found = _minmax_axis(src, axis, size, size // 2 + origin, code, cv, is_min, dst,
+                             check_nan=may_have_nan)
+        # A pass over NaN-free data with a cval that is not NaN gives NaN-free data.
+        may_have_nan = found or (code == win.FILL and cv != cv)
+        if last:
+            return _finish(dst, output, a)
+        cur = dst if dtype == output.dtype else _finish(dst, np.empty(cur.shape, output.dtype), a)
     return output
 
 
@@ -206,8 +220,8 @@ def _min_or_max(input, size, footprint, output, mode, cval, origin, axes, is_min
         def run(x, cv, minimum=is_min):
             return _min_or_max(x, size, footprint, None if x.dtype == a.dtype else x.dtype,
                                mode, cv, origin, axes, minimum, "propagate")
-        return _finish(_omit_nan_minmax(run, a, cval, is_min), _args.get_output(output, a), a)
-    output = _args.get_output(output, a)
+        return _finish(_omit_nan_minmax(run, a, cval, is_min), _output(output, a), a)
+    output = _output(output, a)
     if fp is None:
         origins = _args.per_axis(origin, len(axes), param="origin")
         modes = _args.per_axis(mode, len(axes), param="mode")
@@ -217,7 +231,8 @@ def _min_or_max(input, size, footprint, output, mode, cval, origin, axes, is_min
             code = _args.mode_code(m)
             if s > 1:
                 passes.append((ax, s, _args.check_origin(o, s), code))
-        temp = output if not _args.overlaps(a, output) else np.empty_like(output)
+        fresh = output.flags.c_contiguous and not _args.overlaps(a, output)
+        temp = output if fresh else np.empty(output.shape, output.dtype)
         res = _minmax_box(a, passes, temp, cval, is_min)
         if res is not output:
             output[...] = res
@@ -436,7 +451,7 @@ def _rank(input, rank, size, footprint, output, mode, cval, origin, operation, a
             f"mode={mode!r}: a sequence of modes is not supported by non-separable rank "
             "filters; give one mode.", param="mode", value=mode, expected="one mode name")
     code = _args.mode_code(mode)
-    output = _args.get_output(output, a)
+    output = _output(output, a)
     kind = {"median": ko.MEDIAN, "percentile": ko.PERCENTILE}.get(operation, ko.RANK)
     omit_rank = requested if operation == "rank" else r
     pct = float(rank) if operation == "percentile" else 0.0
