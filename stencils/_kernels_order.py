@@ -26,6 +26,8 @@ Algorithms
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numba import njit, prange, uintp
 
@@ -375,3 +377,55 @@ def _count_nan(flat, start, stop):
         v = flat[i]
         count += v != v
     return count
+
+
+# -- user functions (generic_filter, generic_filter1d) ---------------------------------
+# The kernel calls the user's compiled function by name, so its source is
+# generated per call shape (how many extra arguments, which keywords) and
+# compiled per user function (numba specialises on the function's type).
+
+_POINT_KERNEL = '''
+def {name}(fn, pflat, bases, out, offsets{params}):
+    rows, width = out.shape
+    m = offsets.shape[0]
+    for q in prange(rows):
+        buf = np.empty(m, np.float64)
+        orow = out[q]
+        for i in range(width):
+            p0 = uintp(bases[q] + i)
+            for k in range(m):
+                buf[k] = pflat[p0 + uintp(offsets[k])]
+            orow[i] = fn(buf{args})
+'''
+
+_LINE_KERNEL = '''
+def {name}(fn, lines, out, size, lo, code, cval{params}):
+    rows, n = lines.shape
+    length = n + size - 1
+    for r in prange(rows):
+        ext = np.empty(length, np.float64)
+        obuf = np.zeros(n, np.float64)
+        extend_line(lines[r], n, lo, code, cval, ext, length)
+        fn(ext, obuf{args})
+        orow = out[r]
+        for j in range(n):
+            orow[j] = obuf[j]
+'''
+
+
+@functools.lru_cache(maxsize=32)
+def user_kernel(kind, n_extra, keywords):
+    """A parallel kernel calling a user function per point ('point') or per line ('line').
+
+    Its arguments: the compiled user function, the arrays, then the
+    `n_extra` extra arguments and the `keywords` values, in that order.
+    """
+    params = "".join(f", e{k}" for k in range(n_extra))
+    params += "".join(f", kw_{k}" for k in keywords)
+    args = "".join(f", e{k}" for k in range(n_extra))
+    args += "".join(f", {k}=kw_{k}" for k in keywords)
+    template = _POINT_KERNEL if kind == "point" else _LINE_KERNEL
+    source = template.format(name="kernel", params=params, args=args)
+    namespace = {"np": np, "prange": prange, "uintp": uintp, "extend_line": _extend_line}
+    exec(source, namespace)  # noqa: S102 - our own template, names are identifiers
+    return njit(parallel=True, nogil=True)(namespace["kernel"])

@@ -21,3 +21,7 @@ __all__ += [
     "minimum_filter", "maximum_filter", "minimum_filter1d", "maximum_filter1d",
     "median_filter", "rank_filter", "percentile_filter",
 ]
+
+from ._generic import CompileFallbackWarning, generic_filter, generic_filter1d  # noqa: E402
+
+__all__ += ["generic_filter", "generic_filter1d", "CompileFallbackWarning"]
