@@ -28,7 +28,7 @@ import time
 import numba
 import numpy as np
 
-from . import bench_convnet_ops, bench_floor, bench_nd, bench_stencils
+from . import bench_convnet_ops, bench_floor, bench_nd, bench_ndimage, bench_stencils
 from ._harness import (Result, environment, markdown_table, plot_ratios, results_from_json,
                        roofline, selected, time_workload, write_json)
 
@@ -42,7 +42,8 @@ EXTERNAL = [
 
 
 def workloads():
-    return bench_stencils.WORKLOADS + bench_nd.WORKLOADS + bench_convnet_ops.WORKLOADS
+    return (bench_stencils.WORKLOADS + bench_nd.WORKLOADS + bench_convnet_ops.WORKLOADS
+            + bench_ndimage.WORKLOADS)
 
 
 def _set_threads(threads=None):

@@ -8,20 +8,40 @@ docs/ndimage.md for the drop-in table and what differs.
 Modules: `_args` (argument rules shared by all), `_linear` (correlations,
 uniform, Gaussian and derivative filters), `_order` (minimum, maximum, median,
 rank, percentile), `_generic` (`generic_filter`, `generic_filter1d`).
+
+>>> from stencils import ndimage as ndi
+>>> ndi.uniform_filter1d([2.0, 8, 0, 4], size=2)
+array([2., 5., 4., 2.])
 """
 
-__all__ = []
-
-from ._order import (  # noqa: E402
-    maximum_filter, maximum_filter1d, median_filter, minimum_filter, minimum_filter1d,
-    percentile_filter, rank_filter,
+from . import _generic, _linear, _order
+from ._generic import CompileFallbackWarning, generic_filter, generic_filter1d
+from ._linear import (
+    convolve,
+    convolve1d,
+    correlate,
+    correlate1d,
+    gaussian_filter,
+    gaussian_filter1d,
+    gaussian_gradient_magnitude,
+    gaussian_laplace,
+    generic_gradient_magnitude,
+    generic_laplace,
+    laplace,
+    prewitt,
+    sobel,
+    uniform_filter,
+    uniform_filter1d,
+)
+from ._order import (
+    maximum_filter,
+    maximum_filter1d,
+    median_filter,
+    minimum_filter,
+    minimum_filter1d,
+    percentile_filter,
+    rank_filter,
 )
 
-__all__ += [
-    "minimum_filter", "maximum_filter", "minimum_filter1d", "maximum_filter1d",
-    "median_filter", "rank_filter", "percentile_filter",
-]
-
-from ._generic import CompileFallbackWarning, generic_filter, generic_filter1d  # noqa: E402
-
-__all__ += ["generic_filter", "generic_filter1d", "CompileFallbackWarning"]
+# Other filter modules add their imports above this line and their names below.
+__all__ = sorted(_linear.__all__ + _order.__all__ + _generic.__all__)

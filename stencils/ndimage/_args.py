@@ -49,8 +49,8 @@ Interface (stable: other modules build on it)
     does).
 ``store(result, output)``
     Write float64 values into ``output`` the way scipy's C code casts them:
-    truncation for integers, ``!= 0`` for bool, modular wrap for negative
-    values into unsigned types.
+    truncation for integers and bool (an unsigned byte in scipy's C), modular
+    wrap for negative values into unsigned types.
 ``overlaps(input, output) -> bool``
 """
 
@@ -119,6 +119,7 @@ def as_input(input, *, complex_ok=True, param="input"):
             "or complex).",
             param=param, value=a.dtype, expected="a numeric dtype",
         )
+    _check_supported(a.dtype, param)
     if a.dtype.kind == "c" and not complex_ok:
         raise StencilTypeError(
             f"{param} has the complex dtype {a.dtype}; this filter takes real input only "
@@ -127,6 +128,17 @@ def as_input(input, *, complex_ok=True, param="input"):
             param=param, value=a.dtype, expected="a real dtype",
         )
     return a
+
+
+def _check_supported(dtype, param):
+    # scipy's C core takes no half or extended precision (RuntimeError there too).
+    if (dtype.kind == "f" and dtype.itemsize not in (4, 8)) or (
+            dtype.kind == "c" and dtype.itemsize not in (8, 16)):
+        raise NdimageRuntimeError(
+            f"array type {dtype!r} not supported: {param} has dtype {dtype}; convert it, "
+            "e.g. with .astype(np.float32) or .astype(np.float64).",
+            param=param, value=dtype, expected="float32, float64, complex64 or complex128",
+        )
 
 
 def get_output(output, input, *, shape=None, complex_output=False, param="output"):
@@ -150,6 +162,7 @@ def get_output(output, input, *, shape=None, complex_output=False, param="output
                 f"{param}={output!r}: output must have numeric dtype, got {dtype}.",
                 param=param, value=output, expected="a numeric dtype",
             )
+        _check_supported(dtype, param)
         if complex_output and dtype.kind != "c":
             if isinstance(output, str):
                 raise NdimageRuntimeError(
@@ -177,6 +190,7 @@ def get_output(output, input, *, shape=None, complex_output=False, param="output
             "or weights are complex.",
             param=param, value=output.dtype, expected="a complex dtype",
         )
+    _check_supported(output.dtype, param)
     if output.dtype.kind not in "biufc":
         raise NdimageRuntimeError(
             f"{param} has dtype {output.dtype}; output must have numeric dtype.",
@@ -215,9 +229,10 @@ def normalize_axes(axes, ndim, *, param="axes"):
         )
     try:
         axes = tuple(operator.index(ax) for ax in axes)
-    except TypeError:
-        raise StencilValueError(
-            f"{param}={axes!r}: axes must be an integer, iterable of integers, or None.",
+    except TypeError as exc:
+        raise StencilTypeError(
+            f"{param}={axes!r}: axes must be an integer, iterable of integers, or None "
+            f"({exc}).",
             param=param, value=axes, expected="integers",
         ) from None
     for ax in axes:
@@ -405,7 +420,8 @@ def store(result, output):
     if kind in "fc":
         output[...] = result
     elif kind == "b":
-        np.not_equal(result, 0, out=output)
+        # scipy's npy_bool is an unsigned char: the value is truncated, not tested != 0.
+        store(result, output.view(np.uint8))
     elif kind == "u":
         # scipy: value > -1 ? (type)value : -(type)(-value), i.e. modular for negatives.
         mag = np.where(result > -1, result, -result)

@@ -1,0 +1,367 @@
+"""Numba kernels of `stencils.ndimage`: scipy.ndimage's filters, to the last bit.
+
+They see only clean arrays: the source C-contiguous float32 or float64, the
+output C-contiguous float32 or float64, weights float64, modes as the border
+codes of `stencils._kernels`.  Nothing here validates (stencils.ndimage._args
+and ._linear do).
+
+Exactness: every output element is the same sequence of float64 operations as
+in scipy's C code (scipy/ndimage/src/ni_filters.c), only the order *across*
+elements differs (so loops vectorise across independent outputs):
+
+- a 1-D correlation sums a symmetric kernel in pairs, ``c*x0 + w1*(x-1 + x1) + ...``
+  from the outermost pair in, an antisymmetric one with differences, any other
+  starting with the last tap and then the others from the first;
+- the n-D correlation starts from 0.0 and adds ``w*x`` for every weight with
+  ``|w| > DBL_EPSILON`` in C order (cval for reads outside the array);
+- the uniform filter is scipy's running sum of the extended line.
+
+Reads outside the array follow `stencils._kernels.resolve_index` (scipy's
+'reflect', 'mirror', 'nearest', 'wrap' at any distance; -1 means cval).  The
+value read is the source element converted to float64; cval is used as a
+float64 (as scipy's line buffers hold it), never rounded to the source dtype.
+
+Each filter has a task function (one block of the work), a parallel driver
+(``prange`` over tasks) and a serial one (for Dask's worker threads).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ._kernels import CACHE, resolve_index
+
+_OPTS = dict(cache=CACHE, nogil=True, error_model="numpy")
+_BLOCK = 128  # outputs of a line summed together (their float64 sums fit in L1)
+
+
+# -- extended lines (scipy's line buffers) -------------------------------------
+
+@njit(**_OPTS)
+def _extend_line(buf, row, before, code, cval):
+    """buf[p] = the row extended by the border rule, at index p - before."""
+    n = row.shape[0]
+    lo = min(max(before, 0), buf.shape[0])
+    hi = min(max(before + n, lo), buf.shape[0])
+    inside = buf[lo:hi]
+    src = row[lo - before:hi - before]  # a slice: no negative-index check in the copy loop
+    for p in range(hi - lo):
+        inside[p] = src[p]
+    for p in range(0, lo):
+        r = resolve_index(p - before, n, code)
+        buf[p] = cval if r < 0 else row[r]
+    for p in range(hi, buf.shape[0]):
+        r = resolve_index(p - before, n, code)
+        buf[p] = cval if r < 0 else row[r]
+
+
+@njit(**_OPTS)
+def _correlate_buffer(buf, acc, weights, symmetry):
+    """acc[l] = scipy's 1-D correlation of the extended line at output l."""
+    # Taps are read through slices: a plain index like buf[l + k] could be negative
+    # as far as Numba knows, and its wraparound check stops vectorisation.
+    n = acc.shape[0]
+    size = weights.shape[0]
+    size1 = size // 2
+    if symmetry != 0:
+        c = weights[size1]
+        centre = buf[size1:size1 + n]
+        for ll in range(n):
+            acc[ll] = centre[ll] * c
+        for jj in range(-size1, 0):
+            w = weights[size1 + jj]
+            a = buf[size1 + jj:size1 + jj + n]
+            b = buf[size1 - jj:size1 - jj + n]
+            if symmetry > 0:
+                for ll in range(n):
+                    acc[ll] += (a[ll] + b[ll]) * w
+            else:
+                for ll in range(n):
+                    acc[ll] += (a[ll] - b[ll]) * w
+    else:
+        last = buf[size - 1:size - 1 + n]
+        wl = weights[size - 1]
+        for ll in range(n):
+            acc[ll] = last[ll] * wl
+        for k in range(size - 1):
+            w = weights[k]
+            a = buf[k:k + n]
+            for ll in range(n):
+                acc[ll] += a[ll] * w
+
+
+@njit(**_OPTS)
+def _uniform_buffer(buf, acc, size):
+    """acc[l] = scipy's running mean of `size` elements of the extended line."""
+    n = acc.shape[0]
+    tmp = 0.0
+    for ll in range(size):
+        tmp += buf[ll]
+    acc[0] = tmp / size
+    for ll in range(1, n):
+        tmp += buf[ll + size - 1] - buf[ll - 1]
+        acc[ll] = tmp / size
+
+
+# -- 1-D filters along the last axis: one extended line at a time --------------
+
+@njit(**_OPTS)
+def _lines_task(src2, out2, first, stop, weights, before, code, cval, symmetry, uniform):
+    n = src2.shape[1]
+    size = weights.shape[0]
+    buf = np.empty(n + size - 1)
+    acc = np.empty(n)
+    for line in range(first, stop):
+        _extend_line(buf, src2[line], before, code, cval)
+        if uniform:
+            _uniform_buffer(buf, acc, size)
+        else:
+            # In blocks, so that the sums and the taps they read stay in L1.
+            for b0 in range(0, n, _BLOCK):
+                m = min(_BLOCK, n - b0)
+                _correlate_buffer(buf[b0:b0 + m + size - 1], acc[b0:b0 + m], weights, symmetry)
+        row = out2[line]
+        for ll in range(n):
+            row[ll] = acc[ll]
+
+
+@njit(parallel=True, cache=CACHE, error_model="numpy")
+def lines_parallel(src2, out2, weights, before, code, cval, symmetry, uniform, per_task):
+    """A 1-D correlation (or uniform filter, `weights` then only gives the size)
+    along the rows of `src2` into `out2`; `before` = size // 2 + origin."""
+    lines = src2.shape[0]
+    tasks = (lines + per_task - 1) // per_task
+    for t in prange(tasks):
+        _lines_task(src2, out2, t * per_task, min(lines, (t + 1) * per_task), weights, before,
+                    code, cval, symmetry, uniform)
+
+
+@njit(**_OPTS)
+def lines_serial(src2, out2, weights, before, code, cval, symmetry, uniform, per_task):
+    _lines_task(src2, out2, 0, src2.shape[0], weights, before, code, cval, symmetry, uniform)
+
+
+# -- 1-D filters along an axis that is not the last: vectorised across it ------
+
+@njit(**_OPTS)
+def _tap_rows(rows, i, before, n, code):
+    """Source row of each tap for output row i (-1: cval); True if none is -1."""
+    inside = True
+    for k in range(rows.shape[0]):
+        r = resolve_index(i + k - before, n, code)
+        rows[k] = r
+        if r < 0:
+            inside = False
+    return inside
+
+
+@njit(**_OPTS)
+def _correlate_rows(x, rows, k0, acc, weights, symmetry):
+    """acc[j] = the correlation at column k0 + j, every tap's row inside the source."""
+    m = acc.shape[0]
+    size = weights.shape[0]
+    size1 = size // 2
+    if symmetry != 0:
+        c = weights[size1]
+        centre = x[rows[size1], k0:k0 + m]
+        for j in range(m):
+            acc[j] = centre[j] * c
+        for jj in range(-size1, 0):
+            w = weights[size1 + jj]
+            a = x[rows[size1 + jj], k0:k0 + m]
+            b = x[rows[size1 - jj], k0:k0 + m]
+            if symmetry > 0:
+                for j in range(m):
+                    acc[j] += (np.float64(a[j]) + np.float64(b[j])) * w
+            else:
+                for j in range(m):
+                    acc[j] += (np.float64(a[j]) - np.float64(b[j])) * w
+    else:
+        last = x[rows[size - 1], k0:k0 + m]
+        wl = weights[size - 1]
+        for j in range(m):
+            acc[j] = last[j] * wl
+        for k in range(size - 1):
+            w = weights[k]
+            a = x[rows[k], k0:k0 + m]
+            for j in range(m):
+                acc[j] += a[j] * w
+
+
+@njit(**_OPTS)
+def _tap_value(x, r, col, cval):
+    return cval if r < 0 else np.float64(x[r, col])
+
+
+@njit(**_OPTS)
+def _correlate_rows_fill(x, rows, k0, acc, weights, symmetry, cval):
+    """As `_correlate_rows` where some taps read cval (constant mode near an edge)."""
+    size = weights.shape[0]
+    size1 = size // 2
+    for j in range(acc.shape[0]):
+        col = k0 + j
+        if symmetry != 0:
+            t = _tap_value(x, rows[size1], col, cval) * weights[size1]
+            for jj in range(-size1, 0):
+                a = _tap_value(x, rows[size1 + jj], col, cval)
+                b = _tap_value(x, rows[size1 - jj], col, cval)
+                t += ((a + b) if symmetry > 0 else (a - b)) * weights[size1 + jj]
+        else:
+            t = _tap_value(x, rows[size - 1], col, cval) * weights[size - 1]
+            for k in range(size - 1):
+                t += _tap_value(x, rows[k], col, cval) * weights[k]
+        acc[j] = t
+
+
+@njit(**_OPTS)
+def _axis_task(src3, out3, o, i0, i1, weights, before, code, cval, symmetry, chunk):
+    n, inner = src3.shape[1], src3.shape[2]
+    x = src3[o]
+    rows = np.empty(weights.shape[0], dtype=np.int64)
+    acc_full = np.empty(min(chunk, inner))
+    for i in range(i0, i1):
+        inside = _tap_rows(rows, i, before, n, code)
+        for k0 in range(0, inner, chunk):
+            m = min(chunk, inner - k0)
+            acc = acc_full[:m]
+            if inside:
+                _correlate_rows(x, rows, k0, acc, weights, symmetry)
+            else:
+                _correlate_rows_fill(x, rows, k0, acc, weights, symmetry, cval)
+            dst = out3[o, i, k0:k0 + m]
+            for j in range(m):
+                dst[j] = acc[j]
+
+
+@njit(parallel=True, cache=CACHE, error_model="numpy")
+def axis_parallel(src3, out3, weights, before, code, cval, symmetry, rows_per_task, chunk):
+    """A 1-D correlation along axis 1 of ``(outer, n, inner)`` arrays, vectorised along
+    axis 2; tasks are blocks of `rows_per_task` output rows."""
+    outer, n = src3.shape[0], src3.shape[1]
+    blocks = (n + rows_per_task - 1) // rows_per_task
+    for t in prange(outer * blocks):
+        o, b = t // blocks, t % blocks
+        _axis_task(src3, out3, o, b * rows_per_task, min(n, (b + 1) * rows_per_task), weights,
+                   before, code, cval, symmetry, chunk)
+
+
+@njit(**_OPTS)
+def axis_serial(src3, out3, weights, before, code, cval, symmetry, rows_per_task, chunk):
+    for o in range(src3.shape[0]):
+        _axis_task(src3, out3, o, 0, src3.shape[1], weights, before, code, cval, symmetry,
+                   chunk)
+
+
+@njit(**_OPTS)
+def _uniform_axis_task(src3, out3, o, k0, m, size, before, code, cval):
+    n = src3.shape[1]
+    x = src3[o]
+    tmp = np.zeros(m)
+    for p in range(size):
+        r = resolve_index(p - before, n, code)
+        if r < 0:
+            for j in range(m):
+                tmp[j] += cval
+        else:
+            a = x[r, k0:k0 + m]
+            for j in range(m):
+                tmp[j] += a[j]
+    dst = out3[o, 0, k0:k0 + m]
+    for j in range(m):
+        dst[j] = tmp[j] / size
+    for ll in range(1, n):
+        r_in = resolve_index(ll + size - 1 - before, n, code)
+        r_out = resolve_index(ll - 1 - before, n, code)
+        dst = out3[o, ll, k0:k0 + m]
+        if r_in >= 0 and r_out >= 0:
+            a = x[r_in, k0:k0 + m]
+            b = x[r_out, k0:k0 + m]
+            for j in range(m):
+                tmp[j] += np.float64(a[j]) - np.float64(b[j])
+                dst[j] = tmp[j] / size
+        else:
+            for j in range(m):
+                tmp[j] += _tap_value(x, r_in, k0 + j, cval) - _tap_value(x, r_out, k0 + j, cval)
+                dst[j] = tmp[j] / size
+
+
+@njit(parallel=True, cache=CACHE, error_model="numpy")
+def uniform_axis_parallel(src3, out3, size, before, code, cval, chunk):
+    """scipy's uniform filter along axis 1 of ``(outer, n, inner)`` arrays; each task
+    runs the running sums of `chunk` columns of axis 2 side by side."""
+    outer, inner = src3.shape[0], src3.shape[2]
+    blocks = (inner + chunk - 1) // chunk
+    for t in prange(outer * blocks):
+        o, b = t // blocks, t % blocks
+        k0 = b * chunk
+        _uniform_axis_task(src3, out3, o, k0, min(chunk, inner - k0), size, before, code, cval)
+
+
+@njit(**_OPTS)
+def uniform_axis_serial(src3, out3, size, before, code, cval, chunk):
+    inner = src3.shape[2]
+    for o in range(src3.shape[0]):
+        for k0 in range(0, inner, chunk):
+            _uniform_axis_task(src3, out3, o, k0, min(chunk, inner - k0), size, before, code,
+                               cval)
+
+
+# -- n-D correlation: taps grouped by the source row they read ------------------
+
+@njit(**_OPTS)
+def _nd_task(src2, out2, lead_shape, r0, r1, group_offsets, group_start, shifts, weights,
+             code, cval, min_shift, max_shift):
+    n = src2.shape[1]
+    nlead = lead_shape.shape[0]
+    buf = np.empty(n + max_shift - min_shift)
+    acc = np.empty(n)
+    index = np.empty(nlead, dtype=np.int64)
+    for row in range(r0, r1):
+        rem = row
+        for d in range(nlead - 1, -1, -1):
+            index[d] = rem % lead_shape[d]
+            rem //= lead_shape[d]
+        acc[:] = 0.0
+        for g in range(group_start.shape[0] - 1):
+            source = 0
+            for d in range(nlead):
+                r = resolve_index(index[d] + group_offsets[g, d], lead_shape[d], code)
+                if r < 0:
+                    source = -1
+                    break
+                source = source * lead_shape[d] + r
+            if source < 0:
+                buf[:] = cval
+            else:
+                _extend_line(buf, src2[source], -min_shift, code, cval)
+            for t in range(group_start[g], group_start[g + 1]):
+                w = weights[t]
+                s = shifts[t] - min_shift
+                tap = buf[s:s + n]
+                for j in range(n):
+                    acc[j] += w * tap[j]
+        dst = out2[row]
+        for j in range(n):
+            dst[j] = acc[j]
+
+
+@njit(parallel=True, cache=CACHE, error_model="numpy")
+def nd_parallel(src2, out2, lead_shape, group_offsets, group_start, shifts, weights, code, cval,
+                min_shift, max_shift, per_task):
+    """scipy's n-D correlation.  Rows are the source's last-axis lines (leading
+    index unravelled from `lead_shape`); taps come in groups reading one source
+    row at `group_offsets[g]` (per leading axis), each tap a last-axis shift and
+    weight, in scipy's C order."""
+    rows = out2.shape[0]
+    tasks = (rows + per_task - 1) // per_task
+    for t in prange(tasks):
+        _nd_task(src2, out2, lead_shape, t * per_task, min(rows, (t + 1) * per_task),
+                 group_offsets, group_start, shifts, weights, code, cval, min_shift, max_shift)
+
+
+@njit(**_OPTS)
+def nd_serial(src2, out2, lead_shape, group_offsets, group_start, shifts, weights, code, cval,
+              min_shift, max_shift, per_task):
+    _nd_task(src2, out2, lead_shape, 0, out2.shape[0], group_offsets, group_start, shifts,
+             weights, code, cval, min_shift, max_shift)

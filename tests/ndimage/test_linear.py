@@ -1,0 +1,182 @@
+"""stencils.ndimage's linear filters against scipy.ndimage: bit-equal results, same dtypes."""
+
+import numpy as np
+import pytest
+import scipy.ndimage as sn
+from hypothesis import given, strategies as st
+from hypothesis.extra import numpy as hnp
+
+from stencils import ndimage as ndi
+
+MODES = ["reflect", "constant", "nearest", "mirror", "wrap", "grid-wrap", "grid-mirror",
+         "grid-constant"]
+DTYPES = [np.float64, np.float32, np.int16, np.uint8, np.int64, np.bool_]
+
+
+@st.composite
+def images(draw, dtypes=DTYPES, min_dims=1, max_dims=4):
+    shape = draw(hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=1,
+                                  max_side=7))
+    dtype = np.dtype(draw(st.sampled_from(dtypes)))
+    if dtype.kind == "f":
+        elements = st.floats(-1e3, 1e3, width=dtype.itemsize * 8)
+    elif dtype.kind == "c":
+        elements = st.complex_numbers(max_magnitude=1e3, width=dtype.itemsize * 8)
+    elif dtype.kind == "b":
+        elements = st.booleans()
+    else:
+        info = np.iinfo(dtype)
+        elements = st.integers(max(info.min, -1000), min(info.max, 1000))
+    return draw(hnp.arrays(dtype, shape, elements=elements))
+
+
+def same(ours, theirs):
+    assert ours.dtype == theirs.dtype
+    np.testing.assert_array_equal(ours, theirs, strict=True)
+
+
+cvals = st.sampled_from([0.0, 1.5, -2.0, 0.1])
+
+
+@given(images(), st.lists(st.floats(-3, 3), min_size=1, max_size=6), st.data())
+def test_correlate1d_and_convolve1d(image, weights, data):
+    axis = data.draw(st.integers(-image.ndim, image.ndim - 1))
+    mode, cval = data.draw(st.sampled_from(MODES)), data.draw(cvals)
+    shape = data.draw(st.sampled_from(["any", "symmetric", "antisymmetric"]))
+    if shape == "symmetric":  # scipy sums these in pairs
+        weights = weights[:-1] + weights[::-1]
+    elif shape == "antisymmetric":
+        weights = weights[:-1] + [0.0] + [-w for w in weights[-2::-1]]
+    n = len(weights)
+    origin = data.draw(st.integers(-(n // 2), (n - 1) // 2))
+    for ours, theirs in ((ndi.correlate1d, sn.correlate1d), (ndi.convolve1d, sn.convolve1d)):
+        same(ours(image, weights, axis, mode=mode, cval=cval, origin=origin),
+             theirs(image, weights, axis, mode=mode, cval=cval, origin=origin))
+
+
+@given(images(), st.data())
+def test_correlate_and_convolve(image, data):
+    shape = data.draw(hnp.array_shapes(min_dims=image.ndim, max_dims=image.ndim, max_side=4))
+    weights = data.draw(hnp.arrays(np.float64, shape, elements=st.sampled_from(
+        [0.0, 1.0, -2.0, 0.5, 1e-17, 3.25])))
+    mode, cval = data.draw(st.sampled_from(MODES)), data.draw(cvals)
+    origin = [data.draw(st.integers(-(s // 2), (s - 1) // 2)) for s in shape]
+    for ours, theirs in ((ndi.correlate, sn.correlate), (ndi.convolve, sn.convolve)):
+        same(ours(image, weights, mode=mode, cval=cval, origin=origin),
+             theirs(image, weights, mode=mode, cval=cval, origin=origin))
+
+
+@given(images(), st.integers(1, 6), st.data())
+def test_uniform_filters(image, size, data):
+    mode, cval = data.draw(st.sampled_from(MODES)), data.draw(cvals)
+    axis = data.draw(st.integers(0, image.ndim - 1))
+    origin = data.draw(st.integers(-(size // 2), (size - 1) // 2))
+    same(ndi.uniform_filter1d(image, size, axis, mode=mode, cval=cval, origin=origin),
+         sn.uniform_filter1d(image, size, axis, mode=mode, cval=cval, origin=origin))
+    same(ndi.uniform_filter(image, size, mode=mode, cval=cval, origin=origin),
+         sn.uniform_filter(image, size, mode=mode, cval=cval, origin=origin))
+
+
+@given(images(), st.floats(0.3, 3.0), st.integers(0, 3), st.data())
+def test_gaussian_filters(image, sigma, order, data):
+    mode, cval = data.draw(st.sampled_from(MODES)), data.draw(cvals)
+    truncate = data.draw(st.sampled_from([4.0, 2.0, 1.0]))
+    radius = data.draw(st.sampled_from([None, 0, 2]))
+    axis = data.draw(st.integers(0, image.ndim - 1))
+    kw = dict(mode=mode, cval=cval, truncate=truncate, radius=radius)
+    same(ndi.gaussian_filter1d(image, sigma, axis, order, **kw),
+         sn.gaussian_filter1d(image, sigma, axis, order, **kw))
+    same(ndi.gaussian_filter(image, sigma, order, **kw),
+         sn.gaussian_filter(image, sigma, order, **kw))
+
+
+@given(images(), st.data())
+def test_derivative_filters(image, data):
+    mode, cval = data.draw(st.sampled_from(MODES)), data.draw(cvals)
+    axis = data.draw(st.integers(0, image.ndim - 1))
+    for name in ("sobel", "prewitt"):
+        same(getattr(ndi, name)(image, axis, mode=mode, cval=cval),
+             getattr(sn, name)(image, axis, mode=mode, cval=cval))
+    same(ndi.laplace(image, mode=mode, cval=cval), sn.laplace(image, mode=mode, cval=cval))
+
+
+@given(images(dtypes=[np.float64, np.float32, np.int32]), st.floats(0.5, 2.0), st.data())
+def test_gaussian_laplace_and_gradient_magnitude(image, sigma, data):
+    mode = data.draw(st.sampled_from(MODES))
+    for name in ("gaussian_laplace", "gaussian_gradient_magnitude"):
+        same(getattr(ndi, name)(image, sigma, mode=mode),
+             getattr(sn, name)(image, sigma, mode=mode))
+
+
+@given(images(dtypes=[np.float64, np.complex128, np.complex64], max_dims=3), st.data())
+def test_complex_input_and_weights(image, data):
+    weights = data.draw(st.sampled_from([[1, 2j, 3], [1 - 1j, 0.5], [1.0, -2.0, 1.0]]))
+    weights = np.asarray(weights)
+    axis = data.draw(st.integers(0, image.ndim - 1))
+    mode = data.draw(st.sampled_from(MODES))
+    for name in ("correlate1d", "convolve1d"):
+        same(getattr(ndi, name)(image, weights, axis, mode=mode),
+             getattr(sn, name)(image, weights, axis, mode=mode))
+    kernel = weights.reshape((1,) * (image.ndim - 1) + (-1,))
+    for name in ("correlate", "convolve"):
+        same(getattr(ndi, name)(image, kernel, mode=mode),
+             getattr(sn, name)(image, kernel, mode=mode))
+    same(ndi.uniform_filter(image, 3, mode=mode), sn.uniform_filter(image, 3, mode=mode))
+
+
+@pytest.mark.parametrize("axes", [(0,), (1, 2), (-1, 0)])
+def test_axes_and_per_axis_arguments(axes):
+    image = np.random.default_rng(1).standard_normal((5, 6, 7))
+    n = len(axes)
+    modes = ["wrap", "mirror"][:n]
+    kw = dict(mode=modes, axes=axes)
+    same(ndi.gaussian_filter(image, [1.0, 0.5][:n], order=[1, 0][:n], **kw),
+         sn.gaussian_filter(image, [1.0, 0.5][:n], order=[1, 0][:n], **kw))
+    same(ndi.uniform_filter(image, [3, 2][:n], origin=[1, 0][:n], **kw),
+         sn.uniform_filter(image, [3, 2][:n], origin=[1, 0][:n], **kw))
+    weights = np.arange(1.0, 1 + 3 ** n).reshape((3,) * n)
+    same(ndi.correlate(image, weights, axes=axes, origin=1),
+         sn.correlate(image, weights, axes=axes, origin=1))
+    same(ndi.laplace(image, mode=modes, axes=axes), sn.laplace(image, mode=modes, axes=axes))
+
+
+@pytest.mark.parametrize("out_dtype", [np.float32, np.int16, np.uint8, np.bool_])
+def test_output_array_and_dtype(out_dtype):
+    image = np.random.default_rng(2).uniform(-50, 50, (9, 8))
+    out = np.zeros(image.shape, out_dtype)
+    with np.errstate(all="ignore"):
+        expected = sn.gaussian_filter(image, 1.5, output=out_dtype)
+        assert ndi.gaussian_filter(image, 1.5, output=out) is out
+        same(out, expected)
+        same(ndi.correlate(image, [[1, -2], [3, 1]], output=out_dtype),
+             sn.correlate(image, [[1, -2], [3, 1]], output=out_dtype))
+
+
+def test_in_place_output_and_non_contiguous_input():
+    image = np.random.default_rng(3).standard_normal((8, 10))
+    expected = sn.sobel(image, 0)
+    ours = image.copy()
+    ndi.sobel(ours, 0, output=ours)
+    same(ours, expected)
+    view = image.T[::2]
+    same(ndi.gaussian_filter(view, 1.0), sn.gaussian_filter(view, 1.0))
+    same(ndi.correlate(view, np.ones((2, 3))), sn.correlate(view, np.ones((2, 3))))
+
+
+def test_large_parallel_matches_scipy():
+    image = np.random.default_rng(4).standard_normal((300, 257)).astype(np.float32)
+    for mode in ("reflect", "constant", "wrap"):
+        same(ndi.gaussian_filter(image, 2.0, mode=mode, cval=0.3),
+             sn.gaussian_filter(image, 2.0, mode=mode, cval=0.3))
+        same(ndi.uniform_filter(image, 15, mode=mode), sn.uniform_filter(image, 15, mode=mode))
+    same(ndi.correlate(image, np.arange(9.0).reshape(3, 3)),
+         sn.correlate(image, np.arange(9.0).reshape(3, 3)))
+
+
+def test_nan_and_inf_spread_as_in_scipy():
+    image = np.arange(20.0).reshape(4, 5)
+    image[1, 2] = np.nan
+    image[3, 0] = np.inf
+    for name, args in (("gaussian_filter", (1.0,)), ("uniform_filter", (3,)), ("sobel", ()),
+                       ("correlate", ([[0, 1e-17], [1, 2]],))):
+        same(getattr(ndi, name)(image, *args), getattr(sn, name)(image, *args))
