@@ -206,6 +206,23 @@ def _omit_nan_minmax(run, a, cval, is_min):
     return result
 
 
+def _footprint_rank(footprint, axes, box_as_sizes):
+    """scipy's errors for a footprint with the wrong number of axes (before anything else)."""
+    if footprint is None:
+        return
+    fp = np.asarray(footprint, dtype=bool)
+    if not fp.any() or fp.ndim == len(axes):
+        return
+    if box_as_sizes and fp.all():
+        raise _args.NdimageRuntimeError(
+            f"sequence argument must have length equal to input rank: footprint has "
+            f"{fp.ndim} axes for {len(axes)} filtered axes.",
+            param="footprint", value=fp.shape, expected=f"{len(axes)}-D")
+    raise _args.NdimageRuntimeError(
+        f"footprint.ndim ({fp.ndim}) must match len(axes) ({len(axes)})",
+        param="footprint", value=fp.shape, expected=f"{len(axes)}-D")
+
+
 def _min_or_max(input, size, footprint, output, mode, cval, origin, axes, is_min, nan_policy):
     omit = _check_nan_policy(nan_policy)
     if _args.is_dask(input):
@@ -214,6 +231,7 @@ def _min_or_max(input, size, footprint, output, mode, cval, origin, axes, is_min
             is_min=is_min, nan_policy=nan_policy, output=output))
     a = _args.as_input(input, complex_ok=False)
     axes = _args.normalize_axes(axes, a.ndim)
+    _footprint_rank(footprint, axes, True)
     sizes, fp = _args.sizes_or_footprint(size, footprint, axes, a.ndim)
     cval = _args.as_float_cval(cval)
     if omit and a.dtype.kind == "f":
@@ -426,6 +444,7 @@ def _rank(input, rank, size, footprint, output, mode, cval, origin, operation, a
             operation=operation, axes=axes, nan_policy=nan_policy, output=output))
     a = _args.as_input(input, complex_ok=False)
     axes = _args.normalize_axes(axes, a.ndim)
+    _footprint_rank(footprint, axes, False)
     sizes, fp = _args.sizes_or_footprint(size, footprint, axes, a.ndim)
     if fp is None:
         fp = np.ones(sizes, bool)

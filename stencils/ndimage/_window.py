@@ -93,12 +93,12 @@ def fits(value, dtype):
 
 
 def kernel_dtype(dtype):
-    """The dtype the kernels run for `dtype` (bool as uint8, float16 as float32)."""
+    """The dtype the kernels run for `dtype` (native byte order, bool as uint8, float16 as float32)."""
     if dtype.kind == "b":
         return np.dtype(np.uint8)
-    if dtype == np.float16:
+    if dtype.itemsize == 2 and dtype.kind == "f":
         return np.dtype(np.float32)
-    return dtype
+    return dtype.newbyteorder("=")
 
 
 def contains_nan(a):
