@@ -23,6 +23,7 @@ from .. import _kernels_order as ko
 from ..errors import StencilTypeError
 from . import _args
 from . import _window as win
+from ._order import _output
 
 __all__ = ["generic_filter", "generic_filter1d", "CompileFallbackWarning"]
 
@@ -149,11 +150,11 @@ def generic_filter(input, function, size=None, footprint=None, output=None, mode
     a = _args.as_input(input, complex_ok=False)
     axes = _args.normalize_axes(axes, a.ndim)
     sizes, fp = _args.sizes_or_footprint(size, footprint, axes, a.ndim)
-    if fp is None:
-        fp = np.ones(sizes, bool)
+    if fp is None:  # a box: from size (scipy's order of axes) or an all-True footprint
+        fp = win.box_footprint(sizes, axes, a.ndim) if footprint is None else np.ones(sizes, bool)
     origins = [_args.check_origin(o, f)
                for o, f in zip(_args.origins_for(origin, axes, a.ndim), fp.shape)]
-    output = _args.get_output(output, a)
+    output = _output(output, a)
     code = _args.mode_code(mode)
     if _is_low_level(function):
         return _scipy().generic_filter(a, function, footprint=fp, output=output, mode=mode,
@@ -224,7 +225,7 @@ def generic_filter1d(input, function, filter_size, axis=-1, output=None, mode="r
         return _dask_generic1d(input, function, filter_size, ax, output, mode, cval, origin,
                                extra_arguments, extra_keywords)
     a = _args.as_input(input, complex_ok=False)
-    output = _args.get_output(output, a)
+    output = _output(output, a)
     if not isinstance(filter_size, numbers.Integral) or isinstance(filter_size, bool):
         raise StencilTypeError(f"filter_size={filter_size!r} is not an integer.",
                                param="filter_size", value=filter_size, expected="an integer")

@@ -27,8 +27,9 @@ import itertools
 
 import numpy as np
 
-# 0-1 inputs checked per network: (h + 1) ** w of them.
-_MAX_ZERO_ONE_INPUTS = 70_000
+# Box sides a network is generated for (each box and rank is a kernel to compile;
+# the 0-1 check runs (h + 1) ** w inputs).
+_SIDES = (1, 3, 5)
 _MAX_CELLS = 25
 
 
@@ -169,18 +170,22 @@ def _kernel(h, w, rank):
 
 
 def network_kernel(footprint, rank, dtype):
-    """A compiled kernel ``(padded3, out3)`` for rank `rank` of box `footprint`, or None.
+    """A compiled kernel ``(padded3, out3)`` for the median of box `footprint`, or None.
 
-    None unless the footprint is a box of at most 25 cells spanning only the
-    last two axes (and small enough to check exhaustively).
+    None unless `rank` is the median (``cells // 2``) of a box of sides 1, 3
+    or 5 spanning only the last two axes: each (box, rank) is a kernel of its
+    own to compile (seconds, then cached on disk), so other ranks select by
+    quickselect.
     """
     if not footprint.all() or footprint.size > _MAX_CELLS or footprint.size < 2:
+        return None
+    if rank != footprint.size // 2:
         return None
     shape = footprint.shape
     if any(f > 1 for f in shape[:-2]):
         return None
     h, w = (shape[-2], shape[-1]) if len(shape) >= 2 else (1, shape[-1])
-    if len(shape) < 2 or (h + 1) ** w > _MAX_ZERO_ONE_INPUTS:
+    if len(shape) < 2 or h not in _SIDES or w not in _SIDES:
         return None
     if dtype.kind not in "iuf":
         return None

@@ -60,7 +60,7 @@ def _finish(result, output, input):
 def _output(output, a):
     """scipy's output rules; a fresh result is left uninitialised (every cell is written)."""
     if output is None:
-        return np.empty(a.shape, a.dtype)
+        return np.empty(a.shape, np.dtype(a.dtype.name))  # by name: native byte order
     return _args.get_output(output, a)
 
 
@@ -446,8 +446,8 @@ def _rank(input, rank, size, footprint, output, mode, cval, origin, operation, a
     axes = _args.normalize_axes(axes, a.ndim)
     _footprint_rank(footprint, axes, False)
     sizes, fp = _args.sizes_or_footprint(size, footprint, axes, a.ndim)
-    if fp is None:
-        fp = np.ones(sizes, bool)
+    if fp is None:  # a box: from size (scipy's order of axes) or an all-True footprint
+        fp = win.box_footprint(sizes, axes, a.ndim) if footprint is None else np.ones(sizes, bool)
     origins = _args.origins_for(origin, axes, a.ndim)
     origins = [_args.check_origin(o, f) for o, f in zip(origins, fp.shape)]
     filter_size = int(fp.sum())

@@ -42,6 +42,17 @@ def pad(a, lo, hi, codes, cval):
     return out
 
 
+def box_footprint(sizes, axes, ndim):
+    """The box of a rank or generic filter given `size`, as scipy builds it.
+
+    scipy makes ``ones(sizes)`` in the order the sizes are given and inserts
+    the unfiltered axes, without reordering by `axes` (unlike its min/max
+    filters); the same here so that unsorted `axes` give scipy's result.
+    """
+    fp = np.ones([sizes[ax] for ax in axes], bool)
+    return np.expand_dims(fp, tuple(ax for ax in range(ndim) if ax not in axes))
+
+
 def flat_offsets(footprint, padded_shape):
     """Flat offsets in the padded array of the footprint's True cells, in C order (scipy's order)."""
     strides = np.ones(len(padded_shape), np.int64)
