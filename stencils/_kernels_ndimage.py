@@ -34,6 +34,7 @@ from ._kernels import CACHE, resolve_index
 
 _OPTS = dict(cache=CACHE, nogil=True, error_model="numpy")
 _BLOCK = 128  # outputs of a line summed together (their float64 sums fit in L1)
+_GROUP = 8  # lines whose running sums advance together (one AVX-512 vector of float64)
 
 
 # -- extended lines (scipy's line buffers) -------------------------------------
@@ -91,39 +92,69 @@ def _correlate_buffer(buf, acc, weights, symmetry):
                 acc[ll] += a[ll] * w
 
 
-@njit(**_OPTS)
-def _uniform_buffer(buf, acc, size):
-    """acc[l] = scipy's running mean of `size` elements of the extended line."""
-    n = acc.shape[0]
-    tmp = 0.0
-    for ll in range(size):
-        tmp += buf[ll]
-    acc[0] = tmp / size
-    for ll in range(1, n):
-        tmp += buf[ll + size - 1] - buf[ll - 1]
-        acc[ll] = tmp / size
-
-
 # -- 1-D filters along the last axis: one extended line at a time --------------
 
 @njit(**_OPTS)
 def _lines_task(src2, out2, first, stop, weights, before, code, cval, symmetry, uniform):
+    if uniform:
+        _uniform_lines(src2, out2, first, stop, weights.shape[0], before, code, cval)
+        return
     n = src2.shape[1]
     size = weights.shape[0]
     buf = np.empty(n + size - 1)
     acc = np.empty(n)
     for line in range(first, stop):
         _extend_line(buf, src2[line], before, code, cval)
-        if uniform:
-            _uniform_buffer(buf, acc, size)
-        else:
-            # In blocks, so that the sums and the taps they read stay in L1.
-            for b0 in range(0, n, _BLOCK):
-                m = min(_BLOCK, n - b0)
-                _correlate_buffer(buf[b0:b0 + m + size - 1], acc[b0:b0 + m], weights, symmetry)
+        # In blocks, so that the sums and the taps they read stay in L1.
+        for b0 in range(0, n, _BLOCK):
+            m = min(_BLOCK, n - b0)
+            _correlate_buffer(buf[b0:b0 + m + size - 1], acc[b0:b0 + m], weights, symmetry)
         row = out2[line]
         for ll in range(n):
             row[ll] = acc[ll]
+
+
+@njit(**_OPTS)
+def _uniform_lines(src2, out2, first, stop, size, before, code, cval):
+    """scipy's running sums of `_GROUP` lines side by side (a sum is a chain of
+    dependent additions: one line alone cannot use the vector units).  The lines
+    are transposed a block of `_BLOCK` positions at a time, so that the
+    transposed copies stay in L1."""
+    n = src2.shape[1]
+    bufs = np.zeros((_GROUP, n + size - 1))
+    ext = np.empty((_BLOCK + size, _GROUP))  # row r: extended position b0 - 1 + r
+    res = np.empty((_BLOCK, _GROUP))
+    tmp = np.empty(_GROUP)
+    for g0 in range(first, stop, _GROUP):
+        lines = min(_GROUP, stop - g0)
+        for g in range(lines):
+            _extend_line(bufs[g], src2[g0 + g], before, code, cval)
+        tmp[:] = 0.0
+        for p in range(size):
+            for g in range(_GROUP):
+                tmp[g] += bufs[g, p]
+        for b0 in range(0, n, _BLOCK):
+            m = min(_BLOCK, n - b0)
+            lo = max(b0 - 1, 0)
+            for g in range(_GROUP):
+                line = bufs[g, lo:b0 + m + size - 1]
+                for r in range(line.shape[0]):
+                    ext[r + lo - (b0 - 1), g] = line[r]
+            for j in range(m):
+                ll = b0 + j
+                dst = res[j]
+                if ll == 0:
+                    for g in range(_GROUP):
+                        dst[g] = tmp[g] / size
+                else:
+                    enter, leave = ext[j + size], ext[j]
+                    for g in range(_GROUP):
+                        tmp[g] += enter[g] - leave[g]
+                        dst[g] = tmp[g] / size
+            for g in range(lines):
+                row = out2[g0 + g, b0:b0 + m]
+                for j in range(m):
+                    row[j] = res[j, g]
 
 
 @njit(parallel=True, cache=CACHE, error_model="numpy")

@@ -145,7 +145,7 @@ def get_output(output, input, *, shape=None, complex_output=False, param="output
     """The array a filter writes, by scipy's rules for ``output``."""
     shape = input.shape if shape is None else tuple(shape)
     if output is None:
-        dtype = input.dtype
+        dtype = input.dtype.newbyteorder("=")  # scipy: np.zeros(..., dtype=input.dtype.name)
         if complex_output:
             dtype = np.promote_types(dtype, np.complex64)
         return np.zeros(shape, dtype=dtype)
@@ -204,16 +204,19 @@ def get_output(output, input, *, shape=None, complex_output=False, param="output
     return output
 
 
-def normalize_axis(axis, ndim, *, param="axis"):
-    """One axis index (negative counts from the end); numpy's AxisError if out of range."""
+def _as_integer(value, param):
     try:
-        axis = operator.index(axis)
+        return operator.index(value)
     except TypeError:
         raise StencilTypeError(
-            f"{param}={axis!r} is not an integer.",
-            param=param, value=axis, expected="an integer axis",
+            f"{param}={value!r} is not an integer.",
+            param=param, value=value, expected="an integer",
         ) from None
-    return normalize_axis_index(axis, ndim, msg_prefix=param)
+
+
+def normalize_axis(axis, ndim, *, param="axis"):
+    """One axis index (negative counts from the end); numpy's AxisError if out of range."""
+    return normalize_axis_index(_as_integer(axis, param), ndim, msg_prefix=param)
 
 
 def normalize_axes(axes, ndim, *, param="axes"):
@@ -304,13 +307,7 @@ def mode_codes(mode, axes, ndim, *, param="mode"):
 
 def check_origin(origin, size, *, param="origin"):
     """scipy's origin range for a window of `size`: ``-(size // 2) <= origin <= (size - 1) // 2``."""
-    try:
-        origin = operator.index(origin)
-    except TypeError:
-        raise StencilTypeError(
-            f"{param}={origin!r} is not an integer.",
-            param=param, value=origin, expected="an integer",
-        ) from None
+    origin = _as_integer(origin, param)
     if origin < -(size // 2) or origin > (size - 1) // 2:
         raise StencilValueError(
             f"Invalid origin; origin must satisfy -(len(weights) // 2) <= origin <= "

@@ -13,20 +13,19 @@ kernel never factors the kernel into 1-D passes, even when it is an outer
 product: a separable sum rounds differently from scipy's n-D sum, and scipy's
 own tests compare some results exactly.
 
-Dask arrays give lazy dask arrays (`_dask_filter`); the kernels then run
-serially inside each chunk's task.
+Dask arrays give lazy dask arrays (`_lazy`); the kernels then run serially
+inside each chunk's task.
 """
 
 from __future__ import annotations
 
-import functools
 import numbers
-import threading
 
 import numpy as np
 
 from .. import _kernels_ndimage as kn
 from ..errors import StencilTypeError, StencilValueError
+from ._lazy import dask_aware, generic_dask, in_dask_task
 from ._nan import check_nan_policy, omit_nan
 from ._args import (NdimageRuntimeError, as_float_cval, as_input, check_origin, get_output,
                     is_dask, mode_code, normalize_axes, normalize_axis, origins_for, per_axis,
@@ -39,7 +38,6 @@ __all__ = [
 ]
 
 _DBL_EPSILON = np.finfo(np.float64).eps
-_SERIAL = threading.local()  # set inside Dask tasks: no parallel kernel on Dask's threads
 _PARALLEL_MIN_SIZE = 1 << 15
 _CHUNK = 2048  # columns per vectorised block (its float64 sums stay in L1)
 
@@ -51,7 +49,7 @@ def _threads():
 
 
 def _parallel(size):
-    return size >= _PARALLEL_MIN_SIZE and not getattr(_SERIAL, "on", False)
+    return size >= _PARALLEL_MIN_SIZE and not in_dask_task()
 
 
 # -- running a 1-D pass --------------------------------------------------------
@@ -124,7 +122,7 @@ def _pass1d(input, weights, axis, output, code, cval, origin, *, uniform=False):
     parallel = _parallel(source.size)
     if inner == 1:
         lines = outer
-        per_task = max(1, -(-lines // (8 * _threads())))
+        per_task = -(-max(1, -(-lines // (8 * _threads()))) // 8) * 8  # whole groups of 8
         run = kn.lines_parallel if parallel else kn.lines_serial
         run(source.reshape(lines, n), target.reshape(lines, n), weights, before, code, cval,
             _symmetry(weights), uniform, per_task)
@@ -155,71 +153,6 @@ def _weights1d(weights, param="weights"):
     return np.ascontiguousarray(w)
 
 
-# -- Dask ----------------------------------------------------------------------
-
-def _dask_filter(func, input, depth, modes, output, args, kwargs):
-    """``func(block, *args, **kwargs)`` over a dask array's chunks with exact halos.
-
-    `depth` per axis is the filter's reach; axes whose mode wraps take their
-    halo from the other end, the others see the array's true edges and apply
-    the mode there themselves.
-    """
-    import dask.array as da
-
-    if output is not None and not isinstance(output, (type, np.dtype, str)):
-        raise StencilTypeError(
-            "output must be None or a dtype for a dask array input (the result is a lazy "
-            f"dask array), got {type(output).__name__}.",
-            param="output", value=type(output).__name__, expected="None or a dtype",
-        )
-    sample = np.zeros((1,) * input.ndim, dtype=input.dtype)
-    dtype = func(sample, *args, output=output, **{**kwargs, "mode": "nearest"}).dtype \
-        if "mode" in kwargs else func(sample, *args, output=output, **kwargs).dtype
-    boundary = {ax: ("periodic" if m in ("wrap", "grid-wrap") else "none")
-                for ax, m in enumerate(modes)}
-
-    def block(b):
-        _SERIAL.on = True
-        try:
-            return func(b, *args, output=output, **kwargs)
-        finally:
-            _SERIAL.on = False
-
-    depth = {ax: int(d) for ax, d in enumerate(depth)}
-    return da.map_overlap(block, input, depth=depth, boundary=boundary, dtype=dtype,
-                          meta=np.empty((0,) * input.ndim, dtype=dtype))
-
-
-def _modes_list(mode, ndim):
-    if isinstance(mode, str):
-        return [mode] * ndim
-    return list(mode) if np.iterable(mode) and len(list(mode)) == ndim else [mode] * ndim
-
-
-def _dask_aware(reach):
-    """Route dask input through `_dask_filter`; `reach(input, **bound)` gives per-axis depth."""
-    def wrap(func):
-        import inspect
-
-        signature = inspect.signature(func)
-
-        @functools.wraps(func)
-        def wrapper(input, *args, **kwargs):
-            if not is_dask(input):
-                return func(input, *args, **kwargs)
-            bound = signature.bind(input, *args, **kwargs)
-            bound.apply_defaults()
-            params = dict(bound.arguments)
-            extra = params.pop("kwargs", {})
-            params.pop("input")
-            output = params.pop("output", None)
-            depth = reach(input.ndim, **params, **extra)
-            modes = _modes_list(params.get("mode", "reflect"), input.ndim)
-            return _dask_filter(func, input, depth, modes, output, (), {**params, **extra})
-        return wrapper
-    return wrap
-
-
 def _reach_1d(ndim, axis, half, origin):
     depth = [0] * ndim
     depth[normalize_axis(axis, ndim)] = half + abs(int(origin))
@@ -242,7 +175,7 @@ def _reach_gauss(ndim, sigma, truncate=4.0, radius=None, axes=None, **_):
 
 # -- 1-D correlations -----------------------------------------------------------
 
-@_dask_aware(lambda ndim, weights, axis=-1, origin=0, **_:
+@dask_aware(lambda ndim, weights, axis=-1, origin=0, **_:
              _reach_1d(ndim, axis, len(np.atleast_1d(weights)), origin))
 def correlate1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, origin=0, *,
                 nan_policy="propagate"):
@@ -306,7 +239,7 @@ def correlate1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, 
     return _pass1d(input, weights, axis, output, code, as_float_cval(cval), origin)
 
 
-@_dask_aware(lambda ndim, weights, axis=-1, origin=0, **_:
+@dask_aware(lambda ndim, weights, axis=-1, origin=0, **_:
              _reach_1d(ndim, axis, len(np.atleast_1d(weights)), origin))
 def convolve1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, origin=0, *,
                nan_policy="propagate"):
@@ -430,7 +363,7 @@ def _run_nd(input, weights, output, code, cval, origins):
         store(target, output)
 
 
-@_dask_aware(_reach_nd)
+@dask_aware(_reach_nd)
 def correlate(input, weights, output=None, mode="reflect", cval=0.0, origin=0, *, axes=None,
               nan_policy="propagate"):
     """Multidimensional correlation, as ``scipy.ndimage.correlate``.
@@ -471,7 +404,7 @@ def correlate(input, weights, output=None, mode="reflect", cval=0.0, origin=0, *
                             axes, nan_policy)
 
 
-@_dask_aware(_reach_nd)
+@dask_aware(_reach_nd)
 def convolve(input, weights, output=None, mode="reflect", cval=0.0, origin=0, *, axes=None,
              nan_policy="propagate"):
     """Multidimensional convolution, as ``scipy.ndimage.convolve``.
@@ -503,7 +436,7 @@ def _with_nan_policy(run, input, weights, output, mode, cval, origin, convolutio
 
 # -- uniform -------------------------------------------------------------------
 
-@_dask_aware(lambda ndim, size, axis=-1, origin=0, **_: _reach_1d(ndim, axis, size, origin))
+@dask_aware(lambda ndim, size, axis=-1, origin=0, **_: _reach_1d(ndim, axis, size, origin))
 def uniform_filter1d(input, size, axis=-1, output=None, mode="reflect", cval=0.0, origin=0, *,
                      nan_policy="propagate"):
     """The mean over `size` neighbours along one axis, as ``scipy.ndimage.uniform_filter1d``.
@@ -568,7 +501,7 @@ def _reach_uniform(ndim, size=3, origin=0, axes=None, **_):
     return depth
 
 
-@_dask_aware(_reach_uniform)
+@dask_aware(_reach_uniform)
 def uniform_filter(input, size=3, output=None, mode="reflect", cval=0.0, origin=0, *,
                    axes=None, nan_policy="propagate"):
     """The mean over a box, as ``scipy.ndimage.uniform_filter`` (1-D passes per axis).
@@ -649,7 +582,7 @@ def _gaussian_weights(sigma, order, truncate, radius):
     return _gaussian_kernel1d(sigma, order, _radius(sigma, truncate, radius))[::-1]
 
 
-@_dask_aware(lambda ndim, sigma, axis=-1, truncate=4.0, radius=None, **_:
+@dask_aware(lambda ndim, sigma, axis=-1, truncate=4.0, radius=None, **_:
              _reach_1d(ndim, axis, _gauss_radius(sigma, truncate, radius), 0))
 def gaussian_filter1d(input, sigma, axis=-1, order=0, output=None, mode="reflect", cval=0.0,
                       truncate=4.0, *, radius=None, nan_policy="propagate"):
@@ -669,7 +602,7 @@ def gaussian_filter1d(input, sigma, axis=-1, order=0, output=None, mode="reflect
     return correlate1d(input, weights, axis, output, mode, cval, 0, nan_policy=nan_policy)
 
 
-@_dask_aware(_reach_gauss)
+@dask_aware(_reach_gauss)
 def gaussian_filter(input, sigma, order=0, output=None, mode="reflect", cval=0.0,
                     truncate=4.0, *, radius=None, axes=None, nan_policy="propagate"):
     """A multidimensional Gaussian filter, as ``scipy.ndimage.gaussian_filter``.
@@ -734,7 +667,7 @@ def _reach_ones(ndim, **_):
     return [1] * ndim
 
 
-@_dask_aware(_reach_ones)
+@dask_aware(_reach_ones)
 def prewitt(input, axis=-1, output=None, mode="reflect", cval=0.0):
     """The Prewitt derivative along `axis`, as ``scipy.ndimage.prewitt``.
 
@@ -751,7 +684,7 @@ def prewitt(input, axis=-1, output=None, mode="reflect", cval=0.0):
     return _derivative3(input, axis, output, mode, cval, [1, 1, 1])
 
 
-@_dask_aware(_reach_ones)
+@dask_aware(_reach_ones)
 def sobel(input, axis=-1, output=None, mode="reflect", cval=0.0):
     """The Sobel derivative along `axis`, as ``scipy.ndimage.sobel``.
 
@@ -790,7 +723,7 @@ def generic_laplace(input, derivative2, output=None, mode="reflect", cval=0.0,
         extra_keywords = {}
     input = input if is_dask(input) else as_input(input)
     if is_dask(input):
-        return _generic_dask(input, derivative2, output, mode, cval, extra_arguments,
+        return generic_dask(input, derivative2, output, mode, cval, extra_arguments,
                              extra_keywords, axes, square=False)
     output = get_output(output, input)
     axes = normalize_axes(axes, input.ndim)
@@ -803,30 +736,6 @@ def generic_laplace(input, derivative2, output=None, mode="reflect", cval=0.0,
         output += derivative2(input, ax, output.dtype, m, cval, *extra_arguments,
                               **extra_keywords)
     return output
-
-
-def _generic_dask(input, derivative, output, mode, cval, extra_arguments, extra_keywords,
-                  axes, square):
-    """generic_laplace / generic_gradient_magnitude of a dask array: the derivatives'
-    own (lazy) results summed."""
-    import dask.array as da
-
-    axes = normalize_axes(axes, input.ndim)
-    if output is not None and not isinstance(output, (type, np.dtype, str)):
-        raise StencilTypeError("output must be None or a dtype for a dask array input.",
-                               param="output", value=type(output).__name__,
-                               expected="None or a dtype")
-    dtype = np.dtype(output) if output is not None else input.dtype
-    if not axes:
-        return input.astype(dtype)
-    modes = per_axis(mode, len(axes), param="mode")
-    total = None
-    for ax, m in zip(axes, modes):
-        d = da.asarray(derivative(input, ax, dtype, m, cval, *extra_arguments,
-                                  **extra_keywords)).astype(dtype)
-        d = d * d if square else d
-        total = d if total is None else total + d
-    return da.sqrt(total).astype(dtype) if square else total
 
 
 def laplace(input, output=None, mode="reflect", cval=0.0, *, axes=None):
@@ -898,7 +807,7 @@ def generic_gradient_magnitude(input, derivative, output=None, mode="reflect", c
         extra_keywords = {}
     input = input if is_dask(input) else as_input(input)
     if is_dask(input):
-        return _generic_dask(input, derivative, output, mode, cval, extra_arguments,
+        return generic_dask(input, derivative, output, mode, cval, extra_arguments,
                              extra_keywords, axes, square=True)
     output = get_output(output, input)
     axes = normalize_axes(axes, input.ndim)

@@ -62,6 +62,9 @@ def omit_nan(filter_real, plain, input, cval):
     whole = filter_real(np.ones(data.shape), 1.0, True)
     with np.errstate(invalid="ignore", divide="ignore"):
         omitted = values * whole / present
+    # A running sum (the uniform filter's) leaves rounding residue where no value is
+    # present: a window whose present weight is below that is a window of NaN only.
+    omitted[present <= 1e-12 * whole] = np.nan
     fixed = plain.astype(np.float64)
     # scipy's uniform filter is a running sum: it carries NaN past the windows that
     # hold it; those points take the mean of the values present too.

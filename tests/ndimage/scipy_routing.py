@@ -4,7 +4,7 @@ Use::
 
     python -m pytest -p tests.ndimage.scipy_routing --pyargs scipy.ndimage.tests.test_filters
 
-(`tests/ndimage/test_scipy_suite.py` runs exactly that in a subprocess).  On
+(`tests/ndimage/test_ndi_scipy_suite.py` runs exactly that in a subprocess).  On
 load, before scipy's test module is imported, every function that
 `stencils.ndimage` provides replaces scipy's in `scipy.ndimage` and
 `scipy.ndimage._filters` (scipy's own filters call ``correlate1d`` and others

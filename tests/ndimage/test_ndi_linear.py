@@ -164,11 +164,11 @@ def test_in_place_output_and_non_contiguous_input():
 
 
 def test_large_parallel_matches_scipy():
+    # Large enough for the parallel kernels (their first call compiles them).
     image = np.random.default_rng(4).standard_normal((300, 257)).astype(np.float32)
-    for mode in ("reflect", "constant", "wrap"):
-        same(ndi.gaussian_filter(image, 2.0, mode=mode, cval=0.3),
-             sn.gaussian_filter(image, 2.0, mode=mode, cval=0.3))
-        same(ndi.uniform_filter(image, 15, mode=mode), sn.uniform_filter(image, 15, mode=mode))
+    same(ndi.gaussian_filter(image, 2.0, mode="constant", cval=0.3),
+         sn.gaussian_filter(image, 2.0, mode="constant", cval=0.3))
+    same(ndi.uniform_filter(image, 15, mode="wrap"), sn.uniform_filter(image, 15, mode="wrap"))
     same(ndi.correlate(image, np.arange(9.0).reshape(3, 3)),
          sn.correlate(image, np.arange(9.0).reshape(3, 3)))
 
