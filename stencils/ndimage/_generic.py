@@ -23,7 +23,8 @@ from .. import _kernels_order as ko
 from ..errors import StencilTypeError
 from . import _args
 from . import _window as win
-from ._order import _output
+from ._lazy import dask_aware
+from ._order import _line_reach, _output, _window_reach
 
 __all__ = ["generic_filter", "generic_filter1d", "CompileFallbackWarning"]
 
@@ -111,6 +112,7 @@ def _check_function(function):
             expected="a callable or a scipy.LowLevelCallable")
 
 
+@dask_aware(_window_reach)
 def generic_filter(input, function, size=None, footprint=None, output=None, mode="reflect",
                    cval=0.0, origin=0, extra_arguments=(), extra_keywords=None, *, axes=None):
     """Calculate a multidimensional filter using the given function (scipy.ndimage.generic_filter).
@@ -144,9 +146,6 @@ def generic_filter(input, function, size=None, footprint=None, output=None, mode
     """
     _check_function(function)
     extra_arguments, extra_keywords = _check_extras(extra_arguments, extra_keywords)
-    if _args.is_dask(input):
-        return _dask_generic(input, function, size, footprint, output, mode, cval, origin,
-                             extra_arguments, extra_keywords, axes)
     a = _args.as_input(input, complex_ok=False)
     axes = _args.normalize_axes(axes, a.ndim)
     sizes, fp = _args.sizes_or_footprint(size, footprint, axes, a.ndim)
@@ -188,6 +187,8 @@ def _python_points(function, pflat, bases, result, offsets, extra_arguments, ext
                 row[c0 + k] = function(windows[k], *extra_arguments, **extra_keywords)
 
 
+@dask_aware(lambda ndim, function, filter_size, axis=-1, origin=0, **_: _line_reach(
+    ndim, filter_size, axis, origin))
 def generic_filter1d(input, function, filter_size, axis=-1, output=None, mode="reflect",
                      cval=0.0, origin=0, extra_arguments=(), extra_keywords=None):
     """Calculate a 1-D filter along the given axis (scipy.ndimage.generic_filter1d).
@@ -220,10 +221,6 @@ def generic_filter1d(input, function, filter_size, axis=-1, output=None, mode="r
     """
     _check_function(function)
     extra_arguments, extra_keywords = _check_extras(extra_arguments, extra_keywords)
-    if _args.is_dask(input):
-        ax = _args.normalize_axis(axis, input.ndim)
-        return _dask_generic1d(input, function, filter_size, ax, output, mode, cval, origin,
-                               extra_arguments, extra_keywords)
     a = _args.as_input(input, complex_ok=False)
     output = _output(output, a)
     if not isinstance(filter_size, numbers.Integral) or isinstance(filter_size, bool):
@@ -268,26 +265,3 @@ def _scipy():
     import scipy.ndimage
 
     return scipy.ndimage
-
-
-def _dask_generic(input, function, size, footprint, output, mode, cval, origin,
-                  extra_arguments, extra_keywords, axes):
-    from ._order import _dask_order
-
-    def run(block, output=None, **_):
-        return generic_filter(block, function, size, footprint, output, mode, cval, origin,
-                              extra_arguments, extra_keywords, axes=axes)
-
-    return _dask_order(run, input, size, footprint, origin, axes, mode, dict(output=output))
-
-
-def _dask_generic1d(input, function, filter_size, axis, output, mode, cval, origin,
-                    extra_arguments, extra_keywords):
-    from ._order import _dask_order
-
-    def run(block, output=None, **_):
-        return generic_filter1d(block, function, filter_size, axis, output, mode, cval, origin,
-                                extra_arguments, extra_keywords)
-
-    return _dask_order(run, input, filter_size, None, origin, (axis,), mode,
-                       dict(output=output))

@@ -25,6 +25,7 @@ from .. import _kernels_order as ko
 from ..errors import StencilTypeError, StencilValueError
 from . import _args
 from . import _window as win
+from ._lazy import dask_aware
 from ._networks import network_kernel
 
 __all__ = [
@@ -62,25 +63,6 @@ def _output(output, a):
     if output is None:
         return np.empty(a.shape, np.dtype(a.dtype.name))  # by name: native byte order
     return _args.get_output(output, a)
-
-
-def _maybe_dask(func, input, depth, boundary_wrap, kwargs):
-    """Run `func` lazily per chunk of a dask `input` with halos `depth` (exact at chunk edges)."""
-    import dask.array as da
-
-    out = kwargs.pop("output", None)
-    if out is not None and not isinstance(out, (type, np.dtype, str)):
-        raise StencilTypeError(
-            "output must be None or a dtype for dask input (the result is a new dask array).",
-            param="output", value=type(out).__name__, expected="None or a dtype",
-        )
-    dtype = input.dtype if out is None else np.dtype(out)
-    depth = {k: int(d) for k, d in enumerate(depth)}
-    boundary = {k: ("periodic" if w else "none") for k, w in enumerate(boundary_wrap)}
-    return da.map_overlap(
-        lambda block: func(block, output=dtype, **kwargs), input, depth=depth,
-        boundary=boundary, dtype=dtype, meta=np.empty((0,) * input.ndim, dtype),
-    )
 
 
 # -- box minimum / maximum, one axis at a time -----------------------------------------
@@ -225,10 +207,6 @@ def _footprint_rank(footprint, axes, box_as_sizes):
 
 def _min_or_max(input, size, footprint, output, mode, cval, origin, axes, is_min, nan_policy):
     omit = _check_nan_policy(nan_policy)
-    if _args.is_dask(input):
-        return _dask_order(_min_or_max, input, size, footprint, origin, axes, mode, dict(
-            size=size, footprint=footprint, mode=mode, cval=cval, origin=origin, axes=axes,
-            is_min=is_min, nan_policy=nan_policy, output=output))
     a = _args.as_input(input, complex_ok=False)
     axes = _args.normalize_axes(axes, a.ndim)
     _footprint_rank(footprint, axes, True)
@@ -267,24 +245,28 @@ def _min_or_max(input, size, footprint, output, mode, cval, origin, axes, is_min
     return _minmax_footprint(a, fp, origins, code, cval, output, is_min)
 
 
-def _dask_order(func, input, size, footprint, origin, axes, mode, kwargs):
-    """A filter of this module on a dask array: lazy, per chunk, with exact halos."""
-    ndim = input.ndim
-    axes_n = _args.normalize_axes(axes, ndim)
+def _window_reach(ndim, size=None, footprint=None, origin=0, axes=None, **_):
+    """Cells a window reaches from its point on each axis (the halo a dask chunk needs)."""
+    axes = _args.normalize_axes(axes, ndim)
     if footprint is not None:
-        shape = np.asarray(footprint).shape
-        ext = list(shape) if len(shape) == ndim else _args.expand_to_rank(shape, axes_n, ndim, 1)
+        shape = np.shape(footprint)
+        ext = list(shape) if len(shape) == ndim else _args.expand_to_rank(shape, axes, ndim, 1)
     else:
-        ext = _args.expand_to_rank(_args.per_axis(size, len(axes_n), param="size"), axes_n,
-                                   ndim, 1)
-    origins = _args.origins_for(origin, axes_n, ndim)
-    depth = [int(e) // 2 + abs(int(o)) + 1 for e, o in zip(ext, origins)]
-    modes = _args.per_axis(mode, len(axes_n), param="mode")
-    wrap = _args.expand_to_rank([m in ("wrap", "grid-wrap") for m in modes], axes_n, ndim,
-                                False)
-    return _maybe_dask(func, input, depth, wrap, kwargs)
+        ext = _args.expand_to_rank(_args.per_axis(size, len(axes), param="size"), axes, ndim,
+                                   1)
+    origins = _args.origins_for(origin, axes, ndim)
+    lo, hi = win.window_bounds([int(e) for e in ext], [int(o) for o in origins])
+    return [max(l, h, 0) for l, h in zip(lo, hi)]
 
 
+def _line_reach(ndim, size, axis=-1, origin=0, **_):
+    reach = [0] * ndim
+    lo, hi = win.window_bounds([int(size)], [int(origin)])
+    reach[_args.normalize_axis(axis, ndim)] = max(lo[0], hi[0], 0)
+    return reach
+
+
+@dask_aware(_line_reach)
 def minimum_filter1d(input, size, axis=-1, output=None, mode="reflect", cval=0.0, origin=0,
                      *, nan_policy="propagate"):
     """Calculate a 1-D minimum filter along the given axis (scipy.ndimage.minimum_filter1d).
@@ -317,6 +299,7 @@ def minimum_filter1d(input, size, axis=-1, output=None, mode="reflect", cval=0.0
     return _min_or_max_1d(input, size, axis, output, mode, cval, origin, True, nan_policy)
 
 
+@dask_aware(_line_reach)
 def maximum_filter1d(input, size, axis=-1, output=None, mode="reflect", cval=0.0, origin=0,
                      *, nan_policy="propagate"):
     """Calculate a 1-D maximum filter along the given axis (scipy.ndimage.maximum_filter1d).
@@ -333,10 +316,6 @@ def maximum_filter1d(input, size, axis=-1, output=None, mode="reflect", cval=0.0
 
 
 def _min_or_max_1d(input, size, axis, output, mode, cval, origin, is_min, nan_policy):
-    if _args.is_dask(input):
-        ax = _args.normalize_axis(axis, input.ndim)
-        return _min_or_max(input, size, None, output, mode, cval, origin, (ax,), is_min,
-                           nan_policy)
     a = _args.as_input(input, complex_ok=False)
     ax = _args.normalize_axis(axis, a.ndim)
     if not isinstance(size, numbers.Integral) or isinstance(size, bool):
@@ -351,6 +330,7 @@ def _min_or_max_1d(input, size, axis, output, mode, cval, origin, is_min, nan_po
     return _min_or_max(a, size, None, output, mode, cval, origin, (ax,), is_min, nan_policy)
 
 
+@dask_aware(_window_reach)
 def minimum_filter(input, size=None, footprint=None, output=None, mode="reflect", cval=0.0,
                    origin=0, *, axes=None, nan_policy="propagate"):
     """Calculate a multidimensional minimum filter (scipy.ndimage.minimum_filter).
@@ -389,6 +369,7 @@ def minimum_filter(input, size=None, footprint=None, output=None, mode="reflect"
                        nan_policy)
 
 
+@dask_aware(_window_reach)
 def maximum_filter(input, size=None, footprint=None, output=None, mode="reflect", cval=0.0,
                    origin=0, *, axes=None, nan_policy="propagate"):
     """Calculate a multidimensional maximum filter (scipy.ndimage.maximum_filter).
@@ -438,10 +419,6 @@ def _rank_of(operation, rank, filter_size):
 def _rank(input, rank, size, footprint, output, mode, cval, origin, operation, axes,
           nan_policy):
     omit = _check_nan_policy(nan_policy)
-    if _args.is_dask(input):
-        return _dask_order(_rank, input, size, footprint, origin, axes, mode, dict(
-            rank=rank, size=size, footprint=footprint, mode=mode, cval=cval, origin=origin,
-            operation=operation, axes=axes, nan_policy=nan_policy, output=output))
     a = _args.as_input(input, complex_ok=False)
     axes = _args.normalize_axes(axes, a.ndim)
     _footprint_rank(footprint, axes, False)
@@ -527,6 +504,7 @@ def _scipy_rank_1d(a, r, fp, output, code, cval, origins):
                             origin=origins[0])
 
 
+@dask_aware(_window_reach)
 def rank_filter(input, rank, size=None, footprint=None, output=None, mode="reflect",
                 cval=0.0, origin=0, *, axes=None, nan_policy="propagate"):
     """Calculate a multidimensional rank filter (scipy.ndimage.rank_filter).
@@ -559,6 +537,7 @@ def rank_filter(input, rank, size=None, footprint=None, output=None, mode="refle
                  nan_policy)
 
 
+@dask_aware(_window_reach)
 def median_filter(input, size=None, footprint=None, output=None, mode="reflect", cval=0.0,
                   origin=0, *, axes=None, nan_policy="propagate"):
     """Calculate a multidimensional median filter (scipy.ndimage.median_filter).
@@ -577,6 +556,7 @@ def median_filter(input, size=None, footprint=None, output=None, mode="reflect",
                  nan_policy)
 
 
+@dask_aware(_window_reach)
 def percentile_filter(input, percentile, size=None, footprint=None, output=None,
                       mode="reflect", cval=0.0, origin=0, *, axes=None,
                       nan_policy="propagate"):
