@@ -550,7 +550,7 @@ def median_filter(input, size=None, footprint=None, output=None, mode="reflect",
     >>> import numpy as np
     >>> from stencils import ndimage as ndi
     >>> ndi.median_filter(np.array([1.0, 9.0, 2.0, np.nan, 3.0]), size=3, nan_policy="omit")
-    array([1. , 2. , 9. , 3. , 3. ])
+    array([1., 2., 9., 3., 3.])
     """
     return _rank(input, 0, size, footprint, output, mode, cval, origin, "median", axes,
                  nan_policy)
@@ -569,7 +569,7 @@ def percentile_filter(input, percentile, size=None, footprint=None, output=None,
     --------
     >>> from stencils import ndimage as ndi
     >>> ndi.percentile_filter([1, 5, 2, 8, 3], percentile=20, size=5, mode="nearest")
-    array([1, 1, 2, 2, 3])
+    array([1, 1, 2, 3, 3])
     """
     return _rank(input, percentile, size, footprint, output, mode, cval, origin,
                  "percentile", axes, nan_policy)
