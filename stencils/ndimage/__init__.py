@@ -7,7 +7,8 @@ docs/ndimage.md for the drop-in table and what differs.
 
 Modules: `_args` (argument rules shared by all), `_linear` (correlations,
 uniform, Gaussian and derivative filters), `_order` (minimum, maximum, median,
-rank, percentile), `_generic` (`generic_filter`, `generic_filter1d`).
+rank, percentile), `_generic` (`generic_filter`, `generic_filter1d`); `_window`
+(padding and footprint offsets of those two) and `_networks` (generated median networks).
 
 >>> from stencils import ndimage as ndi
 >>> ndi.uniform_filter1d([2.0, 8, 0, 4], size=2)
