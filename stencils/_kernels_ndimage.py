@@ -34,7 +34,7 @@ from ._kernels import CACHE, resolve_index
 
 _OPTS = dict(cache=CACHE, nogil=True, error_model="numpy")
 _BLOCK = 128  # outputs of a line summed together (their float64 sums fit in L1)
-_GROUP = 8  # lines whose running sums advance together (one AVX-512 vector of float64)
+LINE_GROUP = 32  # lines whose running sums advance together (enough to vectorise across)
 
 
 # -- extended lines (scipy's line buffers) -------------------------------------
@@ -116,27 +116,27 @@ def _lines_task(src2, out2, first, stop, weights, before, code, cval, symmetry, 
 
 @njit(**_OPTS)
 def _uniform_lines(src2, out2, first, stop, size, before, code, cval):
-    """scipy's running sums of `_GROUP` lines side by side (a sum is a chain of
+    """scipy's running sums of `LINE_GROUP` lines side by side (a sum is a chain of
     dependent additions: one line alone cannot use the vector units).  The lines
     are transposed a block of `_BLOCK` positions at a time, so that the
     transposed copies stay in L1."""
     n = src2.shape[1]
-    bufs = np.zeros((_GROUP, n + size - 1))
-    ext = np.empty((_BLOCK + size, _GROUP))  # row r: extended position b0 - 1 + r
-    res = np.empty((_BLOCK, _GROUP))
-    tmp = np.empty(_GROUP)
-    for g0 in range(first, stop, _GROUP):
-        lines = min(_GROUP, stop - g0)
+    bufs = np.zeros((LINE_GROUP, n + size - 1))
+    ext = np.empty((_BLOCK + size, LINE_GROUP))  # row r: extended position b0 - 1 + r
+    res = np.empty((_BLOCK, LINE_GROUP))
+    tmp = np.empty(LINE_GROUP)
+    for g0 in range(first, stop, LINE_GROUP):
+        lines = min(LINE_GROUP, stop - g0)
         for g in range(lines):
             _extend_line(bufs[g], src2[g0 + g], before, code, cval)
         tmp[:] = 0.0
         for p in range(size):
-            for g in range(_GROUP):
+            for g in range(LINE_GROUP):
                 tmp[g] += bufs[g, p]
         for b0 in range(0, n, _BLOCK):
             m = min(_BLOCK, n - b0)
             lo = max(b0 - 1, 0)
-            for g in range(_GROUP):
+            for g in range(LINE_GROUP):
                 line = bufs[g, lo:b0 + m + size - 1]
                 for r in range(line.shape[0]):
                     ext[r + lo - (b0 - 1), g] = line[r]
@@ -144,11 +144,11 @@ def _uniform_lines(src2, out2, first, stop, size, before, code, cval):
                 ll = b0 + j
                 dst = res[j]
                 if ll == 0:
-                    for g in range(_GROUP):
+                    for g in range(LINE_GROUP):
                         dst[g] = tmp[g] / size
                 else:
                     enter, leave = ext[j + size], ext[j]
-                    for g in range(_GROUP):
+                    for g in range(LINE_GROUP):
                         tmp[g] += enter[g] - leave[g]
                         dst[g] = tmp[g] / size
             for g in range(lines):

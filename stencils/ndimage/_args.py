@@ -306,7 +306,7 @@ def mode_codes(mode, axes, ndim, *, param="mode"):
 
 
 def check_origin(origin, size, *, param="origin"):
-    """scipy's origin range for a window of `size`: ``-(size // 2) <= origin <= (size - 1) // 2``."""
+    """scipy's origin range for a `size` window: ``-(size // 2) <= origin <= (size - 1) // 2``."""
     origin = _as_integer(origin, param)
     if origin < -(size // 2) or origin > (size - 1) // 2:
         raise StencilValueError(

@@ -122,7 +122,8 @@ def _pass1d(input, weights, axis, output, code, cval, origin, *, uniform=False):
     parallel = _parallel(source.size)
     if inner == 1:
         lines = outer
-        per_task = -(-max(1, -(-lines // (8 * _threads()))) // 8) * 8  # whole groups of 8
+        group = kn.LINE_GROUP  # the uniform kernel advances this many lines together
+        per_task = -(-max(1, -(-lines // (8 * _threads()))) // group) * group
         run = kn.lines_parallel if parallel else kn.lines_serial
         run(source.reshape(lines, n), target.reshape(lines, n), weights, before, code, cval,
             _symmetry(weights), uniform, per_task)
@@ -463,15 +464,14 @@ def uniform_filter1d(input, size, axis=-1, output=None, mode="reflect", cval=0.0
                         cval)
     input = as_input(input)
     axis = normalize_axis(axis, input.ndim)
-    if not isinstance(size, numbers.Integral) or size < 1:
-        if isinstance(size, numbers.Real) and size < 1:
-            raise NdimageRuntimeError(
-                f"incorrect filter size: size={size!r}, expected an integer >= 1.",
-                param="size", value=size, expected="an integer >= 1",
-            )
-        if not isinstance(size, numbers.Real):
-            raise StencilTypeError(f"size={size!r} is not an integer.", param="size",
-                                   value=size, expected="an integer >= 1")
+    if isinstance(size, numbers.Real) and size < 1:
+        raise NdimageRuntimeError(
+            f"incorrect filter size: size={size!r}, expected an integer >= 1.",
+            param="size", value=size, expected="an integer >= 1",
+        )
+    if not isinstance(size, numbers.Integral):
+        raise StencilTypeError(f"size={size!r} is not an integer.", param="size", value=size,
+                               expected="an integer >= 1")
     size = int(size)
     complex_output = input.dtype.kind == "c"
     output = get_output(output, input, complex_output=complex_output)
@@ -586,7 +586,7 @@ def _gaussian_weights(sigma, order, truncate, radius):
              _reach_1d(ndim, axis, _gauss_radius(sigma, truncate, radius), 0))
 def gaussian_filter1d(input, sigma, axis=-1, order=0, output=None, mode="reflect", cval=0.0,
                       truncate=4.0, *, radius=None, nan_policy="propagate"):
-    """A 1-D Gaussian filter (or derivative of order `order`), as ``scipy.ndimage.gaussian_filter1d``.
+    """A 1-D Gaussian filter (or its `order`-th derivative), as ``scipy.ndimage.gaussian_filter1d``.
 
     The kernel has ``radius = int(truncate * sigma + 0.5)`` taps on each side
     unless `radius` is given.  ``nan_policy`` (keyword-only, not in scipy) as

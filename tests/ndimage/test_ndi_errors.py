@@ -28,6 +28,7 @@ CASES = [
     (lambda m: m.gaussian_filter1d(IMAGE, 1, radius=-1), "radius"),
     (lambda m: m.gaussian_filter1d(IMAGE, 1, order=-1), "order"),
     (lambda m: m.uniform_filter1d(IMAGE, 0), "size"),
+    (lambda m: m.uniform_filter1d(IMAGE, 2.5), "size"),
     (lambda m: m.uniform_filter1d(IMAGE, 3, origin=2), "origin"),
     (lambda m: m.sobel(IMAGE, output=np.zeros((3, 3))), "output"),
     (lambda m: m.correlate(IMAGE, np.ones((2, 2)), output="complex64"), "output"),
