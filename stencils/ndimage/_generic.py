@@ -67,6 +67,12 @@ def _first_line(exc):
     return (useful or lines or [type(exc).__name__])[0]
 
 
+@win.serial_when_small
+def _run_kernel(data, kernel, *args):
+    """kernel(*args), on one thread when `data` (the array it reads) is small."""
+    kernel(*args)
+
+
 def _run_compiled(kind, function, arrays, extra_arguments, extra_keywords):
     """Run the parallel kernel; None if Numba cannot compile the function (after a warning)."""
     from numba.core.errors import NumbaError
@@ -80,8 +86,8 @@ def _run_compiled(kind, function, arrays, extra_arguments, extra_keywords):
             compiled = _compiled(function)
         except TypeError:  # unhashable callable: compiled for this call only
             compiled = _compiled.__wrapped__(function)
-        kernel(compiled, *arrays, *extra_arguments,
-               *(extra_keywords[k] for k in keywords))
+        _run_kernel(arrays[0], kernel, compiled, *arrays, *extra_arguments,
+                    *(extra_keywords[k] for k in keywords))
     except NumbaError as exc:
         warnings.warn(
             f"{getattr(function, '__name__', function)!r} runs in a Python loop at scipy's "

@@ -205,6 +205,7 @@ def _footprint_rank(footprint, axes, box_as_sizes):
         param="footprint", value=fp.shape, expected=f"{len(axes)}-D")
 
 
+@win.serial_when_small
 def _min_or_max(input, size, footprint, output, mode, cval, origin, axes, is_min, nan_policy):
     omit = _check_nan_policy(nan_policy)
     a = _args.as_input(input, complex_ok=False)
@@ -416,6 +417,7 @@ def _rank_of(operation, rank, filter_size):
     return int(rank)
 
 
+@win.serial_when_small
 def _rank(input, rank, size, footprint, output, mode, cval, origin, operation, axes,
           nan_policy):
     omit = _check_nan_policy(nan_policy)

@@ -8,10 +8,19 @@ and the kernels read it without bounds checks.
 
 from __future__ import annotations
 
+import functools
+
+import numba
 import numpy as np
 
 from .. import _kernels_order as ko
 from .._kernels import FILL, resolve_index
+from ._lazy import in_dask_task
+
+# Below this many points a filter runs its kernels on the calling thread only:
+# waking the other threads costs more than they save (and inside a dask task
+# the other threads are dask's).
+PARALLEL_MIN_SIZE = 1 << 15
 
 
 def window_bounds(sizes, origins):
@@ -121,3 +130,18 @@ def contains_nan(a):
 
 def uses_cval(codes):
     return any(c == FILL for c in codes)
+
+
+def serial_when_small(func):
+    """Run `func(input, ...)` with one Numba thread for small inputs and inside dask tasks."""
+    @functools.wraps(func)
+    def wrapper(input, *args, **kwargs):
+        if np.size(input) >= PARALLEL_MIN_SIZE and not in_dask_task():
+            return func(input, *args, **kwargs)
+        threads = numba.get_num_threads()
+        numba.set_num_threads(1)
+        try:
+            return func(input, *args, **kwargs)
+        finally:
+            numba.set_num_threads(threads)
+    return wrapper
