@@ -160,3 +160,114 @@ WORKLOADS = [
              bytes=lambda q: 8.0 * _dask_side(q)[0] ** 2,
              ops=lambda q: 2 * 17.0 * _dask_side(q)[0] ** 2, repeats=3),
 ]
+
+
+# -- order statistics and user functions (stencils.ndimage._order, _generic) ----------------
+
+
+def _disk(radius):
+    y, x = np.mgrid[-radius:radius + 1, -radius:radius + 1]
+    return x * x + y * y <= radius * radius
+
+
+def _max_box_setup(quick):
+    a = _image(quick)
+    out, sp_out = np.empty_like(a), np.empty_like(a)
+    rect = None if cv2 is None else np.ones((15, 15), np.uint8)
+    return [
+        Implementation("stencils.ndimage.maximum_filter", lambda: ours.maximum_filter(
+            a, size=15, output=out)),
+        _scipy("scipy.ndimage.maximum_filter", lambda: sn.maximum_filter(
+            a, size=15, output=sp_out)),
+        # dilate ignores cells past the edge, which equals 'reflect' for a box maximum.
+        Implementation("cv2.dilate 15x15 rectangle", lambda: cv2.dilate(a, rect), _EXACT,
+                       "same values") if cv2 is not None else Skipped(
+            "cv2.dilate 15x15 rectangle", "opencv-python is not installed"),
+    ]
+
+
+def _max_disk_setup(quick):
+    a = _image(quick)
+    out, sp_out = np.empty_like(a), np.empty_like(a)
+    disk = _disk(7)
+    impls = [
+        Implementation("stencils.ndimage.maximum_filter disk r=7", lambda: ours.maximum_filter(
+            a, footprint=disk, output=out)),
+        _scipy("scipy.ndimage.maximum_filter disk r=7", lambda: sn.maximum_filter(
+            a, footprint=disk, output=sp_out)),
+    ]
+    if cv2 is None:
+        return impls + [Skipped("cv2.dilate 15x15 ellipse", "opencv-python is not installed")]
+    ellipse = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (15, 15))
+    return impls + [Implementation("cv2.dilate 15x15 ellipse", lambda: cv2.dilate(a, ellipse),
+                                   None, "OpenCV's ellipse is not the same disk: unchecked")]
+
+
+def _median_setup(quick):
+    a = _image(quick)
+    out, sp_out = np.empty_like(a), np.empty_like(a)
+    return [
+        Implementation("stencils.ndimage.median_filter", lambda: ours.median_filter(
+            a, size=5, output=out)),
+        _scipy("scipy.ndimage.median_filter", lambda: sn.median_filter(
+            a, size=5, output=sp_out)),
+        Implementation("cv2.medianBlur 5", lambda: cv2.medianBlur(a, 5), None,
+                       "BORDER_REPLICATE edges: unchecked") if cv2 is not None else Skipped(
+            "cv2.medianBlur 5", "opencv-python is not installed"),
+    ]
+
+
+def _spread(window):
+    return window.max() - window.min()
+
+
+def _spread_low_level():
+    import scipy
+    from numba import carray, cfunc, types
+
+    sig = types.intc(types.CPointer(types.double), types.intp, types.CPointer(types.double),
+                     types.voidptr)
+
+    @cfunc(sig)
+    def spread(values, n, result, user_data):
+        w = carray(values, (n,))
+        result[0] = w.max() - w.min()
+        return 1
+
+    return scipy.LowLevelCallable(spread.ctypes)
+
+
+def _generic_side(quick):
+    return 256 if quick else 1024
+
+
+def _generic_setup(quick):
+    a = _image(quick, _generic_side(quick))
+    impls = [Implementation("stencils.ndimage.generic_filter, Python function", lambda:
+                            ours.generic_filter(a, _spread, size=5))]
+    if sn is None:
+        return impls + [Skipped("scipy.ndimage.generic_filter", "scipy is not installed")]
+    low_level = _spread_low_level()
+    return impls + [
+        _scipy("scipy.ndimage.generic_filter, Python function", lambda: sn.generic_filter(
+            a, _spread, size=5)),
+        _scipy("scipy.ndimage.generic_filter, numba cfunc LowLevelCallable", lambda:
+               sn.generic_filter(a, low_level, size=5)),
+    ]
+
+
+WORKLOADS += [
+    Workload("ndi-maximum-box-f32", "maximum_filter(size=15), 4096^2 float32, 'reflect'",
+             _max_box_setup, group=GROUP, bytes=lambda q: 8 * _pixels(q),
+             ops=lambda q: 2 * 3 * _pixels(q)),
+    Workload("ndi-maximum-disk-f32", "maximum_filter(footprint=disk of radius 7), 4096^2 "
+             "float32, 'reflect'", _max_disk_setup, group=GROUP,
+             bytes=lambda q: 8 * _pixels(q), ops=lambda q: 2 * 15 * _pixels(q)),
+    Workload("ndi-median5-f32", "median_filter(size=5), 4096^2 float32, 'reflect'",
+             _median_setup, group=GROUP, bytes=lambda q: 8 * _pixels(q),
+             ops=lambda q: 94 * _pixels(q)),
+    Workload("ndi-generic-spread-f32", "generic_filter(window.max() - window.min(), size=5), "
+             "1024^2 float32 (256^2 with --quick)", _generic_setup, group=GROUP,
+             bytes=lambda q: 8.0 * _generic_side(q) ** 2,
+             ops=lambda q: 50.0 * _generic_side(q) ** 2, repeats=3),
+]

@@ -7,14 +7,16 @@ docs/ndimage.md for the drop-in table and what differs.
 
 Modules: `_args` (argument rules shared by all), `_linear` (correlations,
 uniform, Gaussian and derivative filters), `_order` (minimum, maximum, median,
-rank, percentile), `_generic` (`generic_filter`, `generic_filter1d`).
+rank, percentile), `_generic` (`generic_filter`, `generic_filter1d`); `_window`
+(padding and footprint offsets of those two) and `_networks` (generated median networks).
 
 >>> from stencils import ndimage as ndi
 >>> ndi.uniform_filter1d([2.0, 8, 0, 4], size=2)
 array([2., 5., 4., 2.])
 """
 
-from . import _linear
+from . import _generic, _linear, _order
+from ._generic import CompileFallbackWarning, generic_filter, generic_filter1d
 from ._linear import (
     convolve,
     convolve1d,
@@ -32,6 +34,15 @@ from ._linear import (
     uniform_filter,
     uniform_filter1d,
 )
+from ._order import (
+    maximum_filter,
+    maximum_filter1d,
+    median_filter,
+    minimum_filter,
+    minimum_filter1d,
+    percentile_filter,
+    rank_filter,
+)
 
 # Other filter modules add their imports above this line and their names below.
-__all__ = sorted(_linear.__all__)
+__all__ = sorted(_linear.__all__ + _order.__all__ + _generic.__all__)

@@ -1,0 +1,431 @@
+"""Numba kernels of the order-statistic and user-function filters (stencils.ndimage).
+
+They see only clean arrays: C-contiguous, one dtype per call, border codes of
+`stencils._kernels`, window geometry already checked.  Nothing here validates;
+stencils.ndimage._order and stencils.ndimage._generic do that.
+
+Geometry shared by the line kernels: along the filtered axis (length ``n``) the
+output index ``j`` reads the source cells ``j - lo + k`` for ``k`` in
+``[0, size)``; reads outside ``[0, n)`` go through `resolve_index` (-1: cval).
+
+Algorithms
+----------
+- min/max of a box, one axis at a time: van Herk / Gil-Werman (three
+  comparisons per point whatever the window) along an axis that is not the
+  last, vectorised across the contiguous columns; along the last axis, doubling
+  (max over 2, 4, 8, ... cells, each a contiguous vector pass, then two
+  overlapping spans), ``ceil(log2(size))`` vector passes.
+- min/max of a footprint: the footprint as runs along its last axis; each
+  padded row's doubling levels are computed once per band of output rows and
+  every run is two lookups.
+- `minmax_lines_exact`: scipy's own sliding-extremum deque (Richard Harter's
+  MINLIST), used where NaN is present so NaN travels exactly as in scipy.
+- `select`: scipy's own quickselect (Hoare partition, first element as
+  pivot), so NaN lands where scipy puts it.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+from numba import njit, prange, uintp
+
+from ._kernels import CACHE, resolve_index
+
+# Columns one van Herk task processes (its two block buffers stay in L1/L2).
+_CHUNK = 4096
+# Output rows per band of the footprint kernel (its doubling levels are reused
+# by every row of the band).
+_BAND = 32
+
+
+@njit(cache=CACHE, nogil=True, inline="always")
+def _pick(a, b, is_min):
+    if is_min:
+        return b if b < a else a
+    return b if b > a else a
+
+
+@njit(cache=CACHE, nogil=True)
+def _fill_row(dst, value, cw):
+    for c in range(uintp(cw)):
+        dst[c] = value
+
+
+@njit(cache=CACHE, nogil=True)
+def _pick_fill(dst, prev, value, cw, is_min):
+    for c in range(uintp(cw)):
+        dst[c] = _pick(prev[c], value, is_min)
+
+
+@njit(cache=CACHE, nogil=True)
+def _copy_row(dst, row, c0, cw):
+    c0 = uintp(c0)
+    for c in range(uintp(cw)):
+        dst[c] = row[c0 + c]
+
+
+@njit(cache=CACHE, nogil=True)
+def _pick_rows(dst, a, b, a0, b0, cw, is_min):
+    """dst[c] = pick(a[a0 + c], b[b0 + c]): the one vector loop every kernel here is made of."""
+    a0 = uintp(a0)
+    b0 = uintp(b0)
+    for c in range(uintp(cw)):
+        dst[c] = _pick(a[a0 + c], b[b0 + c], is_min)
+
+
+@njit(cache=CACHE, nogil=True)
+def _pick3_rows(dst, row, s, t, cw, is_min):
+    """dst[c] = pick(dst[c], row[s + c], row[t + c])."""
+    s = uintp(s)
+    t = uintp(t)
+    for c in range(uintp(cw)):
+        dst[c] = _pick(dst[c], _pick(row[s + c], row[t + c], is_min), is_min)
+
+
+@njit(cache=CACHE, nogil=True)
+def _combine_row(dst, prev, src, o, e, lo, n, code, cval, c0, cw, is_min, first):
+    """dst[:] = pick(prev, source row at extended index e) over columns c0..c0+cw."""
+    r = resolve_index(e - lo, n, code)
+    if r < 0:
+        if first:
+            _fill_row(dst, cval, cw)
+        else:
+            _pick_fill(dst, prev, cval, cw, is_min)
+    elif first:
+        _copy_row(dst, src[o, r], c0, cw)
+    else:
+        _pick_rows(dst, prev, src[o, r], 0, c0, cw, is_min)
+
+
+@njit(parallel=True, cache=CACHE, nogil=True)
+def minmax_middle_axis(src, out, size, lo, code, cval, is_min):
+    """Box min/max along axis 1 of (outer, n, inner) arrays, van Herk / Gil-Werman."""
+    outer, n, inner = src.shape
+    nchunks = (inner + _CHUNK - 1) // _CHUNK
+    nblocks = (n + size - 1) // size
+    for task in prange(outer * nchunks):
+        o = task // nchunks
+        c0 = (task % nchunks) * _CHUNK
+        cw = min(_CHUNK, inner - c0)
+        suffix = np.empty((size, cw), src.dtype)
+        prefix = np.empty((size, cw), src.dtype)
+        for b in range(nblocks):
+            base = b * size
+            last = min(size, n - base)  # outputs of this block
+            _combine_row(suffix[size - 1], suffix[size - 1], src, o, base + size - 1, lo, n,
+                         code, cval, c0, cw, is_min, True)
+            for t in range(size - 2, -1, -1):
+                _combine_row(suffix[t], suffix[t + 1], src, o, base + t, lo, n, code, cval,
+                             c0, cw, is_min, False)
+            if last > 1:
+                _combine_row(prefix[0], prefix[0], src, o, base + size, lo, n, code, cval,
+                             c0, cw, is_min, True)
+            for t in range(1, last - 1):
+                _combine_row(prefix[t], prefix[t - 1], src, o, base + size + t, lo, n, code,
+                             cval, c0, cw, is_min, False)
+            _copy_row(out[o, base, c0:], suffix[0], 0, cw)
+            for t in range(1, last):
+                _pick_rows(out[o, base + t, c0:], suffix[t], prefix[t - 1], 0, 0, cw, is_min)
+
+
+@njit(cache=CACHE, nogil=True)
+def _extend_line(row, n, lo, code, cval, buf, length):
+    """buf[e] = the source read at e - lo for e in [0, length) (the border rule outside)."""
+    for e in range(min(lo, length)):
+        r = resolve_index(e - lo, n, code)
+        buf[e] = cval if r < 0 else row[r]
+    stop = min(lo + n, length)
+    if stop > lo:
+        _copy_row(buf[lo:stop], row, 0, stop - lo)
+    for e in range(max(stop, lo), length):
+        r = resolve_index(e - lo, n, code)
+        buf[e] = cval if r < 0 else row[r]
+
+
+@njit(cache=CACHE, nogil=True)
+def _doubling(a, b, length, size, is_min):
+    """Levels in place: returns (buffer, span) with buffer[i] = extremum of [i, i + span)."""
+    span = 1
+    while span * 2 <= size:
+        _pick_rows(b, a, a, 0, span, length - span, is_min)
+        a, b = b, a
+        length -= span
+        span *= 2
+    return a, span
+
+
+@njit(parallel=True, cache=CACHE, nogil=True)
+def minmax_last_axis(src, out, size, lo, code, cval, is_min):
+    """Box min/max along the last axis of (rows, n) arrays, by doubling."""
+    rows, n = src.shape
+    length = n + size - 1
+    for r in prange(rows):
+        a = np.empty(length, src.dtype)
+        b = np.empty(length, src.dtype)
+        _extend_line(src[r], n, lo, code, cval, a, length)
+        lev, span = _doubling(a, b, length, size, is_min)
+        _pick_rows(out[r], lev, lev, 0, size - span, n, is_min)
+
+
+@njit(parallel=True, cache=CACHE, nogil=True)
+def minmax_lines_exact(src, out, size, lo, code, cval, is_min):
+    """scipy's sliding extremum (a deque of (value, death) pairs) on (rows, n) lines.
+
+    The same comparisons in the same order as scipy's C code, so NaN ends up
+    where scipy puts it.
+    """
+    rows, n = src.shape
+    length = n + size - 1
+    for r in prange(rows):
+        line = np.empty(length, src.dtype)
+        _extend_line(src[r], n, lo, code, cval, line, length)
+        orow = out[r]
+        if size == 1:
+            for j in range(n):
+                orow[j] = line[j]
+            continue
+        vals = np.empty(size, src.dtype)
+        deaths = np.empty(size, np.int64)
+        front = 0
+        last = 0
+        vals[0] = line[0]
+        deaths[0] = size
+        for ll in range(1, length):
+            val = line[ll]
+            if deaths[front] == ll:
+                front = front + 1 if front + 1 < size else 0
+            if (is_min and val <= vals[front]) or (not is_min and val >= vals[front]):
+                vals[front] = val
+                deaths[front] = ll + size
+                last = front
+            else:
+                while (is_min and vals[last] >= val) or (not is_min and vals[last] <= val):
+                    last = last - 1 if last > 0 else size - 1
+                last = last + 1 if last + 1 < size else 0
+                vals[last] = val
+                deaths[last] = ll + size
+            if ll >= size - 1:
+                orow[ll - size + 1] = vals[front]
+
+
+@njit(parallel=True, cache=CACHE, nogil=True)
+def minmax_runs(padded, out, run_dy, run_x, run_len, levels, is_min):
+    """Footprint min/max as runs: out[o, y, x] = extremum over runs of padded[o, y + dy, x + s : + len].
+
+    ``padded`` is (outer, H + fh - 1, W + fw - 1); ``levels`` doubling levels
+    to compute (1 + floor(log2(longest run))).
+    """
+    outer, H, W = out.shape
+    wp = padded.shape[2]
+    fh = padded.shape[1] - H + 1
+    nbands = (H + _BAND - 1) // _BAND
+    nruns = run_dy.shape[0]
+    for task in prange(outer * nbands):
+        o = task // nbands
+        y0 = (task % nbands) * _BAND
+        y1 = min(H, y0 + _BAND)
+        nrows = y1 - y0 + fh - 1
+        lev = np.empty((levels, nrows, wp), padded.dtype)
+        for r in range(nrows):
+            _copy_row(lev[0, r], padded[o, y0 + r], 0, wp)
+            span = 1
+            for p in range(1, levels):
+                _pick_rows(lev[p, r], lev[p - 1, r], lev[p - 1, r], 0, span, wp - span, is_min)
+                span *= 2
+        for y in range(y0, y1):
+            orow = out[o, y]
+            for k in range(nruns):
+                length = run_len[k]
+                p = 0
+                span = 1
+                while span * 2 <= length:
+                    span *= 2
+                    p += 1
+                row = lev[p, y - y0 + run_dy[k]]
+                s = run_x[k]
+                t = s + length - span
+                if k == 0:
+                    _pick_rows(orow, row, row, s, t, W, is_min)
+                else:
+                    _pick3_rows(orow, row, s, t, W, is_min)
+
+
+@njit(parallel=True, cache=CACHE, nogil=True)
+def minmax_gather(pflat, bases, out, offsets, is_min, skip_nan):
+    """Footprint min/max point by point with scipy's rule: the first cell, then strict improvements.
+
+    Point ``i`` of output row ``q`` reads ``pflat[bases[q] + i + offsets[k]]``
+    (``pflat``: the padded array, flat).  ``skip_nan``: NaN cells are ignored
+    (a window of NaN only gives NaN).
+    """
+    rows, width = out.shape
+    m = offsets.shape[0]
+    for q in prange(rows):
+        orow = out[q]
+        for i in range(width):
+            p0 = bases[q] + i
+            res = pflat[p0 + offsets[0]]
+            k0 = 1
+            if skip_nan:
+                while res != res and k0 < m:
+                    res = pflat[p0 + offsets[k0]]
+                    k0 += 1
+            for k in range(k0, m):
+                v = pflat[p0 + offsets[k]]
+                if is_min:
+                    if v < res:
+                        res = v
+                elif v > res:
+                    res = v
+            orow[i] = res
+
+
+@njit(cache=CACHE, nogil=True)
+def select(buf, lo, hi, rank):
+    """The `rank`-th of buf[lo..hi]: scipy's quickselect (Hoare partition, first element as pivot)."""
+    while lo != hi:
+        x = buf[lo]
+        i = lo - 1
+        j = hi + 1
+        while True:
+            j -= 1
+            while buf[j] > x:
+                j -= 1
+            i += 1
+            while buf[i] < x:
+                i += 1
+            if i < j:
+                t = buf[i]
+                buf[i] = buf[j]
+                buf[j] = t
+            else:
+                break
+        k = j - lo + 1
+        if rank < k:
+            hi = j
+        else:
+            lo = j + 1
+            rank -= k
+    return buf[lo]
+
+
+RANK, MEDIAN, PERCENTILE = range(3)
+
+
+@njit(cache=CACHE, nogil=True)
+def omit_rank(kind, rank, percentile, count):
+    """The rank among `count` non-NaN values for nan_policy='omit' (same rules on fewer values)."""
+    if kind == MEDIAN:
+        return count // 2
+    if kind == PERCENTILE:
+        if percentile == 100.0:
+            return count - 1
+        return int(float(count) * percentile / 100.0)
+    r = rank if rank >= 0 else count + rank
+    return min(max(r, 0), count - 1)
+
+
+@njit(parallel=True, cache=CACHE, nogil=True)
+def rank_gather(pflat, bases, out, offsets, kind, rank, percentile, skip_nan):
+    """Rank filter point by point: the window gathered in footprint order, then `select`.
+
+    Without `skip_nan` this is scipy's computation step for step.  With it,
+    NaN cells are left out and the rank is recomputed for the cells left
+    (`omit_rank`; `rank` may then be negative, counted from the top).
+    """
+    rows, width = out.shape
+    m = offsets.shape[0]
+    for q in prange(rows):
+        buf = np.empty(m, pflat.dtype)
+        orow = out[q]
+        for i in range(width):
+            p0 = bases[q] + i
+            count = 0
+            nan = pflat[p0 + offsets[0]]
+            for k in range(m):
+                v = pflat[p0 + offsets[k]]
+                if skip_nan and v != v:
+                    nan = v
+                    continue
+                buf[count] = v
+                count += 1
+            if count == 0:
+                orow[i] = nan
+                continue
+            r = omit_rank(kind, rank, percentile, count) if skip_nan else rank
+            orow[i] = select(buf, 0, count - 1, r)
+
+
+@njit(parallel=True, cache=CACHE, nogil=True)
+def has_nan(flat):
+    """Whether a flat float array holds a NaN (one parallel read, no temporary)."""
+    n = flat.shape[0]
+    parts = 64
+    found = np.zeros(parts, np.bool_)
+    step = (n + parts - 1) // parts
+    for p in prange(parts):
+        found[p] = _count_nan(flat, p * step, min(n, (p + 1) * step)) > 0
+    return found.any()
+
+
+@njit(cache=CACHE, nogil=True)
+def _count_nan(flat, start, stop):
+    count = 0
+    for i in range(uintp(start), uintp(stop)):
+        v = flat[i]
+        count += v != v
+    return count
+
+
+# -- user functions (generic_filter, generic_filter1d) ---------------------------------
+# The kernel calls the user's compiled function by name, so its source is
+# generated per call shape (how many extra arguments, which keywords) and
+# compiled per user function (numba specialises on the function's type).
+
+_POINT_KERNEL = '''
+def {name}(fn, pflat, bases, out, offsets{params}):
+    rows, width = out.shape
+    m = offsets.shape[0]
+    for q in prange(rows):
+        buf = np.empty(m, np.float64)
+        orow = out[q]
+        for i in range(width):
+            p0 = uintp(bases[q] + i)
+            for k in range(m):
+                buf[k] = pflat[p0 + uintp(offsets[k])]
+            orow[i] = fn(buf{args})
+'''
+
+_LINE_KERNEL = '''
+def {name}(fn, lines, out, size, lo, code, cval{params}):
+    rows, n = lines.shape
+    length = n + size - 1
+    for r in prange(rows):
+        ext = np.empty(length, np.float64)
+        obuf = np.zeros(n, np.float64)
+        extend_line(lines[r], n, lo, code, cval, ext, length)
+        fn(ext, obuf{args})
+        orow = out[r]
+        for j in range(n):
+            orow[j] = obuf[j]
+'''
+
+
+@functools.lru_cache(maxsize=32)
+def user_kernel(kind, n_extra, keywords):
+    """A parallel kernel calling a user function per point ('point') or per line ('line').
+
+    Its arguments: the compiled user function, the arrays, then the
+    `n_extra` extra arguments and the `keywords` values, in that order.
+    """
+    params = "".join(f", e{k}" for k in range(n_extra))
+    params += "".join(f", kw_{k}" for k in keywords)
+    args = "".join(f", e{k}" for k in range(n_extra))
+    args += "".join(f", {k}=kw_{k}" for k in keywords)
+    template = _POINT_KERNEL if kind == "point" else _LINE_KERNEL
+    source = template.format(name="kernel", params=params, args=args)
+    namespace = {"np": np, "prange": prange, "uintp": uintp, "extend_line": _extend_line}
+    exec(source, namespace)  # noqa: S102 - our own template, names are identifiers
+    return njit(parallel=True, nogil=True)(namespace["kernel"])

@@ -1,0 +1,278 @@
+"""User-function filters: `generic_filter` and `generic_filter1d` (scipy.ndimage's).
+
+A plain Python function that Numba can compile runs compiled, called from a
+parallel loop that gathers each window (scipy's buffer: float64 values, cval
+as given) and stores the returns with scipy's casts.  A function Numba cannot
+compile runs in a Python loop here, as in scipy, after a
+`CompileFallbackWarning` that quotes Numba's reason.  A
+``scipy.LowLevelCallable`` goes to scipy's own implementation, which is what
+it was written for.
+"""
+
+from __future__ import annotations
+
+import functools
+import numbers
+import re
+import types
+import warnings
+
+import numpy as np
+
+from .. import _kernels_order as ko
+from ..errors import StencilTypeError
+from . import _args
+from . import _window as win
+from ._lazy import dask_aware
+from ._order import _line_reach, _output, _window_reach
+
+__all__ = ["generic_filter", "generic_filter1d", "CompileFallbackWarning"]
+
+# Windows gathered per step of the Python fallback loop.
+_FALLBACK_CHUNK = 4096
+
+
+class CompileFallbackWarning(UserWarning):
+    """Numba could not compile the user function; it runs in a Python loop (scipy's speed)."""
+
+
+def _is_low_level(function):
+    import scipy
+
+    return isinstance(function, scipy.LowLevelCallable) or type(function).__name__ in (
+        "PyCapsule", "CFunctionType") or hasattr(function, "_as_parameter_")
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(function):
+    """`function` as a Numba dispatcher (numpy and builtin callables through a wrapper)."""
+    import numba
+    from numba.core.registry import CPUDispatcher
+
+    if isinstance(function, CPUDispatcher):
+        return function
+    if not isinstance(function, types.FunctionType):
+        target = function
+
+        def function(window, *args):  # noqa: F811 - a compilable call of the callable
+            return target(window, *args)
+    return numba.njit(nogil=True)(function)
+
+
+def _first_line(exc):
+    """The line of a Numba error that says what failed (not the pipeline step it failed in)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    useful = [ln for ln in lines if not ln.startswith(("Failed in", "During:", "File "))]
+    return (useful or lines or [type(exc).__name__])[0]
+
+
+@win.serial_when_small
+def _run_kernel(data, kernel, *args):
+    """kernel(*args), on one thread when `data` (the array it reads) is small."""
+    kernel(*args)
+
+
+def _run_compiled(kind, function, arrays, extra_arguments, extra_keywords):
+    """Run the parallel kernel; None if Numba cannot compile the function (after a warning)."""
+    from numba.core.errors import NumbaError
+
+    keywords = tuple(extra_keywords)
+    if not all(isinstance(k, str) and k.isidentifier() for k in keywords):
+        return None
+    try:
+        kernel = ko.user_kernel(kind, len(extra_arguments), keywords)
+        try:
+            compiled = _compiled(function)
+        except TypeError:  # unhashable callable: compiled for this call only
+            compiled = _compiled.__wrapped__(function)
+        _run_kernel(arrays[0], kernel, compiled, *arrays, *extra_arguments,
+                    *(extra_keywords[k] for k in keywords))
+    except NumbaError as exc:
+        warnings.warn(
+            f"{getattr(function, '__name__', function)!r} runs in a Python loop at scipy's "
+            f"speed: Numba cannot compile it ({_first_line(exc)}).",
+            CompileFallbackWarning, stacklevel=4)
+        return None
+    return True
+
+
+def _check_extras(extra_arguments, extra_keywords):
+    if extra_keywords is None:
+        extra_keywords = {}
+    if not isinstance(extra_arguments, (tuple, list)):
+        raise StencilTypeError(
+            f"extra_arguments must be a sequence, got {type(extra_arguments).__name__}.",
+            param="extra_arguments", value=extra_arguments, expected="a tuple")
+    if not isinstance(extra_keywords, dict):
+        raise StencilTypeError(
+            f"extra_keywords must be a dictionary, got {type(extra_keywords).__name__}.",
+            param="extra_keywords", value=extra_keywords, expected="a dict")
+    return tuple(extra_arguments), dict(extra_keywords)
+
+
+def _check_function(function):
+    if not callable(function) and not _is_low_level(function):
+        raise StencilTypeError(
+            f"function={function!r} is not callable.", param="function", value=function,
+            expected="a callable or a scipy.LowLevelCallable")
+
+
+@dask_aware(_window_reach)
+def generic_filter(input, function, size=None, footprint=None, output=None, mode="reflect",
+                   cval=0.0, origin=0, extra_arguments=(), extra_keywords=None, *, axes=None):
+    """Calculate a multidimensional filter using the given function (scipy.ndimage.generic_filter).
+
+    ``function(window, *extra_arguments, **extra_keywords)`` gets the window's
+    values (float64, footprint cells in C order) and returns a number.  If
+    Numba compiles it, every window runs compiled and in parallel; if not, a
+    `CompileFallbackWarning` says why and it runs in a Python loop.
+
+    Parameters
+    ----------
+    input : array_like
+    function : callable or scipy.LowLevelCallable
+    size, footprint, output, mode, cval, origin, axes
+        As scipy.ndimage.generic_filter (one mode for all axes).
+    extra_arguments : sequence, optional
+    extra_keywords : dict, optional
+
+    Returns
+    -------
+    ndarray
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from stencils import ndimage as ndi
+    >>> def spread(window):
+    ...     return window.max() - window.min()
+    >>> ndi.generic_filter(np.array([1.0, 4.0, 2.0, 8.0]), spread, size=3)
+    array([3., 3., 6., 6.])
+    """
+    _check_function(function)
+    extra_arguments, extra_keywords = _check_extras(extra_arguments, extra_keywords)
+    a = _args.as_input(input, complex_ok=False)
+    axes = _args.normalize_axes(axes, a.ndim)
+    sizes, fp = _args.sizes_or_footprint(size, footprint, axes, a.ndim)
+    if fp is None:  # a box: from size (scipy's order of axes) or an all-True footprint
+        fp = win.box_footprint(sizes, axes, a.ndim) if footprint is None else np.ones(sizes, bool)
+    origins = [_args.check_origin(o, f)
+               for o, f in zip(_args.origins_for(origin, axes, a.ndim), fp.shape)]
+    output = _output(output, a)
+    code = _args.mode_code(mode)
+    if _is_low_level(function):
+        return _scipy().generic_filter(a, function, footprint=fp, output=output, mode=mode,
+                                       cval=cval, origin=origins,
+                                       extra_arguments=extra_arguments,
+                                       extra_keywords=extra_keywords)
+    cval = _args.as_float_cval(cval)
+    if a.size == 0:
+        return output
+    lo, hi = win.window_bounds(fp.shape, origins)
+    padded = win.pad(a.astype(np.float64), lo, hi, [code] * a.ndim, cval)
+    offsets = win.flat_offsets(fp, padded.shape)
+    bases = win.row_bases(a.shape, padded.shape)
+    result = np.empty(win.as_rows(a.shape), np.float64)
+    arrays = (padded.reshape(-1), bases, result, offsets)
+    if _run_compiled("point", function, arrays, extra_arguments, extra_keywords) is None:
+        _python_points(function, *arrays, extra_arguments, extra_keywords)
+    return _args.store(result.reshape(a.shape), output)
+
+
+def _python_points(function, pflat, bases, result, offsets, extra_arguments, extra_keywords):
+    """The fallback: every window gathered by numpy, `function` called from Python."""
+    width = result.shape[1]
+    cols = np.arange(width, dtype=np.int64)
+    for q in range(result.shape[0]):
+        for c0 in range(0, width, _FALLBACK_CHUNK):
+            idx = bases[q] + cols[c0:c0 + _FALLBACK_CHUNK, None] + offsets[None, :]
+            windows = pflat[idx]
+            row = result[q]
+            for k in range(windows.shape[0]):
+                row[c0 + k] = function(windows[k], *extra_arguments, **extra_keywords)
+
+
+@dask_aware(lambda ndim, function, filter_size, axis=-1, origin=0, **_: _line_reach(
+    ndim, filter_size, axis, origin))
+def generic_filter1d(input, function, filter_size, axis=-1, output=None, mode="reflect",
+                     cval=0.0, origin=0, extra_arguments=(), extra_keywords=None):
+    """Calculate a 1-D filter along the given axis (scipy.ndimage.generic_filter1d).
+
+    ``function(input_line, output_line, *extra_arguments, **extra_keywords)``
+    gets each line extended by the border rule (float64, ``filter_size - 1``
+    cells longer than the axis) and fills ``output_line`` in place.  Compiled
+    and run in parallel over the lines when Numba can compile it.
+
+    Parameters
+    ----------
+    input : array_like
+    function : callable or scipy.LowLevelCallable
+    filter_size : int
+    axis, output, mode, cval, origin, extra_arguments, extra_keywords
+        As scipy.ndimage.generic_filter1d.
+
+    Returns
+    -------
+    ndarray
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from stencils import ndimage as ndi
+    >>> def pairs(line, out):
+    ...     out[:] = line[:-1] + line[1:]
+    >>> ndi.generic_filter1d(np.array([1.0, 2.0, 4.0]), pairs, filter_size=2)
+    array([2., 3., 6.])
+    """
+    _check_function(function)
+    extra_arguments, extra_keywords = _check_extras(extra_arguments, extra_keywords)
+    a = _args.as_input(input, complex_ok=False)
+    output = _output(output, a)
+    if not isinstance(filter_size, numbers.Integral) or isinstance(filter_size, bool):
+        raise StencilTypeError(f"filter_size={filter_size!r} is not an integer.",
+                               param="filter_size", value=filter_size, expected="an integer")
+    if filter_size < 1:
+        raise _args.NdimageRuntimeError(
+            f"invalid filter size: filter_size={filter_size}, expected >= 1.",
+            param="filter_size", value=filter_size, expected=">= 1")
+    axis = _args.normalize_axis(axis, a.ndim)
+    _args.check_origin(origin, filter_size)
+    code = _args.mode_code(mode)
+    if _is_low_level(function):
+        return _scipy().generic_filter1d(a, function, filter_size, axis, output, mode, cval,
+                                         origin, extra_arguments, extra_keywords)
+    cval = _args.as_float_cval(cval)
+    if a.size == 0:
+        return output
+    moved = np.moveaxis(a, axis, -1)
+    n = moved.shape[-1]
+    lines = np.ascontiguousarray(moved, dtype=np.float64).reshape(-1, n)
+    result = np.empty_like(lines)
+    lo = filter_size // 2 + origin
+    arrays = (lines, result, filter_size, lo, code, cval)
+    if _run_compiled("line", function, arrays, extra_arguments, extra_keywords) is None:
+        _python_lines(function, *arrays, extra_arguments, extra_keywords)
+    _args.store(np.moveaxis(result.reshape(moved.shape), -1, axis), output)
+    return output
+
+
+def _python_lines(function, lines, result, size, lo, code, cval, extra_arguments,
+                  extra_keywords):
+    n = lines.shape[1]
+    ext = win.pad(lines, [0, lo], [0, size - 1 - lo], [code, code], cval)
+    for r in range(lines.shape[0]):
+        obuf = np.zeros(n)
+        function(ext[r].copy(), obuf, *extra_arguments, **extra_keywords)
+        result[r] = obuf
+
+
+class _ScipyFilters:
+    """scipy's own generic filters, taken when this module is imported: the public names
+    may later be replaced by ours (scipy's test suite runs that way)."""
+
+    from scipy.ndimage import generic_filter, generic_filter1d  # noqa: F401
+
+
+def _scipy():
+    return _ScipyFilters

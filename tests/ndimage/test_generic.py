@@ -1,0 +1,176 @@
+"""generic_filter and generic_filter1d against scipy.ndimage: compiled, fallback and low-level paths."""
+
+import decimal
+import warnings
+
+import numpy as np
+import pytest
+import scipy
+import scipy.ndimage as sndi
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stencils import ndimage as ndi
+from stencils.errors import StencilError
+
+MODES = ["reflect", "constant", "nearest", "mirror", "wrap", "grid-wrap"]
+DTYPES = [np.uint8, np.int16, np.int32, np.float32, np.float64]
+
+
+def spread(window):
+    return window.max() - window.min()
+
+
+def weighted(window, weights, scale=1.0):
+    return (window * weights[: window.size]).sum() / scale
+
+
+def second_largest(window):
+    return np.sort(window)[-2] if window.size > 1 else window[0]
+
+
+def uses_python_only(window):
+    return float(len({float(v) for v in window}))  # sets of floats: not in nopython mode
+
+
+def assert_same(ours, theirs):
+    assert ours.dtype == theirs.dtype
+    np.testing.assert_array_equal(ours, theirs)
+
+
+@settings(max_examples=40)
+@given(data=st.data())
+def test_compiled_function_matches_scipy(data):
+    ndim = data.draw(st.integers(1, 4))
+    shape = tuple(data.draw(st.lists(st.integers(1, 6), min_size=ndim, max_size=ndim)))
+    dtype = data.draw(st.sampled_from(DTYPES))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    a = (rng.random(shape) * 100).astype(dtype)
+    if np.dtype(dtype).kind == "f" and data.draw(st.booleans()):
+        a[rng.random(shape) < 0.2] = np.nan
+    if data.draw(st.booleans()):
+        kwargs = dict(size=tuple(data.draw(st.lists(st.integers(1, 3), min_size=ndim,
+                                                    max_size=ndim))))
+        sizes = kwargs["size"]
+    else:
+        fp = rng.random(tuple(data.draw(st.lists(st.integers(1, 3), min_size=ndim,
+                                                 max_size=ndim)))) < 0.6
+        fp.flat[0] = True
+        kwargs = dict(footprint=fp)
+        sizes = fp.shape
+    kwargs["origin"] = tuple(data.draw(st.integers(-(s // 2), (s - 1) // 2)) for s in sizes)
+    kwargs["mode"] = data.draw(st.sampled_from(MODES))
+    kwargs["cval"] = data.draw(st.sampled_from([0.0, 2.5]))
+    function = data.draw(st.sampled_from([spread, second_largest]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ndi.CompileFallbackWarning)
+        ours = ndi.generic_filter(a, function, **kwargs)
+    assert_same(ours, sndi.generic_filter(a, function, **kwargs))
+
+
+def test_extra_arguments_keywords_axes_and_output():
+    a = np.random.default_rng(1).random((6, 7, 8))
+    weights = np.arange(1.0, 10.0)
+    kwargs = dict(size=(3, 3), axes=(0, 2), extra_arguments=(weights,),
+                  extra_keywords={"scale": 4.0}, mode="mirror")
+    # Numba's .sum() adds in order, NumPy's pairwise: the last bit may differ.
+    for output in (None, np.float32):
+        np.testing.assert_allclose(ndi.generic_filter(a, weighted, output=output, **kwargs),
+                                   sndi.generic_filter(a, weighted, output=output, **kwargs),
+                                   rtol=1e-6 if output else 1e-14)
+
+
+def test_numpy_function_runs_compiled():
+    a = np.random.default_rng(2).random((9, 9))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ndi.CompileFallbackWarning)
+        ours = ndi.generic_filter(a, np.median, size=3)
+    assert_same(ours, sndi.generic_filter(a, np.median, size=3))
+
+
+def test_uncompilable_function_falls_back_with_the_reason():
+    a = np.random.default_rng(3).integers(0, 4, size=(7, 8)).astype(np.int16)
+    with pytest.warns(ndi.CompileFallbackWarning, match="uses_python_only.*Numba cannot"):
+        ours = ndi.generic_filter(a, uses_python_only, size=(2, 3), mode="wrap")
+    assert_same(ours, sndi.generic_filter(a, uses_python_only, size=(2, 3), mode="wrap"))
+
+
+def test_low_level_callable_gives_scipys_result():
+    numba = pytest.importorskip("numba")
+    from numba import carray, cfunc, types
+
+    sig = types.intc(types.CPointer(types.double), types.intp, types.CPointer(types.double),
+                     types.voidptr)
+
+    @cfunc(sig)
+    def c_spread(values, n, result, user_data):
+        w = carray(values, (n,))
+        result[0] = w.max() - w.min()
+        return 1
+
+    callable_ = scipy.LowLevelCallable(c_spread.ctypes)
+    a = np.random.default_rng(4).random((10, 11))
+    assert_same(ndi.generic_filter(a, callable_, size=3),
+                sndi.generic_filter(a, spread, size=3))
+    assert numba  # the cfunc came from numba
+
+
+def shift_sum(line, out, k=1):
+    out[:] = line[:-2] + k * line[2:]
+
+
+def running_max(line, out):
+    for j in range(out.size):
+        out[j] = line[j:j + 3].max()
+
+
+def python_line(line, out):
+    for j in range(out.size):
+        out[j] = float(decimal.Decimal(line[j + 1]))  # decimal: Python only
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("dtype", [np.int16, np.float32])
+def test_generic_filter1d_matches_scipy(mode, dtype):
+    a = (np.random.default_rng(5).random((5, 6, 7)) * 50).astype(dtype)
+    for axis in (0, -1):
+        for origin in (-1, 0, 1):
+            kwargs = dict(axis=axis, mode=mode, cval=1.5, origin=origin,
+                          extra_keywords={"k": 2})
+            assert_same(ndi.generic_filter1d(a, shift_sum, 3, **kwargs),
+                        sndi.generic_filter1d(a, shift_sum, 3, **kwargs))
+        assert_same(ndi.generic_filter1d(a, running_max, 3, axis=axis, mode=mode),
+                    sndi.generic_filter1d(a, running_max, 3, axis=axis, mode=mode))
+
+
+def test_generic_filter1d_fallback():
+    a = np.arange(12.0).reshape(3, 4)
+    with pytest.warns(ndi.CompileFallbackWarning):
+        ours = ndi.generic_filter1d(a, python_line, 3, mode="nearest")
+    assert_same(ours, sndi.generic_filter1d(a, python_line, 3, mode="nearest"))
+
+
+def test_dask_in_lazy_dask_out():
+    da = pytest.importorskip("dask.array")
+    a = np.random.default_rng(6).random((20, 23))
+    d = da.from_array(a, chunks=(6, 7))
+    lazy = ndi.generic_filter(d, spread, size=(3, 4), mode="wrap")
+    assert isinstance(lazy, da.Array)
+    assert_same(lazy.compute(), sndi.generic_filter(a, spread, size=(3, 4), mode="wrap"))
+    lazy1d = ndi.generic_filter1d(d, shift_sum, 3, axis=0, mode="reflect")
+    assert_same(lazy1d.compute(), sndi.generic_filter1d(a, shift_sum, 3, axis=0))
+
+
+@pytest.mark.parametrize("call, error", [
+    (lambda a: ndi.generic_filter(a, 3, size=3), TypeError),
+    (lambda a: ndi.generic_filter(a + 1j, spread, size=3), TypeError),
+    (lambda a: ndi.generic_filter(a, spread), RuntimeError),
+    (lambda a: ndi.generic_filter(a, spread, size=3, origin=2), ValueError),
+    (lambda a: ndi.generic_filter(a, spread, size=3, extra_arguments=5), TypeError),
+    (lambda a: ndi.generic_filter1d(a, shift_sum, 0), RuntimeError),
+    (lambda a: ndi.generic_filter1d(a, shift_sum, 3, mode="bogus"), RuntimeError),
+])
+def test_bad_input(call, error):
+    with pytest.raises(error) as info:
+        call(np.ones((4, 4)))
+    assert isinstance(info.value, StencilError)
