@@ -23,11 +23,6 @@ kernel row at a time and so rounds differently) step through the engine.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
-import os
-import sys
-import tempfile
-import threading
 
 import numba
 import numpy as np
@@ -49,8 +44,6 @@ _MAX_NODES = 400
 _SINGLE_PASS_TAPS = 32  # the engine's limit for a one-pass weighted sum (stencils._lower)
 _DEFAULT_CACHE = 1 << 20
 _MIN_ROW = 256
-_LOCK = threading.RLock()
-_MODULES = {}
 # One parallel kernel at a time, shared with the engine's calls (Numba's workqueue layer
 # must not be entered from two threads at once).
 _PARALLEL_LOCK = _engine.PARALLEL_LOCK
@@ -127,25 +120,7 @@ class _Step:
 
 def _load(source):
     key = hashlib.sha1(source.encode()).hexdigest()[:20]
-    module = _MODULES.get(key)
-    if module is not None:
-        return module
-    with _LOCK:
-        if key in _MODULES:
-            return _MODULES[key]
-        name = f"stencils_iterate_{key}"
-        path = os.path.join(_engine.cache_dir(), name + ".py")
-        if not os.path.exists(path):
-            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
-            with os.fdopen(fd, "w") as f:
-                f.write(source)
-            os.replace(tmp, path)
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # numba's cache of a parallel function looks it up
-        spec.loader.exec_module(module)
-        _MODULES[key] = module
-        return module
+    return _engine.import_generated(f"stencils_iterate_{key}", source)
 
 
 def _step_module(stencil):

@@ -151,22 +151,14 @@ def _source(h, w, rank, name):
     return "\n".join(lines) + "\n"
 
 
-class _Generated:
-    __slots__ = ("key", "source")
-
-    def __init__(self, key, source):
-        self.key = key
-        self.source = source
-
-
 @functools.lru_cache(maxsize=64)
 def _kernel(h, w, rank):
-    from .._engine import _FINGERPRINT, _load_module
+    from .._engine import _FINGERPRINT, import_generated
 
     name = f"select_{h}x{w}_rank{rank}"
     source = _source(h, w, rank, name)
     key = hashlib.sha1((source + _FINGERPRINT).encode()).hexdigest()[:16]
-    return getattr(_load_module(_Generated("ndimage_" + key, source)), name)
+    return getattr(import_generated("stencils_ndimage_" + key, source), name)
 
 
 def network_kernel(footprint, rank, dtype):
