@@ -35,9 +35,7 @@ _DENSE_STEP_MAX = 4
 _DENSE_MIN_POINTS = 32
 # Output points per edge piece (fewer for strides above 4, so the buffer stays small).
 _PIECE_POINTS = 256
-# Columns of the buffer the pieces are queued in, fewer for stencils with many
-# rows (its size is rows x columns).
-_PIECE_BUFFER = 4096
+# Cells of the buffer the pieces are queued in.
 _PIECE_BUFFER_CELLS = 1 << 16
 # Runs of lines queued before the hot loop computes them.
 _RUN_SLOTS = 256
@@ -114,11 +112,15 @@ class KernelPlan:
         return max(1, min(_PIECE_POINTS, _PIECE_POINTS * 4 // self.step_last))
 
     @property
-    def piece_buffer(self):
-        # Pieces are queued side by side, a few hundred lines' edges per call;
-        # each piece is at least a box wide.
-        cols = (self.piece_points - 1) * self.step_last + self.box
-        return max(cols, min(_PIECE_BUFFER, _PIECE_BUFFER_CELLS // self.nrows))
+    def piece_cols(self):
+        """Columns of the piece buffer: the widest piece."""
+        return (self.piece_points - 1) * self.step_last + self.box
+
+    @property
+    def piece_rows(self):
+        """Rows of the piece buffer: ``nrows`` per queued line, a few hundred lines."""
+        lines = max(1, _PIECE_BUFFER_CELLS // (self.piece_cols * self.nrows))
+        return lines * self.nrows
 
 
 def plan_kernel(stencil, step_last):
@@ -183,9 +185,10 @@ def _expression_loop(plan, indent, count, target, step):
 def _rows_source(plan):
     """``_rows``: the expression over runs of lines.
 
-    Run ``i`` is lines ``line .. line + count - 1``, columns ``[e0, e1)``;
-    its line ``l`` reads source row ``rows[i, m] + l * row_step`` of `src2` for
-    each key, from column ``first`` on.  The vectorised loop runs over many
+    Run ``i`` is ``runs[:, i]`` = (line, count, e0, e1, first, row_step): lines
+    ``line .. line + count - 1``, columns ``[e0, e1)``; its line ``l`` reads
+    source row ``rows[i, m] + l * row_step`` of `src2` for each key, from
+    column ``first`` on.  The vectorised loop runs over many
     lines inside one function with no calls in it, as a hand-written kernel
     would: with the border code's calls in the same loop nest (or one call per
     line), LLVM kept the weights on the stack and reloaded them on every
@@ -193,7 +196,7 @@ def _rows_source(plan):
     """
     lines = [
         "@njit(cache=CACHE, nogil=True, error_model='numpy', fastmath=FASTMATH)",
-        "def _rows(out2, src2, runs, rows, nruns, row_step, c, dense):",
+        "def _rows(out2, src2, runs, rows, nruns, c, dense):",
         "    _zero = c[0]",
         "    _one = c[1]",
     ]
@@ -204,6 +207,7 @@ def _rows_source(plan):
         "        e0 = runs[2, i]",
         "        e1 = runs[3, i]",
         "        first = runs[4, i]",
+        "        row_step = runs[5, i]",
     ]
     lines += [f"        r{m} = rows[i, {m}]" for m in range(plan.nrows)]
     s = plan.step_last
@@ -254,7 +258,7 @@ def _kernel_source(plan):
     s, kmin, nrows = plan.step_last, plan.kmin, plan.nrows
     ndense = (f"max(min(colblock, width), {plan.piece_points}) * {s}" if plan.dense_step
               else "1")
-    slots = plan.piece_buffer // plan.box + 1
+    slots = plan.piece_rows // nrows + 1
     return [
         "@njit(cache=CACHE, nogil=True, error_model='numpy')",
         "def kernel(src2, out2, c, out_outer, src_outer, lo, step, code, colblock, first_item,",
@@ -271,21 +275,21 @@ def _kernel_source(plan):
         # Interior columns [ja, jb): every read j*S + lo_l + k, k in [kmin, kmax], in bounds.
         f"    ja = min(width, max(0, -((lo_l + {kmin}) // {s})))",
         f"    jb = min(width, max(0, (n_l - 1 - lo_l - {plan.kmax}) // {s} + 1))",
-        f"    piece = np.empty(({nrows}, {plan.piece_buffer}), dtype=src2.dtype)",
-        f"    pieces = np.empty((5, {slots}), dtype=np.int64)",
+        f"    piece = np.empty(({plan.piece_rows}, {plan.piece_cols}), dtype=src2.dtype)",
+        f"    pieces = np.empty((6, {slots}), dtype=np.int64)",
         f"    piece_rows = np.empty(({slots}, {nrows}), dtype=np.int64)",
-        f"    runs = np.empty((5, {_RUN_SLOTS}), dtype=np.int64)",
+        f"    runs = np.empty((6, {_RUN_SLOTS}), dtype=np.int64)",
         f"    run_rows = np.empty(({_RUN_SLOTS}, {nrows}), dtype=np.int64)",
         f"    dense = np.empty({ndense}, dtype=src2.dtype)",
         # Counts as np.int64, never literals: numba compiles ``_rows`` again for
         # each literal argument it is called with.
         "    nruns = np.int64(0)",
         "    npieces = np.int64(0)",
-        "    pfill = 0",
+        "    prow = 0",
         "    item = first_item",
         "    while item < last_item:",
         f"        if nruns == {_RUN_SLOTS}:",
-        "            _rows(out2, src2, runs, run_rows, nruns, row_step, c, dense)",
+        "            _rows(out2, src2, runs, run_rows, nruns, c, dense)",
         "            nruns = np.int64(0)",
         # The line's rows go straight into the next run's slot.
         "        rows = run_rows[nruns]",
@@ -308,53 +312,61 @@ def _kernel_source(plan):
         "            runs[2, nruns] = e0",
         "            runs[3, nruns] = e1",
         f"            runs[4, nruns] = e0 * {s} + lo_l + {kmin}",
+        "            runs[5, nruns] = row_step",
         "            nruns += 1",
     ] + _edge_pieces_source(plan) + [
         "        item += count",
-        "    _rows(out2, piece, pieces, piece_rows, npieces, np.int64(0), c, dense)",
-        "    _rows(out2, src2, runs, run_rows, nruns, row_step, c, dense)",
+        "    _rows(out2, piece, pieces, piece_rows, npieces, c, dense)",
+        "    _rows(out2, src2, runs, run_rows, nruns, c, dense)",
     ]
 
 
 def _edge_pieces_source(plan):
     """The part of ``kernel`` that queues the columns of a run's lines outside
     ``[ia, ib)`` (the columns at each end, or the whole line when it meets a
-    Fill row) as box-wide pieces, copied row by row through the border rule
-    into the piece buffer: one more source for ``_rows``.  Most lines have
-    none: the test keeps their cost out of runs of short lines."""
+    Fill row) as pieces: the box-wide columns each line reads, copied through
+    the border rule into ``nrows`` rows of the piece buffer, the lines of a run
+    one under the other, so that they are one more run for ``_rows`` (a run
+    per line measured 1.2x slower on 128^3).  Most lines have none: the test
+    keeps their cost out of runs of short lines."""
     s, nrows = plan.step_last, plan.nrows
     return [
         "        if ia > j0 or max(ia, ib) < j1:",
-        "            for l in range(count):",
-        "                for part in range(2):",
-        "                    e0 = j0 if part == 0 else max(j0, max(ia, ib))",
-        "                    e1 = min(j1, ia) if part == 0 else j1",
-        f"                    for p0 in range(e0, e1, {plan.piece_points}):",
-        f"                        p1 = min(e1, p0 + {plan.piece_points})",
-        f"                        ncols = (p1 - p0 - 1) * {s} + {plan.box}",
-        "                        if pfill + ncols > piece.shape[1]:",
-        "                            _rows(out2, piece, pieces, piece_rows, npieces, np.int64(0),",
-        "                                  c, dense)",
+        "            for part in range(2):",
+        "                e0 = j0 if part == 0 else max(j0, max(ia, ib))",
+        "                e1 = min(j1, ia) if part == 0 else j1",
+        f"                for p0 in range(e0, e1, {plan.piece_points}):",
+        f"                    p1 = min(e1, p0 + {plan.piece_points})",
+        f"                    ncols = (p1 - p0 - 1) * {s} + {plan.box}",
+        f"                    first = p0 * {s} + lo_l + {plan.kmin}",
+        "                    l0 = 0",
+        "                    while l0 < count:",
+        f"                        if prow + {nrows} > {plan.piece_rows}:",
+        "                            _rows(out2, piece, pieces, piece_rows, npieces, c, dense)",
         "                            npieces = np.int64(0)",
-        "                            pfill = 0",
-        f"                        first = p0 * {s} + lo_l + {plan.kmin}",
-        "                        for qq in range(ncols):",
-        "                            rr = first + qq",
-        "                            if rr < 0 or rr >= n_l:",
-        "                                rr = resolve_index(rr, n_l, code)",
+        "                            prow = 0",
+        f"                        n = min(count - l0, ({plan.piece_rows} - prow) // {nrows})",
+        "                        for l in range(l0, l0 + n):",
+        f"                            at = prow + (l - l0) * {nrows}",
         f"                            for m in range({nrows}):",
         "                                row = rows[m] + l * row_step if rows[m] >= 0 else -1",
-        "                                piece[m, pfill + qq] = (",
-        "                                    src2[row, rr] if row >= 0 and rr >= 0 else fill)",
-        "                        pieces[0, npieces] = line + l",
-        "                        pieces[1, npieces] = 1",
+        "                                for qq in range(ncols):",
+        "                                    rr = first + qq",
+        "                                    if rr < 0 or rr >= n_l:",
+        "                                        rr = resolve_index(rr, n_l, code)",
+        "                                    piece[at + m, qq] = (",
+        "                                        src2[row, rr] if row >= 0 and rr >= 0 else fill)",
+        "                        pieces[0, npieces] = line + l0",
+        "                        pieces[1, npieces] = n",
         "                        pieces[2, npieces] = p0",
         "                        pieces[3, npieces] = p1",
-        "                        pieces[4, npieces] = pfill",
+        "                        pieces[4, npieces] = 0",
+        f"                        pieces[5, npieces] = {nrows}",
         f"                        for m in range({nrows}):",
-        "                            piece_rows[npieces, m] = m",
+        "                            piece_rows[npieces, m] = prow + m",
         "                        npieces += 1",
-        "                        pfill += ncols",
+        f"                        prow += n * {nrows}",
+        "                        l0 += n",
     ]
 
 

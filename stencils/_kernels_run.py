@@ -30,6 +30,7 @@ from ._kernels import CACHE, resolve_index
 # machine the serial call was the faster one up to about this size (measured on
 # LeNet's pooling stencils).
 MIN_CHUNK_WORK = 1 << 19
+CHUNKS_PER_THREAD = 2
 
 
 # Rows of the geometry array a generated kernel allocates, (GEOMETRY_ROWS, outer axes).
@@ -139,8 +140,12 @@ def run_items(kernel, args, nitems, nchunks, work):
     waits only for chunks a thread has taken: a pool thread the OS does not run
     (a busy core) leaves its share to the caller instead of holding it up.
     """
-    nchunks = int(max(1, min(nchunks, nitems, work // MIN_CHUNK_WORK)))
-    threads = min(numba.get_num_threads(), nchunks)
+    # Each chunk is one kernel call from Python (a few microseconds under the
+    # GIL): a few chunks per thread balance the load without that adding up.
+    threads = numba.get_num_threads()
+    nchunks = int(max(1, min(nchunks, CHUNKS_PER_THREAD * threads, nitems,
+                             work // MIN_CHUNK_WORK)))
+    threads = min(threads, nchunks)
     if threads <= 1:
         kernel(*args, 0, nitems)
         return

@@ -14,7 +14,7 @@ _KEY_HI = np.array([2], dtype=np.int64)
 
 
 @njit(cache=CACHE, nogil=True, error_model='numpy', fastmath=FASTMATH)
-def _rows(out2, src2, runs, rows, nruns, row_step, c, dense):
+def _rows(out2, src2, runs, rows, nruns, c, dense):
     _zero = c[0]
     _one = c[1]
     p0 = c[3]
@@ -26,6 +26,7 @@ def _rows(out2, src2, runs, rows, nruns, row_step, c, dense):
         e0 = runs[2, i]
         e1 = runs[3, i]
         first = runs[4, i]
+        row_step = runs[5, i]
         r0 = rows[i, 0]
         r1 = rows[i, 1]
         r2 = rows[i, 2]
@@ -60,19 +61,19 @@ def kernel(src2, out2, c, out_outer, src_outer, lo, step, code, colblock, first_
     row_step = geometry[STEP, out_outer.shape[0] - 1]
     ja = min(width, max(0, -((lo_l + 0) // 1)))
     jb = min(width, max(0, (n_l - 1 - lo_l - 2) // 1 + 1))
-    piece = np.empty((3, 4096), dtype=src2.dtype)
-    pieces = np.empty((5, 1366), dtype=np.int64)
-    piece_rows = np.empty((1366, 3), dtype=np.int64)
-    runs = np.empty((5, 256), dtype=np.int64)
+    piece = np.empty((252, 258), dtype=src2.dtype)
+    pieces = np.empty((6, 85), dtype=np.int64)
+    piece_rows = np.empty((85, 3), dtype=np.int64)
+    runs = np.empty((6, 256), dtype=np.int64)
     run_rows = np.empty((256, 3), dtype=np.int64)
     dense = np.empty(1, dtype=src2.dtype)
     nruns = np.int64(0)
     npieces = np.int64(0)
-    pfill = 0
+    prow = 0
     item = first_item
     while item < last_item:
         if nruns == 256:
-            _rows(out2, src2, runs, run_rows, nruns, row_step, c, dense)
+            _rows(out2, src2, runs, run_rows, nruns, c, dense)
             nruns = np.int64(0)
         rows = run_rows[nruns]
         line = item // nblk
@@ -93,41 +94,47 @@ def kernel(src2, out2, c, out_outer, src_outer, lo, step, code, colblock, first_
             runs[2, nruns] = e0
             runs[3, nruns] = e1
             runs[4, nruns] = e0 * 1 + lo_l + 0
+            runs[5, nruns] = row_step
             nruns += 1
         if ia > j0 or max(ia, ib) < j1:
-            for l in range(count):
-                for part in range(2):
-                    e0 = j0 if part == 0 else max(j0, max(ia, ib))
-                    e1 = min(j1, ia) if part == 0 else j1
-                    for p0 in range(e0, e1, 256):
-                        p1 = min(e1, p0 + 256)
-                        ncols = (p1 - p0 - 1) * 1 + 3
-                        if pfill + ncols > piece.shape[1]:
-                            _rows(out2, piece, pieces, piece_rows, npieces, np.int64(0),
-                                  c, dense)
+            for part in range(2):
+                e0 = j0 if part == 0 else max(j0, max(ia, ib))
+                e1 = min(j1, ia) if part == 0 else j1
+                for p0 in range(e0, e1, 256):
+                    p1 = min(e1, p0 + 256)
+                    ncols = (p1 - p0 - 1) * 1 + 3
+                    first = p0 * 1 + lo_l + 0
+                    l0 = 0
+                    while l0 < count:
+                        if prow + 3 > 252:
+                            _rows(out2, piece, pieces, piece_rows, npieces, c, dense)
                             npieces = np.int64(0)
-                            pfill = 0
-                        first = p0 * 1 + lo_l + 0
-                        for qq in range(ncols):
-                            rr = first + qq
-                            if rr < 0 or rr >= n_l:
-                                rr = resolve_index(rr, n_l, code)
+                            prow = 0
+                        n = min(count - l0, (252 - prow) // 3)
+                        for l in range(l0, l0 + n):
+                            at = prow + (l - l0) * 3
                             for m in range(3):
                                 row = rows[m] + l * row_step if rows[m] >= 0 else -1
-                                piece[m, pfill + qq] = (
-                                    src2[row, rr] if row >= 0 and rr >= 0 else fill)
-                        pieces[0, npieces] = line + l
-                        pieces[1, npieces] = 1
+                                for qq in range(ncols):
+                                    rr = first + qq
+                                    if rr < 0 or rr >= n_l:
+                                        rr = resolve_index(rr, n_l, code)
+                                    piece[at + m, qq] = (
+                                        src2[row, rr] if row >= 0 and rr >= 0 else fill)
+                        pieces[0, npieces] = line + l0
+                        pieces[1, npieces] = n
                         pieces[2, npieces] = p0
                         pieces[3, npieces] = p1
-                        pieces[4, npieces] = pfill
+                        pieces[4, npieces] = 0
+                        pieces[5, npieces] = 3
                         for m in range(3):
-                            piece_rows[npieces, m] = m
+                            piece_rows[npieces, m] = prow + m
                         npieces += 1
-                        pfill += ncols
+                        prow += n * 3
+                        l0 += n
         item += count
-    _rows(out2, piece, pieces, piece_rows, npieces, np.int64(0), c, dense)
-    _rows(out2, src2, runs, run_rows, nruns, row_step, c, dense)
+    _rows(out2, piece, pieces, piece_rows, npieces, c, dense)
+    _rows(out2, src2, runs, run_rows, nruns, c, dense)
 
 
 def kernel_serial(src2, out2, c, out_outer, src_outer, lo, step, code, colblock,
