@@ -9,8 +9,8 @@ then writes each generated function from the plan with one small function:
 - ``kernel``: the items of a call (output line, column block) cut into runs of
   lines whose reads all lie inside the array, and edge pieces filled through
   the border rule (see `_kernel_source`);
-- ``kernel_serial`` / ``kernel_parallel``: the entry points the engine calls,
-  on this thread or on a pool of threads (stencils._kernels_run).
+- ``kernel_serial``: the entry point the engine calls, over every item (the
+  engine's helper threads each call it on a box of the output).
 
 Weights and constants are not in the source: they are read from the constant
 array at run time (slots from `FIXED_SLOTS` on), so stencils that differ only
@@ -19,7 +19,6 @@ in their numbers share one kernel.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 from . import _expr as ex
@@ -41,34 +40,9 @@ _PIECE_BUFFER_CELLS = 1 << 16
 _RUN_SLOTS = 256
 
 
-def _helpers_digest():
-    # Generated code calls these modules' functions; numba's cache does not
-    # notice when they change (numba#1833), so their text is in the cache key.
-    from . import _kernels_run
-
-    digest = hashlib.sha1()
-    for module in (kn, _kernels_run):
-        with open(module.__file__, "rb") as f:
-            digest.update(f.read())
-    return digest.hexdigest()[:12]
-
-
-_HELPERS = _helpers_digest()
-
-
 def scalar_template(op):
     """How generated code spells `op` ({0}, {1}, {2}: its operands)."""
     return kn.SCALAR_TEMPLATES[op]
-
-
-class Generated:
-    """Source of a kernel specialised to one stencil's structure, its cache key, and
-    the run-time values (weights, constants) it reads."""
-
-    __slots__ = ("source", "key", "params")
-
-    def __init__(self, source, key, params):
-        self.source, self.key, self.params = source, key, params
 
 
 @dataclass(frozen=True)
@@ -123,21 +97,20 @@ class KernelPlan:
         return lines * self.nrows
 
 
-def plan_kernel(stencil, step_last):
-    """The `KernelPlan` of `stencil` at stride `step_last`, and its parameters."""
-    expr, center, ndim = stencil.expr, stencil.center, stencil.ndim
-    order = ex.topological_order(expr)
-    boxes = {id(n): tuple(c + d for c, d in zip(center, n.args))
-             for n in order if n.op == "read"}
-    row_keys = sorted({k[:-1] for k in boxes.values()}) or [(0,) * (ndim - 1)]
-    row_of = {k: m for m, k in enumerate(row_keys)}
-    last = [k[-1] for k in boxes.values()] or [0]
-    kmin = min(last)
+def expression_statements(order, spell_read):
+    """Straight-line statements computing an expression, as every generated kernel
+    writes them: ``(name, right-hand side)`` per node of `order` (topological),
+    reads spelled by ``spell_read(node)``, weights and constants as ``p{i}``.
+
+    Returns the statements, the parameters in slot order, and the result's
+    name.  Kernels that must round alike (the engine's and the fused time
+    steps of stencils._iterate) share this one spelling: the same statements
+    compile to the same operations.
+    """
     params, names, statements = [], {}, []
     for i, node in enumerate(order):
         if node.op == "read":
-            k = boxes[id(node)]
-            rhs = f"v{row_of[k[:-1]]}[q + {k[-1] - kmin}]"
+            rhs = spell_read(node)
         elif node.op == "const":
             params.append(node.args[0])
             rhs = f"p{len(params) - 1}"
@@ -151,6 +124,25 @@ def plan_kernel(stencil, step_last):
             rhs = scalar_template(node.op).format(*(names[id(a)] for a in node.args))
         names[id(node)] = f"x{i}"
         statements.append((f"x{i}", rhs))
+    return statements, params, f"x{len(order) - 1}"
+
+
+def plan_kernel(stencil, step_last):
+    """The `KernelPlan` of `stencil` at stride `step_last`, and its parameters."""
+    expr, center, ndim = stencil.expr, stencil.center, stencil.ndim
+    order = ex.topological_order(expr)
+    boxes = {id(n): tuple(c + d for c, d in zip(center, n.args))
+             for n in order if n.op == "read"}
+    row_keys = sorted({k[:-1] for k in boxes.values()}) or [(0,) * (ndim - 1)]
+    row_of = {k: m for m, k in enumerate(row_keys)}
+    last = [k[-1] for k in boxes.values()] or [0]
+    kmin = min(last)
+
+    def spell_read(node):
+        k = boxes[id(node)]
+        return f"v{row_of[k[:-1]]}[q + {k[-1] - kmin}]"
+
+    statements, params, result = expression_statements(order, spell_read)
     passes = None
     # A large weighted sum of reads is computed one kernel row per pass over the
     # output row (which stays in L1): one pass with every tap needs more weights
@@ -164,7 +156,7 @@ def plan_kernel(stencil, step_last):
             by_row.setdefault(row_of[k[:-1]], []).append((k[-1] - kmin, first_param + i))
         passes = tuple((m, tuple(taps)) for m, taps in sorted(by_row.items()))
     plan = KernelPlan(ndim, step_last, tuple(row_keys), kmin, max(last), tuple(statements),
-                      names[id(expr)], len(params), passes, len(order))
+                      result, len(params), passes, len(order))
     return plan, params
 
 
@@ -371,18 +363,12 @@ def _edge_pieces_source(plan):
 
 
 def _entry_points_source(plan):
-    """``kernel_serial`` / ``kernel_parallel``: the engine's calls, over every item."""
+    """``kernel_serial``: the engine's call, over every item."""
     return [
         "def kernel_serial(src2, out2, c, out_outer, src_outer, lo, step, code, colblock,",
         "                  nchunks):",
         "    kernel(src2, out2, c, out_outer, src_outer, lo, step, code, colblock, 0,",
         "           item_count(out2, colblock))",
-        "",
-        "",
-        "def kernel_parallel(src2, out2, c, out_outer, src_outer, lo, step, code, colblock,",
-        "                    nchunks):",
-        "    run_items(kernel, (src2, out2, c, out_outer, src_outer, lo, step, code, colblock),",
-        f"              item_count(out2, colblock), nchunks, out2.size * {plan.nodes})",
     ]
 
 
@@ -395,7 +381,7 @@ def _header(fingerprint):
         "from stencils._kernels import (CACHE, FASTMATH, resolve_index, op_max, op_min, op_fmax,",
         "                               op_fmin, op_sign, op_mod)",
         "from stencils._kernels_run import (GEOMETRY_ROWS, OUTER, STEP, item_count, line_rows,",
-        "                                   outer_geometry, run_items)",
+        "                                   outer_geometry)",
     ]
 
 
@@ -403,12 +389,11 @@ def generate_source(stencil, step_last, fingerprint):
     """Python source of the kernel for `stencil` at stride `step_last` along the last axis.
 
     `step_last` is a literal in the source so that every index in the hot loop
-    is provably non-negative (else LLVM emits gathers).  `fingerprint` goes into
-    the header, and so into the cache key.
+    is provably non-negative (else LLVM emits gathers).  `fingerprint` (the
+    engine's digest of every module generated code depends on) goes into the
+    header.
     """
-    plan, params = plan_kernel(stencil, int(step_last))
+    plan, _ = plan_kernel(stencil, int(step_last))
     parts = [_header(fingerprint), _constants_source(plan), _rows_source(plan),
              _kernel_source(plan), _entry_points_source(plan)]
-    text = "\n\n\n".join("\n".join(part) for part in parts) + "\n"
-    key = hashlib.sha1((_HELPERS + text).encode()).hexdigest()[:20]
-    return Generated(text, key, params)
+    return "\n\n\n".join("\n".join(part) for part in parts) + "\n"

@@ -250,7 +250,7 @@ def _load_module(structure):
             structure.module = import_generated(
                 f"stencils_kernel_{structure.key}",
                 lambda: _lower.generate_source(structure.stencil, structure.step_last,
-                                               _FINGERPRINT).source)
+                                               _FINGERPRINT))
         return structure.module
 
 

@@ -27,7 +27,7 @@ import hashlib
 import numba
 import numpy as np
 
-from . import _dask, _engine
+from . import _codegen, _dask, _engine
 from . import _expr as ex
 from . import _kernels as kn
 from . import _kernels_border
@@ -63,29 +63,16 @@ def _fusable(expr):
 def _step_source(expr):
     """`_step_rows`: the expression at every cell of a run of rows, as the engine writes it.
 
-    Statements, their order and the parameter order follow stencils._lower's
-    generated kernels, so each cell rounds exactly as a single step does.
+    Statements, their order and the parameter order are the engine's generated
+    kernels' (stencils._codegen.expression_statements), so each cell rounds
+    exactly as a single step does.
     """
     order = ex.topological_order(expr)
     reads = [n for n in order if n.op == "read"]
     read_slot = {id(r): m for m, r in enumerate(reads)}
-    params, names, body = [], {}, []
-    for i, node in enumerate(order):
-        if node.op == "read":
-            rhs = f"v{read_slot[id(node)]}[t]"
-        elif node.op == "const":
-            params.append(node.args[0])
-            rhs = f"p{len(params) - 1}"
-        elif node.op == "lin":
-            parts = []
-            for t, w in zip(node.args, node.weights):
-                params.append(w)
-                parts.append(f"p{len(params) - 1} * {names[id(t)]}")
-            rhs = " + ".join(parts)
-        else:
-            rhs = kn.SCALAR_TEMPLATES[node.op].format(*(names[id(a)] for a in node.args))
-        names[id(node)] = f"x{i}"
-        body.append(f"x{i} = {rhs}")
+    statements, params, result = _codegen.expression_statements(
+        order, lambda node: f"v{read_slot[id(node)]}[t]")
+    body = [f"{name} = {rhs}" for name, rhs in statements]
     lines = [
         "@njit(cache=CACHE, nogil=True, error_model='numpy', fastmath=FASTMATH)",
         "def _step_rows(a, b, rows, nrows, length, d, c):",
@@ -102,7 +89,7 @@ def _step_source(expr):
     lines += [f"        v{m} = a[base + d{m}:]" for m in range(len(reads))]
     lines += ["        for t in range(length):"]
     lines += ["            " + s for s in body]
-    lines += [f"            o[t] = {names[id(expr)]}"]
+    lines += [f"            o[t] = {result}"]
     return "\n".join(lines), reads, params
 
 

@@ -1,6 +1,7 @@
 """What every generated kernel shares, apart from the scalar semantics of
-stencils._kernels: the geometry of the outer axes, the source rows of an output
-line, and the threads that run a kernel's items.
+stencils._kernels: the geometry of the outer axes and the source rows of an
+output line.  (Threads are the engine's: it runs a generated kernel over boxes
+of the output on its helper threads.)
 
 Geometry as in stencils._kernels: the source and output are viewed as rows
 (every axis but the last flattened); an output *line* is one output row, its
@@ -14,24 +15,9 @@ a change in a callee of another module.
 
 from __future__ import annotations
 
-import itertools
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
-
-import numba
-import numpy as np
 from numba import njit
 
 from ._kernels import CACHE, resolve_index
-
-# Points x expression nodes below which a chunk is not worth a thread: handing
-# work to a pool thread costs about 20 us, a kernel call 2-4 us, and on a busy
-# machine the serial call was the faster one up to about this size (measured on
-# LeNet's pooling stencils).
-MIN_CHUNK_WORK = 1 << 19
-CHUNKS_PER_THREAD = 2
-
 
 # Rows of the geometry array a generated kernel allocates, (GEOMETRY_ROWS, outer axes).
 OUTER, SOURCE, LOW, STEP, INDEX = range(5)
@@ -101,79 +87,6 @@ def line_rows(line, rows, geometry, keys, code):
     return valid
 
 
-# -- threads ---------------------------------------------------------------------
-
-_EXECUTOR = None
-_EXECUTOR_LOCK = threading.Lock()
-
-
-def _executor():
-    global _EXECUTOR
-    with _EXECUTOR_LOCK:
-        if _EXECUTOR is None:
-            workers = max(1, numba.config.NUMBA_NUM_THREADS - 1)
-            _EXECUTOR = ThreadPoolExecutor(workers, thread_name_prefix="stencils")
-        return _EXECUTOR
-
-
-def _forget_executor():
-    # A forked child has none of the parent's threads.
-    global _EXECUTOR
-    _EXECUTOR = None
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_executor)
-
-
 def item_count(out2, colblock):
     """Work items of a call: (output line, column block) pairs."""
     return out2.shape[0] * ((out2.shape[1] + colblock - 1) // colblock)
-
-
-def run_items(kernel, args, nitems, nchunks, work):
-    """``kernel(*args, first, last)`` over items ``[0, nitems)`` cut into at most
-    `nchunks` chunks, on the calling thread and up to ``numba.get_num_threads() - 1``
-    pool threads (the kernel releases the GIL).
-
-    Chunks are taken one at a time by whichever thread is free, and the call
-    waits only for chunks a thread has taken: a pool thread the OS does not run
-    (a busy core) leaves its share to the caller instead of holding it up.
-    """
-    # Each chunk is one kernel call from Python (a few microseconds under the
-    # GIL): a few chunks per thread balance the load without that adding up.
-    threads = numba.get_num_threads()
-    nchunks = int(max(1, min(nchunks, CHUNKS_PER_THREAD * threads, nitems,
-                             work // MIN_CHUNK_WORK)))
-    threads = min(threads, nchunks)
-    if threads <= 1:
-        kernel(*args, 0, nitems)
-        return
-    bounds = [ch * nitems // nchunks for ch in range(nchunks + 1)]
-    taken = itertools.count()  # next() is atomic under the GIL
-    left = [nchunks]
-    lock = threading.Lock()
-    done = threading.Event()
-    errors = []
-
-    def take_chunks():
-        while True:
-            ch = next(taken)
-            if ch >= nchunks:
-                return
-            try:
-                kernel(*args, bounds[ch], bounds[ch + 1])
-            except BaseException as e:  # noqa: BLE001 - re-raised on the calling thread
-                errors.append(e)
-            with lock:
-                left[0] -= 1
-                if left[0] == 0:
-                    done.set()
-
-    pool = _executor()
-    for _ in range(threads - 1):
-        pool.submit(take_chunks)
-    take_chunks()
-    done.wait()
-    if errors:
-        raise errors[0]

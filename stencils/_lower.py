@@ -19,7 +19,7 @@ import numpy as np
 from . import _expr as ex
 from . import _kernels as kn
 from ._codegen import FIXED_SLOTS as _FIXED
-from ._codegen import Generated, generate_source  # noqa: F401 - the engine's entry point
+from ._codegen import generate_source  # noqa: F401 - the engine's entry point
 
 
 def _parents_need_register(order, root):

@@ -5,7 +5,7 @@ from numba import njit
 from stencils._kernels import (CACHE, FASTMATH, resolve_index, op_max, op_min, op_fmax,
                                op_fmin, op_sign, op_mod)
 from stencils._kernels_run import (GEOMETRY_ROWS, OUTER, STEP, item_count, line_rows,
-                                   outer_geometry, run_items)
+                                   outer_geometry)
 
 
 _KEYS = np.array([[0], [1], [2]], dtype=np.int64)
@@ -141,9 +141,3 @@ def kernel_serial(src2, out2, c, out_outer, src_outer, lo, step, code, colblock,
                   nchunks):
     kernel(src2, out2, c, out_outer, src_outer, lo, step, code, colblock, 0,
            item_count(out2, colblock))
-
-
-def kernel_parallel(src2, out2, c, out_outer, src_outer, lo, step, code, colblock,
-                    nchunks):
-    run_items(kernel, (src2, out2, c, out_outer, src_outer, lo, step, code, colblock),
-              item_count(out2, colblock), nchunks, out2.size * 7)
