@@ -43,6 +43,7 @@ import queue
 import sys
 import tempfile
 import threading
+import time
 import weakref
 
 import numba
@@ -131,8 +132,26 @@ def cache_dir():
             probe.close()
         except OSError:
             path = tempfile.mkdtemp(prefix="stencil-grad-kernels-")
+        _remove_stale_partial_files(path)
         _CACHE_DIR = path
     return _CACHE_DIR
+
+
+# A partial file older than this belongs to no write in progress: its writer
+# exited mid-write (a process may end with a background compile under way).
+_STALE_PARTIAL_SECONDS = 600
+
+
+def _remove_stale_partial_files(path):
+    now = time.time()
+    try:
+        names = [n for n in os.listdir(path) if n.endswith(".tmp")]
+        for name in names:
+            full = os.path.join(path, name)
+            if now - os.path.getmtime(full) > _STALE_PARTIAL_SECONDS:
+                os.remove(full)
+    except OSError:  # another process removed it first, or the folder is not ours
+        pass
 
 
 def _write_atomic(path, text):

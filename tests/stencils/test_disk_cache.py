@@ -11,6 +11,7 @@ import time
 import numpy as np
 
 import stencils as st
+from stencils import _engine
 from stencils import _reference as ref
 
 # A structure no other test uses, so the fresh cache really starts empty for it.
@@ -73,3 +74,16 @@ def test_two_processes_compiling_at_once_leave_a_usable_cache(tmp_path):
     for name in ("racer0", "racer1", "loader"):
         np.testing.assert_allclose(np.load(tmp_path / f"{name}.npy"), want, rtol=1e-14,
                                    atol=1e-14)
+
+
+def test_stale_partial_files_are_removed_and_fresh_ones_kept(tmp_path):
+    # A process that exits mid-write leaves a partial .tmp file; a later process
+    # sweeps old ones, never one another process may be writing right now.
+    old, fresh, kernel = (tmp_path / n for n in ("a.tmp", "b.tmp", "k.py"))
+    for path in (old, fresh, kernel):
+        path.write_text("x")
+    long_ago = time.time() - 2 * _engine._STALE_PARTIAL_SECONDS
+    for path in (old, kernel):
+        os.utime(path, (long_ago, long_ago))
+    _engine._remove_stale_partial_files(str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.tmp", "k.py"]
