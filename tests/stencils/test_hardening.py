@@ -715,7 +715,7 @@ def test_out_means_no_full_size_temporary(call):
         tracemalloc.stop()
     # Far below one full-size array; the parallel call's per-box bookkeeping and
     # bounds-checked kernels (CI's second run) allocate a little more than 1/8.
-    limit = a.nbytes // 4 if call != "strided" else a.nbytes // 4 + a.nbytes // 8
+    limit = a.nbytes // 4 if call != "strided" else a.nbytes // 2  # (+ its 1/4-size out copy)
     assert peak < limit, f"peak traced allocation {peak} bytes for a {a.nbytes}-byte array"
 
 
