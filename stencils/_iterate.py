@@ -60,26 +60,92 @@ def _fusable(expr):
     return not many_taps
 
 
-def _step_source(expr):
+# Operators an integer state computes exactly, each wrapping modulo 2**bits as
+# NumPy's integer arrays and massiv's Word8/Int do (comparisons give 0 or 1).
+_INTEGER_OPS = frozenset({"read", "const", "lin", "mul", "max", "min", "fmax", "fmin", "lt",
+                          "le", "gt", "ge", "eq", "ne", "and", "or", "xor", "not", "neg", "abs",
+                          "where", "sign"})
+
+
+def _is_integer(dtype):
+    return dtype.kind in "iu"
+
+
+def _wrap_int(value, dtype):
+    """The integral `value` modulo 2**bits, as `dtype` holds it (massiv's ``fromInteger``)."""
+    bits = 8 * dtype.itemsize
+    wrapped = int(value) % (1 << bits)
+    if dtype.kind == "i" and wrapped >= 1 << (bits - 1):
+        wrapped -= 1 << bits
+    return wrapped
+
+
+def _check_integer_step(stencil, border, dtype):
+    """Refuse a step that integers cannot compute exactly."""
+    order = ex.topological_order(stencil.expr)
+    expected = "a float dtype (or None) for this stencil"
+    for node in order:
+        if node.op not in _INTEGER_OPS:
+            raise StencilValueError(
+                f"dtype={dtype.name} computes the step in integers, but the stencil uses "
+                f"{node.op!r}, which has no exact integer meaning (true division, powers and "
+                "transcendental functions do not); step it in a float dtype.",
+                param="dtype", value=dtype.name, expected=expected)
+        numbers = node.args if node.op == "const" else node.weights
+        for w in numbers:
+            if not float(w).is_integer():
+                raise StencilValueError(
+                    f"dtype={dtype.name} computes the step in integers, but the stencil has "
+                    f"the constant {w!r}, which is not an integer; step it in a float dtype.",
+                    param="dtype", value=dtype.name, expected=expected)
+    if len(order) > _MAX_NODES:
+        raise StencilValueError(
+            f"dtype={dtype.name}: the stencil has {len(order)} expression nodes; integer steps "
+            f"are generated for at most {_MAX_NODES}.",
+            param="dtype", value=dtype.name, expected=expected)
+    if not float(border.value).is_integer():
+        raise StencilValueError(
+            f"border={border!r} fills with a non-integer, which a {dtype.name} state cannot "
+            "hold.", param="border", value=border, expected="Fill of an integer")
+
+
+def _constants(step, border, dtype):
+    """The kernels' constant array: zero, one, the fill value, then the step's parameters
+    (an integer step has its parameters as literals)."""
+    if _is_integer(dtype):
+        return np.array([0, 1, _wrap_int(border.value, dtype)], dtype=dtype)
+    return np.array([0.0, 1.0, border.value] + list(step.params), dtype=dtype)
+
+
+def _step_source(expr, int_dtype=None):
     """`_step_rows`: the expression at every cell of a run of rows, as the engine writes it.
 
     Statements, their order and the parameter order are the engine's generated
     kernels' (stencils._codegen.expression_statements), so each cell rounds
-    exactly as a single step does.
+    exactly as a single step does.  With an integer `int_dtype` every statement
+    is cast to it (each operation wraps modulo 2**bits, and LLVM computes it in
+    lanes of that width) and the weights and constants are literals: a product
+    by a runtime one costs a widening multiply per lane, a literal one nothing.
     """
     order = ex.topological_order(expr)
     reads = [n for n in order if n.op == "read"]
     read_slot = {id(r): m for m, r in enumerate(reads)}
     statements, params, result = _codegen.expression_statements(
         order, lambda node: f"v{read_slot[id(node)]}[t]")
-    body = [f"{name} = {rhs}" for name, rhs in statements]
     lines = [
         "@njit(cache=CACHE, nogil=True, error_model='numpy', fastmath=FASTMATH)",
         "def _step_rows(a, b, rows, nrows, length, d, c):",
-        "    _zero = c[0]",
-        "    _one = c[1]",
     ]
-    lines += [f"    p{i} = c[3 + {i}]" for i in range(len(params))]
+    if int_dtype is None:
+        body = [f"{name} = {rhs}" for name, rhs in statements]
+        lines += ["    _zero = c[0]", "    _one = c[1]"]
+        lines += [f"    p{i} = c[3 + {i}]" for i in range(len(params))]
+    else:
+        cast = f"np.{int_dtype.name}"
+        body = [f"{name} = {rhs if rhs.startswith('v') else f'{cast}({rhs})'}"
+                for name, rhs in statements]
+        lines += [f"    _zero = {cast}(0)", f"    _one = {cast}(1)"]
+        lines += [f"    p{i} = {cast}({_wrap_int(w, int_dtype)})" for i, w in enumerate(params)]
     lines += [f"    d{m} = d[{m}]" for m in range(len(reads))]
     lines += [
         "    for i in range(nrows):",
@@ -110,13 +176,15 @@ def _load(source):
     return _engine.import_generated(f"stencils_iterate_{key}", source)
 
 
-def _step_module(stencil):
-    """The fused-step module of `stencil`, or None when it steps through the engine."""
+def _step_module(stencil, dtype):
+    """The fused-step module of `stencil` for states of `dtype`, or None when it steps
+    through the engine."""
     # Its source is written on every call (cheap next to a time loop); the
     # module behind it is loaded once per structure.
     step = None
-    if _fusable(stencil.expr):
-        body, reads, params = _step_source(stencil.expr)
+    integer = _is_integer(dtype)
+    if integer or _fusable(stencil.expr):
+        body, reads, params = _step_source(stencil.expr, dtype if integer else None)
         source = "\n".join([
             f"# Generated by stencils.iterate for one stencil structure; {_FINGERPRINT}.",
             "import numpy as np",
@@ -249,15 +317,14 @@ class _Stepper:
         self.shape = shape
         self.shape4 = (1,) * (4 - len(shape)) + tuple(shape)
         self.depth, self.tile, self.cache = depth, tile, cache
-        self.step = _step_module(stencil) if min(shape) > 0 else None
+        self.step = _step_module(stencil, dtype) if min(shape) > 0 else None
         self.nodes = len(ex.topological_order(stencil.expr))
         self.work = int(np.prod(shape)) * self.nodes
         self.parallel = parallel
         self.lo = tuple(-c for c in stencil.center)
         if self.step is not None:
             self.rlo, self.rhi = _reach4(stencil, self.step.offsets)
-            self.consts = np.array([0.0, 1.0, border.value] + list(self.step.params),
-                                   dtype=dtype)
+            self.consts = _constants(self.step, border, dtype)
 
     def _parallel(self):
         if self.parallel is None:
@@ -350,7 +417,41 @@ def _check_tile(tile, ndim):
     return (1,) * (4 - ndim) + tuple(int(t) for t in sizes)
 
 
-def _check_state(array, stencil, border):
+def _check_dtype(dtype):
+    """The state's dtype option: None (the package's policy), float32, float64 or an integer."""
+    if dtype is None:
+        return None
+    expected = "None, np.float32, np.float64 or an integer dtype (np.uint8 ... np.int64)"
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        resolved = None
+    if resolved is None or not (_is_integer(resolved) or resolved in (np.float32, np.float64)):
+        raise StencilTypeError(
+            f"dtype={dtype!r} is not a dtype a state can be stepped in; expected {expected}.",
+            param="dtype", value=dtype, expected=expected)
+    return resolved
+
+
+def _state_array(array, dtype):
+    """The initial state, C-contiguous, in `dtype` (None: the package's dtype policy)."""
+    if dtype is None or not _is_integer(dtype):
+        source = as_source_array(array)
+        return source if dtype is None else source.astype(dtype, copy=False)
+    raw = array if isinstance(array, np.ndarray) else np.asarray(array)
+    if raw.dtype.kind not in "biu":
+        as_source_array(raw)  # its own error for what is no real array at all
+        raise StencilTypeError(
+            f"array has dtype {raw.dtype}, but dtype={dtype.name} steps an integer state: "
+            f"convert it first (e.g. array.astype(np.{dtype.name})) so that no value is rounded "
+            "without your say.", param="array", value=raw.dtype,
+            expected="an integer or bool array")
+    if raw.ndim == 0:
+        as_source_array(raw)  # refuses 0-D
+    return np.ascontiguousarray(raw.astype(dtype, copy=False))
+
+
+def _check_state(array, stencil, border, dtype):
     if isinstance(array, (tuple, list)) and array and all(
             isinstance(x, np.ndarray) or _dask.is_dask_array(x) for x in array):
         raise StencilTypeError(
@@ -359,8 +460,10 @@ def _check_state(array, stencil, border):
             "not supported: write them as a loop of map_stencil calls.",
             param="array", value=type(array).__name__, expected="one array (the state)",
         )
-    source = as_source_array(array)
+    source = _state_array(array, dtype)
     _check_ranks(stencil, source)
+    if dtype is not None and _is_integer(dtype):
+        _check_integer_step(stencil, border, dtype)
     if source.size == 0 and border.code != FILL:
         raise StencilValueError(
             f"the array has an empty axis (shape {source.shape}), so the border {border!r} has "
@@ -415,7 +518,7 @@ def _dask_block(block, block_id=None, *, starts, sizes, shape, k, rlo, rhi, halo
     rhi4 = np.array((0,) * pad + tuple(rhi), dtype=np.int64)
     org = np.array((0,) * pad + tuple(g - k * r for g, r in zip(g0, rlo)), dtype=np.int64)
     n4 = np.array((1,) * pad + tuple(shape), dtype=np.int64)
-    consts = np.array([0.0, 1.0, border.value] + list(step.params), dtype=block.dtype)
+    consts = _constants(step, border, block.dtype)
     result = step.module.window_steps(win4, E, org, np.int64(k), rlo4, rhi4, n4,
                                       _deltas(step.offsets, E, pad), consts,
                                       np.int64(border.code), border.code != WRAP)
@@ -446,16 +549,31 @@ def _dask_pass(x, stencil, border, step, k):
                          periodic=periodic, border=border, step=step)
 
 
-def _iterate_dask(n, stencil, border, array, *, out, depth):
+def _dask_state(array, stencil, border, dtype):
+    """The dask state in `dtype` (None: the package's dtype policy), its step checked."""
+    x = _dask.as_dask_source(array)  # also checks chunks and rank; lazy
+    if dtype is not None and _is_integer(dtype):
+        if array.dtype.kind not in "biu":
+            raise StencilTypeError(
+                f"array has dtype {array.dtype}, but dtype={dtype.name} steps an integer "
+                f"state: convert it first (e.g. array.astype(np.{dtype.name})).",
+                param="array", value=array.dtype, expected="an integer or bool array")
+        x = array
+    _check_ranks(stencil, x)
+    if dtype is not None and _is_integer(dtype):
+        _check_integer_step(stencil, border, dtype)
+    return x if dtype is None or x.dtype == dtype else x.astype(dtype)
+
+
+def _iterate_dask(n, stencil, border, array, *, out, dtype, depth):
     if out is not None:
         raise StencilValueError(
             "out= is not taken with a dask array: iterate returns a lazy dask array.",
             param="out", value=type(out).__name__, expected="None",
         )
-    x = _dask.as_dask_source(array)
-    _check_ranks(stencil, x)
+    x = _dask_state(array, stencil, border, dtype)
     depth = None if depth is None else _check_count(depth, "depth", 1)
-    step = _step_module(stencil) if 0 not in x.shape else None
+    step = _step_module(stencil, x.dtype) if 0 not in x.shape else None
     if step is None:
         from ._windowed import compute, map_stencil
         for _ in range(n):
@@ -469,7 +587,8 @@ def _iterate_dask(n, stencil, border, array, *, out, depth):
 
 # -- public -------------------------------------------------------------------------
 
-def iterate(n, stencil, border, array, *, out=None, depth=None, tile=None, parallel=None):
+def iterate(n, stencil, border, array, *, out=None, dtype=None, depth=None, tile=None,
+            parallel=None):
     """Apply a stencil `n` times: ``map_stencil(border, stencil, .)`` stepped in time.
 
     Steps are fused: each cache-sized tile computes `depth` steps from its own
@@ -492,6 +611,17 @@ def iterate(n, stencil, border, array, *, out=None, depth=None, tile=None, paral
         array gives a lazy dask array (`depth` steps per halo exchange).
     out : ndarray, optional
         Where to write the final state (it may be `array` itself).
+    dtype : dtype, optional
+        The dtype of the state and of the step's arithmetic, instead of the
+        policy above: float32 or float64, or an integer dtype (``np.uint8``
+        ... ``np.int64``), in which every operation wraps modulo 2**bits as
+        NumPy's integer arrays and massiv's ``Word8``/``Int`` do, comparisons
+        and logic give 0 or 1, constants wrap into the dtype (massiv's
+        ``fromInteger``), and the array must hold integers or booleans.  A
+        stencil integers cannot compute exactly (a non-integral constant,
+        true division, a power, a transcendental function) is refused.  An
+        integer state takes ``dtype`` bytes a cell and vector lanes of that
+        width: a ``uint8`` Game of Life moves an eighth of float64's bytes.
     depth : int, optional
         Steps fused per pass (default: a cost model's choice, up to 16).
     tile : int or tuple of int, optional
@@ -514,13 +644,21 @@ def iterate(n, stencil, border, array, *, out=None, depth=None, tile=None, paral
     >>> heat = st.make_stencil(3, 1, lambda g: g(0) + 0.25 * (g(-1) - 2 * g(0) + g(1)))
     >>> st.iterate(3, heat, st.Edge, np.array([0.0, 0, 16, 0, 0]))
     array([1.75, 3.75, 5.  , 3.75, 1.75])
+
+    A uint8 state wraps modulo 256 at every operation, as NumPy's uint8 arrays do:
+
+    >>> total = st.make_stencil(3, 1, lambda g: g(-1) + g(0) + g(1))
+    >>> st.iterate(2, total, st.Wrap, np.array([200, 0, 0, 0, 100], dtype=np.uint8),
+    ...            dtype=np.uint8)
+    array([ 32, 244,  44, 144, 188], dtype=uint8)
     """
     n = _check_count(n, "n", 0)
     border = as_border(border)
     check_stencil(stencil)
     if _dask.is_dask_array(array):
-        return _iterate_dask(n, stencil, border, array, out=out, depth=depth)
-    source = _check_state(array, stencil, border)
+        return _iterate_dask(n, stencil, border, array, out=out, dtype=_check_dtype(dtype),
+                             depth=depth)
+    source = _check_state(array, stencil, border, _check_dtype(dtype))
     stepper = _stepper(stencil, border, source, depth, tile, parallel)
     target, copy_to = prepare_out(out, source.shape, source.dtype, np.empty(0))
     if np.may_share_memory(target, source):
@@ -552,8 +690,8 @@ def _read_only(a):
     return v
 
 
-def iterate_until(done, stencil, border, array, *, check_every=1, depth=None, tile=None,
-                  parallel=None):
+def iterate_until(done, stencil, border, array, *, check_every=1, dtype=None, depth=None,
+                  tile=None, parallel=None):
     """Step a stencil until `done` says so (massiv's ``iterateUntil``).
 
     After each step ``done(i, previous, current)`` is asked, ``i`` being 0
@@ -575,7 +713,7 @@ def iterate_until(done, stencil, border, array, *, check_every=1, depth=None, ti
         Ask `done` only after steps ``k-1, 2k-1, ...`` (``i`` counts every
         step); the ``k-1`` steps in between are fused in cache.  `previous` is
         still the state one step before `current`.
-    depth, tile, parallel
+    dtype, depth, tile, parallel
         As in `iterate`.
 
     Returns
@@ -607,7 +745,7 @@ def iterate_until(done, stencil, border, array, *, check_every=1, depth=None, ti
             "use iterate with a fixed number of steps, or compute() it first.",
             param="array", value=type(array).__name__, expected="a NumPy array",
         )
-    source = _check_state(array, stencil, border)
+    source = _check_state(array, stencil, border, _check_dtype(dtype))
     stepper = _stepper(stencil, border, source, depth, tile, parallel)
     x, y = np.empty_like(source), np.empty_like(source)
     current, i = source, -1
