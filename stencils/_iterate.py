@@ -15,6 +15,11 @@ planner makes every cell that rule names part of the tile (whole axes where an
 axis is shorter than the halo), except for Wrap, whose ghost cells evolve
 exactly like the cells they stand for.
 
+``dtype=`` steps the state in a chosen dtype: float32, float64, or an integer
+dtype whose every operation wraps modulo 2**bits (massiv's ``Word8``/``Int``);
+the integer step is generated with a cast per operation and literal weights,
+so that LLVM computes it in lanes of that width.
+
 Stencils the fused kernel does not take (more than ``_MAX_NODES`` expression
 nodes, or a weighted sum of more than 32 reads, which the engine computes one
 kernel row at a time and so rounds differently) step through the engine.
@@ -438,6 +443,14 @@ def _check_dtype(dtype):
     return resolved
 
 
+def _refuse_non_integer_state(array_dtype, dtype):
+    raise StencilTypeError(
+        f"array has dtype {array_dtype}, but dtype={dtype.name} steps an integer state: "
+        f"convert it first (e.g. array.astype(np.{dtype.name})) so that no value is rounded "
+        "without your say.", param="array", value=array_dtype,
+        expected="an integer or bool array")
+
+
 def _state_array(array, dtype):
     """The initial state, C-contiguous, in `dtype` (None: the package's dtype policy)."""
     if dtype is None or not _is_integer(dtype):
@@ -446,11 +459,7 @@ def _state_array(array, dtype):
     raw = array if isinstance(array, np.ndarray) else np.asarray(array)
     if raw.dtype.kind not in "biu":
         as_source_array(raw)  # its own error for what is no real array at all
-        raise StencilTypeError(
-            f"array has dtype {raw.dtype}, but dtype={dtype.name} steps an integer state: "
-            f"convert it first (e.g. array.astype(np.{dtype.name})) so that no value is rounded "
-            "without your say.", param="array", value=raw.dtype,
-            expected="an integer or bool array")
+        _refuse_non_integer_state(raw.dtype, dtype)
     if raw.ndim == 0:
         as_source_array(raw)  # refuses 0-D
     return np.ascontiguousarray(raw.astype(dtype, copy=False))
@@ -559,10 +568,7 @@ def _dask_state(array, stencil, border, dtype):
     x = _dask.as_dask_source(array)  # also checks chunks and rank; lazy
     if dtype is not None and _is_integer(dtype):
         if array.dtype.kind not in "biu":
-            raise StencilTypeError(
-                f"array has dtype {array.dtype}, but dtype={dtype.name} steps an integer "
-                f"state: convert it first (e.g. array.astype(np.{dtype.name})).",
-                param="array", value=array.dtype, expected="an integer or bool array")
+            _refuse_non_integer_state(array.dtype, dtype)
         x = array
     _check_ranks(stencil, x)
     if dtype is not None and _is_integer(dtype):
@@ -665,6 +671,10 @@ def iterate(n, stencil, border, array, *, out=None, dtype=None, depth=None, tile
                              depth=depth)
     source = _check_state(array, stencil, border, _check_dtype(dtype))
     stepper = _stepper(stencil, border, source, depth, tile, parallel)
+    if dtype is not None and isinstance(out, np.ndarray) and out.dtype != source.dtype:
+        raise StencilTypeError(
+            f"out has dtype {out.dtype} but the state is stepped in dtype={source.dtype.name}.",
+            param="out", value=out.dtype, expected=source.dtype.name)
     target, copy_to = prepare_out(out, source.shape, source.dtype, np.empty(0))
     if np.may_share_memory(target, source):
         source = source.copy()

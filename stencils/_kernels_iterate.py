@@ -1,11 +1,11 @@
 """Numba helpers for time stepping with temporal blocking (overlapped tiles).
 
 They see only clean arrays: every array is viewed as 4-D (leading axes of
-length 1 added), C-contiguous, float32 or float64.  A *scratch* buffer is a
-flat array holding a box of extents ``E`` (C order); a *window* is the part of
-it in use, local ``[0, ext)`` per axis, whose local cell ``x`` stands for the
-global cell ``org + x`` (global cells outside ``[0, n)`` are ghost cells: the
-border rule's answer for that cell).
+length 1 added), C-contiguous, float32, float64 or an integer dtype.  A
+*scratch* buffer is a flat array holding a box of extents ``E`` (C order); a
+*window* is the part of it in use, local ``[0, ext)`` per axis, whose local
+cell ``x`` stands for the global cell ``org + x`` (global cells outside
+``[0, n)`` are ghost cells: the border rule's answer for that cell).
 
 One fused pass of ``K`` steps over a tile: `load_window` fills the tile plus a
 halo of ``K`` times the stencil's reach from the source through the border

@@ -132,7 +132,7 @@ def make(recipe):
                            + 0 * g(-1, -1))
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(recipe=recipes(), dtype=hs.sampled_from(INT_DTYPES), border=hs.sampled_from(BORDERS),
        rows=hs.integers(1, 9), cols=hs.integers(1, 9), n=hs.integers(0, 6),
        depth=hs.integers(1, 4), tile=hs.integers(1, 5), seed=hs.integers(0, 2 ** 16))
@@ -223,6 +223,8 @@ RATIO = st.make_stencil(3, 1, lambda g: g(-1) / g(1))
      "nonsense"),
     (lambda a: st.iterate_until(lambda *x: True, HALF, st.Wrap, a, dtype=np.int8), "dtype",
      StencilValueError, "0.5"),
+    (lambda a: st.iterate(2, LIFE1, st.Wrap, a, dtype=np.uint8, out=np.empty(8)), "out",
+     StencilTypeError, "dtype=uint8"),
 ])
 def test_integer_refusals(call, param, error, words):
     with pytest.raises(error) as info:
