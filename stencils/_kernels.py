@@ -29,9 +29,12 @@ from numba import njit
 from ._kernels_border import (CACHE, CONTINUE, EDGE, FILL, REFLECT, SCIPY_MIRROR,  # noqa: F401
                               SCIPY_REFLECT, WRAP, resolve_index)
 
-# 'contract' lets LLVM fuse a*b + c into one FMA (one rounding instead of two);
-# the other fast-math flags would break NaN and inf handling, so they stay off.
-FASTMATH = {"contract"}
+# No fast-math flag: 'contract' would let LLVM fuse a*b + c into one FMA
+# (one rounding instead of two) wherever it likes, so the interpreter and a
+# generated kernel, or two generated kernels, could differ in the last bit;
+# every tier rounds each product and each sum, in the expression's order.
+# The other flags would break NaN and inf handling.
+FASTMATH = False
 
 
 # -- scalar semantics shared by the interpreter and the generated kernels -----

@@ -190,3 +190,22 @@ def test_two_processes_compiling_in_the_background_share_one_helper(tmp_path):
         ast.parse(path.read_text())
     np.testing.assert_array_equal(_bits(np.load(tmp_path / "r0.npy")),
                                   _bits(np.load(tmp_path / "r1.npy")))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_weighted_sums_round_alike_on_every_tier(dtype):
+    # No tier fuses a product into a sum (an FMA rounds once, the other tier
+    # twice): a 7x7 correlation, a weighted sum mixed with other ops, and one
+    # long enough (over 32 taps) to be computed one kernel row per pass.
+    rng = np.random.default_rng(7)
+    a = rng.standard_normal((45, 70)).astype(dtype)
+    a[3, 4], a[9, 9], a[20, 30] = np.nan, -0.0, np.inf
+    weights = rng.standard_normal((7, 7))
+    tangled = st.make_stencil((3, 5), (1, 2), lambda g: 0.3 * g(-1, -2) + 1.7 * np.maximum(
+        g(0, 0), g(1, 2)) - 0.9 * g(1, -1) * g(0, 1) + 1e-3)
+    for s in (st.make_correlation_stencil_from_kernel(weights), tangled):
+        results = []
+        for engine in ("interpreter", "generated"):
+            with st.config(engine=engine):
+                results.append(st.compute(st.map_stencil(st.Reflect, s, a)))
+        np.testing.assert_array_equal(_bits(results[0]), _bits(results[1]))
