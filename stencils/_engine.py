@@ -430,13 +430,17 @@ def _start_worker(structure, dtype):
         if char in structure.pending or char in structure.ready or char in structure.failed:
             return
         structure.pending.add(char)
+        lock = structure.marker(dtype)[:-len(".ready")] + ".lock"
+        taken = False
         try:
             _load_module(structure)  # writes the source file the helper compiles
-            lock = structure.marker(dtype)[:-len(".ready")] + ".lock"
-            proc = _spawn_worker(structure, dtype, lock) if _take_lock(lock) else None
-        except Exception:  # noqa: BLE001 - no helper: the structure stays on tier 0
+            taken = _take_lock(lock)
+            proc = _spawn_worker(structure, dtype, lock) if taken else None
+        except Exception:  # noqa: BLE001 - no helper process here: compile on the thread
+            if taken:
+                os.remove(lock)
             structure.pending.discard(char)
-            structure.failed.add(char)
+            _start_compile(structure, dtype)
             return
         _WATCHES[(structure.key, char)] = _Watch(structure, dtype, proc, lock)
 
