@@ -384,6 +384,14 @@ class _Watch:
 _WATCHES = {}  # (structure key, dtype char) -> _Watch
 
 
+def _lock_held(lock):
+    """Whether `lock` exists and is recent enough that its helper may be alive."""
+    try:
+        return time.time() - os.path.getmtime(lock) < _STALE_LOCK_SECONDS
+    except OSError:  # no lock
+        return False
+
+
 def _take_lock(lock):
     """True if this process now holds `lock` (one helper per kernel on the machine)."""
     for _ in range(2):
@@ -391,10 +399,10 @@ def _take_lock(lock):
             os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
             return True
         except FileExistsError:
+            if _lock_held(lock):
+                return False
             try:
-                if time.time() - os.path.getmtime(lock) < _STALE_LOCK_SECONDS:
-                    return False
-                os.remove(lock)
+                os.remove(lock)  # its helper died
             except OSError:  # removed meanwhile: try again
                 pass
         except OSError:  # the folder is not writable: no helper
@@ -463,8 +471,9 @@ def _poll_worker(structure, char, force=False):
             structure.pending.discard(char)
             _start_compile(structure, watch.dtype)  # a load now, off the calling thread
             return
+        # Another process's helper has ended once its lock is gone or stale.
         ended = (watch.proc.poll() is not None if watch.proc is not None
-                 else not os.path.exists(watch.lock))
+                 else not _lock_held(watch.lock))
         if ended and not os.path.exists(structure.marker(watch.dtype)):
             # The helper failed or was killed: tier 0 goes on serving.
             del _WATCHES[(structure.key, char)]
