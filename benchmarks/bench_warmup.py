@@ -147,7 +147,7 @@ def main(argv=None):
     parser.add_argument("--json", help="also write the numbers to this file")
     args = parser.parse_args(argv)
     rows = measure(args.quick)
-    print(f"| workload | implementation | seconds | x ours | note |\n|---|---|---|---|---|")
+    print("| workload | implementation | seconds | x ours | note |\n|---|---|---|---|---|")
     ours = {}
     for r in rows:
         ours.setdefault(r.workload, r.median)
