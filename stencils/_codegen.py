@@ -168,7 +168,9 @@ def _expression_loop(plan, indent, count, target, step):
         lines = []
         for i, (m, taps) in enumerate(plan.passes):
             terms = " + ".join(f"p{j} * v{m}[q + {d}]" for d, j in taps)
-            lines += head + [pad + f"    {target}[t] {'=' if i == 0 else '+='} {terms}"]
+            # o = o + a + b, not o += a + b: the sum left to right, as in one pass.
+            rhs = terms if i == 0 else f"{target}[t] + {terms}"
+            lines += head + [pad + f"    {target}[t] = {rhs}"]
         return lines
     body = [pad + f"    {name} = {rhs}" for name, rhs in plan.statements]
     return head + body + [pad + f"    {target}[t] = {plan.result}"]

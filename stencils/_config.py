@@ -15,7 +15,7 @@ __all__ = ["config", "warmup"]
 # Setting -> (environment variable, allowed values or the type of a count).
 _SETTINGS = {
     "engine": ("STENCILS_ENGINE", ("auto", "interpreter", "generated")),
-    "compile": ("STENCILS_COMPILE", ("background", "sync")),
+    "compile": ("STENCILS_COMPILE", ("background", "thread", "sync")),
     "parallel_min_work": ("STENCILS_PARALLEL_MIN_WORK", int),
     "jit_min_work": ("STENCILS_JIT_MIN_WORK", int),
     "jit_total_work": ("STENCILS_JIT_TOTAL_WORK", int),
@@ -56,10 +56,14 @@ def config(**settings):
         disk cache, else after a compile started once the stencil's structure
         is used again with enough work.  'interpreter' and 'generated' force
         one tier ('generated' compiles in the call).
-    compile : {'background', 'sync'}
+    compile : {'background', 'thread', 'sync'}
         ``STENCILS_COMPILE``.  Where a kernel the 'auto' policy asks for is
-        compiled: on a background thread while calls run on the interpreter
-        (default), or in the call that asks (reproducible timing).
+        compiled while calls run on the interpreter: 'background' (default)
+        in a helper process that writes it to the disk cache and outlives
+        this one, so a short script still leaves it for the next (calls
+        switch once it is there); 'thread' on a thread of this process (lost
+        if the process ends first; the choice when there is no disk cache);
+        'sync' in the call that asks (reproducible timing).
     parallel_min_work, jit_min_work, jit_total_work, max_unrolled_nodes : int
         ``STENCILS_PARALLEL_MIN_WORK`` ..., counted in output points times
         expression nodes: a call goes parallel above `parallel_min_work`; a

@@ -70,7 +70,8 @@ class _Config:
         self.max_unrolled_nodes = int(env("STENCILS_MAX_UNROLLED_NODES", 400))
         # 'auto', 'interpreter' or 'generated': force a tier (tests, benchmarks).
         self.engine = env("STENCILS_ENGINE", "auto")
-        # 'background' or 'sync': where a kernel the policy asks for is compiled.
+        # 'background' (a helper process), 'thread' or 'sync': where a kernel
+        # the policy asks for is compiled.
         self.compile = env("STENCILS_COMPILE", "background")
 
 
@@ -137,6 +138,12 @@ def cache_dir():
     return _CACHE_DIR
 
 
+def set_cache_dir(path):
+    """Use `path` as the kernel cache folder (a helper process shares its parent's)."""
+    global _CACHE_DIR
+    _CACHE_DIR = path
+
+
 # A partial file older than this belongs to no write in progress: its writer
 # exited mid-write (a process may end with a background compile under way).
 _STALE_PARTIAL_SECONDS = 600
@@ -154,7 +161,7 @@ def _remove_stale_partial_files(path):
         pass
 
 
-def _write_atomic(path, text):
+def write_atomic(path, text):
     # Other processes may be writing the same file right now.
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
     with os.fdopen(fd, "w") as f:
@@ -251,7 +258,7 @@ def import_generated(name, source):
             return module
         path = os.path.join(cache_dir(), name + ".py")
         if not os.path.exists(path):
-            _write_atomic(path, source() if callable(source) else source)
+            write_atomic(path, source() if callable(source) else source)
         spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(spec)
         # Registered before running: numba's cache of a parallel function looks
@@ -273,6 +280,18 @@ def _load_module(structure):
         return structure.module
 
 
+def first_call(module, ndim, nparams, dtype):
+    """Call a generated module's kernel once on a 1x1 array: numba compiles it
+    for `dtype` (or loads it from its cache) with the types every call uses."""
+    src = np.zeros((1, 1), dtype=dtype)
+    out = np.zeros((1, 1), dtype=dtype)
+    one = np.ones(max(ndim - 1, 1), dtype=np.int64)
+    zero = np.zeros(ndim, dtype=np.int64)
+    consts = np.zeros(3 + nparams, dtype=dtype)
+    module.kernel_serial(src, out, consts, one, one, zero, zero + 1, np.int64(kn.FILL),
+                         np.int64(1), np.int64(1))
+
+
 def _compile(structure, dtype):
     """Compile (or load from numba's cache) the structure's kernel for `dtype`."""
     char = np.dtype(dtype).char
@@ -280,18 +299,12 @@ def _compile(structure, dtype):
     if module is not None:
         return module
     module = _load_module(structure)
-    ndim = structure.stencil.ndim
-    src = np.zeros((1, 1), dtype=dtype)
-    out = np.zeros((1, 1), dtype=dtype)
-    one = np.ones(max(ndim - 1, 1), dtype=np.int64)
-    zero = np.zeros(ndim, dtype=np.int64)
-    consts = np.zeros(3 + len(_lower.kernel_params(structure.stencil)), dtype=dtype)
     marker = structure.marker(dtype)
     hit = kn.CACHE and os.path.exists(marker)
-    module.kernel_serial(src, out, consts, one, one, zero, zero + 1, np.int64(kn.FILL),
-                         np.int64(1), np.int64(1))
+    first_call(module, structure.stencil.ndim, len(_lower.kernel_params(structure.stencil)),
+               dtype)
     if kn.CACHE and not hit:
-        _write_atomic(marker, "")
+        write_atomic(marker, "")
     with _LOCK:
         stats["loaded" if hit else "compiled"] += 1
         structure.ready[char] = module
@@ -326,6 +339,7 @@ def _compile_worker():
 
 
 def _start_compile(structure, dtype):
+    """Compile the structure's kernel on this process's compile thread."""
     global _WORKER
     char = np.dtype(dtype).char
     with _LOCK:
@@ -348,11 +362,141 @@ def _stop_compiling():
     _EXITING = True
 
 
-def wait_for_compiles(timeout=None):
-    """Block until no background compile is queued or running; True if none is."""
+# -- compiles in a helper process -------------------------------------------------
+
+# How often a call of a structure whose kernel a helper process compiles looks
+# for the marker (one stat; a helper takes seconds).
+_POLL_SECONDS = 0.05
+# A lock file older than this belongs to a helper that died without removing it.
+_STALE_LOCK_SECONDS = 600
+
+
+class _Watch:
+    """A kernel that a helper process (ours, or another process's) compiles."""
+
+    __slots__ = ("structure", "dtype", "proc", "lock", "next_check")
+
+    def __init__(self, structure, dtype, proc, lock):
+        self.structure, self.dtype, self.proc, self.lock = structure, dtype, proc, lock
+        self.next_check = time.monotonic() + _POLL_SECONDS
+
+
+_WATCHES = {}  # (structure key, dtype char) -> _Watch
+
+
+def _lock_held(lock):
+    """Whether `lock` exists and is recent enough that its helper may be alive."""
+    try:
+        return time.time() - os.path.getmtime(lock) < _STALE_LOCK_SECONDS
+    except OSError:  # no lock
+        return False
+
+
+def _take_lock(lock):
+    """True if this process now holds `lock` (one helper per kernel on the machine)."""
+    for _ in range(2):
+        try:
+            os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            return True
+        except FileExistsError:
+            if _lock_held(lock):
+                return False
+            try:
+                os.remove(lock)  # its helper died
+            except OSError:  # removed meanwhile: try again
+                pass
+        except OSError:  # the folder is not writable: no helper
+            return False
+    return False
+
+
+def _spawn_worker(structure, dtype, lock):
+    import subprocess
+
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(kn.__file__)))
+    env = dict(os.environ, NUMBA_NUM_THREADS="1")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (package_root, env.get("PYTHONPATH"))))
+    args = [sys.executable, "-m", "stencils._compile_worker", cache_dir(),
+            f"stencils_kernel_{structure.key}", str(structure.stencil.ndim),
+            str(len(_lower.kernel_params(structure.stencil))), np.dtype(dtype).name,
+            structure.marker(dtype), lock]
+    # Its own session: it outlives this process, and a Ctrl-C here does not reach it.
+    return subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+
+
+def _start_worker(structure, dtype):
+    """Have a helper process compile the structure's kernel into the disk cache.
+
+    Falls back to the compile thread when there is no disk cache to share.
+    """
+    char = np.dtype(dtype).char
+    if not kn.CACHE:
+        _start_compile(structure, dtype)
+        return
     with _LOCK:
-        return _IDLE.wait_for(lambda: not any(s.pending for s in _STRUCTURES.values()),
-                              timeout)
+        if char in structure.pending or char in structure.ready or char in structure.failed:
+            return
+        structure.pending.add(char)
+        lock = structure.marker(dtype)[:-len(".ready")] + ".lock"
+        taken = False
+        try:
+            _load_module(structure)  # writes the source file the helper compiles
+            taken = _take_lock(lock)
+            proc = _spawn_worker(structure, dtype, lock) if taken else None
+        except Exception:  # noqa: BLE001 - no helper process here: compile on the thread
+            if taken:
+                os.remove(lock)
+            structure.pending.discard(char)
+            _start_compile(structure, dtype)
+            return
+        _WATCHES[(structure.key, char)] = _Watch(structure, dtype, proc, lock)
+
+
+def _poll_worker(structure, char, force=False):
+    """Look for the marker of a kernel a helper compiles; once there, load it
+    on the compile thread.  Cheap between checks (one clock read)."""
+    watch = _WATCHES.get((structure.key, char))
+    if watch is None:
+        return
+    now = time.monotonic()
+    if not force and now < watch.next_check:
+        return
+    with _LOCK:
+        if _WATCHES.get((structure.key, char)) is not watch:
+            return
+        watch.next_check = now + _POLL_SECONDS
+        if os.path.exists(structure.marker(watch.dtype)):
+            del _WATCHES[(structure.key, char)]
+            structure.pending.discard(char)
+            _start_compile(structure, watch.dtype)  # a load now, off the calling thread
+            return
+        # Another process's helper has ended once its lock is gone or stale.
+        ended = (watch.proc.poll() is not None if watch.proc is not None
+                 else not _lock_held(watch.lock))
+        if ended and not os.path.exists(structure.marker(watch.dtype)):
+            # The helper failed or was killed: tier 0 goes on serving.
+            del _WATCHES[(structure.key, char)]
+            structure.pending.discard(char)
+            structure.failed.add(char)
+            _IDLE.notify_all()
+
+
+def wait_for_compiles(timeout=None):
+    """Block until no background compile (thread or helper process started
+    here) is queued or running; True if none is."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        for watch in list(_WATCHES.values()):
+            _poll_worker(watch.structure, np.dtype(watch.dtype).char, force=True)
+        with _LOCK:
+            idle = not any(s.pending for s in _STRUCTURES.values())
+            if idle:
+                return True
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            _IDLE.wait(_POLL_SECONDS if left is None else min(_POLL_SECONDS, left))
 
 
 def tier_of(stencil, dtype=np.float64, *, step_last=1):
@@ -384,6 +528,9 @@ def _choose_kernel(stencil, entry, dtype, work, step_last):
         structure.checked.add(char)
         if kn.CACHE and os.path.exists(structure.marker(dtype)):
             return _compile(structure, dtype)
+    if char in structure.pending:
+        _poll_worker(structure, char)
+        return None
     with _LOCK:
         structure.work += work
         structure.calls += 1
@@ -392,7 +539,10 @@ def _choose_kernel(stencil, entry, dtype, work, step_last):
     if wanted:
         if config.compile == "sync":
             return _compile(structure, dtype)
-        _start_compile(structure, dtype)
+        if config.compile == "thread":
+            _start_compile(structure, dtype)
+        else:
+            _start_worker(structure, dtype)
     return None
 
 

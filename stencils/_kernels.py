@@ -29,9 +29,12 @@ from numba import njit
 from ._kernels_border import (CACHE, CONTINUE, EDGE, FILL, REFLECT, SCIPY_MIRROR,  # noqa: F401
                               SCIPY_REFLECT, WRAP, resolve_index)
 
-# 'contract' lets LLVM fuse a*b + c into one FMA (one rounding instead of two);
-# the other fast-math flags would break NaN and inf handling, so they stay off.
-FASTMATH = {"contract"}
+# No fast-math flag: 'contract' would let LLVM fuse a*b + c into one FMA
+# (one rounding instead of two) wherever it likes, so the interpreter and a
+# generated kernel, or two generated kernels, could differ in the last bit;
+# every tier rounds each product and each sum, in the expression's order.
+# The other flags would break NaN and inf handling.
+FASTMATH = False
 
 
 # -- scalar semantics shared by the interpreter and the generated kernels -----
@@ -290,9 +293,9 @@ def _ceil_div(a, b):
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy", fastmath=FASTMATH)
-def _store(d, values, n, weight, mode):
-    """d[:n] (mode 1: =, 2: +=) weight * values[:n]."""
-    if mode == 1:
+def _store(d, values, n, weight, accumulate):
+    """d[:n] (`accumulate`: +=, else =) weight * values[:n]."""
+    if not accumulate:
         for t in range(n):
             d[t] = weight * values[t]
     else:
@@ -574,10 +577,10 @@ def interpret_rows(src2, out2, consts, prog, taps, out_outer, src_outer, lo, ste
                     _read_taps(d[r * nb:], src, tap_rows[r, prog[ins, 2]], fill, j0, j1, edges,
                                lo_l, step_l, taps, prog[ins, 2], count, consts, prog[ins, 3],
                                n_l, code, assign)
-            elif op == MULC:
-                _store(d, regs[prog[ins, 2]], npts, consts[prog[ins, 3]], 1)
-            elif op == MAC:
-                _store(d, regs[prog[ins, 2]], npts, consts[prog[ins, 3]], 2)
+            elif op == MULC or op == MAC:
+                # `op == MAC` is known at run time only: one compile of _store,
+                # not one per literal mode.
+                _store(d, regs[prog[ins, 2]], npts, consts[prog[ins, 3]], op == MAC)
             elif op == CONST:
                 d[:npts] = consts[prog[ins, 2]]
             else:

@@ -87,3 +87,39 @@ def test_stale_partial_files_are_removed_and_fresh_ones_kept(tmp_path):
         os.utime(path, (long_ago, long_ago))
     _engine._remove_stale_partial_files(str(tmp_path))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.tmp", "k.py"]
+
+
+def test_a_lock_left_by_a_dead_helper_is_taken_over_and_a_fresh_one_respected(tmp_path):
+    lock = tmp_path / "k.float64.cpu.lock"
+    lock.touch()
+    assert not _engine._take_lock(str(lock))  # a helper may be compiling right now
+    long_ago = time.time() - 2 * _engine._STALE_LOCK_SECONDS
+    os.utime(lock, (long_ago, long_ago))
+    assert not _engine._lock_held(str(lock))  # a process watching it stops waiting
+    assert _engine._take_lock(str(lock))  # its helper died: the lock is ours now
+    assert _engine._lock_held(str(lock))
+
+
+def test_a_helper_that_ends_without_a_kernel_leaves_the_stencil_on_tier_0(tmp_path):
+    # Another process's helper holds the lock; it ends without writing the
+    # marker (killed, or its compile failed): calls go on, on tier 0.
+    s = st.make_stencil((2, 3), (0, 1), lambda g: np.hypot(g(0, -1), g(1, 1)) * 0.5)
+    a = np.cos(np.arange(30 * 40, dtype=np.float64)).reshape(30, 40)
+    w = st.map_stencil(st.Edge, s, a)
+    structure = _engine._structure(s, _engine._entry(s), 1)
+    lock = structure.marker(np.float64)[:-len(".ready")] + ".lock"
+    with open(lock, "w"):
+        pass
+    try:
+        with st.config(engine="auto", compile="background", jit_total_work=0):
+            first = st.compute(w)
+            st.compute(w)  # used again: its kernel is wanted, the lock is taken
+            assert "d" in structure.pending
+    finally:
+        os.remove(lock)
+    assert _engine.wait_for_compiles(timeout=60)
+    assert "d" in structure.failed and _engine.tier_of(s, np.float64) == 0
+    with st.config(engine="auto", compile="background", jit_total_work=0):
+        again = st.compute(w)
+    np.testing.assert_array_equal(again, first)
+    np.testing.assert_array_equal(first, ref.apply(s, a, (0, 1), (1, 1), st.Edge))
