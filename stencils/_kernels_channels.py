@@ -10,7 +10,8 @@ input is made.
 
 Four algorithms compute ``res[n, o, i, j] = sum over c, u, v of
 xp[n, c, i*sh + u, j*sw + v] * w[o, c, u, v]``, each with one BLAS product
-per sample (per sample and channel for positions):
+per sample (per sample and channel for positions), the bias (when
+there is one) added to each finished sample:
 
 - *strided* (`strided_samples`, `strided_parallel`): im2col, any stride; each
   (C, KH, KW) window is copied into a column buffer, multiplied by the
@@ -43,7 +44,8 @@ from numba import njit, prange
 
 from ._kernels import CACHE
 
-__all__ = ["im2col", "strided_samples", "strided_parallel", "rows_samples", "rows_parallel",
+__all__ = ["add_bias", "im2col", "strided_samples", "strided_parallel", "rows_samples",
+           "rows_parallel",
            "positions_block", "positions_parallel_samples", "positions_parallel_channels",
            "scatter_samples", "scatter_parallel"]
 
@@ -87,19 +89,33 @@ def im2col(image, cols, kh, kw, pad_top, pad_left, sh, sw, ho, wo):
 
 
 @njit(cache=CACHE, nogil=True)
-def strided_samples(x, w2, out, start, stop, kh, kw, pad_top, pad_left, sh, sw, ho, wo):
-    """out[n] = w2 @ im2col(x[n]) for n in [start, stop); out is (N, O, Ho*Wo)."""
+def add_bias(res, bias):
+    """res[o, ...] += bias[o] for an output sample (O, ...); nothing for an empty bias."""
+    if bias.shape[0] == 0:
+        return
+    flat = res.reshape(bias.shape[0], -1)
+    for o in range(flat.shape[0]):
+        b = bias[o]
+        row = flat[o]
+        for k in range(np.uintp(row.shape[0])):
+            row[k] += b
+
+
+@njit(cache=CACHE, nogil=True)
+def strided_samples(x, w2, bias, out, start, stop, kh, kw, pad_top, pad_left, sh, sw, ho, wo):
+    """out[n] = w2 @ im2col(x[n]) + bias for n in [start, stop); out is (N, O, Ho*Wo)."""
     cols = np.empty((w2.shape[1], ho * wo), dtype=out.dtype)
     for n in range(start, stop):
         im2col(x[n], cols, kh, kw, pad_top, pad_left, sh, sw, ho, wo)
         np.dot(w2, cols, out[n])
+        add_bias(out[n], bias)
 
 
 @njit(cache=CACHE, parallel=True)
-def strided_parallel(x, w2, out, chunks, kh, kw, pad_top, pad_left, sh, sw, ho, wo):
+def strided_parallel(x, w2, bias, out, chunks, kh, kw, pad_top, pad_left, sh, sw, ho, wo):
     n = x.shape[0]
     for t in prange(chunks):
-        strided_samples(x, w2, out, t * n // chunks, (t + 1) * n // chunks,
+        strided_samples(x, w2, bias, out, t * n // chunks, (t + 1) * n // chunks,
                         kh, kw, pad_top, pad_left, sh, sw, ho, wo)
 
 
@@ -119,8 +135,8 @@ def _pad_into(image, buffer, pad_top, pad_left, row_width):
 
 
 @njit(cache=CACHE, nogil=True)
-def rows_samples(x, w2, out, start, stop, kh, kw, pad_top, pad_left, hp, wp):
-    """out[n] = w2 @ flat_im2col(x[n]); out is (N, O, Ho, Wo), w2 is (O, C*KH*KW)."""
+def rows_samples(x, w2, bias, out, start, stop, kh, kw, pad_top, pad_left, hp, wp):
+    """out[n] = w2 @ flat_im2col(x[n]) + bias; out is (N, O, Ho, Wo), w2 is (O, C*KH*KW)."""
     channels = x.shape[1]
     outs, ho, wo = out.shape[1], out.shape[2], out.shape[3]
     plane = (hp + 1) * wp  # one spare zero row: the last run overruns by kw - 1
@@ -145,13 +161,14 @@ def rows_samples(x, w2, out, start, stop, kh, kw, pad_top, pad_left, hp, wp):
                 src = np.uintp(i * wp)
                 for j in range(np.uintp(wo)):
                     dst[j] = row[src + j]
+        add_bias(out[n], bias)
 
 
 @njit(cache=CACHE, parallel=True)
-def rows_parallel(x, w2, out, chunks, kh, kw, pad_top, pad_left, hp, wp):
+def rows_parallel(x, w2, bias, out, chunks, kh, kw, pad_top, pad_left, hp, wp):
     n = x.shape[0]
     for t in prange(chunks):
-        rows_samples(x, w2, out, t * n // chunks, (t + 1) * n // chunks,
+        rows_samples(x, w2, bias, out, t * n // chunks, (t + 1) * n // chunks,
                       kh, kw, pad_top, pad_left, hp, wp)
 
 
@@ -223,8 +240,8 @@ def positions_parallel_channels(x, swap_x, w, swap_w, out, partials, pad_top, pa
 
 
 @njit(cache=CACHE, nogil=True)
-def scatter_samples(x, wt, out, start, stop, kh, kw, pad_top, pad_left):
-    """Stride-1 correlation as col2im: out[n] = crop(col2im(wt @ x[n])).
+def scatter_samples(x, wt, bias, out, start, stop, kh, kw, pad_top, pad_left):
+    """Stride-1 correlation as col2im: out[n] = crop(col2im(wt @ x[n])) + bias.
 
     x is (N, C, H, W) C-contiguous, wt is (O*KH*KW, C) with rows ordered
     (o, u, v), out is (N, O, Ho, Wo).  Input pixel (y, x) meets tap (u, v) at
@@ -265,12 +282,13 @@ def scatter_samples(x, wt, out, start, stop, kh, kw, pad_top, pad_left):
                     base = np.uintp(yy * wq + j0 + shift)
                     for j in range(np.uintp(j1 - j0)):
                         res[j0 + j] = acc[base + j]
+        add_bias(out[n], bias)
 
 
 @njit(cache=CACHE, parallel=True)
-def scatter_parallel(x, wt, out, chunks, kh, kw, pad_top, pad_left):
+def scatter_parallel(x, wt, bias, out, chunks, kh, kw, pad_top, pad_left):
     n = x.shape[0]
     for t in prange(chunks):
-        scatter_samples(x, wt, out, t * n // chunks, (t + 1) * n // chunks,
+        scatter_samples(x, wt, bias, out, t * n // chunks, (t + 1) * n // chunks,
                          kh, kw, pad_top, pad_left)
 
