@@ -9,9 +9,10 @@ The front end here checks and normalises the arguments with the package's
 rules (`stencils._validate`), describes the problem as a `Geometry`, lets
 `choose_algorithm` (a pure function of the geometry and the cost model) pick
 one of the four algorithms of `stencils._kernels_channels` -- strided im2col,
-rows, positions or scatter -- and runs it, over Numba's threads when the work
-pays for a launch and no other parallel call of the package is running (the
-engine's lock: a busy pool means a serial call, never a wait).
+rows, positions or scatter -- and runs it, over ranges of samples on the
+engine's helper threads when the work pays for it and no other parallel call
+of the package is running (the engine's lock: a busy pool means a serial call,
+never a wait).
 """
 
 from __future__ import annotations
@@ -161,9 +162,9 @@ def correlate_channels(x, weights, *, bias=None, padding=0, stride=1, out=None, 
         padding, as in the input gradient of a convolution.  'auto' (default)
         picks by estimated cost.  All give the same result up to rounding.
     parallel : bool or None, optional
-        Use Numba's thread pool (`numba.set_num_threads` is respected): over
-        the batch, or over input channels when the batch is smaller than the
-        thread count (the weight-gradient layout).  None (default) decides by
+        Use `numba.get_num_threads()` threads (the engine's helper threads,
+        as for every stencil): over the batch, or over input channels when the
+        batch is smaller than the thread count (the weight-gradient layout).  None (default) decides by
         the amount of work.  A call that finds another parallel call of the
         package running (from another thread) runs serially.
 
@@ -376,39 +377,64 @@ def _run(x, weights, bias, out, geometry, method, parallel):
             _engine.PARALLEL_LOCK.release()
 
 
+def _ranges(count, threads):
+    """[start, stop) ranges splitting `count` items for `threads` threads: as many
+    per thread as the engine's boxes (a thread the OS runs late leaves little
+    for the others to wait for)."""
+    chunks = max(1, min(count, threads * _engine._BOXES_PER_THREAD if threads > 1 else 1))
+    return [(t * count // chunks, (t + 1) * count // chunks) for t in range(chunks)]
+
+
+def _over_ranges(kernel, ranges, threads):
+    """kernel(start, stop) for each range, on this thread and the engine's helpers.
+
+    The kernels release the GIL.  A helper takes the next range when it is
+    free (the engine's rule for generated kernels), so a thread the OS does not
+    run takes none and nobody waits for it, where a Numba prange would.
+    """
+    if threads > 1 and len(ranges) > 1:
+        _engine._HELPERS.run(lambda bounds: kernel(*bounds), ranges, threads)
+    else:
+        for start, stop in ranges:
+            kernel(start, stop)
+
+
 def _run_strided(x, weights, bias, out, g, threads):
     x = np.ascontiguousarray(x)
     w2 = np.ascontiguousarray(weights).reshape(g.outs, -1)
     res = out.reshape(g.samples, g.outs, g.ho * g.wo)
     args = (g.kh, g.kw, g.pad_top, g.pad_left, g.sh, g.sw, g.ho, g.wo)
-    if threads > 1:
-        kc.strided_parallel(x, w2, bias, res, min(g.samples, threads), *args)
-    else:
-        kc.strided_samples(x, w2, bias, res, 0, g.samples, *args)
+    _over_ranges(lambda a, b: kc.strided_samples(x, w2, bias, res, a, b, *args),
+                 _ranges(g.samples, threads), threads)
 
 
 def _run_rows(x, weights, bias, out, g, threads):
     x = np.ascontiguousarray(x)
     w2 = np.ascontiguousarray(weights).reshape(g.outs, -1)
     args = (g.kh, g.kw, g.pad_top, g.pad_left, g.hp, g.wp)
-    if threads > 1:
-        kc.rows_parallel(x, w2, bias, out, min(g.samples, threads), *args)
-    else:
-        kc.rows_samples(x, w2, bias, out, 0, g.samples, *args)
+    _over_ranges(lambda a, b: kc.rows_samples(x, w2, bias, out, a, b, *args),
+                 _ranges(g.samples, threads), threads)
 
 
 def _run_positions(x, weights, bias, out, g, threads):
     x, swap_x = _c_or_channel_major(x)
     weights, swap_w = _c_or_channel_major(weights)
     args = (g.pad_top, g.pad_left, g.hp, g.wp)
-    if threads > 1 and g.samples >= threads:
-        kc.positions_parallel_samples(x, swap_x, weights, swap_w, out, threads, *args)
-    elif threads > 1:
-        partials = np.empty((min(g.channels, threads),) + out.shape, dtype=out.dtype)
-        kc.positions_parallel_channels(x, swap_x, weights, swap_w, out, partials, *args)
+    if threads == 1 or g.samples >= threads:
+        _over_ranges(lambda a, b: kc.positions_block(x, swap_x, weights, swap_w, out, a, b,
+                                                     0, g.channels, *args),
+                     _ranges(g.samples, threads), threads)
     else:
-        kc.positions_block(x, swap_x, weights, swap_w, out, 0, g.samples, 0, g.channels, *args)
-    # Positions sums over channel ranges (per thread): the bias goes on once, at the end.
+        # Fewer samples than threads (a weight gradient): split the channels,
+        # one partial sum per range, added in a fixed order so the result does
+        # not depend on thread timing.
+        ranges = _ranges(g.channels, threads)
+        partials = np.empty((len(ranges),) + out.shape, dtype=out.dtype)
+        _over_ranges(lambda a, b: kc.positions_block(
+            x, swap_x, weights, swap_w, partials[ranges.index((a, b))], 0, g.samples, a, b,
+            *args), ranges, threads)
+        np.sum(partials, axis=0, out=out)
+    # Positions sums over channel ranges: the bias goes on once, at the end.
     if bias.size:
         out += bias[:, None, None]
 
@@ -418,10 +444,8 @@ def _run_scatter(x, weights, bias, out, g, threads):
     # Rows ordered (o, u, v): one product row per output channel and tap.
     wt = np.ascontiguousarray(weights.transpose(0, 2, 3, 1)).reshape(-1, g.channels)
     args = (g.kh, g.kw, g.pad_top, g.pad_left)
-    if threads > 1:
-        kc.scatter_parallel(x, wt, bias, out, min(g.samples, threads), *args)
-    else:
-        kc.scatter_samples(x, wt, bias, out, 0, g.samples, *args)
+    _over_ranges(lambda a, b: kc.scatter_samples(x, wt, bias, out, a, b, *args),
+                 _ranges(g.samples, threads), threads)
 
 
 _ALGORITHMS = {"strided": _run_strided, "rows": _run_rows, "positions": _run_positions,
