@@ -1,13 +1,17 @@
 """LeNet's stencil layers against PyTorch: max pooling and conv2d, forward and backward.
 
 Shapes are LeNet's at batch 64 (``convnet.LeNet``): conv1 1->6 5x5 'same' on 28x28,
-conv2 6->16 5x5 'valid' on 12x12, max pooling 2x2 on (64, 6, 28, 28).  Run through
-``python -m benchmarks --only convnet``.  The whole network (a training epoch,
-inference) is `benchmarks.bench_lenet`'s.
+conv2 6->16 5x5 'valid' on 14x14, max pooling 2x2 on (64, 6, 28, 28) (pool1) and
+(64, 16, 10, 10) (pool2).  The ``*-stencil`` rows time the max and argmax-code
+stencils alone against a plain Numba loop of the same semantics (issue 10's
+"small trailing axes" target: within 2x).  Run through ``python -m benchmarks
+--only convnet``.  The whole network (a training epoch, inference) is
+`benchmarks.bench_lenet`'s.
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from convnet import functional as F
@@ -22,17 +26,18 @@ except ImportError:  # pragma: no cover - optional peer
 
 NO_TORCH = "torch is not installed"
 BATCH = 64
-POOL_SHAPE = (BATCH, 6, 28, 28)
+POOLS = {"pool1": (BATCH, 6, 28, 28), "pool2": (BATCH, 16, 10, 10)}
+POOL_SHAPE = POOLS["pool1"]
 CONVS = {
     "conv1": dict(x=(BATCH, 1, 28, 28), w=(6, 1, 5, 5), padding=2),
-    "conv2": dict(x=(BATCH, 6, 12, 12), w=(16, 6, 5, 5), padding=0),
+    "conv2": dict(x=(BATCH, 6, 14, 14), w=(16, 6, 5, 5), padding=0),
 }
 
 
-def _pool_input():
+def _pool_input(shape=POOL_SHAPE):
     # Distinct values: no ties, so "the first maximum" is the only maximum.
     rng = np.random.default_rng(0)
-    return rng.permutation(np.prod(POOL_SHAPE)).astype(np.float32).reshape(POOL_SHAPE)
+    return rng.permutation(np.prod(shape)).astype(np.float32).reshape(shape)
 
 
 def _pool_forward(quick):
@@ -47,19 +52,62 @@ def _pool_forward(quick):
     return impls
 
 
-def _pool_train_forward(quick):
-    x = _pool_input()
-    pool = MaxPool2d(2)
-    impls = [Implementation("convnet MaxPool2d.forward, training (argmax-code stencil + gather)",
-                            lambda: pool.forward(x), note="what a training step runs")]
-    if torch is None:
-        return impls + [Skipped("torch max_pool2d(return_indices=True)", NO_TORCH)]
-    tx = torch.from_numpy(x)
-    impls.append(Implementation(
-        "torch max_pool2d(return_indices=True)",
-        lambda: torch.nn.functional.max_pool2d(tx, 2, 2, return_indices=True)[0].numpy(),
-        allclose(0, 0), "what torch's training step runs"))
-    return impls
+def _pool_train_forward(layer):
+    def setup(quick):
+        x = _pool_input(POOLS[layer])
+        pool = MaxPool2d(2)
+        impls = [Implementation("convnet MaxPool2d.forward, training (argmax-code and max "
+                                "stencils)", lambda: pool.forward(x),
+                                note="what a training step runs")]
+        if torch is None:
+            return impls + [Skipped("torch max_pool2d(return_indices=True)", NO_TORCH)]
+        tx = torch.from_numpy(x)
+        impls.append(Implementation(
+            "torch max_pool2d(return_indices=True)",
+            lambda: torch.nn.functional.max_pool2d(tx, 2, 2, return_indices=True)[0].numpy(),
+            allclose(0, 0), "what torch's training step runs"))
+        return impls
+    return setup
+
+
+@numba.njit(nogil=True)
+def _plain_pool(x, out, argmax):
+    """2x2 stride-2 max pooling of (N, C, H, W): the maximum (NaN wins), or the row-major
+    code of the first maximum when `argmax`; one serial loop nest."""
+    n, c, ho, wo = out.shape
+    for a in range(n):
+        for b in range(c):
+            for i in range(ho):
+                for j in range(wo):
+                    v0, v1 = x[a, b, 2 * i, 2 * j], x[a, b, 2 * i, 2 * j + 1]
+                    v2, v3 = x[a, b, 2 * i + 1, 2 * j], x[a, b, 2 * i + 1, 2 * j + 1]
+                    peak = max(max(v0, v1), max(v2, v3))
+                    if np.isnan(v0) or np.isnan(v1) or np.isnan(v2) or np.isnan(v3):
+                        peak = np.nan
+                    if not argmax:
+                        out[a, b, i, j] = peak
+                    elif v0 == peak or v0 != v0:
+                        out[a, b, i, j] = 0
+                    elif v1 == peak or v1 != v1:
+                        out[a, b, i, j] = 1
+                    elif v2 == peak or v2 != v2:
+                        out[a, b, i, j] = 2
+                    else:
+                        out[a, b, i, j] = 3
+
+
+def _pool_stencil(layer, argmax):
+    def setup(quick):
+        x = _pool_input(POOLS[layer])
+        n, c, h, w = x.shape
+        out = np.empty((n, c, h // 2, w // 2), np.float32)
+        stencil = F._argmax_stencil(2, 2) if argmax else F._max_stencil(2, 2)
+        what = "argmax-code" if argmax else "max"
+        return [Implementation(f"stencils: the {what} stencil, computed with stride 2",
+                               lambda: F._pooled(stencil, x, 2, 2)),
+                Implementation("a plain serial Numba loop", lambda: _plain_pool(x, out, argmax)
+                               or out, allclose(0, 0))]
+    return setup
 
 
 def _pool_backward(quick):
@@ -148,16 +196,25 @@ WORKLOADS = [
              _pool_forward, group="convnet",
              bytes=lambda q: 4 * 1.25 * np.prod(POOL_SHAPE),
              ops=lambda q: 0.75 * np.prod(POOL_SHAPE)),
-    Workload("maxpool-train-fwd", "the same pooling in training mode, keeping what backward "
-             "needs (argmax codes / indices)", _pool_train_forward, group="convnet",
-             bytes=lambda q: 4 * 1.5 * np.prod(POOL_SHAPE),
-             ops=lambda q: 1.5 * np.prod(POOL_SHAPE)),
     Workload("maxpool-bwd", "its gradient (64, 6, 14, 14) -> (64, 6, 28, 28)", _pool_backward,
              group="convnet", bytes=lambda q: 4 * 1.5 * np.prod(POOL_SHAPE),
              ops=lambda q: 1.0 * np.prod(POOL_SHAPE)),
 ]
+for _layer, _suffix in (("pool1", ""), ("pool2", "2")):
+    _shape, _size = POOLS[_layer], int(np.prod(POOLS[_layer]))
+    WORKLOADS.append(Workload(
+        f"maxpool{_suffix}-train-fwd", f"2x2 max pooling of {_shape} float32 in training "
+        f"mode, keeping what backward needs (argmax codes / indices)",
+        _pool_train_forward(_layer), group="convnet",
+        bytes=lambda q, m=_size: 4 * 1.5 * m, ops=lambda q, m=_size: 1.5 * m))
+    for _argmax, _what in ((False, "max"), (True, "argmax")):
+        WORKLOADS.append(Workload(
+            f"{_what}{_suffix}-stencil", f"the {_what} stencil of LeNet's {_layer} alone, "
+            f"{_shape} float32, stride 2, against a plain Numba loop (target: within 2x)",
+            _pool_stencil(_layer, _argmax), group="convnet",
+            bytes=lambda q, m=_size: 4 * 1.25 * m, ops=lambda q, m=_size: 0.75 * m))
 for _layer, _desc in (("conv1", "1->6, 5x5 'same' on (64, 1, 28, 28)"),
-                      ("conv2", "6->16, 5x5 'valid' on (64, 6, 12, 12)")):
+                      ("conv2", "6->16, 5x5 'valid' on (64, 6, 14, 14)")):
     _macs, _bytes = _conv_macs(_layer)
     WORKLOADS += [
         Workload(f"{_layer}-fwd", f"LeNet {_layer} forward, float32, {_desc}",

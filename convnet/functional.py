@@ -126,8 +126,29 @@ def _check_conv(x, w, b=None):
     return x, w, _check_bias(b, w.shape[0], "output channel")
 
 
+def _exact_key(value):
+    """True for a str, an int or nested tuples of ints, of exactly those types.
+
+    Only such arguments are remembered between calls: 1.0, True and
+    np.int64(1) hash like 1, and each must still be checked on its own.
+    """
+    if type(value) in (int, str):
+        return True
+    return type(value) is tuple and all(map(_exact_key, value))
+
+
 def _conv_geometry(x_shape, kernel, padding, stride):
-    """((top, bottom), (left, right)), the steps (stencils' stride rule) and (Ho, Wo)."""
+    """((top, bottom), (left, right)), the steps (stencils' stride rule) and (Ho, Wo).
+
+    A training step passes the same arguments every time: plain ones are
+    checked once and remembered.
+    """
+    if _exact_key(padding) and _exact_key(stride):
+        return _conv_geometry_cached(tuple(x_shape), tuple(kernel), padding, stride)
+    return _checked_conv_geometry(x_shape, kernel, padding, stride)
+
+
+def _checked_conv_geometry(x_shape, kernel, padding, stride):
     steps = _pair(stride, "stride")
     pads = conv_padding(padding, kernel, steps)
     (pt, pb), (pl, pr) = pads
@@ -135,6 +156,9 @@ def _conv_geometry(x_shape, kernel, padding, stride):
     extents = (x_shape[2] + pt + pb - kernel[0] + 1, x_shape[3] + pl + pr - kernel[1] + 1)
     sh, sw = clamp_steps(steps, extents)
     return pads, (sh, sw), ((extents[0] - 1) // sh + 1, (extents[1] - 1) // sw + 1)
+
+
+_conv_geometry_cached = functools.lru_cache(maxsize=64)(_checked_conv_geometry)
 
 
 def conv2d(x, w, b=None, padding=0, stride=1):
@@ -170,10 +194,7 @@ def conv2d(x, w, b=None, padding=0, stride=1):
     """
     x, w, b = _check_conv(x, w, b)
     pads, steps, _ = _conv_geometry(x.shape, w.shape[2:], padding, stride)
-    y = st.correlate_channels(x, w, padding=pads, stride=steps)
-    if b is not None:
-        y += b.astype(y.dtype, copy=False)[:, None, None]
-    return y
+    return st.correlate_channels(x, w, bias=b, padding=pads, stride=steps)
 
 
 def conv2d_backward(dy, x, w, padding=0, stride=1, *, bias=True, input_grad=True):
@@ -312,9 +333,18 @@ def _argmax_stencil(kh, kw):
 
 def _pool_window(kernel_size, stride):
     """(KH, KW, SH, SW) from a pooling `kernel_size` and `stride` (None: the kernel size)."""
+    if _exact_key(kernel_size) and (stride is None or _exact_key(stride)):
+        return _pool_window_cached(kernel_size, stride)
+    return _checked_pool_window(kernel_size, stride)
+
+
+def _checked_pool_window(kernel_size, stride):
     kh, kw = _pair(kernel_size, "kernel_size")
     sh, sw = (kh, kw) if stride is None else _pair(stride, "stride")
     return kh, kw, sh, sw
+
+
+_pool_window_cached = functools.lru_cache(maxsize=64)(_checked_pool_window)
 
 
 def _check_pool(x, kernel_size, stride):
@@ -355,8 +385,13 @@ def max_pool2d(x, kernel_size=2, stride=2):
 
 def _pooled(stencil, x, sh, sw):
     """`stencil` over the windows of `x`, computed with the stride (SH, SW)."""
-    return st.compute_with_stride(st.Stride(1, 1, sh, sw),
+    return st.compute_with_stride(_pool_stride(sh, sw),
                                   st.apply_stencil(st.no_padding, stencil, x))
+
+
+@functools.lru_cache(maxsize=None)
+def _pool_stride(sh, sw):
+    return st.Stride(1, 1, sh, sw)
 
 
 def max_pool2d_argmax(x, kernel_size=2, stride=2):
@@ -432,8 +467,10 @@ def max_pool2d_scatter(dy, argmax, input_shape, kernel_size=2, stride=2):
     """
     kh, kw, sh, sw = _pool_window(kernel_size, stride)
     ho, wo = dy.shape[2:]
-    dx = np.zeros(input_shape, dtype=dy.dtype)
     overlapping = sh < kh or sw < kw
+    # Windows that tile the input exactly write every cell once below.
+    tiled = (sh, sw) == (kh, kw) and tuple(input_shape[2:]) == (kh * ho, kw * wo)
+    dx = (np.empty if tiled else np.zeros)(input_shape, dtype=dy.dtype)
     for k, target in _window_taps(dx, kh, kw, sh, sw, ho, wo):
         if overlapping:
             target += dy * (argmax == k)

@@ -196,8 +196,8 @@ class Conv2d(Module):
 class MaxPool2d(Module):
     """Max pooling layer (``torch.nn.MaxPool2d``'s `kernel_size` and `stride`).
 
-    In training mode the forward pass computes the argmax-code stencil and
-    gathers the maxima from it, so the backward pass reuses the codes.
+    In training mode the forward pass also computes the argmax-code stencil,
+    which the backward pass reuses.
 
     Examples
     --------
@@ -224,10 +224,10 @@ class MaxPool2d(Module):
         x, kh, kw, sh, sw = F._check_pool(x, self.kernel_size, self.stride)
         self._shape = x.shape
         self._argmax = F._pooled(F._argmax_stencil(kh, kw), x, sh, sw)
-        # Reading the maxima at the codes costs less than a second stencil pass
-        # (measured 0.26 against 0.27 ms on (64, 6, 28, 28), 0.12 against 0.21 ms
-        # on (64, 16, 10, 10), and 1.1-1.7 ms while the engine interprets).
-        return F.max_pool2d_gather(x, self._argmax, (kh, kw), (sh, sw))
+        # A second stencil pass costs less than reading the maxima at the codes
+        # (max_pool2d_gather): 0.47 against 0.64 ms for both on (64, 6, 28, 28),
+        # 0.20 against 0.24 ms on (64, 16, 8, 8), one thread.
+        return F._pooled(F._max_stencil(kh, kw), x, sh, sw)
 
     def backward(self, dy, input_grad=True):
         return F.max_pool2d_scatter(dy, self._argmax, self._shape, self.kernel_size, self.stride)
@@ -334,12 +334,30 @@ class Linear(Module):
         return f"Linear({in_f}, {out_f}, bias={self.bias is not None})"
 
 
+def _commuted(named):
+    """The layers in the order a pass runs them: a ReLU followed by a MaxPool2d
+    runs after it instead.
+
+    They commute: max(relu(x)) == relu(max(x)), and where the two orders pick
+    different argmax positions (a window with no positive value) the ReLU's
+    gradient is zero for the whole window either way.  After the pooling the
+    ReLU touches a quarter of the elements (2x2 windows), forward and backward.
+    """
+    order = [layer for _, layer in named]
+    for i in range(len(order) - 1):
+        if type(order[i]) is ReLU and type(order[i + 1]) is MaxPool2d:
+            order[i], order[i + 1] = order[i + 1], order[i]
+    return order
+
+
 class Sequential(Module):
     """Layers applied in order; backward runs them in reverse.
 
     Takes layers (named "0", "1", ...) or one mapping name -> layer, as PyTorch.
     BLAS runs on one thread during a pass (`convnet._threads`): the layers'
     products are small, and the convolutions already run on Numba's threads.
+    A ReLU directly followed by a MaxPool2d runs after it (they commute; the
+    ReLU then sees a quarter of the elements).
 
     Examples
     --------
@@ -362,6 +380,7 @@ class Sequential(Module):
                     f"layer {name!r} is a {type(layer).__name__}; expected a convnet Module",
                     param="layers", value=type(layer), expected="Module")
         self._layers = named
+        self._order = _commuted(named)
 
     def children(self):
         return list(self._layers)
@@ -376,14 +395,14 @@ class Sequential(Module):
 
     def forward(self, x):
         with one_blas_thread():
-            for _, layer in self._layers:
+            for layer in self._order:
                 x = layer.forward(x)
         return x
 
     def backward(self, dy, input_grad=True):
-        last = len(self._layers) - 1
+        last = len(self._order) - 1
         with one_blas_thread():
-            for i, (_, layer) in enumerate(reversed(self._layers)):
+            for i, layer in enumerate(reversed(self._order)):
                 dy = layer.backward(dy, input_grad=input_grad or i < last)
         return dy
 

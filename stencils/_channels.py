@@ -9,13 +9,15 @@ The front end here checks and normalises the arguments with the package's
 rules (`stencils._validate`), describes the problem as a `Geometry`, lets
 `choose_algorithm` (a pure function of the geometry and the cost model) pick
 one of the four algorithms of `stencils._kernels_channels` -- strided im2col,
-rows, positions or scatter -- and runs it, over Numba's threads when the work
-pays for a launch and no other parallel call of the package is running (the
-engine's lock: a busy pool means a serial call, never a wait).
+rows, positions or scatter -- and runs it, over ranges of samples on the
+engine's helper threads when the work pays for it and no other parallel call
+of the package is running (the engine's lock: a busy pool means a serial call,
+never a wait).
 """
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import numba
@@ -110,7 +112,7 @@ def choose_algorithm(geometry, method="auto", *, weights_finite=_true, x_finite=
     """
     if (geometry.sh, geometry.sw) != (1, 1):
         return "strided"
-    costs = geometry.costs()
+    costs = _costs(geometry)
     gathering = "rows" if costs["rows"] <= costs["positions"] else "positions"
     if method == "scatter" or (method == "auto" and costs["scatter"] < costs[gathering]):
         if weights_finite():
@@ -120,7 +122,7 @@ def choose_algorithm(geometry, method="auto", *, weights_finite=_true, x_finite=
     return gathering
 
 
-def correlate_channels(x, weights, *, padding=0, stride=1, out=None, method="auto",
+def correlate_channels(x, weights, *, bias=None, padding=0, stride=1, out=None, method="auto",
                        parallel=None):
     """Correlate a batch of multi-channel images with a set of multi-channel kernels.
 
@@ -138,6 +140,10 @@ def correlate_channels(x, weights, *, padding=0, stride=1, out=None, method="aut
     weights : array_like, shape (O, C, KH, KW)
         One (C, KH, KW) kernel per output channel; cast to the dtype of the
         computation, which `x` decides.
+    bias : array_like, shape (O,), optional
+        Added to every point of each output channel (``res[n, o] += bias[o]``),
+        as the kernel writes the sample (no extra pass over the result); cast
+        to the dtype of the computation.  Default: no bias.
     padding : int, (int, int) or ((int, int), (int, int)), optional
         Zeros added around each image: one width for all four sides, one per
         axis (rows, columns) applied before and after, or
@@ -156,9 +162,9 @@ def correlate_channels(x, weights, *, padding=0, stride=1, out=None, method="aut
         padding, as in the input gradient of a convolution.  'auto' (default)
         picks by estimated cost.  All give the same result up to rounding.
     parallel : bool or None, optional
-        Use Numba's thread pool (`numba.set_num_threads` is respected): over
-        the batch, or over input channels when the batch is smaller than the
-        thread count (the weight-gradient layout).  None (default) decides by
+        Use `numba.get_num_threads()` threads (the engine's helper threads,
+        as for every stencil): over the batch, or over input channels when the
+        batch is smaller than the thread count (the weight-gradient layout).  None (default) decides by
         the amount of work.  A call that finds another parallel call of the
         package running (from another thread) runs serially.
 
@@ -201,6 +207,11 @@ def correlate_channels(x, weights, *, padding=0, stride=1, out=None, method="aut
              [ 0., -1.,  0.],
              [ 0.,  0.,  0.]]]])
 
+    A bias per output channel, added as each sample is written:
+
+    >>> correlate_channels(x, weights, bias=[10.0, 20.0])[:, :, 1, 1]
+    array([[13., 19.]])
+
     float32 stays float32:
 
     >>> correlate_channels(np.ones((2, 3, 5, 5), np.float32), np.ones((4, 3, 3, 3))).dtype
@@ -213,6 +224,7 @@ def correlate_channels(x, weights, *, padding=0, stride=1, out=None, method="aut
     weights = as_real_array(weights, param="weights", ndim=4, layout=(
         "(O, C, KH, KW) = (out channels, in channels, kernel rows, kernel columns)"))
     geometry = _geometry(x.shape, weights.shape, padding, stride)
+    bias = _check_bias(bias, geometry.outs, dtype)
     if method not in _METHODS:
         raise StencilValueError(
             f"method={method!r} is not a method; expected one of {', '.join(map(repr, _METHODS))}",
@@ -223,21 +235,48 @@ def correlate_channels(x, weights, *, padding=0, stride=1, out=None, method="aut
             param="method", value=method, expected="'gather' or 'auto' with a stride")
     shape = (geometry.samples, geometry.outs, geometry.ho, geometry.wo)
     target, copy_into = prepare_out(out, shape, dtype, x)
-    if copy_into is None and out is not None and np.may_share_memory(out, weights):
+    if copy_into is None and out is not None and (
+            np.may_share_memory(out, weights) or np.may_share_memory(out, bias)):
         target, copy_into = np.empty(shape, dtype=dtype), out
     if geometry.samples and geometry.outs:
         if geometry.channels:
-            _run(x, weights.astype(dtype, copy=False), target, geometry, method, parallel)
+            _run(x, weights.astype(dtype, copy=False), bias, target, geometry, method, parallel)
         else:
-            target[...] = 0
+            target[...] = bias[:, None, None] if bias.size else 0
     if copy_into is None:
         return target
     copy_into[...] = target
     return copy_into
 
 
+@functools.lru_cache(maxsize=256)
+def _costs(geometry):
+    return geometry.costs()
+
+
+def _plain_ints(value):
+    """True for an int, or nested tuples of ints, of exactly Python's int type.
+
+    Only such arguments are remembered by `_geometry`: 1.0, True and
+    np.int64(1) hash like 1, and each must still be checked on its own.
+    """
+    if type(value) is int:
+        return True
+    return type(value) is tuple and all(map(_plain_ints, value))
+
+
 def _geometry(x_shape, weights_shape, padding, stride):
-    """The `Geometry` of a call, after checking that the shapes, padding and stride fit."""
+    """The `Geometry` of a call, after checking that the shapes, padding and stride fit.
+
+    A training loop passes the same arguments every step: those made of
+    plain ints are checked once and remembered.
+    """
+    if _plain_ints(padding) and _plain_ints(stride):
+        return _checked_geometry_cached(x_shape, weights_shape, padding, stride)
+    return _checked_geometry(x_shape, weights_shape, padding, stride)
+
+
+def _checked_geometry(x_shape, weights_shape, padding, stride):
     samples, channels, height, width = x_shape
     outs, kchannels, kh, kw = weights_shape
     if kchannels != channels:
@@ -262,6 +301,9 @@ def _geometry(x_shape, weights_shape, padding, stride):
     sh, sw = clamp_steps(steps, (padded_h - kh + 1, padded_w - kw + 1))
     return Geometry(samples, channels, height, width, outs, kh, kw, pad_top, pad_left, sh, sw,
                     (padded_h - kh) // sh + 1, (padded_w - kw) // sw + 1)
+
+
+_checked_geometry_cached = functools.lru_cache(maxsize=256)(_checked_geometry)
 
 
 def _normalise_padding(padding):
@@ -297,7 +339,22 @@ def _pairs(padding):
     return pairs
 
 
-def _run(x, weights, out, geometry, method, parallel):
+_NO_BIAS = {}  # dtype -> the empty bias array the kernels take for "no bias"
+
+
+def _check_bias(bias, outs, dtype):
+    """`bias` as a 1-D array of `dtype` and length `outs`; empty for None."""
+    if bias is None:
+        return _NO_BIAS.setdefault(dtype, np.empty(0, dtype=dtype))
+    bias = as_real_array(bias, param="bias", ndim=1, layout="(O,) = (out channels,)")
+    if bias.shape != (outs,):
+        raise StencilValueError(
+            f"bias has shape {bias.shape}; expected ({outs},), one value per output channel "
+            f"(weights.shape[0])", param="bias", value=bias.shape, expected=(outs,))
+    return np.ascontiguousarray(bias, dtype=dtype)
+
+
+def _run(x, weights, bias, out, geometry, method, parallel):
     """Compute into `out` (C-contiguous, the computed dtype) with the chosen algorithm."""
     algorithm = choose_algorithm(
         geometry, method, weights_finite=lambda: bool(np.isfinite(weights).all()),
@@ -314,55 +371,81 @@ def _run(x, weights, out, geometry, method, parallel):
     if parallel and not _engine.PARALLEL_LOCK.acquire(blocking=False):
         parallel = False
     try:
-        _ALGORITHMS[algorithm](x, weights, out, geometry, threads if parallel else 1)
+        _ALGORITHMS[algorithm](x, weights, bias, out, geometry, threads if parallel else 1)
     finally:
         if parallel:
             _engine.PARALLEL_LOCK.release()
 
 
-def _run_strided(x, weights, out, g, threads):
+def _ranges(count, threads):
+    """[start, stop) ranges splitting `count` items for `threads` threads: as many
+    per thread as the engine's boxes (a thread the OS runs late leaves little
+    for the others to wait for)."""
+    chunks = max(1, min(count, threads * _engine._BOXES_PER_THREAD if threads > 1 else 1))
+    return [(t * count // chunks, (t + 1) * count // chunks) for t in range(chunks)]
+
+
+def _over_ranges(kernel, ranges, threads):
+    """kernel(start, stop) for each range, on this thread and the engine's helpers.
+
+    The kernels release the GIL.  A helper takes the next range when it is
+    free (the engine's rule for generated kernels), so a thread the OS does not
+    run takes none and nobody waits for it, where a Numba prange would.
+    """
+    if threads > 1 and len(ranges) > 1:
+        _engine._HELPERS.run(lambda bounds: kernel(*bounds), ranges, threads)
+    else:
+        for start, stop in ranges:
+            kernel(start, stop)
+
+
+def _run_strided(x, weights, bias, out, g, threads):
     x = np.ascontiguousarray(x)
     w2 = np.ascontiguousarray(weights).reshape(g.outs, -1)
     res = out.reshape(g.samples, g.outs, g.ho * g.wo)
     args = (g.kh, g.kw, g.pad_top, g.pad_left, g.sh, g.sw, g.ho, g.wo)
-    if threads > 1:
-        kc.strided_parallel(x, w2, res, min(g.samples, threads), *args)
-    else:
-        kc.strided_samples(x, w2, res, 0, g.samples, *args)
+    _over_ranges(lambda a, b: kc.strided_samples(x, w2, bias, res, a, b, *args),
+                 _ranges(g.samples, threads), threads)
 
 
-def _run_rows(x, weights, out, g, threads):
+def _run_rows(x, weights, bias, out, g, threads):
     x = np.ascontiguousarray(x)
     w2 = np.ascontiguousarray(weights).reshape(g.outs, -1)
     args = (g.kh, g.kw, g.pad_top, g.pad_left, g.hp, g.wp)
-    if threads > 1:
-        kc.rows_parallel(x, w2, out, min(g.samples, threads), *args)
-    else:
-        kc.rows_samples(x, w2, out, 0, g.samples, *args)
+    _over_ranges(lambda a, b: kc.rows_samples(x, w2, bias, out, a, b, *args),
+                 _ranges(g.samples, threads), threads)
 
 
-def _run_positions(x, weights, out, g, threads):
+def _run_positions(x, weights, bias, out, g, threads):
     x, swap_x = _c_or_channel_major(x)
     weights, swap_w = _c_or_channel_major(weights)
     args = (g.pad_top, g.pad_left, g.hp, g.wp)
-    if threads > 1 and g.samples >= threads:
-        kc.positions_parallel_samples(x, swap_x, weights, swap_w, out, threads, *args)
-    elif threads > 1:
-        partials = np.empty((min(g.channels, threads),) + out.shape, dtype=out.dtype)
-        kc.positions_parallel_channels(x, swap_x, weights, swap_w, out, partials, *args)
+    if threads == 1 or g.samples >= threads:
+        _over_ranges(lambda a, b: kc.positions_block(x, swap_x, weights, swap_w, out, a, b,
+                                                     0, g.channels, *args),
+                     _ranges(g.samples, threads), threads)
     else:
-        kc.positions_block(x, swap_x, weights, swap_w, out, 0, g.samples, 0, g.channels, *args)
+        # Fewer samples than threads (a weight gradient): split the channels,
+        # one partial sum per range, added in a fixed order so the result does
+        # not depend on thread timing.
+        ranges = _ranges(g.channels, threads)
+        partials = np.empty((len(ranges),) + out.shape, dtype=out.dtype)
+        _over_ranges(lambda a, b: kc.positions_block(
+            x, swap_x, weights, swap_w, partials[ranges.index((a, b))], 0, g.samples, a, b,
+            *args), ranges, threads)
+        np.sum(partials, axis=0, out=out)
+    # Positions sums over channel ranges: the bias goes on once, at the end.
+    if bias.size:
+        out += bias[:, None, None]
 
 
-def _run_scatter(x, weights, out, g, threads):
+def _run_scatter(x, weights, bias, out, g, threads):
     x = np.ascontiguousarray(x)
     # Rows ordered (o, u, v): one product row per output channel and tap.
     wt = np.ascontiguousarray(weights.transpose(0, 2, 3, 1)).reshape(-1, g.channels)
     args = (g.kh, g.kw, g.pad_top, g.pad_left)
-    if threads > 1:
-        kc.scatter_parallel(x, wt, out, min(g.samples, threads), *args)
-    else:
-        kc.scatter_samples(x, wt, out, 0, g.samples, *args)
+    _over_ranges(lambda a, b: kc.scatter_samples(x, wt, bias, out, a, b, *args),
+                 _ranges(g.samples, threads), threads)
 
 
 _ALGORITHMS = {"strided": _run_strided, "rows": _run_rows, "positions": _run_positions,

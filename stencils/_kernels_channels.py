@@ -10,42 +10,43 @@ input is made.
 
 Four algorithms compute ``res[n, o, i, j] = sum over c, u, v of
 xp[n, c, i*sh + u, j*sw + v] * w[o, c, u, v]``, each with one BLAS product
-per sample (per sample and channel for positions):
+per sample (per sample and channel for positions), the bias (when
+there is one) added to each finished sample:
 
-- *strided* (`strided_samples`, `strided_parallel`): im2col, any stride; each
+- *strided* (`strided_samples`): im2col, any stride; each
   (C, KH, KW) window is copied into a column buffer, multiplied by the
   (O, C*KH*KW) weights;
-- *rows* (`rows_samples`, `rows_parallel`), stride 1: the flat im2col; each
+- *rows* (`rows_samples`), stride 1: the flat im2col; each
   image is padded once into a buffer of row width Wp, and a tap's window
   column over all output rows is one contiguous run of it (Wp - Wo spare
   columns per row are computed and dropped);
-- *positions* (`positions_*`), stride 1, output smaller than the kernel (the
+- *positions* (`positions_block`), stride 1, output smaller than the kernel (the
   weight gradient): the roles swap; rows of the buffer are output positions,
   each one contiguous run of KH*Wp padded pixels, and each kernel is copied
-  into a zero row of width Wp so the spare columns add nothing.  Parallel over
-  the batch, or over input channels with per-thread partial sums added in a
-  fixed order when the batch is smaller than the thread count;
-- *scatter* (`scatter_samples`, `scatter_parallel`), stride 1: col2im; the
+  into a zero row of width Wp so the spare columns add nothing.  It also
+  takes a range of input channels, for partial sums when the batch is smaller
+  than the thread count;
+- *scatter* (`scatter_samples`), stride 1: col2im; the
   transposed weights multiply the input in place, and each product row is
   added into the output at its tap's offset, one image row at a time.  Wins
   when the input is mostly padding (the input gradient of a convolution).
 
-A serial call runs ``*_samples`` (or `positions_block`) over the whole batch;
-they release the GIL and take the range of samples they compute, so the
-``*_parallel`` kernels are a `prange` over `chunks` such ranges.  Helpers
-live in this file so the disk cache notices when they change (numba#1833).
+Each kernel computes a range of samples and releases the GIL: a serial call
+runs it over the whole batch, a parallel one over ranges on the engine's
+helper threads (`stencils._channels`), with no `prange` (a prange waits for a
+worker the OS does not run).  Helpers live in this file so the disk cache
+notices when they change (numba#1833).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ._kernels import CACHE
 
-__all__ = ["im2col", "strided_samples", "strided_parallel", "rows_samples", "rows_parallel",
-           "positions_block", "positions_parallel_samples", "positions_parallel_channels",
-           "scatter_samples", "scatter_parallel"]
+__all__ = ["add_bias", "im2col", "strided_samples", "rows_samples", "positions_block",
+           "scatter_samples"]
 
 
 @njit(cache=CACHE, nogil=True)
@@ -87,20 +88,26 @@ def im2col(image, cols, kh, kw, pad_top, pad_left, sh, sw, ho, wo):
 
 
 @njit(cache=CACHE, nogil=True)
-def strided_samples(x, w2, out, start, stop, kh, kw, pad_top, pad_left, sh, sw, ho, wo):
-    """out[n] = w2 @ im2col(x[n]) for n in [start, stop); out is (N, O, Ho*Wo)."""
+def add_bias(res, bias):
+    """res[o, ...] += bias[o] for an output sample (O, ...); nothing for an empty bias."""
+    if bias.shape[0] == 0:
+        return
+    flat = res.reshape(bias.shape[0], -1)
+    for o in range(flat.shape[0]):
+        b = bias[o]
+        row = flat[o]
+        for k in range(np.uintp(row.shape[0])):
+            row[k] += b
+
+
+@njit(cache=CACHE, nogil=True)
+def strided_samples(x, w2, bias, out, start, stop, kh, kw, pad_top, pad_left, sh, sw, ho, wo):
+    """out[n] = w2 @ im2col(x[n]) + bias for n in [start, stop); out is (N, O, Ho*Wo)."""
     cols = np.empty((w2.shape[1], ho * wo), dtype=out.dtype)
     for n in range(start, stop):
         im2col(x[n], cols, kh, kw, pad_top, pad_left, sh, sw, ho, wo)
         np.dot(w2, cols, out[n])
-
-
-@njit(cache=CACHE, parallel=True)
-def strided_parallel(x, w2, out, chunks, kh, kw, pad_top, pad_left, sh, sw, ho, wo):
-    n = x.shape[0]
-    for t in prange(chunks):
-        strided_samples(x, w2, out, t * n // chunks, (t + 1) * n // chunks,
-                        kh, kw, pad_top, pad_left, sh, sw, ho, wo)
+        add_bias(out[n], bias)
 
 
 # Rows: long contiguous copies instead of Wo-element pieces, several times faster
@@ -119,8 +126,8 @@ def _pad_into(image, buffer, pad_top, pad_left, row_width):
 
 
 @njit(cache=CACHE, nogil=True)
-def rows_samples(x, w2, out, start, stop, kh, kw, pad_top, pad_left, hp, wp):
-    """out[n] = w2 @ flat_im2col(x[n]); out is (N, O, Ho, Wo), w2 is (O, C*KH*KW)."""
+def rows_samples(x, w2, bias, out, start, stop, kh, kw, pad_top, pad_left, hp, wp):
+    """out[n] = w2 @ flat_im2col(x[n]) + bias; out is (N, O, Ho, Wo), w2 is (O, C*KH*KW)."""
     channels = x.shape[1]
     outs, ho, wo = out.shape[1], out.shape[2], out.shape[3]
     plane = (hp + 1) * wp  # one spare zero row: the last run overruns by kw - 1
@@ -145,14 +152,7 @@ def rows_samples(x, w2, out, start, stop, kh, kw, pad_top, pad_left, hp, wp):
                 src = np.uintp(i * wp)
                 for j in range(np.uintp(wo)):
                     dst[j] = row[src + j]
-
-
-@njit(cache=CACHE, parallel=True)
-def rows_parallel(x, w2, out, chunks, kh, kw, pad_top, pad_left, hp, wp):
-    n = x.shape[0]
-    for t in prange(chunks):
-        rows_samples(x, w2, out, t * n // chunks, (t + 1) * n // chunks,
-                      kh, kw, pad_top, pad_left, hp, wp)
+        add_bias(out[n], bias)
 
 
 # Positions: either array may come channel-major (a transposed view of a
@@ -198,33 +198,9 @@ def positions_block(x, swap_x, w, swap_w, acc, n0, n1, c0, c1, pad_top, pad_left
             res += product
 
 
-@njit(cache=CACHE, parallel=True)
-def positions_parallel_samples(x, swap_x, w, swap_w, out, chunks, pad_top, pad_left, hp, wp):
-    n = out.shape[0]
-    channels = x.shape[0] if swap_x else x.shape[1]
-    for t in prange(chunks):
-        positions_block(x, swap_x, w, swap_w, out, t * n // chunks, (t + 1) * n // chunks,
-                         0, channels, pad_top, pad_left, hp, wp)
-
-
-@njit(cache=CACHE, parallel=True)
-def positions_parallel_channels(x, swap_x, w, swap_w, out, partials, pad_top, pad_left,
-                                 hp, wp):
-    chunks = partials.shape[0]
-    channels = x.shape[0] if swap_x else x.shape[1]
-    for t in prange(chunks):
-        positions_block(x, swap_x, w, swap_w, partials[t], 0, out.shape[0],
-                         t * channels // chunks, (t + 1) * channels // chunks,
-                         pad_top, pad_left, hp, wp)
-    # Fixed summation order: the result does not depend on thread timing.
-    out[:] = partials[0]
-    for t in range(1, chunks):
-        out += partials[t]
-
-
 @njit(cache=CACHE, nogil=True)
-def scatter_samples(x, wt, out, start, stop, kh, kw, pad_top, pad_left):
-    """Stride-1 correlation as col2im: out[n] = crop(col2im(wt @ x[n])).
+def scatter_samples(x, wt, bias, out, start, stop, kh, kw, pad_top, pad_left):
+    """Stride-1 correlation as col2im: out[n] = crop(col2im(wt @ x[n])) + bias.
 
     x is (N, C, H, W) C-contiguous, wt is (O*KH*KW, C) with rows ordered
     (o, u, v), out is (N, O, Ho, Wo).  Input pixel (y, x) meets tap (u, v) at
@@ -265,12 +241,4 @@ def scatter_samples(x, wt, out, start, stop, kh, kw, pad_top, pad_left):
                     base = np.uintp(yy * wq + j0 + shift)
                     for j in range(np.uintp(j1 - j0)):
                         res[j0 + j] = acc[base + j]
-
-
-@njit(cache=CACHE, parallel=True)
-def scatter_parallel(x, wt, out, chunks, kh, kw, pad_top, pad_left):
-    n = x.shape[0]
-    for t in prange(chunks):
-        scatter_samples(x, wt, out, t * n // chunks, (t + 1) * n // chunks,
-                         kh, kw, pad_top, pad_left)
-
+        add_bias(out[n], bias)

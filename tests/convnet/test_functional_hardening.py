@@ -357,3 +357,15 @@ def test_conv2d_backward_ignores_pixels_the_stride_skips():
     dx, dw, db = F.conv2d_backward(np.ones((1, 1, 1, 2)), x, w, stride=(1, 2))
     np.testing.assert_array_equal(dx, [[[[2.0, 0.0, 2.0]]]])
     np.testing.assert_array_equal(dw, [[[[2.0]]]])
+
+
+def test_remembered_arguments_do_not_let_lookalikes_through():
+    # Geometry is remembered per plain-int argument; 1.0 and True hash like 1.
+    F.conv2d(X, W, padding=1, stride=1)
+    F.max_pool2d(X, (2, 2), 2)
+    for call in (lambda: F.conv2d(X, W, padding=1.0), lambda: F.conv2d(X, W, stride=True),
+                 lambda: F.conv2d(X, W, padding=(True, 1)),
+                 lambda: F.max_pool2d(X, (2, 2.0), 2), lambda: F.max_pool2d(X, 2, True)):
+        with pytest.raises(ConvNetTypeError):
+            call()
+    np.testing.assert_array_equal(F.conv2d(X, W, padding=np.int64(1)), F.conv2d(X, W, padding=1))

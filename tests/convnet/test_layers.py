@@ -134,3 +134,22 @@ def test_layer_argument_errors(make, fragment):
 def test_lenet_rejects_wrong_input_shape():
     with pytest.raises(ConvNetValueError, match="expected"):
         LeNet(rng=0).forward(np.zeros((2, 28, 28), np.float32))
+
+
+@pytest.mark.parametrize("inplace", [False, True])
+def test_relu_before_max_pool_runs_after_it_with_the_same_results(inplace):
+    # Sequential runs a ReLU followed by a MaxPool2d after the pooling: the
+    # output and the input gradient equal the layers' written order, element
+    # for element, windows with no positive value and ties at zero included.
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((3, 2, 6, 6))
+    x[0, 0, :2, :2] = -1.0                    # no positive value
+    x[0, 1, :2, :2] = [[0.0, 0.0], [-2, 0]]    # ties at zero
+    x[1, 0, :2, :2] = [[1.5, -1], [1.5, 3]]
+    dy = rng.standard_normal((3, 2, 3, 3))
+    relu, pool = ReLU(inplace=inplace), MaxPool2d(2)
+    want = pool.forward(relu.forward(x.copy()))
+    want_dx = relu.backward(pool.backward(dy.copy()))
+    net = Sequential(ReLU(inplace=inplace), MaxPool2d(2))
+    np.testing.assert_array_equal(net.forward(x.copy()), want)
+    np.testing.assert_array_equal(net.backward(dy.copy()), want_dx)

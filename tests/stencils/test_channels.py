@@ -158,8 +158,60 @@ def test_serial_kernels_py_func_matches():
     weights = rng.standard_normal((3, 2, 3, 2))
     want = reference(x, weights, ((1, 1), (2, 0)), (1, 1))
     out = np.empty_like(want)
-    kc.rows_samples.py_func(x, weights.reshape(3, -1), out, 0, 2, 3, 2, 1, 2, 7, 8)
+    kc.rows_samples.py_func(x, weights.reshape(3, -1), np.empty(0), out, 0, 2, 3, 2, 1, 2, 7, 8)
     np.testing.assert_allclose(out, want, atol=1e-12)
+    bias = np.array([1.5, -2.0, 0.25])
+    kc.rows_samples.py_func(x, weights.reshape(3, -1), bias, out, 0, 2, 3, 2, 1, 2, 7, 8)
+    np.testing.assert_allclose(out, want + bias[:, None, None], atol=1e-12)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, padding, stride", [
+    ((3, 2, 9, 8), (4, 2, 3, 3), 1, 1),   # rows
+    ((3, 2, 9, 8), (4, 2, 3, 3), 1, 2),   # strided
+    ((3, 2, 4, 4), (4, 2, 3, 3), 2, 1),   # scatter (mostly padding)
+    ((2, 3, 9, 9), (4, 3, 7, 7), 0, 1),   # positions (output smaller than the kernel)
+])
+@pytest.mark.parametrize("parallel", [False, True])
+def test_bias_is_added_to_each_output_channel(x_shape, w_shape, padding, stride, parallel):
+    # Every algorithm adds the bias to the finished sum, as `y + bias` would: bit for bit.
+    rng = np.random.default_rng(5)
+    x, weights = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    bias = rng.standard_normal(w_shape[0])
+    plain = correlate_channels(x, weights, padding=padding, stride=stride, parallel=parallel)
+    got = correlate_channels(x, weights, bias=bias, padding=padding, stride=stride,
+                             parallel=parallel)
+    np.testing.assert_array_equal(got, plain + bias[:, None, None])
+    as_list = correlate_channels(x.astype(np.float32), weights, bias=list(bias),
+                                 padding=padding, stride=stride)
+    assert as_list.dtype == np.float32
+    np.testing.assert_allclose(as_list, got, rtol=1e-4, atol=1e-4)
+
+
+def test_bias_without_channels_and_aliasing_out():
+    bias = np.array([1.0, 2.0, 3.0])
+    got = correlate_channels(np.ones((2, 0, 4, 4)), np.ones((3, 0, 2, 2)), bias=bias)
+    np.testing.assert_array_equal(got, np.broadcast_to(bias[:, None, None], (2, 3, 3, 3)))
+    # out overlapping the bias: the result is as if they were separate.
+    x, weights = np.ones((1, 1, 2, 2)), np.ones((2, 1, 1, 1))
+    storage = np.zeros(10)
+    out = storage[:8].reshape(1, 2, 2, 2)
+    bias = storage[6:8]
+    bias[:] = [10.0, 20.0]
+    want = correlate_channels(x, weights, bias=bias.copy())
+    np.testing.assert_array_equal(correlate_channels(x, weights, bias=bias, out=out), want)
+
+
+def test_remembered_geometry_still_checks_each_argument_type():
+    # 1, 1.0, True and np.int64(1) hash alike: only plain ints are remembered.
+    x, weights = np.ones((1, 1, 3, 3)), np.ones((1, 1, 2, 2))
+    correlate_channels(x, weights, padding=1, stride=1)
+    for bad in (1.0, True):
+        with pytest.raises(StencilTypeError, match="stride"):
+            correlate_channels(x, weights, padding=1, stride=bad)
+        with pytest.raises((StencilTypeError, StencilValueError), match="padding"):
+            correlate_channels(x, weights, padding=bad, stride=1)
+    got = correlate_channels(x, weights, padding=np.int64(1), stride=(np.int64(1), 1))
+    np.testing.assert_array_equal(got, correlate_channels(x, weights, padding=1))
 
 
 def test_dtypes():
@@ -222,6 +274,12 @@ def test_empty_batch_and_channels():
           out=np.ones((1, 1, 2, 2), np.float32)), StencilTypeError, "dtype"),
     (dict(x=np.ones((1, 1, 3, 3)), weights=np.ones((1, 1, 2, 2)), out=[0.0]),
      StencilTypeError, "NumPy array"),
+    (dict(x=np.ones((1, 1, 3, 3)), weights=np.ones((2, 1, 2, 2)), bias=np.ones(3)),
+     StencilValueError, "one value per output channel"),
+    (dict(x=np.ones((1, 1, 3, 3)), weights=np.ones((2, 1, 2, 2)), bias=np.ones((2, 1))),
+     StencilValueError, "dimension"),
+    (dict(x=np.ones((1, 1, 3, 3)), weights=np.ones((2, 1, 2, 2)), bias=np.ones(2, complex)),
+     StencilTypeError, "dtype"),
 ])
 def test_errors(kwargs, error, fragment):
     x = kwargs.pop("x")
