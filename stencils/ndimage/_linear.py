@@ -27,7 +27,8 @@ from .. import _kernels_ndimage as kn
 from ..errors import StencilTypeError, StencilValueError
 from ._lazy import dask_aware, generic_dask, in_dask_task
 from ._nan import check_nan_policy, omit_nan
-from ._args import (NdimageRuntimeError, as_float_cval, as_input, check_origin, get_output,
+from ._args import (NdimageRuntimeError, as_compute_dtype, as_float_cval, as_input,
+                    check_origin, get_output,
                     is_dask, mode_code, normalize_axes, normalize_axis, origins_for, per_axis,
                     split_complex, store)
 
@@ -108,7 +109,8 @@ def _check_real_output(output):
         )
 
 
-def _pass1d(input, weights, axis, output, code, cval, origin, *, uniform=False):
+def _pass1d(input, weights, axis, output, code, cval, origin, *, uniform=False,
+            accumulate=np.float64):
     """One 1-D correlation (or uniform filter of len(weights)) of real `input` into `output`."""
     _check_real_output(output)
     if input.size == 0:
@@ -120,7 +122,10 @@ def _pass1d(input, weights, axis, output, code, cval, origin, *, uniform=False):
     target, copy_back = _target_for(output, source, in_place_ok=inner == 1)
     before = weights.shape[0] // 2 + origin
     parallel = _parallel(source.size)
-    if inner == 1:
+    if not uniform and _generated(source, weights, accumulate):
+        _generated_pass(source, target, weights, (outer, n, inner), before, code, cval,
+                        accumulate)
+    elif inner == 1:
         lines = outer
         group = kn.LINE_GROUP  # the uniform kernel advances this many lines together
         per_task = -(-max(1, -(-lines // (8 * _threads()))) // group) * group
@@ -141,6 +146,108 @@ def _pass1d(input, weights, axis, output, code, cval, origin, *, uniform=False):
     if copy_back:
         store(target, output)
     return output
+
+
+# -- generated passes (stencils._kernels_ndimage.pass_source) -------------------
+
+# Arrays from this many elements run on generated kernels (a new tap count costs
+# a compile of about a second, once per cache); smaller ones on the generic ones.
+_GENERATED_MIN_SIZE = 1 << 15
+# Above this many taps the generic kernels are used (unless float32 sums are asked for).
+_GENERATED_MAX_TAPS = 64
+_SYMMETRY_NAMES = {1: "s", -1: "a", 0: "g"}
+_PASS_DIGEST = []
+
+
+def _generated(source, weights, accumulate):
+    if accumulate != np.float64:
+        return True  # only the generated kernels sum in float32
+    return source.size >= _GENERATED_MIN_SIZE and weights.shape[0] <= _GENERATED_MAX_TAPS
+
+
+def _pass_module(size0, symmetry0, size1, symmetry1, accumulate):
+    """The generated module for these tap counts and symmetries (compiled once per cache)."""
+    from .. import _engine
+
+    if not _PASS_DIGEST:
+        _PASS_DIGEST.append(_engine.source_digest((kn,)))
+    accumulate = np.dtype(accumulate).name
+    name = (f"stencils_ndi_pass_{size0}{_SYMMETRY_NAMES[symmetry0]}_{size1}"
+            f"{_SYMMETRY_NAMES[symmetry1]}_{accumulate}_{_PASS_DIGEST[0]}")
+    return _engine.import_generated(
+        name, lambda: kn.pass_source(size0, symmetry0, size1, symmetry1, accumulate))
+
+
+def _blocks(outer, n, parallel):
+    """``(o0, o1, i0, i1)`` blocks of the outputs of an ``(outer, n, inner)`` pass."""
+    if not parallel:
+        return [(0, outer, 0, n)]
+    want = 4 * _threads()
+    if outer >= want:
+        return [(outer * k // want, outer * (k + 1) // want, 0, n) for k in range(want)]
+    parts = min(n, -(-want // outer))
+    return [(o, o + 1, n * k // parts, n * (k + 1) // parts)
+            for o in range(outer) for k in range(parts)]
+
+
+def _run_blocks(kernel, blocks, *args):
+    """kernel(*block, *args) for every block, on as many threads as numba uses."""
+    if len(blocks) == 1:
+        kernel(*blocks[0], *args)
+        return
+    from .. import _engine
+
+    _engine._HELPERS.run(lambda block: kernel(*block, *args), blocks, _threads())
+
+
+def _generated_pass(source, target, weights, shape3, before, code, cval, accumulate):
+    """A 1-D correlation on the generated kernels (any axis; `inner` 1 is the last)."""
+    outer, n, inner = shape3
+    size, symmetry = weights.shape[0], _symmetry(weights)
+    module = _pass_module(size, symmetry, size, symmetry, accumulate)
+    w = weights.astype(accumulate)
+    parallel = _parallel(source.size)
+    if inner == 1:
+        blocks = [(b[0], b[1]) for b in _blocks(outer, 1, parallel)]
+        _run_blocks(module.lines, blocks, source.reshape(outer, n), target.reshape(outer, n), w,
+                    before, code, cval)
+    else:
+        _run_blocks(module.vertical, _blocks(outer, n, parallel), source.reshape(shape3),
+                    target.reshape(shape3), w, before, code, cval)
+
+
+def _fused_pair(input, first, second, output, cval, accumulate):
+    """Both passes of a filter along the last two axes, fused per band of rows, if they can be.
+
+    `first` and `second` are ``(axis, weights, mode code)``, in either order of
+    the two axes; the first pass's rows are stored in the output's dtype before
+    the second reads them, as scipy stores them in the output.  Returns whether
+    it ran.
+    """
+    ndim = input.ndim
+    (axis0, w0, code0), (axis1, w1, code1) = first, second
+    last_two = {(ndim - 2, ndim - 1): True, (ndim - 1, ndim - 2): False}
+    if ndim < 2 or (axis0, axis1) not in last_two or input.dtype.kind not in "fiub":
+        return False
+    dtype = output.dtype
+    if (dtype.kind != "f" or dtype.itemsize not in (4, 8) or not dtype.isnative
+            or not output.flags.c_contiguous or np.may_share_memory(output, input)
+            or input.size == 0):
+        return False
+    source = _as_source(input)
+    if not all(_generated(source, w, accumulate) for w in (w0, w1)):
+        return False
+    if not last_two[(axis0, axis1)]:
+        (w0, code0), (w1, code1) = (w1, code1), (w0, code0)  # w0: the vertical pass
+    shape3 = (int(np.prod(source.shape[:-2], dtype=np.int64)),) + source.shape[-2:]
+    module = _pass_module(w0.shape[0], _symmetry(w0), w1.shape[0], _symmetry(w1), accumulate)
+    vertical = (w0.astype(accumulate), w0.shape[0] // 2, code0)
+    line = (w1.astype(accumulate), w1.shape[0] // 2, code1)
+    kernel, passes = ((module.fused, vertical + line) if last_two[(axis0, axis1)]
+                      else (module.fused_lines_first, line + vertical))
+    _run_blocks(kernel, _blocks(shape3[0], shape3[1], _parallel(source.size)),
+                source.reshape(shape3), output.reshape(shape3), *passes, as_float_cval(cval))
+    return True
 
 
 def _weights1d(weights, param="weights"):
@@ -179,7 +286,7 @@ def _reach_gauss(ndim, sigma, truncate=4.0, radius=None, axes=None, **_):
 @dask_aware(lambda ndim, weights, axis=-1, origin=0, **_:
              _reach_1d(ndim, axis, len(np.atleast_1d(weights)), origin))
 def correlate1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, origin=0, *,
-                nan_policy="propagate"):
+                nan_policy="propagate", compute_dtype=None):
     """Correlate along one axis, as ``scipy.ndimage.correlate1d``.
 
     ``output[..., i, ...] = sum_k weights[k] * input[..., i + k - len(weights) // 2 - origin, ...]``
@@ -203,6 +310,11 @@ def correlate1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, 
     nan_policy : {'propagate', 'omit'}, optional, keyword-only
         Not in scipy.  'propagate' (default) is scipy's behaviour; 'omit' leaves
         NaN out of each window and rescales the other weights (docs/ndimage.md).
+    compute_dtype : {None, numpy.float64, numpy.float32}, optional, keyword-only
+        Not in scipy.  The type each output's sum is computed in: None or
+        float64 (default) is scipy's float64 arithmetic, bit for bit;
+        float32 sums in float32 as OpenCV does (twice the vector lanes; the
+        result differs from scipy's by float32 rounding).  Real input only.
 
     Returns
     -------
@@ -223,10 +335,13 @@ def correlate1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, 
         return omit_nan(
             lambda d, c, absolute: correlate1d(d, np.abs(weights) if absolute else weights, axis,
                                                np.float64, mode, c, origin),
-            correlate1d(input, weights, axis, output, mode, cval, origin), input, cval)
+            correlate1d(input, weights, axis, output, mode, cval, origin,
+                        compute_dtype=compute_dtype), input, cval)
+    accumulate = as_compute_dtype(compute_dtype)
     input = as_input(input)
     weights = np.asarray(weights)
     if input.dtype.kind == "c" or weights.dtype.kind == "c":
+        _check_real_compute(accumulate)
         if weights.dtype.kind == "c":
             weights = weights.conj().astype(np.complex128, copy=False)
         output = get_output(output, input, complex_output=True)
@@ -237,7 +352,17 @@ def correlate1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, 
     axis = normalize_axis(axis, input.ndim)
     origin = check_origin(origin, weights.shape[0])
     code = mode_code(mode)
-    return _pass1d(input, weights, axis, output, code, as_float_cval(cval), origin)
+    return _pass1d(input, weights, axis, output, code, as_float_cval(cval), origin,
+                   accumulate=accumulate)
+
+
+def _check_real_compute(accumulate):
+    if accumulate != np.float64:
+        raise StencilValueError(
+            "compute_dtype=numpy.float32 is for real input and weights; complex ones are "
+            "computed in float64 (leave compute_dtype as None).",
+            param="compute_dtype", value=accumulate, expected="None for complex data",
+        )
 
 
 @dask_aware(lambda ndim, weights, axis=-1, origin=0, **_:
@@ -585,12 +710,12 @@ def _gaussian_weights(sigma, order, truncate, radius):
 @dask_aware(lambda ndim, sigma, axis=-1, truncate=4.0, radius=None, **_:
              _reach_1d(ndim, axis, _gauss_radius(sigma, truncate, radius), 0))
 def gaussian_filter1d(input, sigma, axis=-1, order=0, output=None, mode="reflect", cval=0.0,
-                      truncate=4.0, *, radius=None, nan_policy="propagate"):
+                      truncate=4.0, *, radius=None, nan_policy="propagate", compute_dtype=None):
     """A 1-D Gaussian filter (or its `order`-th derivative), as ``scipy.ndimage.gaussian_filter1d``.
 
     The kernel has ``radius = int(truncate * sigma + 0.5)`` taps on each side
-    unless `radius` is given.  ``nan_policy`` (keyword-only, not in scipy) as
-    in `correlate1d`.
+    unless `radius` is given.  ``nan_policy`` and ``compute_dtype``
+    (keyword-only, not in scipy) as in `correlate1d`.
 
     Examples
     --------
@@ -599,18 +724,24 @@ def gaussian_filter1d(input, sigma, axis=-1, order=0, output=None, mode="reflect
     array([1.42704095, 2.06782203, 3.        , 3.93217797, 4.57295905])
     """
     weights = _gaussian_weights(sigma, order, truncate, radius)
-    return correlate1d(input, weights, axis, output, mode, cval, 0, nan_policy=nan_policy)
+    return correlate1d(input, weights, axis, output, mode, cval, 0, nan_policy=nan_policy,
+                       compute_dtype=compute_dtype)
 
 
 @dask_aware(_reach_gauss)
 def gaussian_filter(input, sigma, order=0, output=None, mode="reflect", cval=0.0,
-                    truncate=4.0, *, radius=None, axes=None, nan_policy="propagate"):
+                    truncate=4.0, *, radius=None, axes=None, nan_policy="propagate",
+                    compute_dtype=None):
     """A multidimensional Gaussian filter, as ``scipy.ndimage.gaussian_filter``.
 
     One `gaussian_filter1d` pass per axis (axes with ``sigma <= 1e-15`` are
-    skipped), each stored in the output's dtype: float32 stays float32.
+    skipped), each stored in the output's dtype: float32 stays float32.  When
+    the last two passes run along the last two axes, they run fused per row
+    (the same operations, without a full-size intermediate pass through memory).
     ``nan_policy='omit'`` (keyword-only, not in scipy) gives the Gaussian-weighted
-    mean of the values present in each window (docs/ndimage.md).
+    mean of the values present in each window (docs/ndimage.md);
+    ``compute_dtype=np.float32`` (keyword-only, not in scipy) sums in float32
+    as in `correlate1d`.
 
     Examples
     --------
@@ -622,9 +753,15 @@ def gaussian_filter(input, sigma, order=0, output=None, mode="reflect", cval=0.0
            [20, 22, 24, 25, 27],
            [29, 31, 33, 34, 36],
            [35, 37, 39, 40, 42]])
+    >>> image = np.ones((4, 4), np.float32)
+    >>> ndi.gaussian_filter(image, 1, compute_dtype=np.float32).dtype
+    dtype('float32')
     """
+    accumulate = as_compute_dtype(compute_dtype)
     input = as_input(input)
     output = get_output(output, input)
+    if input.dtype.kind == "c" or output.dtype.kind == "c":
+        _check_real_compute(accumulate)
     axes = normalize_axes(axes, input.ndim)
     n = len(axes)
     orders = per_axis(order, n, param="order")
@@ -633,20 +770,29 @@ def gaussian_filter(input, sigma, order=0, output=None, mode="reflect", cval=0.0
     radii = per_axis(radius, n, param="radius")
     passes = [(axes[i], _gaussian_weights(sigmas[i], orders[i], truncate, radii[i]), modes[i])
               for i in range(n) if sigmas[i] > 1e-15]
-
-    def run(data, out, c, absolute=False):
-        if not passes:
-            out[...] = data[...]
-        for ax, w, m in passes:
-            correlate1d(data, np.abs(w) if absolute else w, ax, out, m, c, 0)
-            data = out
-        return out
-
-    plain = run(input, output, cval)
+    plain = _separable(input, passes, output, cval, accumulate)
     if check_nan_policy(nan_policy) == "propagate":
         return plain
-    return omit_nan(lambda d, c, absolute: run(d, np.empty(d.shape), c, absolute), plain, input,
-                    cval)
+    return omit_nan(lambda d, c, absolute: _separable(
+        d, [(ax, np.abs(w) if absolute else w, m) for ax, w, m in passes], np.empty(d.shape), c,
+        np.float64), plain, input, cval)
+
+
+def _separable(data, passes, output, cval, accumulate):
+    """1-D correlations ``(axis, weights, mode)`` one after another, each stored in `output`."""
+    if not passes:
+        output[...] = data[...]
+        return output
+    if len(passes) == 2 and data.dtype.kind != "c":
+        pair = [(ax, np.ascontiguousarray(w, dtype=np.float64), mode_code(m))
+                for ax, w, m in passes]
+        if _fused_pair(data, pair[0], pair[1], output, cval, accumulate):
+            return output
+    for ax, w, m in passes:
+        correlate1d(data, w, ax, output, m, cval, 0,
+                    compute_dtype=None if data.dtype.kind == "c" else accumulate)
+        data = output
+    return output
 
 
 # -- derivatives ---------------------------------------------------------------
@@ -656,11 +802,9 @@ def _derivative3(input, axis, output, mode, cval, smooth):
     axis = normalize_axis(axis, input.ndim)
     output = get_output(output, input)
     modes = per_axis(mode, input.ndim, param="mode")
-    correlate1d(input, [-1, 0, 1], axis, output, modes[axis], cval, 0)
-    for ax in range(input.ndim):
-        if ax != axis:
-            correlate1d(output, smooth, ax, output, modes[ax], cval, 0)
-    return output
+    passes = [(axis, [-1.0, 0.0, 1.0], modes[axis])]
+    passes += [(ax, smooth, modes[ax]) for ax in range(input.ndim) if ax != axis]
+    return _separable(input, passes, output, cval, np.float64)
 
 
 def _reach_ones(ndim, **_):
@@ -816,13 +960,32 @@ def generic_gradient_magnitude(input, derivative, output=None, mode="reflect", c
         return output
     modes = per_axis(mode, len(axes), param="mode")
     derivative(input, axes[0], output, modes[0], cval, *extra_arguments, **extra_keywords)
-    np.multiply(output, output, output)
-    for ax, m in zip(axes[1:], modes[1:]):
+    squared = rooted = False  # NumPy's steps, or one pass per axis of `add_square`
+    for i, (ax, m) in enumerate(zip(axes[1:], modes[1:])):
         tmp = derivative(input, ax, output.dtype, m, cval, *extra_arguments, **extra_keywords)
+        last = i == len(axes) - 2
+        if _flat_float(output) and _flat_float(tmp) and tmp.dtype == output.dtype \
+                and tmp.shape == output.shape:
+            total, d = output.reshape(-1), tmp.reshape(-1)
+            blocks = [b[2:] for b in _blocks(1, total.shape[0], _parallel(total.shape[0]))]
+            _run_blocks(kn.add_square, blocks, total, d, not squared, last)
+            squared, rooted = True, last
+            continue
+        if not squared:
+            np.multiply(output, output, output)
+            squared = True
         np.multiply(tmp, tmp, tmp)
         output += tmp
-    np.sqrt(output, output, casting="unsafe")
+    if not squared:
+        np.multiply(output, output, output)
+    if not rooted:
+        np.sqrt(output, output, casting="unsafe")
     return output
+
+
+def _flat_float(a):
+    return (isinstance(a, np.ndarray) and a.dtype.kind == "f" and a.dtype.itemsize in (4, 8)
+            and a.dtype.isnative and a.flags.c_contiguous)
 
 
 def gaussian_gradient_magnitude(input, sigma, output=None, mode="reflect", cval=0.0, *,
