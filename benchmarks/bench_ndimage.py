@@ -94,6 +94,17 @@ def _sobel_setup(quick):
     ]
 
 
+def _sobel_magnitude_setup(quick):
+    a = _image(quick)
+    out, sp_out = np.empty_like(a), np.empty_like(a)
+    return [
+        Implementation("stencils.ndimage.generic_gradient_magnitude(sobel)", lambda:
+                       ours.generic_gradient_magnitude(a, ours.sobel, output=out)),
+        _scipy("scipy.ndimage.generic_gradient_magnitude(sobel)", lambda:
+               sn.generic_gradient_magnitude(a, sn.sobel, output=sp_out)),
+    ]
+
+
 def _ggm_setup(quick):
     a = _image(quick)
     out, sp_out = np.empty_like(a), np.empty_like(a)
@@ -154,6 +165,10 @@ WORKLOADS = [
              ops=lambda q: 2 * 3 * _pixels(q)),
     Workload("ndi-sobel-hypot-f32", "sobel along both axes + np.hypot, 4096^2 float32",
              _sobel_setup, group=GROUP, bytes=lambda q: 16 * _pixels(q),
+             ops=lambda q: 4 * 3 * _pixels(q)),
+    Workload("ndi-sobel-magnitude-f32", "generic_gradient_magnitude(derivative=sobel): "
+             "sqrt(sobel_0**2 + sobel_1**2) as scipy computes it, 4096^2 float32",
+             _sobel_magnitude_setup, group=GROUP, bytes=lambda q: 16 * _pixels(q),
              ops=lambda q: 4 * 3 * _pixels(q)),
     Workload("ndi-ggm-f32", "gaussian_gradient_magnitude(sigma=2), 4096^2 float32",
              _ggm_setup, group=GROUP, bytes=lambda q: 16 * _pixels(q),

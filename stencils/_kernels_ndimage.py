@@ -458,6 +458,15 @@ def line_row(buf, dst, w):
 
 
 @njit(**_OPTS)
+def _load_strip(dst, src, inside, cval):
+    if inside:
+        for j in range(dst.shape[0]):
+            dst[j] = src[j]
+    else:
+        dst[:] = cval
+
+
+@njit(**_OPTS)
 def _vertical_band(x, i0, m, before, code, cval, w, band, ext):
     """band[r] = the vertical pass at output row i0 + r (r < m), a strip of columns at a
     time.  Each strip of the source rows the band reads is converted once into `ext`
@@ -469,13 +478,7 @@ def _vertical_band(x, i0, m, before, code, cval, w, band, ext):
         k1 = min(inner, k0 + STRIP)
         for p in range(reach):
             row = resolve_index(i0 + p - before, n, code)
-            dst = ext[p, :k1 - k0]
-            if row < 0:
-                dst[:] = cval
-            else:
-                src = x[row, k0:k1]
-                for j in range(k1 - k0):
-                    dst[j] = src[j]
+            _load_strip(ext[p, :k1 - k0], x[max(row, 0), k0:k1], row >= 0, cval)
         for r in range(m):
             vertical_row(ext, r, band[r, k0:k1], w)
 
@@ -542,13 +545,8 @@ def fused_lines_first(o0, o1, i0, i1, src3, out3, wl, beforel, codel, wv, before
             for k0 in range(0, inner, STRIP):
                 k1 = min(inner, k0 + STRIP)
                 for p in range(m + {size0} - 1):
-                    dst = ext[p, :k1 - k0]
-                    if resolve_index(b0 + p - beforev, n, codev) < 0:
-                        dst[:] = cval
-                    else:
-                        src = middle[p, k0:k1]
-                        for j in range(k1 - k0):
-                            dst[j] = src[j]
+                    inside = resolve_index(b0 + p - beforev, n, codev) >= 0
+                    _load_strip(ext[p, :k1 - k0], middle[p, k0:k1], inside, cval)
                 for r in range(m):
                     vertical_row(ext, r, out3[o, b0 + r, k0:k1], wv)
 '''

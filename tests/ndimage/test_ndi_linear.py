@@ -201,6 +201,18 @@ def test_generated_passes_match_scipy(mode, dtype):
              sn.correlate1d(image, [0.5, -2.0, 1.0, 3.0], axis, origin=1, **kw))
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_fused_derivatives_match_scipy(mode):
+    # Both orders of fused passes (vertical first, lines first) and the one-pass magnitude.
+    image = LARGE.astype(np.float32)
+    for axis in (0, 1):
+        for name in ("sobel", "prewitt"):
+            same(getattr(ndi, name)(image, axis, mode=mode, cval=2.5),
+                 getattr(sn, name)(image, axis, mode=mode, cval=2.5))
+    same(ndi.generic_gradient_magnitude(image, ndi.sobel, mode=mode),
+         sn.generic_gradient_magnitude(image, sn.sobel, mode=mode))
+
+
 def test_generated_passes_of_3d_arrays_and_strided_input():
     image = np.random.default_rng(6).standard_normal((40, 31, 29))
     same(ndi.gaussian_filter(image, [1.0, 2.0, 0.7], mode=["wrap", "constant", "mirror"]),
