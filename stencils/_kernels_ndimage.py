@@ -398,6 +398,90 @@ def nd_serial(src2, out2, lead_shape, group_offsets, group_start, shifts, weight
              weights, code, cval, min_shift, max_shift)
 
 
+# -- uniform filter along the last two axes, fused per group of rows -------------
+
+@njit(**_OPTS)
+def _add_row(acc, x, r, cval):
+    """acc += row r of x (cval where r < 0), in float64."""
+    if r < 0:
+        for j in range(acc.shape[0]):
+            acc[j] += cval
+    else:
+        row = x[r]
+        for j in range(acc.shape[0]):
+            acc[j] += np.float64(row[j])
+
+
+@njit(**_OPTS)
+def _uniform_step(x, tmp, ll, size, before, code, cval):
+    """scipy's vertical running sums, moved from output row ll - 1 to ll (ll >= 1)."""
+    n = x.shape[0]
+    r_in = resolve_index(ll + size - 1 - before, n, code)
+    r_out = resolve_index(ll - 1 - before, n, code)
+    if r_in >= 0 and r_out >= 0:
+        a, b = x[r_in], x[r_out]
+        for j in range(tmp.shape[0]):
+            tmp[j] += np.float64(a[j]) - np.float64(b[j])
+    else:
+        for j in range(tmp.shape[0]):
+            va = cval if r_in < 0 else np.float64(x[r_in, j])
+            vb = cval if r_out < 0 else np.float64(x[r_out, j])
+            tmp[j] += va - vb
+
+
+@njit(**_OPTS)
+def _uniform_chains(bufs, res, size):
+    """scipy's running sums along 4 extended lines at once (4 independent add chains),
+    not yet divided by `size` (the caller divides a whole row at once, vectorised)."""
+    n = res.shape[1]
+    b0, b1, b2, b3 = bufs[0], bufs[1], bufs[2], bufs[3]
+    t0 = t1 = t2 = t3 = 0.0
+    for p in range(size):
+        t0 += b0[p]
+        t1 += b1[p]
+        t2 += b2[p]
+        t3 += b3[p]
+    res[0, 0], res[1, 0], res[2, 0], res[3, 0] = t0, t1, t2, t3
+    for j in range(1, n):
+        t0 += b0[j + size - 1] - b0[j - 1]
+        t1 += b1[j + size - 1] - b1[j - 1]
+        t2 += b2[j + size - 1] - b2[j - 1]
+        t3 += b3[j + size - 1] - b3[j - 1]
+        res[0, j], res[1, j], res[2, j], res[3, j] = t0, t1, t2, t3
+
+
+@njit(**_OPTS)
+def uniform_fused(i0, i1, src, out, size0, before0, code0, size1, before1, code1, cval):
+    """scipy's uniform filter along axis 0 then axis 1 of 2-D arrays, output rows i0:i1.
+
+    The vertical running sums start at row 0 whatever i0 is (rows before i0 are
+    stepped over without output), so every sum is scipy's; each vertical row is
+    stored in the output's dtype (as scipy stores the first pass) before the
+    line pass reads it."""
+    inner = src.shape[1]
+    tmp = np.zeros(inner)
+    for p in range(size0):
+        _add_row(tmp, src, resolve_index(p - before0, src.shape[0], code0), cval)
+    middle = np.empty(inner, dtype=out.dtype)
+    bufs = np.zeros((4, inner + size1 - 1))
+    res = np.empty((4, inner))
+    for ll in range(1, i0):
+        _uniform_step(src, tmp, ll, size0, before0, code0, cval)
+    for g0 in range(i0, i1, 4):
+        rows = min(4, i1 - g0)
+        for g in range(rows):
+            if g0 + g > 0:
+                _uniform_step(src, tmp, g0 + g, size0, before0, code0, cval)
+            for j in range(inner):
+                middle[j] = tmp[j] / size0
+            _extend_line(bufs[g], middle, before1, code1, cval)
+        _uniform_chains(bufs, res, size1)
+        for g in range(rows):
+            dst, sums = out[g0 + g], res[g]
+            for j in range(inner):
+                dst[j] = sums[j] / size1
+
+
 # -- gradient magnitude ---------------------------------------------------------
 
 @njit(**_OPTS)

@@ -657,10 +657,36 @@ def uniform_filter(input, size=3, output=None, mode="reflect", cval=0.0, origin=
     if not passes:
         output[...] = input[...]
         return output
+    if _uniform_fused(input, passes, output, cval):
+        return output
     for ax, s, o, m in passes:
         uniform_filter1d(input, int(s), ax, output, m, cval, o)
         input = output
     return output
+
+
+def _uniform_fused(input, passes, output, cval):
+    """Both passes of a 2-D uniform filter fused per group of rows, if they can be."""
+    if (len(passes) != 2 or input.ndim != 2 or [p[0] for p in passes] != [0, 1]
+            or input.dtype.kind not in "fiub" or not _flat_float(output)
+            or np.may_share_memory(output, input) or input.size < _GENERATED_MIN_SIZE):
+        return False
+    (_, size0, origin0, mode0), (_, size1, origin1, mode1) = passes
+    for size, origin in ((size0, origin0), (size1, origin1)):
+        if not (isinstance(size, numbers.Integral) and isinstance(origin, numbers.Integral)
+                and -(size // 2) <= origin <= (size - 1) // 2):
+            return False  # the 1-D passes raise scipy's error
+    if not all(isinstance(m, str) for m in (mode0, mode1)):
+        return False
+    source = _as_source(input)
+    blocks = [b[2:] for b in _blocks(1, source.shape[0], _parallel(source.size))]
+    if len(blocks) > 1:  # each block steps the running sums from row 0: as few as threads
+        n, parts = source.shape[0], _threads()
+        blocks = [(n * k // parts, n * (k + 1) // parts) for k in range(parts)]
+    _run_blocks(kn.uniform_fused, blocks, source, output, int(size0),
+                int(size0) // 2 + int(origin0), mode_code(mode0), int(size1),
+                int(size1) // 2 + int(origin1), mode_code(mode1), as_float_cval(cval))
+    return True
 
 
 # -- Gaussian ------------------------------------------------------------------

@@ -199,6 +199,10 @@ def test_generated_passes_match_scipy(mode, dtype):
              sn.gaussian_filter1d(image, 1.5, axis, order=1, **kw))
         same(ndi.correlate1d(image, [0.5, -2.0, 1.0, 3.0], axis, origin=1, **kw),
              sn.correlate1d(image, [0.5, -2.0, 1.0, 3.0], axis, origin=1, **kw))
+    # The uniform filter's two passes fused (its running sums start at row 0 in every block).
+    for size, origin in ((15, 0), ((4, 7), (1, -3))):
+        same(ndi.uniform_filter(image, size, origin=origin, **kw),
+             sn.uniform_filter(image, size, origin=origin, **kw))
 
 
 @pytest.mark.parametrize("mode", MODES)
