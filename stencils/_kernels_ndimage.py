@@ -22,7 +22,10 @@ value read is the source element converted to float64; cval is used as a
 float64 (as scipy's line buffers hold it), never rounded to the source dtype.
 
 Each filter has a task function (one block of the work), a parallel driver
-(``prange`` over tasks) and a serial one (for Dask's worker threads).
+(``prange`` over tasks) and a serial one (for Dask's worker threads).  The
+generated passes (`pass_source`), the fused uniform filter and `add_square`
+are serial ``nogil`` functions of a block of rows: the caller runs the blocks
+on its threads.
 """
 
 from __future__ import annotations
@@ -589,9 +592,10 @@ def lines(l0, l1, src2, out2, w, before, code, cval):
 
 
 @njit(**_OPTS)
-def fused(o0, o1, i0, i1, src3, out3, w0, before0, code0, w1, before1, code1, cval):
+def fused(o0, o1, i0, i1, src3, out3, shift, w0, before0, code0, w1, before1, code1, cval):
     """The vertical pass then the line pass at outputs ``[o0:o1, i0:i1]`` of
-    ``(outer, n, inner)`` arrays, a band of rows at a time."""
+    ``(outer, n, inner)`` arrays, a band of rows at a time; output row i is
+    written to row ``i - shift`` of `out3`."""
     inner = src3.shape[2]
     ext = np.empty((BAND + {size0} - 1, STRIP), dtype=ACC)
     band = np.empty((BAND, inner), dtype=out3.dtype)  # first-pass rows, as scipy stores them
@@ -603,15 +607,16 @@ def fused(o0, o1, i0, i1, src3, out3, w0, before0, code0, w1, before1, code1, cv
             _vertical_band(x, b0, m, before0, code0, cval, w0, band, ext)
             for r in range(m):
                 _extend_line(buf, band[r], before1, code1, cval)
-                line_row(buf, out3[o, b0 + r], w1)
+                line_row(buf, out3[o, b0 + r - shift], w1)
 
 
 @njit(**_OPTS)
-def fused_lines_first(o0, o1, i0, i1, src3, out3, wl, beforel, codel, wv, beforev, codev,
-                      cval):
+def fused_lines_first(o0, o1, i0, i1, src3, out3, shift, wl, beforel, codel, wv, beforev,
+                      codev, cval):
     """The line pass (`size1` taps) then the vertical pass (`size0` taps) at outputs
     ``[o0:o1, i0:i1]``: each band's vertical taps read line-pass rows computed for it
-    (stored in the output's dtype, as scipy stores them; cval outside the array)."""
+    (stored in the output's dtype, as scipy stores them; cval outside the array).
+    Output row i is written to row ``i - shift`` of `out3`."""
     n, inner = src3.shape[1], src3.shape[2]
     reach = BAND + {size0} - 1
     middle = np.empty((reach, inner), dtype=out3.dtype)
@@ -632,7 +637,7 @@ def fused_lines_first(o0, o1, i0, i1, src3, out3, wl, beforel, codel, wv, before
                     inside = resolve_index(b0 + p - beforev, n, codev) >= 0
                     _load_strip(ext[p, :k1 - k0], middle[p, k0:k1], inside, cval)
                 for r in range(m):
-                    vertical_row(ext, r, out3[o, b0 + r, k0:k1], wv)
+                    vertical_row(ext, r, out3[o, b0 + r - shift, k0:k1], wv)
 '''
 
 

@@ -8,7 +8,12 @@ same passes as scipy, through the same intermediate dtype (the output's).
 
 Separable filters run as 1-D passes along each axis; a pass along the last
 axis works on one extended line at a time, a pass along any other axis is
-vectorised across the last axis (contiguous rows).  `correlate` with an n-D
+vectorised across the last axis (contiguous rows).  Arrays from
+`_GENERATED_MIN_SIZE` elements run on passes generated per tap count (every
+tap unrolled: `_kernels_ndimage.pass_source`), split into blocks of rows
+among Numba's thread count; two passes over the last two axes (a 2-D Gaussian,
+Sobel, Prewitt or uniform filter) run fused per band of rows, the first pass's
+rows rounded to the output's dtype exactly where scipy stores them.  `correlate` with an n-D
 kernel never factors the kernel into 1-D passes, even when it is an outer
 product: a separable sum rounds differently from scipy's n-D sum, and scipy's
 own tests compare some results exactly.
@@ -237,17 +242,26 @@ def _fused_pair(input, first, second, output, cval, accumulate):
     source = _as_source(input)
     if not all(_generated(source, w, accumulate) for w in (w0, w1)):
         return False
-    if not last_two[(axis0, axis1)]:
-        (w0, code0), (w1, code1) = (w1, code1), (w0, code0)  # w0: the vertical pass
+    kernel, passes = _fused_kernel(first, second, accumulate, cval)
     shape3 = (int(np.prod(source.shape[:-2], dtype=np.int64)),) + source.shape[-2:]
+    _run_blocks(kernel, _blocks(shape3[0], shape3[1], _parallel(source.size)),
+                source.reshape(shape3), output.reshape(shape3), 0, *passes)
+    return True
+
+
+def _fused_kernel(first, second, accumulate, cval):
+    """The generated fused kernel for passes `first` then `second` (over the last two
+    axes, either order), and its arguments after the output row shift."""
+    (axis0, w0, code0), (axis1, w1, code1) = first, second
+    vertical_first = axis0 < axis1
+    if not vertical_first:
+        (w0, code0), (w1, code1) = (w1, code1), (w0, code0)  # w0: the vertical pass
     module = _pass_module(w0.shape[0], _symmetry(w0), w1.shape[0], _symmetry(w1), accumulate)
     vertical = (w0.astype(accumulate), w0.shape[0] // 2, code0)
     line = (w1.astype(accumulate), w1.shape[0] // 2, code1)
-    kernel, passes = ((module.fused, vertical + line) if last_two[(axis0, axis1)]
-                      else (module.fused_lines_first, line + vertical))
-    _run_blocks(kernel, _blocks(shape3[0], shape3[1], _parallel(source.size)),
-                source.reshape(shape3), output.reshape(shape3), *passes, as_float_cval(cval))
-    return True
+    if vertical_first:
+        return module.fused, vertical + line + (as_float_cval(cval),)
+    return module.fused_lines_first, line + vertical + (as_float_cval(cval),)
 
 
 def _weights1d(weights, param="weights"):
@@ -1028,6 +1042,13 @@ def gaussian_gradient_magnitude(input, sigma, output=None, mode="reflect", cval=
            [2.02, 0.  , 2.02],
            [1.32, 2.02, 1.53]])
     """
+    if not is_dask(input) and _magnitude_can_fuse(as_input(input), axes, kwargs):
+        input = as_input(input)
+        output = get_output(output, input)
+        pairs = _gaussian_derivative_passes(input, sigma, mode, cval, kwargs)
+        if pairs is not None and _fused_magnitude(input, pairs, output):
+            return output
+
     def derivative(input, axis, output, mode, cval, sigma, **kwargs):
         order = [0] * input.ndim
         order[axis] = 1
@@ -1036,3 +1057,61 @@ def gaussian_gradient_magnitude(input, sigma, output=None, mode="reflect", cval=
     return generic_gradient_magnitude(input, derivative, output, mode, cval,
                                       extra_arguments=(sigma,), extra_keywords=kwargs,
                                       axes=axes)
+
+
+# -- the gradient magnitude of a 2-D image, fused per block of rows ---------------------
+
+_MAGNITUDE_ROWS = 128  # rows of the second derivative held at a time (per thread)
+
+
+def _magnitude_can_fuse(input, axes, kwargs):
+    return (input.ndim == 2 and input.dtype.kind in "fiub" and input.size >= _GENERATED_MIN_SIZE
+            and not set(kwargs) - {"truncate", "radius"}
+            and normalize_axes(axes, 2) == (0, 1))
+
+
+def _gaussian_derivative_passes(input, sigma, mode, cval, kwargs):
+    """scipy's two Gaussian derivatives as pairs of passes ``(axis, weights, mode code)``,
+    each derivative with its own mode on both axes (as scipy's derivative calls get it);
+    None where a pass would be skipped or too long to generate."""
+    sigmas = per_axis(sigma, 2, param="sigma")
+    radii = per_axis(kwargs.get("radius"), 2, param="radius")
+    truncate = kwargs.get("truncate", 4.0)
+    if min(float(s) for s in sigmas) <= 1e-15:
+        return None
+    pairs = []
+    for axis, m in enumerate(per_axis(mode, 2, param="mode")):
+        code = mode_code(m)
+        passes = [(a, np.ascontiguousarray(_gaussian_weights(sigmas[a], int(a == axis),
+                                                                truncate, radii[a])), code)
+                  for a in (0, 1)]
+        if any(w.shape[0] > _GENERATED_MAX_TAPS for _, w, _ in passes):
+            return None
+        pairs.append((passes, as_float_cval(cval)))
+    return pairs
+
+
+def _fused_magnitude(input, pairs, output):
+    """sqrt(d0**2 + d1**2) of a 2-D image, each derivative two fused passes, a block of
+    rows at a time: the second derivative never exists in full.  Every step rounds to
+    the output's dtype where scipy's does (each derivative, each square, the sum)."""
+    if not _flat_float(output) or np.may_share_memory(output, input):
+        return False
+    source = _as_source(input)
+    kernels = [_fused_kernel(passes[0], passes[1], np.float64, cval) for passes, cval in pairs]
+    n, inner = source.shape
+    src3, out3 = source.reshape(1, n, inner), output.reshape(1, n, inner)
+
+    def block(o0, o1, i0, i1):
+        scratch = np.empty((1, min(_MAGNITUDE_ROWS, i1 - i0), inner), dtype=output.dtype)
+        for c0 in range(i0, i1, _MAGNITUDE_ROWS):
+            c1 = min(i1, c0 + _MAGNITUDE_ROWS)
+            (first, first_args), (second, second_args) = kernels
+            first(0, 1, c0, c1, src3, out3, 0, *first_args)
+            second(0, 1, c0, c1, src3, scratch, c0, *second_args)
+            count = (c1 - c0) * inner
+            kn.add_square(0, count, output[c0:c1].reshape(-1), scratch.reshape(-1)[:count],
+                          True, True)
+
+    _run_blocks(block, _blocks(1, n, _parallel(source.size)))
+    return True

@@ -215,6 +215,17 @@ def test_fused_derivatives_match_scipy(mode):
                  getattr(sn, name)(image, axis, mode=mode, cval=2.5))
     same(ndi.generic_gradient_magnitude(image, ndi.sobel, mode=mode),
          sn.generic_gradient_magnitude(image, sn.sobel, mode=mode))
+    # Both Gaussian derivatives fused per block of rows, the magnitude taken there.
+    same(ndi.gaussian_gradient_magnitude(image, 2.0, mode=mode, cval=2.5),
+         sn.gaussian_gradient_magnitude(image, 2.0, mode=mode, cval=2.5))
+
+
+def test_fused_gradient_magnitude_per_axis_arguments():
+    image = LARGE.astype(np.float32)
+    # 17 taps on both axes (the kernels of sigma=2 above): nothing new to compile.
+    kw = dict(mode=["wrap", "constant"], cval=-3.0, radius=8)
+    same(ndi.gaussian_gradient_magnitude(image, (2.0, 1.0), **kw),
+         sn.gaussian_gradient_magnitude(image, (2.0, 1.0), **kw))
 
 
 def test_generated_passes_of_3d_arrays_and_strided_input():
