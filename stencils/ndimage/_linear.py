@@ -847,6 +847,9 @@ def _derivative3(input, axis, output, mode, cval, smooth):
     return _separable(input, passes, output, cval, np.float64)
 
 
+_SMOOTHING = {"prewitt": [1.0, 1.0, 1.0], "sobel": [1.0, 2.0, 1.0]}  # along the other axes
+
+
 def _reach_ones(ndim, **_):
     return [1] * ndim
 
@@ -865,7 +868,7 @@ def prewitt(input, axis=-1, output=None, mode="reflect", cval=0.0):
            [0, 3, 3],
            [0, 3, 3]])
     """
-    return _derivative3(input, axis, output, mode, cval, [1, 1, 1])
+    return _derivative3(input, axis, output, mode, cval, _SMOOTHING["prewitt"])
 
 
 @dask_aware(_reach_ones)
@@ -882,7 +885,7 @@ def sobel(input, axis=-1, output=None, mode="reflect", cval=0.0):
            [0, 4, 4],
            [0, 4, 4]])
     """
-    return _derivative3(input, axis, output, mode, cval, [1, 2, 1])
+    return _derivative3(input, axis, output, mode, cval, _SMOOTHING["sobel"])
 
 
 def generic_laplace(input, derivative2, output=None, mode="reflect", cval=0.0,
@@ -994,6 +997,11 @@ def generic_gradient_magnitude(input, derivative, output=None, mode="reflect", c
         return generic_dask(input, derivative, output, mode, cval, extra_arguments,
                              extra_keywords, axes, square=True)
     output = get_output(output, input)
+    smooth = _SMOOTHING[derivative.__name__] if derivative in (sobel, prewitt) else None
+    if (smooth is not None and not extra_arguments and not extra_keywords
+            and _magnitude_can_fuse(input, axes, {})
+            and _fused_magnitude(input, _derivative3_passes(smooth, mode, cval), output)):
+        return output
     axes = normalize_axes(axes, input.ndim)
     if not axes:
         output[...] = input[...]
@@ -1062,6 +1070,16 @@ def gaussian_gradient_magnitude(input, sigma, output=None, mode="reflect", cval=
 # -- the gradient magnitude of a 2-D image, fused per block of rows ---------------------
 
 _MAGNITUDE_ROWS = 128  # rows of the second derivative held at a time (per thread)
+
+
+def _derivative3_passes(smooth, mode, cval):
+    """The passes of sobel / prewitt along each axis of a 2-D image (see `_derivative3`)."""
+    diff, smooth = np.array([-1.0, 0.0, 1.0]), np.asarray(smooth, dtype=np.float64)
+    pairs = []
+    for axis, m in enumerate(per_axis(mode, 2, param="mode")):
+        code = mode_code(m)
+        pairs.append(([(axis, diff, code), (1 - axis, smooth, code)], as_float_cval(cval)))
+    return pairs
 
 
 def _magnitude_can_fuse(input, axes, kwargs):
