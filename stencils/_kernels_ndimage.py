@@ -524,25 +524,20 @@ BAND = 32  # output rows computed together (their first-pass rows stay in L2)
 STRIP = 256  # columns of a vertical pass at a time (the converted strips stay in L2)
 '''
 
-_PASS_BODY = '''
+# One output row of a pass: `loads` gives each tap its view of the input.
+_ROW = '''
 
 @njit(**_OPTS)
-def vertical_row(ext, r, dst, w):
+def {name}({source}, dst, w):
     m = dst.shape[0]
-{vertical_loads}
+{loads}
     for j in range(m):
-{vertical_sum}
+{sum}
         dst[j] = t
+'''
 
-
-@njit(**_OPTS)
-def line_row(buf, dst, w):
-    n = dst.shape[0]
-{line_loads}
-    for j in range(n):
-{line_sum}
-        dst[j] = t
-
+_PASS_BODY = '''{vertical_row}
+{line_row}
 
 @njit(**_OPTS)
 def _load_strip(dst, src, inside, cval):
@@ -664,15 +659,16 @@ def pass_source(size0, symmetry0, size1, symmetry1, accumulate):
           f"(symmetry {symmetry1}), {accumulate} sums"
     vertical_loads = [f"    r{k} = ext[r + {k}, :m]" for k in range(size0)]
     vertical_loads += _weight_loads(size0)
-    line_loads = [f"    b{k} = buf[{k}:{k} + n]" for k in range(size1)] + _weight_loads(size1)
+    line_loads = [f"    b{k} = buf[{k}:{k} + m]" for k in range(size1)] + _weight_loads(size1)
+    vertical_row = _ROW.format(name="vertical_row", source="ext, r", loads="\n".join(
+        vertical_loads), sum=_tap_sum(size0, symmetry0, lambda k: f"r{k}[j]"))
+    line_row = _ROW.format(name="line_row", source="buf", loads="\n".join(line_loads),
+                           sum=_tap_sum(size1, symmetry1, lambda k: f"b{k}[j]"))
     # float64 sums are scipy's: a fused multiply-add would round differently.  float32
     # sums promise OpenCV's precision, not its bits: there they may contract.
     fastmath = "{'contract'}" if accumulate == "float32" else "False"
     body = _PASS_BODY.format(
         size0=size0, size1=size1, fastmath=fastmath,
-        vertical_loads="\n".join(vertical_loads),
-        vertical_sum=_tap_sum(size0, symmetry0, lambda k: f"r{k}[j]"),
-        line_loads="\n".join(line_loads),
-        line_sum=_tap_sum(size1, symmetry1, lambda k: f"b{k}[j]"),
+        vertical_row=vertical_row, line_row=line_row,
     )
     return _PASS_HEADER.format(key=key, accumulate=accumulate, fastmath=fastmath) + body
