@@ -2,7 +2,8 @@
 
 4096^2 float32 (512^2 with ``--quick``); run with ``python -m benchmarks --only ndimage``.
 Ours and scipy give bit-equal results (checked); OpenCV rounds differently
-(float32 arithmetic), so its rows are checked to 1e-4.
+(float32 arithmetic), so its rows are checked to 1e-4, as is our opt-in
+``compute_dtype=np.float32`` Gaussian (float32 sums).
 
 Adding rows (the order-statistics and generic filters go here too): write a
 ``_<name>_setup(quick)`` returning ``[Implementation(ours...), peers...]``
@@ -57,12 +58,15 @@ def _cv2(name, run):
 
 def _gaussian_setup(quick):
     a = _image(quick)
-    out, sp_out = np.empty_like(a), np.empty_like(a)
+    out, sp_out, f32_out = np.empty_like(a), np.empty_like(a), np.empty_like(a)
     return [
         Implementation("stencils.ndimage.gaussian_filter", lambda: ours.gaussian_filter(
             a, 2.0, output=out)),
         _scipy("scipy.ndimage.gaussian_filter", lambda: sn.gaussian_filter(
             a, 2.0, output=sp_out)),
+        Implementation("stencils.ndimage.gaussian_filter compute_dtype=float32", lambda:
+                       ours.gaussian_filter(a, 2.0, output=f32_out, compute_dtype=np.float32),
+                       _CV2_CLOSE, "float32 sums (opt-in)"),
         _cv2("cv2.GaussianBlur 17x17", lambda: cv2.GaussianBlur(
             a, (17, 17), 2.0, borderType=cv2.BORDER_REFLECT)),
     ]
@@ -87,6 +91,17 @@ def _sobel_setup(quick):
             ours.sobel(a, 0), ours.sobel(a, 1))),
         _scipy("scipy.ndimage.sobel x2 + np.hypot", lambda: np.hypot(
             sn.sobel(a, 0), sn.sobel(a, 1))),
+    ]
+
+
+def _sobel_magnitude_setup(quick):
+    a = _image(quick)
+    out, sp_out = np.empty_like(a), np.empty_like(a)
+    return [
+        Implementation("stencils.ndimage.generic_gradient_magnitude(sobel)", lambda:
+                       ours.generic_gradient_magnitude(a, ours.sobel, output=out)),
+        _scipy("scipy.ndimage.generic_gradient_magnitude(sobel)", lambda:
+               sn.generic_gradient_magnitude(a, sn.sobel, output=sp_out)),
     ]
 
 
@@ -150,6 +165,10 @@ WORKLOADS = [
              ops=lambda q: 2 * 3 * _pixels(q)),
     Workload("ndi-sobel-hypot-f32", "sobel along both axes + np.hypot, 4096^2 float32",
              _sobel_setup, group=GROUP, bytes=lambda q: 16 * _pixels(q),
+             ops=lambda q: 4 * 3 * _pixels(q)),
+    Workload("ndi-sobel-magnitude-f32", "generic_gradient_magnitude(derivative=sobel): "
+             "sqrt(sobel_0**2 + sobel_1**2) as scipy computes it, 4096^2 float32",
+             _sobel_magnitude_setup, group=GROUP, bytes=lambda q: 16 * _pixels(q),
              ops=lambda q: 4 * 3 * _pixels(q)),
     Workload("ndi-ggm-f32", "gaussian_gradient_magnitude(sigma=2), 4096^2 float32",
              _ggm_setup, group=GROUP, bytes=lambda q: 16 * _pixels(q),

@@ -22,7 +22,10 @@ value read is the source element converted to float64; cval is used as a
 float64 (as scipy's line buffers hold it), never rounded to the source dtype.
 
 Each filter has a task function (one block of the work), a parallel driver
-(``prange`` over tasks) and a serial one (for Dask's worker threads).
+(``prange`` over tasks) and a serial one (for Dask's worker threads).  The
+generated passes (`pass_source`), the fused uniform filter and `add_square`
+are serial ``nogil`` functions of a block of rows: the caller runs the blocks
+on its threads.
 """
 
 from __future__ import annotations
@@ -396,3 +399,276 @@ def nd_serial(src2, out2, lead_shape, group_offsets, group_start, shifts, weight
               min_shift, max_shift, per_task):
     _nd_task(src2, out2, lead_shape, 0, out2.shape[0], group_offsets, group_start, shifts,
              weights, code, cval, min_shift, max_shift)
+
+
+# -- uniform filter along the last two axes, fused per group of rows -------------
+
+@njit(**_OPTS)
+def _add_row(acc, x, r, cval):
+    """acc += row r of x (cval where r < 0), in float64."""
+    if r < 0:
+        for j in range(acc.shape[0]):
+            acc[j] += cval
+    else:
+        row = x[r]
+        for j in range(acc.shape[0]):
+            acc[j] += np.float64(row[j])
+
+
+@njit(**_OPTS)
+def _uniform_step(x, tmp, ll, size, before, code, cval):
+    """scipy's vertical running sums, moved from output row ll - 1 to ll (ll >= 1)."""
+    n = x.shape[0]
+    r_in = resolve_index(ll + size - 1 - before, n, code)
+    r_out = resolve_index(ll - 1 - before, n, code)
+    if r_in >= 0 and r_out >= 0:
+        a, b = x[r_in], x[r_out]
+        for j in range(tmp.shape[0]):
+            tmp[j] += np.float64(a[j]) - np.float64(b[j])
+    else:
+        for j in range(tmp.shape[0]):
+            va = cval if r_in < 0 else np.float64(x[r_in, j])
+            vb = cval if r_out < 0 else np.float64(x[r_out, j])
+            tmp[j] += va - vb
+
+
+@njit(**_OPTS)
+def _uniform_chains(bufs, res, size):
+    """scipy's running sums along 4 extended lines at once (4 independent add chains),
+    not yet divided by `size` (the caller divides a whole row at once, vectorised)."""
+    n = res.shape[1]
+    b0, b1, b2, b3 = bufs[0], bufs[1], bufs[2], bufs[3]
+    t0 = t1 = t2 = t3 = 0.0
+    for p in range(size):
+        t0 += b0[p]
+        t1 += b1[p]
+        t2 += b2[p]
+        t3 += b3[p]
+    res[0, 0], res[1, 0], res[2, 0], res[3, 0] = t0, t1, t2, t3
+    for j in range(1, n):
+        t0 += b0[j + size - 1] - b0[j - 1]
+        t1 += b1[j + size - 1] - b1[j - 1]
+        t2 += b2[j + size - 1] - b2[j - 1]
+        t3 += b3[j + size - 1] - b3[j - 1]
+        res[0, j], res[1, j], res[2, j], res[3, j] = t0, t1, t2, t3
+
+
+@njit(**_OPTS)
+def uniform_fused(i0, i1, src, out, size0, before0, code0, size1, before1, code1, cval):
+    """scipy's uniform filter along axis 0 then axis 1 of 2-D arrays, output rows i0:i1.
+
+    The vertical running sums start at row 0 whatever i0 is (rows before i0 are
+    stepped over without output), so every sum is scipy's; each vertical row is
+    stored in the output's dtype (as scipy stores the first pass) before the
+    line pass reads it."""
+    inner = src.shape[1]
+    tmp = np.zeros(inner)
+    for p in range(size0):
+        _add_row(tmp, src, resolve_index(p - before0, src.shape[0], code0), cval)
+    middle = np.empty(inner, dtype=out.dtype)
+    bufs = np.zeros((4, inner + size1 - 1))
+    res = np.empty((4, inner))
+    for ll in range(1, i0):
+        _uniform_step(src, tmp, ll, size0, before0, code0, cval)
+    for g0 in range(i0, i1, 4):
+        rows = min(4, i1 - g0)
+        for g in range(rows):
+            if g0 + g > 0:
+                _uniform_step(src, tmp, g0 + g, size0, before0, code0, cval)
+            for j in range(inner):
+                middle[j] = tmp[j] / size0
+            _extend_line(bufs[g], middle, before1, code1, cval)
+        _uniform_chains(bufs, res, size1)
+        for g in range(rows):
+            dst, sums = out[g0 + g], res[g]
+            for j in range(inner):
+                dst[j] = sums[j] / size1
+
+
+# -- gradient magnitude ---------------------------------------------------------
+
+@njit(**_OPTS)
+def add_square(i0, i1, total, d, first, last):
+    """total[i] += d[i]**2 over ``i0:i1`` of flat arrays, in their dtype, as NumPy's
+    in-place steps would: `first` squares total first, `last` takes the root after."""
+    for i in range(i0, i1):
+        t = total[i]
+        if first:
+            t = t * t
+        t = t + d[i] * d[i]
+        total[i] = np.sqrt(t) if last else t
+
+
+# -- generated 1-D passes: every tap unrolled, the sum held in a register -------
+#
+# `pass_source(size0, symmetry0, size1, symmetry1, accumulate)` writes a module
+# whose functions run a 1-D correlation of `size0` taps along a non-last axis
+# (vertical), one of `size1` taps along the last axis (lines), or both fused per
+# output row (the vertical row is stored in the output's dtype, as scipy stores
+# each pass, then filtered along the row while it is still in L2).  Each output is
+# one expression over all taps, in scipy's order, so the loop over outputs is the
+# only loop and vectorises.  `accumulate` ('float64' for scipy's arithmetic,
+# 'float32' for float32 sums) is the type every tap value is converted to; a
+# vertical pass converts each strip of its source rows once, into a small buffer.
+# The functions are serial (nogil): callers split the outputs among threads.
+
+_PASS_HEADER = '''"""Generated by stencils._kernels_ndimage.pass_source: {key}."""
+import numpy as np
+from numba import njit
+from stencils._kernels import resolve_index
+from stencils._kernels_ndimage import _extend_line
+
+_OPTS = dict(cache=True, nogil=True, error_model="numpy", fastmath={fastmath})
+ACC = np.{accumulate}
+BAND = 32  # output rows computed together (their first-pass rows stay in L2)
+STRIP = 256  # columns of a vertical pass at a time (the converted strips stay in L2)
+'''
+
+# One output row of a pass: `loads` gives each tap its view of the input.
+_ROW = '''
+
+@njit(**_OPTS)
+def {name}({source}, dst, w):
+    m = dst.shape[0]
+{loads}
+    for j in range(m):
+{sum}
+        dst[j] = t
+'''
+
+_PASS_BODY = '''{vertical_row}
+{line_row}
+
+@njit(**_OPTS)
+def _load_strip(dst, src, inside, cval):
+    if inside:
+        for j in range(dst.shape[0]):
+            dst[j] = src[j]
+    else:
+        dst[:] = cval
+
+
+@njit(**_OPTS)
+def _vertical_band(x, i0, m, before, code, cval, w, band, ext):
+    """band[r] = the vertical pass at output row i0 + r (r < m), a strip of columns at a
+    time.  Each strip of the source rows the band reads is converted once into `ext`
+    (row p: source position i0 + p - before, cval outside), so that the taps read
+    `ACC` values from L1."""
+    n, inner = x.shape[0], x.shape[1]
+    reach = m + {size0} - 1
+    for k0 in range(0, inner, STRIP):
+        k1 = min(inner, k0 + STRIP)
+        for p in range(reach):
+            row = resolve_index(i0 + p - before, n, code)
+            _load_strip(ext[p, :k1 - k0], x[max(row, 0), k0:k1], row >= 0, cval)
+        for r in range(m):
+            vertical_row(ext, r, band[r, k0:k1], w)
+
+
+@njit(**_OPTS)
+def vertical(o0, o1, i0, i1, src3, out3, w, before, code, cval):
+    """The `size0`-tap correlation along axis 1 of ``(outer, n, inner)`` arrays, at
+    outputs ``[o0:o1, i0:i1]``."""
+    ext = np.empty((BAND + {size0} - 1, STRIP), dtype=ACC)
+    for o in range(o0, o1):
+        x = src3[o]
+        for b0 in range(i0, i1, BAND):
+            m = min(BAND, i1 - b0)
+            _vertical_band(x, b0, m, before, code, cval, w, out3[o, b0:b0 + m], ext)
+
+
+@njit(**_OPTS)
+def lines(l0, l1, src2, out2, w, before, code, cval):
+    """The `size1`-tap correlation along rows ``l0:l1`` of `src2`."""
+    buf = np.empty(src2.shape[1] + {size1} - 1, dtype=ACC)
+    for line in range(l0, l1):
+        _extend_line(buf, src2[line], before, code, cval)
+        line_row(buf, out2[line], w)
+
+
+@njit(**_OPTS)
+def fused(o0, o1, i0, i1, src3, out3, shift, w0, before0, code0, w1, before1, code1, cval):
+    """The vertical pass then the line pass at outputs ``[o0:o1, i0:i1]`` of
+    ``(outer, n, inner)`` arrays, a band of rows at a time; output row i is
+    written to row ``i - shift`` of `out3`."""
+    inner = src3.shape[2]
+    ext = np.empty((BAND + {size0} - 1, STRIP), dtype=ACC)
+    band = np.empty((BAND, inner), dtype=out3.dtype)  # first-pass rows, as scipy stores them
+    buf = np.empty(inner + {size1} - 1, dtype=ACC)
+    for o in range(o0, o1):
+        x = src3[o]
+        for b0 in range(i0, i1, BAND):
+            m = min(BAND, i1 - b0)
+            _vertical_band(x, b0, m, before0, code0, cval, w0, band, ext)
+            for r in range(m):
+                _extend_line(buf, band[r], before1, code1, cval)
+                line_row(buf, out3[o, b0 + r - shift], w1)
+
+
+@njit(**_OPTS)
+def fused_lines_first(o0, o1, i0, i1, src3, out3, shift, wl, beforel, codel, wv, beforev,
+                      codev, cval):
+    """The line pass (`size1` taps) then the vertical pass (`size0` taps) at outputs
+    ``[o0:o1, i0:i1]``: each band's vertical taps read line-pass rows computed for it
+    (stored in the output's dtype, as scipy stores them; cval outside the array).
+    Output row i is written to row ``i - shift`` of `out3`."""
+    n, inner = src3.shape[1], src3.shape[2]
+    reach = BAND + {size0} - 1
+    middle = np.empty((reach, inner), dtype=out3.dtype)
+    ext = np.empty((reach, STRIP), dtype=ACC)
+    buf = np.empty(inner + {size1} - 1, dtype=ACC)
+    for o in range(o0, o1):
+        x = src3[o]
+        for b0 in range(i0, i1, BAND):
+            m = min(BAND, i1 - b0)
+            for p in range(m + {size0} - 1):
+                row = resolve_index(b0 + p - beforev, n, codev)
+                if row >= 0:
+                    _extend_line(buf, x[row], beforel, codel, cval)
+                    line_row(buf, middle[p], wl)
+            for k0 in range(0, inner, STRIP):
+                k1 = min(inner, k0 + STRIP)
+                for p in range(m + {size0} - 1):
+                    inside = resolve_index(b0 + p - beforev, n, codev) >= 0
+                    _load_strip(ext[p, :k1 - k0], middle[p, k0:k1], inside, cval)
+                for r in range(m):
+                    vertical_row(ext, r, out3[o, b0 + r - shift, k0:k1], wv)
+'''
+
+
+def _tap_sum(size, symmetry, value):
+    """scipy's sum over the taps of one output, `value(k)` spelling tap k's value."""
+    half = size // 2
+    if symmetry == 0:
+        terms = [f"t = {value(size - 1)} * w{size - 1}"]
+        terms += [f"t += {value(k)} * w{k}" for k in range(size - 1)]
+    else:
+        sign = "+" if symmetry > 0 else "-"
+        terms = [f"t = {value(half)} * w{half}"]
+        terms += [f"t += ({value(k)} {sign} {value(size - 1 - k)}) * w{k}" for k in range(half)]
+    return "\n".join(" " * 8 + term for term in terms)
+
+
+def _weight_loads(size):
+    return [f"    w{k} = w[{k}]" for k in range(size)]
+
+
+def pass_source(size0, symmetry0, size1, symmetry1, accumulate):
+    """The source of the generated pass module (see the comment above `_PASS_HEADER`)."""
+    key = f"vertical {size0} taps (symmetry {symmetry0}), lines {size1} taps " \
+          f"(symmetry {symmetry1}), {accumulate} sums"
+    vertical_loads = [f"    r{k} = ext[r + {k}, :m]" for k in range(size0)]
+    vertical_loads += _weight_loads(size0)
+    line_loads = [f"    b{k} = buf[{k}:{k} + m]" for k in range(size1)] + _weight_loads(size1)
+    vertical_row = _ROW.format(name="vertical_row", source="ext, r", loads="\n".join(
+        vertical_loads), sum=_tap_sum(size0, symmetry0, lambda k: f"r{k}[j]"))
+    line_row = _ROW.format(name="line_row", source="buf", loads="\n".join(line_loads),
+                           sum=_tap_sum(size1, symmetry1, lambda k: f"b{k}[j]"))
+    # float64 sums are scipy's: a fused multiply-add would round differently.  float32
+    # sums promise OpenCV's precision, not its bits: there they may contract.
+    fastmath = "{'contract'}" if accumulate == "float32" else "False"
+    body = _PASS_BODY.format(
+        size0=size0, size1=size1, fastmath=fastmath,
+        vertical_row=vertical_row, line_row=line_row,
+    )
+    return _PASS_HEADER.format(key=key, accumulate=accumulate, fastmath=fastmath) + body

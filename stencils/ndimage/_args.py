@@ -23,6 +23,8 @@ Interface (stable: other modules build on it)
 ``normalize_axes(axes, ndim) -> tuple of int``
     None -> every axis; a scalar or iterable of ints, negative allowed,
     unique.
+``as_compute_dtype(compute_dtype) -> np.float64 or np.float32``
+    The linear filters' keyword-only `compute_dtype` (None -> float64).
 ``per_axis(value, rank, *, param) -> list``
     A scalar (or string) repeated ``rank`` times, or a sequence of length
     ``rank``.
@@ -387,6 +389,22 @@ def as_float_cval(cval, *, param="cval"):
             f"{param}={cval!r} is not a number.",
             param=param, value=cval, expected="a real number",
         ) from None
+
+
+def as_compute_dtype(compute_dtype, *, param="compute_dtype"):
+    """The dtype the linear filters sum in: float64 (scipy's, the default) or float32."""
+    try:
+        dtype = np.dtype(np.float64 if compute_dtype is None else compute_dtype)
+    except TypeError:
+        dtype = None
+    if dtype is None or dtype not in (np.dtype(np.float64), np.dtype(np.float32)):
+        raise StencilValueError(
+            f"compute_dtype={compute_dtype!r} is not a float dtype the filters sum in; "
+            "expected None or numpy.float64 (scipy's arithmetic) or numpy.float32 (float32 "
+            "sums, as OpenCV).",
+            param=param, value=compute_dtype, expected="None, numpy.float64 or numpy.float32",
+        )
+    return dtype.type
 
 
 def split_complex(func, input, weights, output, cval, **kwargs):

@@ -8,7 +8,12 @@ same passes as scipy, through the same intermediate dtype (the output's).
 
 Separable filters run as 1-D passes along each axis; a pass along the last
 axis works on one extended line at a time, a pass along any other axis is
-vectorised across the last axis (contiguous rows).  `correlate` with an n-D
+vectorised across the last axis (contiguous rows).  Arrays from
+`_GENERATED_MIN_SIZE` elements run on passes generated per tap count (every
+tap unrolled: `_kernels_ndimage.pass_source`), split into blocks of rows
+among Numba's thread count; two passes over the last two axes (a 2-D Gaussian,
+Sobel, Prewitt or uniform filter) run fused per band of rows, the first pass's
+rows rounded to the output's dtype exactly where scipy stores them.  `correlate` with an n-D
 kernel never factors the kernel into 1-D passes, even when it is an outer
 product: a separable sum rounds differently from scipy's n-D sum, and scipy's
 own tests compare some results exactly.
@@ -27,7 +32,8 @@ from .. import _kernels_ndimage as kn
 from ..errors import StencilTypeError, StencilValueError
 from ._lazy import dask_aware, generic_dask, in_dask_task
 from ._nan import check_nan_policy, omit_nan
-from ._args import (NdimageRuntimeError, as_float_cval, as_input, check_origin, get_output,
+from ._args import (NdimageRuntimeError, as_compute_dtype, as_float_cval, as_input,
+                    check_origin, get_output,
                     is_dask, mode_code, normalize_axes, normalize_axis, origins_for, per_axis,
                     split_complex, store)
 
@@ -108,7 +114,8 @@ def _check_real_output(output):
         )
 
 
-def _pass1d(input, weights, axis, output, code, cval, origin, *, uniform=False):
+def _pass1d(input, weights, axis, output, code, cval, origin, *, uniform=False,
+            accumulate=np.float64):
     """One 1-D correlation (or uniform filter of len(weights)) of real `input` into `output`."""
     _check_real_output(output)
     if input.size == 0:
@@ -120,7 +127,10 @@ def _pass1d(input, weights, axis, output, code, cval, origin, *, uniform=False):
     target, copy_back = _target_for(output, source, in_place_ok=inner == 1)
     before = weights.shape[0] // 2 + origin
     parallel = _parallel(source.size)
-    if inner == 1:
+    if not uniform and _generated(source, weights, accumulate):
+        _generated_pass(source, target, weights, (outer, n, inner), before, code, cval,
+                        accumulate)
+    elif inner == 1:
         lines = outer
         group = kn.LINE_GROUP  # the uniform kernel advances this many lines together
         per_task = -(-max(1, -(-lines // (8 * _threads()))) // group) * group
@@ -141,6 +151,117 @@ def _pass1d(input, weights, axis, output, code, cval, origin, *, uniform=False):
     if copy_back:
         store(target, output)
     return output
+
+
+# -- generated passes (stencils._kernels_ndimage.pass_source) -------------------
+
+# Arrays from this many elements run on generated kernels (a new tap count costs
+# a compile of about a second, once per cache); smaller ones on the generic ones.
+_GENERATED_MIN_SIZE = 1 << 15
+# Above this many taps the generic kernels are used (unless float32 sums are asked for).
+_GENERATED_MAX_TAPS = 64
+_SYMMETRY_NAMES = {1: "s", -1: "a", 0: "g"}
+_PASS_DIGEST = []
+
+
+def _generated(source, weights, accumulate):
+    if accumulate != np.float64:
+        return True  # only the generated kernels sum in float32
+    return source.size >= _GENERATED_MIN_SIZE and weights.shape[0] <= _GENERATED_MAX_TAPS
+
+
+def _pass_module(size0, symmetry0, size1, symmetry1, accumulate):
+    """The generated module for these tap counts and symmetries (compiled once per cache)."""
+    from .. import _engine
+
+    if not _PASS_DIGEST:
+        _PASS_DIGEST.append(_engine.source_digest((kn,)))
+    accumulate = np.dtype(accumulate).name
+    name = (f"stencils_ndi_pass_{size0}{_SYMMETRY_NAMES[symmetry0]}_{size1}"
+            f"{_SYMMETRY_NAMES[symmetry1]}_{accumulate}_{_PASS_DIGEST[0]}")
+    return _engine.import_generated(
+        name, lambda: kn.pass_source(size0, symmetry0, size1, symmetry1, accumulate))
+
+
+def _blocks(outer, n, parallel):
+    """``(o0, o1, i0, i1)`` blocks of the outputs of an ``(outer, n, inner)`` pass."""
+    if not parallel:
+        return [(0, outer, 0, n)]
+    want = 4 * _threads()
+    if outer >= want:
+        return [(outer * k // want, outer * (k + 1) // want, 0, n) for k in range(want)]
+    parts = min(n, -(-want // outer))
+    return [(o, o + 1, n * k // parts, n * (k + 1) // parts)
+            for o in range(outer) for k in range(parts)]
+
+
+def _run_blocks(kernel, blocks, *args):
+    """kernel(*block, *args) for every block, on as many threads as numba uses."""
+    if len(blocks) == 1:
+        kernel(*blocks[0], *args)
+        return
+    from .. import _engine
+
+    _engine._HELPERS.run(lambda block: kernel(*block, *args), blocks, _threads())
+
+
+def _generated_pass(source, target, weights, shape3, before, code, cval, accumulate):
+    """A 1-D correlation on the generated kernels (any axis; `inner` 1 is the last)."""
+    outer, n, inner = shape3
+    size, symmetry = weights.shape[0], _symmetry(weights)
+    module = _pass_module(size, symmetry, size, symmetry, accumulate)
+    w = weights.astype(accumulate)
+    parallel = _parallel(source.size)
+    if inner == 1:
+        blocks = [(b[0], b[1]) for b in _blocks(outer, 1, parallel)]
+        _run_blocks(module.lines, blocks, source.reshape(outer, n), target.reshape(outer, n), w,
+                    before, code, cval)
+    else:
+        _run_blocks(module.vertical, _blocks(outer, n, parallel), source.reshape(shape3),
+                    target.reshape(shape3), w, before, code, cval)
+
+
+def _fused_pair(input, first, second, output, cval, accumulate):
+    """Both passes of a filter along the last two axes, fused per band of rows, if they can be.
+
+    `first` and `second` are ``(axis, weights, mode code)``, in either order of
+    the two axes; the first pass's rows are stored in the output's dtype before
+    the second reads them, as scipy stores them in the output.  Returns whether
+    it ran.
+    """
+    ndim = input.ndim
+    (axis0, w0, code0), (axis1, w1, code1) = first, second
+    last_two = {(ndim - 2, ndim - 1): True, (ndim - 1, ndim - 2): False}
+    if ndim < 2 or (axis0, axis1) not in last_two or input.dtype.kind not in "fiub":
+        return False
+    dtype = output.dtype
+    if (dtype.kind != "f" or dtype.itemsize not in (4, 8) or not dtype.isnative
+            or not output.flags.c_contiguous or np.may_share_memory(output, input)
+            or input.size == 0):
+        return False
+    source = _as_source(input)
+    if not all(_generated(source, w, accumulate) for w in (w0, w1)):
+        return False
+    kernel, passes = _fused_kernel(first, second, accumulate, cval)
+    shape3 = (int(np.prod(source.shape[:-2], dtype=np.int64)),) + source.shape[-2:]
+    _run_blocks(kernel, _blocks(shape3[0], shape3[1], _parallel(source.size)),
+                source.reshape(shape3), output.reshape(shape3), 0, *passes)
+    return True
+
+
+def _fused_kernel(first, second, accumulate, cval):
+    """The generated fused kernel for passes `first` then `second` (over the last two
+    axes, either order), and its arguments after the output row shift."""
+    (axis0, w0, code0), (axis1, w1, code1) = first, second
+    vertical_first = axis0 < axis1
+    if not vertical_first:
+        (w0, code0), (w1, code1) = (w1, code1), (w0, code0)  # w0: the vertical pass
+    module = _pass_module(w0.shape[0], _symmetry(w0), w1.shape[0], _symmetry(w1), accumulate)
+    vertical = (w0.astype(accumulate), w0.shape[0] // 2, code0)
+    line = (w1.astype(accumulate), w1.shape[0] // 2, code1)
+    if vertical_first:
+        return module.fused, vertical + line + (as_float_cval(cval),)
+    return module.fused_lines_first, line + vertical + (as_float_cval(cval),)
 
 
 def _weights1d(weights, param="weights"):
@@ -179,7 +300,7 @@ def _reach_gauss(ndim, sigma, truncate=4.0, radius=None, axes=None, **_):
 @dask_aware(lambda ndim, weights, axis=-1, origin=0, **_:
              _reach_1d(ndim, axis, len(np.atleast_1d(weights)), origin))
 def correlate1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, origin=0, *,
-                nan_policy="propagate"):
+                nan_policy="propagate", compute_dtype=None):
     """Correlate along one axis, as ``scipy.ndimage.correlate1d``.
 
     ``output[..., i, ...] = sum_k weights[k] * input[..., i + k - len(weights) // 2 - origin, ...]``
@@ -203,6 +324,11 @@ def correlate1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, 
     nan_policy : {'propagate', 'omit'}, optional, keyword-only
         Not in scipy.  'propagate' (default) is scipy's behaviour; 'omit' leaves
         NaN out of each window and rescales the other weights (docs/ndimage.md).
+    compute_dtype : {None, numpy.float64, numpy.float32}, optional, keyword-only
+        Not in scipy.  The type each output's sum is computed in: None or
+        float64 (default) is scipy's float64 arithmetic, bit for bit;
+        float32 sums in float32 as OpenCV does (twice the vector lanes; the
+        result differs from scipy's by float32 rounding).  Real input only.
 
     Returns
     -------
@@ -223,10 +349,13 @@ def correlate1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, 
         return omit_nan(
             lambda d, c, absolute: correlate1d(d, np.abs(weights) if absolute else weights, axis,
                                                np.float64, mode, c, origin),
-            correlate1d(input, weights, axis, output, mode, cval, origin), input, cval)
+            correlate1d(input, weights, axis, output, mode, cval, origin,
+                        compute_dtype=compute_dtype), input, cval)
+    accumulate = as_compute_dtype(compute_dtype)
     input = as_input(input)
     weights = np.asarray(weights)
     if input.dtype.kind == "c" or weights.dtype.kind == "c":
+        _check_real_compute(accumulate)
         if weights.dtype.kind == "c":
             weights = weights.conj().astype(np.complex128, copy=False)
         output = get_output(output, input, complex_output=True)
@@ -237,7 +366,17 @@ def correlate1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, 
     axis = normalize_axis(axis, input.ndim)
     origin = check_origin(origin, weights.shape[0])
     code = mode_code(mode)
-    return _pass1d(input, weights, axis, output, code, as_float_cval(cval), origin)
+    return _pass1d(input, weights, axis, output, code, as_float_cval(cval), origin,
+                   accumulate=accumulate)
+
+
+def _check_real_compute(accumulate):
+    if accumulate != np.float64:
+        raise StencilValueError(
+            "compute_dtype=numpy.float32 is for real input and weights; complex ones are "
+            "computed in float64 (leave compute_dtype as None).",
+            param="compute_dtype", value=accumulate, expected="None for complex data",
+        )
 
 
 @dask_aware(lambda ndim, weights, axis=-1, origin=0, **_:
@@ -532,10 +671,36 @@ def uniform_filter(input, size=3, output=None, mode="reflect", cval=0.0, origin=
     if not passes:
         output[...] = input[...]
         return output
+    if _uniform_fused(input, passes, output, cval):
+        return output
     for ax, s, o, m in passes:
         uniform_filter1d(input, int(s), ax, output, m, cval, o)
         input = output
     return output
+
+
+def _uniform_fused(input, passes, output, cval):
+    """Both passes of a 2-D uniform filter fused per group of rows, if they can be."""
+    if (len(passes) != 2 or input.ndim != 2 or [p[0] for p in passes] != [0, 1]
+            or input.dtype.kind not in "fiub" or not _flat_float(output)
+            or np.may_share_memory(output, input) or input.size < _GENERATED_MIN_SIZE):
+        return False
+    (_, size0, origin0, mode0), (_, size1, origin1, mode1) = passes
+    for size, origin in ((size0, origin0), (size1, origin1)):
+        if not (isinstance(size, numbers.Integral) and isinstance(origin, numbers.Integral)
+                and -(size // 2) <= origin <= (size - 1) // 2):
+            return False  # the 1-D passes raise scipy's error
+    if not all(isinstance(m, str) for m in (mode0, mode1)):
+        return False
+    source = _as_source(input)
+    blocks = [b[2:] for b in _blocks(1, source.shape[0], _parallel(source.size))]
+    if len(blocks) > 1:  # each block steps the running sums from row 0: as few as threads
+        n, parts = source.shape[0], _threads()
+        blocks = [(n * k // parts, n * (k + 1) // parts) for k in range(parts)]
+    _run_blocks(kn.uniform_fused, blocks, source, output, int(size0),
+                int(size0) // 2 + int(origin0), mode_code(mode0), int(size1),
+                int(size1) // 2 + int(origin1), mode_code(mode1), as_float_cval(cval))
+    return True
 
 
 # -- Gaussian ------------------------------------------------------------------
@@ -585,12 +750,12 @@ def _gaussian_weights(sigma, order, truncate, radius):
 @dask_aware(lambda ndim, sigma, axis=-1, truncate=4.0, radius=None, **_:
              _reach_1d(ndim, axis, _gauss_radius(sigma, truncate, radius), 0))
 def gaussian_filter1d(input, sigma, axis=-1, order=0, output=None, mode="reflect", cval=0.0,
-                      truncate=4.0, *, radius=None, nan_policy="propagate"):
+                      truncate=4.0, *, radius=None, nan_policy="propagate", compute_dtype=None):
     """A 1-D Gaussian filter (or its `order`-th derivative), as ``scipy.ndimage.gaussian_filter1d``.
 
     The kernel has ``radius = int(truncate * sigma + 0.5)`` taps on each side
-    unless `radius` is given.  ``nan_policy`` (keyword-only, not in scipy) as
-    in `correlate1d`.
+    unless `radius` is given.  ``nan_policy`` and ``compute_dtype``
+    (keyword-only, not in scipy) as in `correlate1d`.
 
     Examples
     --------
@@ -599,18 +764,24 @@ def gaussian_filter1d(input, sigma, axis=-1, order=0, output=None, mode="reflect
     array([1.42704095, 2.06782203, 3.        , 3.93217797, 4.57295905])
     """
     weights = _gaussian_weights(sigma, order, truncate, radius)
-    return correlate1d(input, weights, axis, output, mode, cval, 0, nan_policy=nan_policy)
+    return correlate1d(input, weights, axis, output, mode, cval, 0, nan_policy=nan_policy,
+                       compute_dtype=compute_dtype)
 
 
 @dask_aware(_reach_gauss)
 def gaussian_filter(input, sigma, order=0, output=None, mode="reflect", cval=0.0,
-                    truncate=4.0, *, radius=None, axes=None, nan_policy="propagate"):
+                    truncate=4.0, *, radius=None, axes=None, nan_policy="propagate",
+                    compute_dtype=None):
     """A multidimensional Gaussian filter, as ``scipy.ndimage.gaussian_filter``.
 
     One `gaussian_filter1d` pass per axis (axes with ``sigma <= 1e-15`` are
-    skipped), each stored in the output's dtype: float32 stays float32.
+    skipped), each stored in the output's dtype: float32 stays float32.  When
+    the last two passes run along the last two axes, they run fused per row
+    (the same operations, without a full-size intermediate pass through memory).
     ``nan_policy='omit'`` (keyword-only, not in scipy) gives the Gaussian-weighted
-    mean of the values present in each window (docs/ndimage.md).
+    mean of the values present in each window (docs/ndimage.md);
+    ``compute_dtype=np.float32`` (keyword-only, not in scipy) sums in float32
+    as in `correlate1d`.
 
     Examples
     --------
@@ -622,9 +793,15 @@ def gaussian_filter(input, sigma, order=0, output=None, mode="reflect", cval=0.0
            [20, 22, 24, 25, 27],
            [29, 31, 33, 34, 36],
            [35, 37, 39, 40, 42]])
+    >>> image = np.ones((4, 4), np.float32)
+    >>> ndi.gaussian_filter(image, 1, compute_dtype=np.float32).dtype
+    dtype('float32')
     """
+    accumulate = as_compute_dtype(compute_dtype)
     input = as_input(input)
     output = get_output(output, input)
+    if input.dtype.kind == "c" or output.dtype.kind == "c":
+        _check_real_compute(accumulate)
     axes = normalize_axes(axes, input.ndim)
     n = len(axes)
     orders = per_axis(order, n, param="order")
@@ -633,20 +810,29 @@ def gaussian_filter(input, sigma, order=0, output=None, mode="reflect", cval=0.0
     radii = per_axis(radius, n, param="radius")
     passes = [(axes[i], _gaussian_weights(sigmas[i], orders[i], truncate, radii[i]), modes[i])
               for i in range(n) if sigmas[i] > 1e-15]
-
-    def run(data, out, c, absolute=False):
-        if not passes:
-            out[...] = data[...]
-        for ax, w, m in passes:
-            correlate1d(data, np.abs(w) if absolute else w, ax, out, m, c, 0)
-            data = out
-        return out
-
-    plain = run(input, output, cval)
+    plain = _separable(input, passes, output, cval, accumulate)
     if check_nan_policy(nan_policy) == "propagate":
         return plain
-    return omit_nan(lambda d, c, absolute: run(d, np.empty(d.shape), c, absolute), plain, input,
-                    cval)
+    return omit_nan(lambda d, c, absolute: _separable(
+        d, [(ax, np.abs(w) if absolute else w, m) for ax, w, m in passes], np.empty(d.shape), c,
+        np.float64), plain, input, cval)
+
+
+def _separable(data, passes, output, cval, accumulate):
+    """1-D correlations ``(axis, weights, mode)`` one after another, each stored in `output`."""
+    if not passes:
+        output[...] = data[...]
+        return output
+    if len(passes) == 2 and data.dtype.kind != "c":
+        pair = [(ax, np.ascontiguousarray(w, dtype=np.float64), mode_code(m))
+                for ax, w, m in passes]
+        if _fused_pair(data, pair[0], pair[1], output, cval, accumulate):
+            return output
+    for ax, w, m in passes:
+        correlate1d(data, w, ax, output, m, cval, 0,
+                    compute_dtype=None if data.dtype.kind == "c" else accumulate)
+        data = output
+    return output
 
 
 # -- derivatives ---------------------------------------------------------------
@@ -656,11 +842,12 @@ def _derivative3(input, axis, output, mode, cval, smooth):
     axis = normalize_axis(axis, input.ndim)
     output = get_output(output, input)
     modes = per_axis(mode, input.ndim, param="mode")
-    correlate1d(input, [-1, 0, 1], axis, output, modes[axis], cval, 0)
-    for ax in range(input.ndim):
-        if ax != axis:
-            correlate1d(output, smooth, ax, output, modes[ax], cval, 0)
-    return output
+    passes = [(axis, [-1.0, 0.0, 1.0], modes[axis])]
+    passes += [(ax, smooth, modes[ax]) for ax in range(input.ndim) if ax != axis]
+    return _separable(input, passes, output, cval, np.float64)
+
+
+_SMOOTHING = {"prewitt": [1.0, 1.0, 1.0], "sobel": [1.0, 2.0, 1.0]}  # along the other axes
 
 
 def _reach_ones(ndim, **_):
@@ -681,7 +868,7 @@ def prewitt(input, axis=-1, output=None, mode="reflect", cval=0.0):
            [0, 3, 3],
            [0, 3, 3]])
     """
-    return _derivative3(input, axis, output, mode, cval, [1, 1, 1])
+    return _derivative3(input, axis, output, mode, cval, _SMOOTHING["prewitt"])
 
 
 @dask_aware(_reach_ones)
@@ -698,7 +885,7 @@ def sobel(input, axis=-1, output=None, mode="reflect", cval=0.0):
            [0, 4, 4],
            [0, 4, 4]])
     """
-    return _derivative3(input, axis, output, mode, cval, [1, 2, 1])
+    return _derivative3(input, axis, output, mode, cval, _SMOOTHING["sobel"])
 
 
 def generic_laplace(input, derivative2, output=None, mode="reflect", cval=0.0,
@@ -810,19 +997,43 @@ def generic_gradient_magnitude(input, derivative, output=None, mode="reflect", c
         return generic_dask(input, derivative, output, mode, cval, extra_arguments,
                              extra_keywords, axes, square=True)
     output = get_output(output, input)
+    smooth = _SMOOTHING[derivative.__name__] if derivative in (sobel, prewitt) else None
+    if (smooth is not None and not extra_arguments and not extra_keywords
+            and _magnitude_can_fuse(input, axes, {})
+            and _fused_magnitude(input, _derivative3_passes(smooth, mode, cval), output)):
+        return output
     axes = normalize_axes(axes, input.ndim)
     if not axes:
         output[...] = input[...]
         return output
     modes = per_axis(mode, len(axes), param="mode")
     derivative(input, axes[0], output, modes[0], cval, *extra_arguments, **extra_keywords)
-    np.multiply(output, output, output)
-    for ax, m in zip(axes[1:], modes[1:]):
+    squared = rooted = False  # NumPy's steps, or one pass per axis of `add_square`
+    for i, (ax, m) in enumerate(zip(axes[1:], modes[1:])):
         tmp = derivative(input, ax, output.dtype, m, cval, *extra_arguments, **extra_keywords)
+        last = i == len(axes) - 2
+        if _flat_float(output) and _flat_float(tmp) and tmp.dtype == output.dtype \
+                and tmp.shape == output.shape:
+            total, d = output.reshape(-1), tmp.reshape(-1)
+            blocks = [b[2:] for b in _blocks(1, total.shape[0], _parallel(total.shape[0]))]
+            _run_blocks(kn.add_square, blocks, total, d, not squared, last)
+            squared, rooted = True, last
+            continue
+        if not squared:
+            np.multiply(output, output, output)
+            squared = True
         np.multiply(tmp, tmp, tmp)
         output += tmp
-    np.sqrt(output, output, casting="unsafe")
+    if not squared:
+        np.multiply(output, output, output)
+    if not rooted:
+        np.sqrt(output, output, casting="unsafe")
     return output
+
+
+def _flat_float(a):
+    return (isinstance(a, np.ndarray) and a.dtype.kind == "f" and a.dtype.itemsize in (4, 8)
+            and a.dtype.isnative and a.flags.c_contiguous)
 
 
 def gaussian_gradient_magnitude(input, sigma, output=None, mode="reflect", cval=0.0, *,
@@ -839,6 +1050,13 @@ def gaussian_gradient_magnitude(input, sigma, output=None, mode="reflect", cval=
            [2.02, 0.  , 2.02],
            [1.32, 2.02, 1.53]])
     """
+    if not is_dask(input) and _magnitude_can_fuse(as_input(input), axes, kwargs):
+        input = as_input(input)
+        output = get_output(output, input)
+        pairs = _gaussian_derivative_passes(input, sigma, mode, cval, kwargs)
+        if pairs is not None and _fused_magnitude(input, pairs, output):
+            return output
+
     def derivative(input, axis, output, mode, cval, sigma, **kwargs):
         order = [0] * input.ndim
         order[axis] = 1
@@ -847,3 +1065,71 @@ def gaussian_gradient_magnitude(input, sigma, output=None, mode="reflect", cval=
     return generic_gradient_magnitude(input, derivative, output, mode, cval,
                                       extra_arguments=(sigma,), extra_keywords=kwargs,
                                       axes=axes)
+
+
+# -- the gradient magnitude of a 2-D image, fused per block of rows ---------------------
+
+_MAGNITUDE_ROWS = 128  # rows of the second derivative held at a time (per thread)
+
+
+def _derivative3_passes(smooth, mode, cval):
+    """The passes of sobel / prewitt along each axis of a 2-D image (see `_derivative3`)."""
+    diff, smooth = np.array([-1.0, 0.0, 1.0]), np.asarray(smooth, dtype=np.float64)
+    pairs = []
+    for axis, m in enumerate(per_axis(mode, 2, param="mode")):
+        code = mode_code(m)
+        pairs.append(([(axis, diff, code), (1 - axis, smooth, code)], as_float_cval(cval)))
+    return pairs
+
+
+def _magnitude_can_fuse(input, axes, kwargs):
+    return (input.ndim == 2 and input.dtype.kind in "fiub" and input.size >= _GENERATED_MIN_SIZE
+            and not set(kwargs) - {"truncate", "radius"}
+            and normalize_axes(axes, 2) == (0, 1))
+
+
+def _gaussian_derivative_passes(input, sigma, mode, cval, kwargs):
+    """scipy's two Gaussian derivatives as pairs of passes ``(axis, weights, mode code)``,
+    each derivative with its own mode on both axes (as scipy's derivative calls get it);
+    None where a pass would be skipped or too long to generate."""
+    sigmas = per_axis(sigma, 2, param="sigma")
+    radii = per_axis(kwargs.get("radius"), 2, param="radius")
+    truncate = kwargs.get("truncate", 4.0)
+    if min(float(s) for s in sigmas) <= 1e-15:
+        return None
+    pairs = []
+    for axis, m in enumerate(per_axis(mode, 2, param="mode")):
+        code = mode_code(m)
+        passes = [(a, np.ascontiguousarray(_gaussian_weights(sigmas[a], int(a == axis),
+                                                                truncate, radii[a])), code)
+                  for a in (0, 1)]
+        if any(w.shape[0] > _GENERATED_MAX_TAPS for _, w, _ in passes):
+            return None
+        pairs.append((passes, as_float_cval(cval)))
+    return pairs
+
+
+def _fused_magnitude(input, pairs, output):
+    """sqrt(d0**2 + d1**2) of a 2-D image, each derivative two fused passes, a block of
+    rows at a time: the second derivative never exists in full.  Every step rounds to
+    the output's dtype where scipy's does (each derivative, each square, the sum)."""
+    if not _flat_float(output) or np.may_share_memory(output, input):
+        return False
+    source = _as_source(input)
+    kernels = [_fused_kernel(passes[0], passes[1], np.float64, cval) for passes, cval in pairs]
+    n, inner = source.shape
+    src3, out3 = source.reshape(1, n, inner), output.reshape(1, n, inner)
+
+    def block(o0, o1, i0, i1):
+        scratch = np.empty((1, min(_MAGNITUDE_ROWS, i1 - i0), inner), dtype=output.dtype)
+        for c0 in range(i0, i1, _MAGNITUDE_ROWS):
+            c1 = min(i1, c0 + _MAGNITUDE_ROWS)
+            (first, first_args), (second, second_args) = kernels
+            first(0, 1, c0, c1, src3, out3, 0, *first_args)
+            second(0, 1, c0, c1, src3, scratch, c0, *second_args)
+            count = (c1 - c0) * inner
+            kn.add_square(0, count, output[c0:c1].reshape(-1), scratch.reshape(-1)[:count],
+                          True, True)
+
+    _run_blocks(block, _blocks(1, n, _parallel(source.size)))
+    return True

@@ -180,3 +180,87 @@ def test_nan_and_inf_spread_as_in_scipy():
     for name, args in (("gaussian_filter", (1.0,)), ("uniform_filter", (3,)), ("sobel", ()),
                        ("correlate", ([[0, 1e-17], [1, 2]],))):
         same(getattr(ndi, name)(image, *args), getattr(sn, name)(image, *args))
+
+
+# -- the generated passes (arrays from 2**15 elements, up to 64 taps) ---------------------
+
+LARGE = np.random.default_rng(5).uniform(-100, 100, (190, 181))
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int16])
+def test_generated_passes_match_scipy(mode, dtype):
+    image = LARGE.astype(dtype)
+    kw = dict(mode=mode, cval=-1.25)
+    # Fused per row (both axes), then each axis alone, symmetric and antisymmetric.
+    same(ndi.gaussian_filter(image, 2.0, **kw), sn.gaussian_filter(image, 2.0, **kw))
+    for axis in (0, 1):
+        same(ndi.gaussian_filter1d(image, 1.5, axis, order=1, **kw),
+             sn.gaussian_filter1d(image, 1.5, axis, order=1, **kw))
+        same(ndi.correlate1d(image, [0.5, -2.0, 1.0, 3.0], axis, origin=1, **kw),
+             sn.correlate1d(image, [0.5, -2.0, 1.0, 3.0], axis, origin=1, **kw))
+    # The uniform filter's two passes fused (its running sums start at row 0 in every block).
+    for size, origin in ((15, 0), ((4, 7), (1, -3))):
+        same(ndi.uniform_filter(image, size, origin=origin, **kw),
+             sn.uniform_filter(image, size, origin=origin, **kw))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_fused_derivatives_match_scipy(mode):
+    # Both orders of fused passes (vertical first, lines first) and the one-pass magnitude.
+    image = LARGE.astype(np.float32)
+    for axis in (0, 1):
+        for name in ("sobel", "prewitt"):
+            same(getattr(ndi, name)(image, axis, mode=mode, cval=2.5),
+                 getattr(sn, name)(image, axis, mode=mode, cval=2.5))
+    for name in ("sobel", "prewitt"):  # fused per block of rows, as the Gaussian below
+        same(ndi.generic_gradient_magnitude(image, getattr(ndi, name), mode=mode, cval=-1.0),
+             sn.generic_gradient_magnitude(image, getattr(sn, name), mode=mode, cval=-1.0))
+    # Both Gaussian derivatives fused per block of rows, the magnitude taken there.
+    same(ndi.gaussian_gradient_magnitude(image, 2.0, mode=mode, cval=2.5),
+         sn.gaussian_gradient_magnitude(image, 2.0, mode=mode, cval=2.5))
+
+
+def test_fused_gradient_magnitude_per_axis_arguments():
+    image = LARGE.astype(np.float32)
+    # 17 taps on both axes (the kernels of sigma=2 above): nothing new to compile.
+    kw = dict(mode=["wrap", "constant"], cval=-3.0, radius=8)
+    same(ndi.gaussian_gradient_magnitude(image, (2.0, 1.0), **kw),
+         sn.gaussian_gradient_magnitude(image, (2.0, 1.0), **kw))
+
+
+def test_generated_passes_of_3d_arrays_and_strided_input():
+    image = np.random.default_rng(6).standard_normal((40, 31, 29))
+    same(ndi.gaussian_filter(image, [1.0, 2.0, 0.7], mode=["wrap", "constant", "mirror"]),
+         sn.gaussian_filter(image, [1.0, 2.0, 0.7], mode=["wrap", "constant", "mirror"]))
+    same(ndi.gaussian_filter(image, 2.0, axes=(1, 2)), sn.gaussian_filter(image, 2.0, axes=(1, 2)))
+    view = LARGE.T[::-1].astype(np.float32)
+    out = np.zeros(view.shape, np.float64)
+    ndi.gaussian_filter(view, 2.0, output=out)
+    same(out, sn.gaussian_filter(view, 2.0, output=np.float64))
+    in_place = LARGE.copy()
+    ndi.gaussian_filter(in_place, 2.0, output=in_place)
+    same(in_place, sn.gaussian_filter(LARGE, 2.0))
+
+
+def test_float32_sums_are_float32_close():
+    image = LARGE.astype(np.float32)
+    for sigma, order in ((2.0, 0), (1.0, 1)):
+        ours = ndi.gaussian_filter(image, sigma, order, compute_dtype=np.float32)
+        exact = sn.gaussian_filter(image.astype(np.float64), sigma, order)
+        assert ours.dtype == np.float32
+        # float32 sums of 17 taps: within a few float32 ulps of the values summed.
+        np.testing.assert_allclose(ours, exact, rtol=0, atol=1e-4 * np.abs(image).max())
+    ours = ndi.gaussian_filter1d(image[:5], 2.0, compute_dtype="float32")
+    np.testing.assert_allclose(ours, sn.gaussian_filter1d(image[:5].astype(np.float64), 2.0),
+                               rtol=0, atol=1e-4 * np.abs(image).max())
+    same(ndi.gaussian_filter(image, 2.0, compute_dtype=np.float64),
+         sn.gaussian_filter(image, 2.0))
+
+
+@pytest.mark.parametrize("bad", [np.int32, "float16", complex, "nonsense"])
+def test_compute_dtype_is_checked(bad):
+    with pytest.raises(ValueError, match="compute_dtype"):
+        ndi.gaussian_filter(np.ones((3, 3)), 1.0, compute_dtype=bad)
+    with pytest.raises(ValueError, match="compute_dtype"):
+        ndi.correlate1d(np.ones(3, complex), [1, 2], compute_dtype=np.float32)
