@@ -377,26 +377,9 @@ def _run(x, weights, bias, out, geometry, method, parallel):
             _engine.PARALLEL_LOCK.release()
 
 
-def _ranges(count, threads):
-    """[start, stop) ranges splitting `count` items for `threads` threads: as many
-    per thread as the engine's boxes (a thread the OS runs late leaves little
-    for the others to wait for)."""
-    chunks = max(1, min(count, threads * _engine._BOXES_PER_THREAD if threads > 1 else 1))
-    return [(t * count // chunks, (t + 1) * count // chunks) for t in range(chunks)]
-
-
 def _over_ranges(kernel, ranges, threads):
-    """kernel(start, stop) for each range, on this thread and the engine's helpers.
-
-    The kernels release the GIL.  A helper takes the next range when it is
-    free (the engine's rule for generated kernels), so a thread the OS does not
-    run takes none and nobody waits for it, where a Numba prange would.
-    """
-    if threads > 1 and len(ranges) > 1:
-        _engine._HELPERS.run(lambda bounds: kernel(*bounds), ranges, threads)
-    else:
-        for start, stop in ranges:
-            kernel(start, stop)
+    """kernel(start, stop) for each range, on this thread and the engine's helpers."""
+    _engine.run_parallel(lambda bounds: kernel(*bounds), ranges, threads)
 
 
 def _run_strided(x, weights, bias, out, g, threads):
@@ -405,7 +388,7 @@ def _run_strided(x, weights, bias, out, g, threads):
     res = out.reshape(g.samples, g.outs, g.ho * g.wo)
     args = (g.kh, g.kw, g.pad_top, g.pad_left, g.sh, g.sw, g.ho, g.wo)
     _over_ranges(lambda a, b: kc.strided_samples(x, w2, bias, res, a, b, *args),
-                 _ranges(g.samples, threads), threads)
+                 _engine.split_range(g.samples, threads), threads)
 
 
 def _run_rows(x, weights, bias, out, g, threads):
@@ -413,7 +396,7 @@ def _run_rows(x, weights, bias, out, g, threads):
     w2 = np.ascontiguousarray(weights).reshape(g.outs, -1)
     args = (g.kh, g.kw, g.pad_top, g.pad_left, g.hp, g.wp)
     _over_ranges(lambda a, b: kc.rows_samples(x, w2, bias, out, a, b, *args),
-                 _ranges(g.samples, threads), threads)
+                 _engine.split_range(g.samples, threads), threads)
 
 
 def _run_positions(x, weights, bias, out, g, threads):
@@ -423,12 +406,12 @@ def _run_positions(x, weights, bias, out, g, threads):
     if threads == 1 or g.samples >= threads:
         _over_ranges(lambda a, b: kc.positions_block(x, swap_x, weights, swap_w, out, a, b,
                                                      0, g.channels, *args),
-                     _ranges(g.samples, threads), threads)
+                     _engine.split_range(g.samples, threads), threads)
     else:
         # Fewer samples than threads (a weight gradient): split the channels,
         # one partial sum per range, added in a fixed order so the result does
         # not depend on thread timing.
-        ranges = _ranges(g.channels, threads)
+        ranges = _engine.split_range(g.channels, threads)
         partials = np.empty((len(ranges),) + out.shape, dtype=out.dtype)
         _over_ranges(lambda a, b: kc.positions_block(
             x, swap_x, weights, swap_w, partials[ranges.index((a, b))], 0, g.samples, a, b,
@@ -445,7 +428,7 @@ def _run_scatter(x, weights, bias, out, g, threads):
     wt = np.ascontiguousarray(weights.transpose(0, 2, 3, 1)).reshape(-1, g.channels)
     args = (g.kh, g.kw, g.pad_top, g.pad_left)
     _over_ranges(lambda a, b: kc.scatter_samples(x, wt, bias, out, a, b, *args),
-                 _ranges(g.samples, threads), threads)
+                 _engine.split_range(g.samples, threads), threads)
 
 
 _ALGORITHMS = {"strided": _run_strided, "rows": _run_rows, "positions": _run_positions,

@@ -619,6 +619,28 @@ class _Helpers:
 _HELPERS = _Helpers()
 
 
+def split_range(count, threads):
+    """[start, stop) ranges splitting `count` items for `threads` threads: as many per
+    thread as the engine's boxes (a thread the OS runs late leaves little for the others
+    to wait for)."""
+    chunks = max(1, min(count, threads * _BOXES_PER_THREAD if threads > 1 else 1))
+    return [(t * count // chunks, (t + 1) * count // chunks) for t in range(chunks)]
+
+
+def run_parallel(fn, parts, threads):
+    """fn(part) for every part, on the calling thread and up to threads - 1 helpers.
+
+    Each thread takes the next part when it is free, so a thread the OS does not
+    run takes none and nobody waits for it, where a Numba prange would.  `fn`
+    gains from the helpers only if it releases the GIL (a ``nogil`` kernel).
+    """
+    if threads > 1 and len(parts) > 1:
+        _HELPERS.run(fn, parts, threads)
+    else:
+        for part in parts:
+            fn(part)
+
+
 def _consts(params, fill, dtype):
     return np.array([0.0, 1.0, fill] + list(params), dtype=dtype)
 
@@ -671,10 +693,7 @@ def run(stencil, src, out, lo, step, border, *, parallel=None):
                np.array(part.shape[:-1] or (1,), dtype=np.int64),
                np.array(part_lo, dtype=np.int64), step_arr)
 
-    if len(boxes) == 1:
-        compute(boxes[0])
-    else:
-        _HELPERS.run(compute, boxes, threads)
+    run_parallel(compute, boxes, threads)
     return out
 
 

@@ -175,20 +175,10 @@ def _tiles(src4, dst4, E, tshape, grid, nsteps, rlo, rhi, deltas, c, code, refil
         store_centre(b if which == 1 else a, E, off, dst4, g0, t)
 
 
-@njit(cache=CACHE, parallel=True, error_model="numpy")
-def tiles_parallel(src4, dst4, E, tshape, grid, nsteps, rlo, rhi, deltas, c, code, refill,
-                   nchunks):
-    ntiles = grid[0] * grid[1] * grid[2] * grid[3]
-    for ch in prange(nchunks):
-        _tiles(src4, dst4, E, tshape, grid, nsteps, rlo, rhi, deltas, c, code, refill,
-               ch * ntiles // nchunks, (ch + 1) * ntiles // nchunks)
-
-
 @njit(cache=CACHE, nogil=True, error_model="numpy")
-def tiles_serial(src4, dst4, E, tshape, grid, nsteps, rlo, rhi, deltas, c, code, refill,
-                 nchunks):
-    ntiles = grid[0] * grid[1] * grid[2] * grid[3]
-    _tiles(src4, dst4, E, tshape, grid, nsteps, rlo, rhi, deltas, c, code, refill, 0, ntiles)
+def tiles(src4, dst4, E, tshape, grid, nsteps, rlo, rhi, deltas, c, code, refill, first, last):
+    """Tiles first to last - 1 (C order over `grid`); releases the GIL, so threads share them."""
+    _tiles(src4, dst4, E, tshape, grid, nsteps, rlo, rhi, deltas, c, code, refill, first, last)
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy")

@@ -197,12 +197,9 @@ def _blocks(outer, n, parallel):
 
 def _run_blocks(kernel, blocks, *args):
     """kernel(*block, *args) for every block, on as many threads as numba uses."""
-    if len(blocks) == 1:
-        kernel(*blocks[0], *args)
-        return
     from .. import _engine
 
-    _engine._HELPERS.run(lambda block: kernel(*block, *args), blocks, _threads())
+    _engine.run_parallel(lambda block: kernel(*block, *args), blocks, _threads())
 
 
 def _generated_pass(source, target, weights, shape3, before, code, cval, accumulate):
