@@ -130,7 +130,7 @@ def _busy_note(env):
             f"quiet machine, parallel calls most of all; compare only ratios from this run.")
 
 
-def main(argv=None):
+def _parser():
     parser = argparse.ArgumentParser(prog="python -m benchmarks",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
@@ -147,39 +147,21 @@ def main(argv=None):
     parser.add_argument("--timeout", type=int, default=None,
                         help="seconds for each suite run as a subprocess (default 60 with "
                              "--quick, 1800 without)")
-    args = parser.parse_args(argv)
-    only = args.only
+    return parser
 
-    if args.list:
-        for w in workloads():
-            print(f"{w.name:22s} [{w.group}] {w.description}")
-        print(f"{'compile-latency':22s} [compile] first call: cold kernel cache, warm cache")
-        print(f"{'floor':22s} [floor] copy bandwidth and FMA throughput")
-        for module, name, what, _ in EXTERNAL:
-            print(f"{name:22s} [{name}] benchmarks/{module}.py: {what}")
-        return 0
 
-    started = time.perf_counter()
-    threads = _set_threads(args.threads)
-    import stencils as st
-    st.warmup(("float32", "float64"), ndims=(1, 2, 3))
-    machine = bench_floor.measure(args.quick)
+def _print_list():
+    for w in workloads():
+        print(f"{w.name:22s} [{w.group}] {w.description}")
+    print(f"{'compile-latency':22s} [compile] first call: cold kernel cache, warm cache")
+    print(f"{'floor':22s} [floor] copy bandwidth and FMA throughput")
+    for module, name, what, _ in EXTERNAL:
+        print(f"{name:22s} [{name}] benchmarks/{module}.py: {what}")
 
-    results, floors, notes = [], {}, []
-    chosen = [w for w in workloads() if selected(w, only)]
-    if args.quick:
-        # The two image sizes shrink to the same one: keep one of each.
-        chosen = [w for w in chosen if not w.name.endswith("-4096")] or chosen
-    # Steady state: a stencil's own kernel compiles in its second warm-up call,
-    # not in the background while the timed calls run (the warm-up group
-    # measures the first calls).
-    with st.config(compile="sync", jit_total_work=0):
-        for w in chosen:
-            t = time.perf_counter()
-            results += time_workload(w, quick=args.quick)
-            print(f"  {w.name}: {time.perf_counter() - t:.1f} s", file=sys.stderr, flush=True)
 
-    reports = []
+def _external_suites(args, notes):
+    """The suites run as their own processes: their results and their text reports."""
+    only, results, reports = args.only, [], []
     for module, name, what, quick_args in EXTERNAL:
         wanted = (only and name in only) or (not only and not args.quick)
         if not wanted:
@@ -194,28 +176,13 @@ def main(argv=None):
             reports.append(text)
         if note:
             notes.append(f"{name} ({what}): {note}")
+    return results, reports
 
-    latency = {}
-    if not only or "compile" in only or "compile-latency" in only:
-        latency = bench_stencils.compile_latency(args.quick)
 
-    if not args.quick:
-        # The floors: measured again at the end, the better of the two (the machine is shared).
-        again = bench_floor.measure(args.quick)
-        machine = {k: max(v, again[k]) for k, v in machine.items()}
-    for w in chosen:
-        floor = roofline(w, args.quick, machine)
-        if floor is not None:
-            floors[w.name] = floor
-
-    env = environment()
-    env["threads"] = threads
-    env["date"] = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
-    env["quick"] = args.quick
-    env["command"] = "python -m benchmarks " + " ".join(argv if argv is not None
-                                                        else sys.argv[1:])
+def _report(env, threads, machine, results, floors, latency, reports, notes):
+    """The Markdown report of one run."""
     report = [
-        f"# Benchmarks {env['date']}{' (--quick)' if args.quick else ''}",
+        f"# Benchmarks {env['date']}{' (--quick)' if env['quick'] else ''}",
         "",
         f"{env['processor']}, {env['cpu_count']} CPUs, load average {env.get('load_average')}; "
         f"threads: " + ", ".join(f"{k} {v}" for k, v in threads.items())
@@ -246,23 +213,83 @@ def main(argv=None):
         report += ["", "## Other suites (their own reports)", ""] + reports
     if notes:
         report += [""] + [f"- {n}" for n in notes]
-    text = "\n".join(report)
-    print(text)
+    return "\n".join(report)
 
-    os.makedirs(args.out, exist_ok=True)
-    write_json(os.path.join(args.out, "results.json"), results, env, floors,
-               {"machine": machine, "compile_latency": latency, "notes": notes})
-    with open(os.path.join(args.out, "results.md"), "w") as f:
+
+def _write(out, text, results, env, floors, extra, threads):
+    """results.json, results.md and (with matplotlib) ratios.png in `out`; their names."""
+    os.makedirs(out, exist_ok=True)
+    write_json(os.path.join(out, "results.json"), results, env, floors, extra)
+    with open(os.path.join(out, "results.md"), "w") as f:
         f.write(text + "\n")
     written = ["results.json", "results.md"]
     if results:
         try:
-            plot_ratios(results, os.path.join(args.out, "ratios.png"), floors,
+            plot_ratios(results, os.path.join(out, "ratios.png"), floors,
                         f"stencils against its peers ({env['date'][:10]}, "
-                        f"{threads['numba']} threads{', --quick' if args.quick else ''})")
+                        f"{threads['numba']} threads{', --quick' if env['quick'] else ''})")
             written.append("ratios.png")
         except ImportError:
             print("matplotlib is not installed: no ratios.png", file=sys.stderr)
+    return written
+
+
+def _time_chosen(only, quick):
+    """The in-process workloads `only` selects, timed: (workloads, results)."""
+    import stencils as st
+
+    chosen = [w for w in workloads() if selected(w, only)]
+    if quick:
+        # The two image sizes shrink to the same one: keep one of each.
+        chosen = [w for w in chosen if not w.name.endswith("-4096")] or chosen
+    results = []
+    # Steady state: a stencil's own kernel compiles in its second warm-up call,
+    # not in the background while the timed calls run (the warm-up group
+    # measures the first calls).
+    with st.config(compile="sync", jit_total_work=0):
+        for w in chosen:
+            t = time.perf_counter()
+            results += time_workload(w, quick=quick)
+            print(f"  {w.name}: {time.perf_counter() - t:.1f} s", file=sys.stderr, flush=True)
+    return chosen, results
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
+    if args.list:
+        _print_list()
+        return 0
+
+    started = time.perf_counter()
+    threads = _set_threads(args.threads)
+    import stencils as st
+    st.warmup(("float32", "float64"), ndims=(1, 2, 3))
+    machine = bench_floor.measure(args.quick)
+
+    notes = []
+    chosen, results = _time_chosen(args.only, args.quick)
+    extra, reports = _external_suites(args, notes)
+    results += extra
+    latency = {}
+    if not args.only or "compile" in args.only or "compile-latency" in args.only:
+        latency = bench_stencils.compile_latency(args.quick)
+    if not args.quick:
+        # The floors: measured again at the end, the better of the two (the machine is shared).
+        again = bench_floor.measure(args.quick)
+        machine = {k: max(v, again[k]) for k, v in machine.items()}
+    floors = {w.name: f for w in chosen
+              if (f := roofline(w, args.quick, machine)) is not None}
+
+    env = environment()
+    env["threads"] = threads
+    env["date"] = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    env["quick"] = args.quick
+    env["command"] = "python -m benchmarks " + " ".join(argv if argv is not None
+                                                        else sys.argv[1:])
+    text = _report(env, threads, machine, results, floors, latency, reports, notes)
+    print(text)
+    written = _write(args.out, text, results, env, floors,
+                     {"machine": machine, "compile_latency": latency, "notes": notes}, threads)
     print(f"\nwrote {', '.join(written)} in {args.out} "
           f"({time.perf_counter() - started:.0f} s)", file=sys.stderr)
     return 0

@@ -17,8 +17,8 @@ Two kinds of kernel compute a stencil:
   stencil's expression into straight-line code; they use `resolve_index` and
   the operator table below, so both kinds answer identically.
 
-A new operator goes in `OPERATORS` (name, arity, spelling), `scalar_op`, and
-the reference's table (stencils._reference).
+A new operator goes in `OPERATORS` (name, arity, spelling), `binary_op` or
+`unary_op`, and the reference's table (stencils._reference).
 """
 
 from __future__ import annotations
@@ -168,8 +168,18 @@ del _name, _code
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy")
-def scalar_op(op, a, b, c, one, zero):  # noqa: C901 - one branch per op, by design
+def scalar_op(op, a, b, c, one, zero):
     """The interpreter's meaning of opcode `op` (the same as SCALAR_TEMPLATES)."""
+    if op < OP_NEG:
+        return binary_op(op, a, b, one, zero)
+    if op < OP_WHERE:
+        return unary_op(op, a, one, zero)
+    return b if a != zero else c
+
+
+@njit(cache=CACHE, nogil=True, error_model="numpy")
+def binary_op(op, a, b, one, zero):  # noqa: C901 - one branch per op, by design
+    """Opcodes OP_MUL to OP_MOD (the table's binary operators)."""
     if op == OP_MUL:
         return a * b
     if op == OP_DIV:
@@ -208,8 +218,12 @@ def scalar_op(op, a, b, c, one, zero):  # noqa: C901 - one branch per op, by des
         return one if ((a != zero) != (b != zero)) else zero
     if op == OP_COPYSIGN:
         return np.copysign(a, b)
-    if op == OP_MOD:
-        return op_mod(a, b)
+    return op_mod(a, b)  # OP_MOD
+
+
+@njit(cache=CACHE, nogil=True, error_model="numpy")
+def unary_op(op, a, one, zero):  # noqa: C901 - one branch per op, by design
+    """Opcodes OP_NEG to OP_ISFINITE (the table's unary operators)."""
     if op == OP_NEG:
         return -a
     if op == OP_ABS:
@@ -272,10 +286,7 @@ def scalar_op(op, a, b, c, one, zero):  # noqa: C901 - one branch per op, by des
         return one if a != a else zero
     if op == OP_ISINF:
         return one if abs(a) == np.inf else zero
-    if op == OP_ISFINITE:
-        return one if abs(a) < np.inf else zero
-    # OP_WHERE
-    return b if a != zero else c
+    return one if abs(a) < np.inf else zero  # OP_ISFINITE
 
 
 # -- the interpreter -----------------------------------------------------------
