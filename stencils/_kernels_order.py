@@ -131,6 +131,60 @@ def minmax_middle_axis(src, out, size, lo, code, cval, is_min):
 
 
 @njit(cache=CACHE, nogil=True)
+def _row_pass(line, spare, out_row, n, size, lo, code, cval, is_min):
+    """out_row = box extremum along a row held in ``line[lo:lo + n]`` (its border filled here)."""
+    length = n + size - 1
+    for e in range(lo):
+        r = resolve_index(e - lo, n, code)
+        line[e] = cval if r < 0 else line[lo + r]
+    for e in range(lo + n, length):
+        r = resolve_index(e - lo, n, code)
+        line[e] = cval if r < 0 else line[lo + r]
+    lev, span = _doubling(line, spare, length, size, is_min)
+    _pick_rows(out_row, lev, lev, 0, size - span, n, is_min)
+
+
+@njit(parallel=True, cache=CACHE, nogil=True)
+def minmax_box2d(src, out, ky, loy, codey, kx, lox, codex, cval, is_min, ntasks):
+    """Box min/max over the last two axes of (outer, H, W) arrays, both axes in one pass.
+
+    Each task takes bands of ``ky`` output rows: van Herk / Gil-Werman down the
+    columns (suffix maxima of the band's rows kept, the prefix run in one row),
+    and every finished column-extremum row goes straight through the row
+    doubling while it is in cache, so the intermediate image never reaches
+    memory.  The same values as one pass per axis (no NaN: see the caller).
+    ``ntasks``: how many tasks share the bands (each allocates its buffers once).
+    """
+    outer, H, W = src.shape
+    nblocks = (H + ky - 1) // ky
+    total = outer * nblocks
+    ntasks = min(total, ntasks)
+    length = W + kx - 1
+    for task in prange(ntasks):
+        suffix = np.empty((ky, W), src.dtype)
+        prefix = np.empty(W, src.dtype)
+        line = np.empty(length, src.dtype)
+        spare = np.empty(length, src.dtype)
+        for job in range(task * total // ntasks, (task + 1) * total // ntasks):
+            o = job // nblocks
+            base = (job % nblocks) * ky
+            last = min(ky, H - base)
+            _combine_row(suffix[ky - 1], suffix[ky - 1], src, o, base + ky - 1, loy, H,
+                         codey, cval, 0, W, is_min, True)
+            for t in range(ky - 2, -1, -1):
+                _combine_row(suffix[t], suffix[t + 1], src, o, base + t, loy, H, codey, cval,
+                             0, W, is_min, False)
+            for t in range(last):
+                if t == 0:
+                    _copy_row(line[lox:], suffix[0], 0, W)
+                else:
+                    _combine_row(prefix, prefix, src, o, base + ky + t - 1, loy, H, codey,
+                                 cval, 0, W, is_min, t == 1)
+                    _pick_rows(line[lox:], suffix[t], prefix, 0, 0, W, is_min)
+                _row_pass(line, spare, out[o, base + t], W, kx, lox, codex, cval, is_min)
+
+
+@njit(cache=CACHE, nogil=True)
 def _extend_line(row, n, lo, code, cval, buf, length):
     """buf[e] = the source read at e - lo for e in [0, length) (the border rule outside)."""
     for e in range(min(lo, length)):
@@ -372,10 +426,14 @@ def has_nan(flat):
 
 @njit(cache=CACHE, nogil=True)
 def _count_nan(flat, start, stop):
+    """NaN cells in flat[start:stop], counted in int32 lanes per slice (twice the int64 lanes)."""
     count = 0
-    for i in range(uintp(start), uintp(stop)):
-        v = flat[i]
-        count += v != v
+    for s0 in range(start, stop, 1 << 30):
+        part = np.int32(0)
+        for i in range(uintp(s0), uintp(min(stop, s0 + (1 << 30)))):
+            v = flat[i]
+            part += np.int32(v != v)
+        count += part
     return count
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numbers
 from collections.abc import Iterable
 
+import numba
 import numpy as np
 
 from .. import _kernels_order as ko
@@ -104,6 +105,30 @@ def _box_work(a, cval, code):
     return np.dtype(np.float64), np.float64(cval)
 
 
+def _minmax_box_fused(a, passes, output, cval, is_min):
+    """Both passes of a box over the last two axes in one kernel; False where it does not apply.
+
+    It applies when the two passes compute in the output's dtype (no store in
+    between to round) and the data hold no NaN (one pass per axis then gives
+    the same values in either order).
+    """
+    nd = a.ndim
+    if len(passes) != 2 or {p[0] for p in passes} != {nd - 2, nd - 1} or a.size == 0:
+        return False
+    by_axis = {axis: (size, origin, code) for axis, size, origin, code in passes}
+    (ky, oy, cy), (kx, ox, cx) = by_axis[nd - 2], by_axis[nd - 1]
+    dtype, cv = _box_work(a, cval, cy)
+    if _box_work(a, cval, cx)[0] != dtype or output.dtype != dtype:
+        return False
+    src = np.ascontiguousarray(a, dtype=dtype)
+    if dtype.kind == "f" and (cv != cv or win.contains_nan(src)):
+        return False
+    shape3 = (-1,) + a.shape[-2:]
+    ko.minmax_box2d(src.reshape(shape3), output.reshape(shape3), ky, ky // 2 + oy, cy, kx,
+                    kx // 2 + ox, cx, cv, is_min, 8 * numba.get_num_threads())
+    return True
+
+
 def _minmax_box(a, passes, output, cval, is_min):
     """Box min/max as scipy does: one pass per axis, each stored into the output's dtype.
 
@@ -111,6 +136,8 @@ def _minmax_box(a, passes, output, cval, is_min):
     """
     if not passes:
         output[...] = a
+        return output
+    if _minmax_box_fused(a, passes, output, cval, is_min):
         return output
     cur = a
     may_have_nan = True
