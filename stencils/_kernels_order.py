@@ -185,6 +185,39 @@ def minmax_box2d(src, out, ky, loy, codey, kx, lox, codex, cval, is_min, ntasks)
 
 
 @njit(cache=CACHE, nogil=True)
+def extension_map(n, lo, length, code):
+    """Source index of each extended cell ``e`` in [0, length): ``resolve_index(e - lo)`` (-1: cval)."""
+    out = np.empty(length, np.int64)
+    for e in range(length):
+        out[e] = resolve_index(e - lo, n, code)
+    return out
+
+
+@njit(cache=CACHE, nogil=True)
+def extended_chunk(dst, src, r, x0, m, lo, colmap, cval):
+    """dst[:m] = extended cells x0 .. x0 + m of source row ``r`` of 2-D `src` (-1: all cval).
+
+    ``colmap``: `extension_map` of the row (length of the extended row).
+    """
+    n = src.shape[1]
+    if r < 0:
+        _fill_row(dst, cval, m)
+    elif x0 >= lo and x0 + m <= lo + n:
+        _copy_row(dst, src[r], x0 - lo, m)
+    else:
+        row = src[r]
+        for x in range(m):
+            c = colmap[x0 + x]
+            dst[x] = cval if c < 0 else row[c]
+
+
+@njit(cache=CACHE, nogil=True)
+def count_nan(row):
+    """NaN cells of a 1-D float array."""
+    return _count_nan(row, 0, row.shape[0])
+
+
+@njit(cache=CACHE, nogil=True)
 def _extend_line(row, n, lo, code, cval, buf, length):
     """buf[e] = the source read at e - lo for e in [0, length) (the border rule outside)."""
     for e in range(min(lo, length)):

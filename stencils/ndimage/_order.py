@@ -27,7 +27,7 @@ from ..errors import StencilTypeError, StencilValueError
 from . import _args
 from . import _window as win
 from ._lazy import dask_aware
-from ._networks import network_kernel
+from ._networks import BAND, network_kernel
 
 __all__ = [
     "minimum_filter1d", "maximum_filter1d", "minimum_filter", "maximum_filter",
@@ -501,20 +501,38 @@ def _rank_compute(a, fp, origins, code, cval, output, r, kind, omit_rank, pct, o
     result = np.empty(a.shape, dtype)
     if a.size == 0:
         return _finish(result, output, a)
+    if not omit:
+        done = _network_rank(src, fp, r, lo, code, cv, output, a)
+        if done is not None:
+            return done
     padded = win.pad(src, lo, hi, [code] * a.ndim, cv)
     nan = dtype.kind == "f" and win.contains_nan(padded)
-    if not nan and not omit:
-        kernel = network_kernel(fp, r, dtype)
-        if kernel is not None:
-            kernel(padded.reshape((-1,) + padded.shape[-2:]),
-                   result.reshape((-1,) + a.shape[-2:]))
-            return _finish(result, output, a)
     if nan and not omit and a.ndim == 1 and _scipy_1d_path(a, fp, origins):
         return _scipy_rank_1d(a, r, fp, output, code, cval, origins)
     offsets = win.flat_offsets(fp, padded.shape)
     bases = win.row_bases(a.shape, padded.shape)
     ko.rank_gather(padded.reshape(-1), bases, result.reshape(win.as_rows(a.shape)), offsets,
                    kind, omit_rank if omit else r, pct, omit)
+    return _finish(result, output, a)
+
+
+def _network_rank(src, fp, r, lo, code, cv, output, a):
+    """The rank by a selection network, straight into `output` where it can; None if no
+    network applies or the data hold NaN (whose placement only scipy's steps give)."""
+    kernel = network_kernel(fp, r, src.dtype)
+    if kernel is None or (src.dtype.kind == "f" and code == win.FILL and cv != cv):
+        return None
+    (H, W), (h, w) = src.shape[-2:], fp.shape[-2:]
+    rowmap = ko.extension_map(H, lo[-2], H + h - 1, code)
+    colmap = ko.extension_map(W, lo[-1], W + w - 1, code)
+    direct = (output.dtype == src.dtype and output.flags.c_contiguous
+              and not _args.overlaps(a, output))
+    result = output if direct else np.empty(src.shape, src.dtype)
+    shape3 = (-1, H, W)
+    nan = kernel(src.reshape(shape3), result.reshape(shape3), rowmap, colmap, cv, lo[-1],
+                 src.dtype.kind == "f", BAND)
+    if nan:
+        return None
     return _finish(result, output, a)
 
 
