@@ -10,6 +10,9 @@ output index ``j`` reads the source cells ``j - lo + k`` for ``k`` in
 
 Algorithms
 ----------
+- min/max of a box over the last two axes (`minmax_box2d`): both axes in one
+  kernel, van Herk / Gil-Werman down the columns feeding the row doubling
+  below, row by row, so the intermediate image stays in cache.
 - min/max of a box, one axis at a time: van Herk / Gil-Werman (three
   comparisons per point whatever the window) along an axis that is not the
   last, vectorised across the contiguous columns; along the last axis, doubling

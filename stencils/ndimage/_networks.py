@@ -16,7 +16,12 @@ A box of ``h`` rows by ``w`` columns is ranked in two steps:
 The network is then checked on every sorted-column 0-1 input (the 0-1
 principle makes that a proof for all inputs) before its kernel is written.
 The generated kernel (cached on disk like the stencil kernels) vectorises each
-comparator across a row of outputs: straight-line min/max, no branches.
+comparator of the merge across a row of outputs: straight-line min/max, no
+branches.  It reads the unpadded source through extension maps of its rows and
+columns: each task takes a band of output rows and keeps the band's extended
+rows in a ring of ``h`` (each built once per band), counts the NaN of its own
+rows on the way (the caller then discards the result), and writes straight
+into the output.
 """
 
 from __future__ import annotations
