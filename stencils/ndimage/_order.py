@@ -59,6 +59,14 @@ def _finish(result, output, input):
     return output
 
 
+def _result_buffer(output, a, dtype):
+    """Where a kernel writes: `output` itself when it can take the kernel's values as they are
+    (its dtype, C-contiguous, apart from the input), else a fresh array for `_finish`."""
+    if output.dtype == dtype and output.flags.c_contiguous and not _args.overlaps(a, output):
+        return output
+    return np.empty(a.shape, dtype)
+
+
 def _output(output, a):
     """scipy's output rules; a fresh result is left uninitialised (every cell is written)."""
     if output is None:
@@ -184,7 +192,7 @@ def _minmax_footprint(a, footprint, origins, code, cval, output, is_min):
     src = np.ascontiguousarray(a, dtype=dtype)
     lo, hi = win.window_bounds(footprint.shape, origins)
     padded = win.pad(src, lo, hi, [code] * a.ndim, cv)
-    result = np.empty(a.shape, dtype)
+    result = _result_buffer(output, a, dtype)
     if a.size == 0:
         return _finish(result, output, a)
     wide = [k for k, f in enumerate(footprint.shape) if f > 1]
@@ -525,9 +533,7 @@ def _network_rank(src, fp, r, lo, code, cv, output, a):
     (H, W), (h, w) = src.shape[-2:], fp.shape[-2:]
     rowmap = ko.extension_map(H, lo[-2], H + h - 1, code)
     colmap = ko.extension_map(W, lo[-1], W + w - 1, code)
-    direct = (output.dtype == src.dtype and output.flags.c_contiguous
-              and not _args.overlaps(a, output))
-    result = output if direct else np.empty(src.shape, src.dtype)
+    result = _result_buffer(output, a, src.dtype)
     shape3 = (-1, H, W)
     nan = kernel(src.reshape(shape3), result.reshape(shape3), rowmap, colmap, cv, lo[-1],
                  src.dtype.kind == "f", BAND)
