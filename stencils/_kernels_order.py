@@ -148,7 +148,7 @@ def _row_pass(line, spare, out_row, n, size, lo, code, cval, is_min):
 
 
 @njit(parallel=True, cache=CACHE, nogil=True)
-def minmax_box2d(src, out, ky, loy, codey, kx, lox, codex, cval, is_min, ntasks):
+def minmax_box2d(src, out, ky, loy, codey, kx, lox, codex, cval, is_min, ntasks, check_nan):
     """Box min/max over the last two axes of (outer, H, W) arrays, both axes in one pass.
 
     Each task takes bands of ``ky`` output rows: van Herk / Gil-Werman down the
@@ -157,12 +157,16 @@ def minmax_box2d(src, out, ky, loy, codey, kx, lox, codex, cval, is_min, ntasks)
     doubling while it is in cache, so the intermediate image never reaches
     memory.  The same values as one pass per axis (no NaN: see the caller).
     ``ntasks``: how many tasks share the bands (each allocates its buffers once).
+    With ``check_nan`` it returns how many NaN the source holds (each band
+    counts its own rows): the caller then drops the result, since NaN takes
+    scipy's own steps.  Counting here saves a parallel region of its own.
     """
     outer, H, W = src.shape
     nblocks = (H + ky - 1) // ky
     total = outer * nblocks
     ntasks = min(total, ntasks)
     length = W + kx - 1
+    nan = np.zeros(ntasks, np.int64)  # per task: a scalar reduction here counted nothing
     for task in prange(ntasks):
         suffix = np.empty((ky, W), src.dtype)
         prefix = np.empty(W, src.dtype)
@@ -172,6 +176,9 @@ def minmax_box2d(src, out, ky, loy, codey, kx, lox, codex, cval, is_min, ntasks)
             o = job // nblocks
             base = (job % nblocks) * ky
             last = min(ky, H - base)
+            if check_nan:
+                for t in range(last):
+                    nan[task] += _count_nan(src[o, base + t], 0, W)
             _combine_row(suffix[ky - 1], suffix[ky - 1], src, o, base + ky - 1, loy, H,
                          codey, cval, 0, W, is_min, True)
             for t in range(ky - 2, -1, -1):
@@ -185,6 +192,7 @@ def minmax_box2d(src, out, ky, loy, codey, kx, lox, codex, cval, is_min, ntasks)
                                  cval, 0, W, is_min, t == 1)
                     _pick_rows(line[lox:], suffix[t], prefix, 0, 0, W, is_min)
                 _row_pass(line, spare, out[o, base + t], W, kx, lox, codex, cval, is_min)
+    return nan.sum()
 
 
 @njit(cache=CACHE, nogil=True)
@@ -301,21 +309,27 @@ def minmax_lines_exact(src, out, size, lo, code, cval, is_min):
 
 
 @njit(parallel=True, cache=CACHE, nogil=True)
-def minmax_runs(padded, out, run_dy, run_x, run_len, levels, is_min):
+def minmax_runs(padded, out, run_dy, run_x, run_len, levels, is_min, loy, check_nan):
     """Footprint min/max as runs: out[o, y, x] = extremum over runs of padded[o, y + dy, x + s : + len].
 
     ``padded`` is (outer, H + fh - 1, W + fw - 1); ``levels`` doubling levels
-    to compute (1 + floor(log2(longest run))).
+    to compute (1 + floor(log2(longest run))).  With ``check_nan`` it returns
+    how many NaN the padded rows ``loy .. loy + H`` hold (each band counts its
+    own; the rows above and below copy them or hold cval).
     """
     outer, H, W = out.shape
     wp = padded.shape[2]
     fh = padded.shape[1] - H + 1
     nbands = (H + _BAND - 1) // _BAND
     nruns = run_dy.shape[0]
+    nan = np.zeros(outer * nbands, np.int64)  # per task, as in minmax_box2d
     for task in prange(outer * nbands):
         o = task // nbands
         y0 = (task % nbands) * _BAND
         y1 = min(H, y0 + _BAND)
+        if check_nan:
+            for y in range(y0, y1):
+                nan[task] += _count_nan(padded[o, y + loy], 0, wp)
         nrows = y1 - y0 + fh - 1
         lev = np.empty((levels, nrows, wp), padded.dtype)
         for r in range(nrows):
@@ -340,6 +354,7 @@ def minmax_runs(padded, out, run_dy, run_x, run_len, levels, is_min):
                     _pick_rows(orow, row, row, s, t, W, is_min)
                 else:
                     _pick3_rows(orow, row, s, t, W, is_min)
+    return nan.sum()
 
 
 @njit(parallel=True, cache=CACHE, nogil=True)

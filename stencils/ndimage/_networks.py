@@ -138,7 +138,7 @@ def _source(h, w, rank, name):
         "    outer, H, W = out.shape",
         f"    wp = W + {w - 1}",
         "    nbands = (H + band - 1) // band",
-        "    nan = 0",
+        "    nan = np.zeros(outer * nbands, np.int64)",
         "    for task in prange(outer * nbands):",
         "        o = task // nbands",
         "        y0 = (task % nbands) * band",
@@ -156,7 +156,7 @@ def _source(h, w, rank, name):
         f"            extended_chunk(ring[(y + {h - 1}) % {h}], plane, rowmap[y + {h - 1}], 0, wp, "
         "lox, colmap, cval)",
         "            if check_nan:",
-        "                nan += count_nan(plane[y])",
+        "                nan[task] += count_nan(plane[y])",
     ]
     lines += [f"            r{k} = ring[(y + {k}) % {h}]" for k in range(h)]
     lines.append("            for x in range(wp):")
@@ -171,7 +171,7 @@ def _source(h, w, rank, name):
         names[wire] = f"v{wire}"
         lines.append(f"                v{wire} = c{k}[x + {c}]")
     _emit_network(lines, ops, names, 16, fresh)
-    lines += [f"                orow[x] = {names[rank]}", "    return nan"]
+    lines += [f"                orow[x] = {names[rank]}", "    return nan.sum()"]
     return "\n".join(lines) + "\n"
 
 

@@ -118,7 +118,8 @@ def _minmax_box_fused(a, passes, output, cval, is_min):
 
     It applies when the two passes compute in the output's dtype (no store in
     between to round) and the data hold no NaN (one pass per axis then gives
-    the same values in either order).
+    the same values in either order; the kernel counts NaN as it goes and its
+    result is dropped when it finds any).
     """
     nd = a.ndim
     if len(passes) != 2 or {p[0] for p in passes} != {nd - 2, nd - 1} or a.size == 0:
@@ -128,13 +129,14 @@ def _minmax_box_fused(a, passes, output, cval, is_min):
     dtype, cv = _box_work(a, cval, cy)
     if _box_work(a, cval, cx)[0] != dtype or output.dtype != dtype:
         return False
-    src = np.ascontiguousarray(a, dtype=dtype)
-    if dtype.kind == "f" and (cv != cv or win.contains_nan(src)):
+    if dtype.kind == "f" and cv != cv:
         return False
+    src = np.ascontiguousarray(a, dtype=dtype)
     shape3 = (-1,) + a.shape[-2:]
-    ko.minmax_box2d(src.reshape(shape3), output.reshape(shape3), ky, ky // 2 + oy, cy, kx,
-                    kx // 2 + ox, cx, cv, is_min, 8 * numba.get_num_threads())
-    return True
+    nan = ko.minmax_box2d(src.reshape(shape3), output.reshape(shape3), ky, ky // 2 + oy, cy,
+                          kx, kx // 2 + ox, cx, cv, is_min, 8 * numba.get_num_threads(),
+                          dtype.kind == "f")
+    return nan == 0
 
 
 def _minmax_box(a, passes, output, cval, is_min):
@@ -196,15 +198,19 @@ def _minmax_footprint(a, footprint, origins, code, cval, output, is_min):
     if a.size == 0:
         return _finish(result, output, a)
     wide = [k for k, f in enumerate(footprint.shape) if f > 1]
-    nan = dtype.kind == "f" and win.contains_nan(padded)
+    nan = dtype.kind == "f" and code == win.FILL and cv != cv
     if not nan and a.ndim >= 2 and all(k >= a.ndim - 2 for k in wide):
         fp2 = footprint.reshape(footprint.shape[-2:])
         dy, xs, ls = _runs(fp2)
         levels = int(ls.max()).bit_length()
         shape3 = (-1,) + padded.shape[-2:]
-        ko.minmax_runs(padded.reshape(shape3), result.reshape((-1,) + a.shape[-2:]), dy, xs,
-                       ls, levels, is_min)
+        # The kernel counts NaN as it goes (no parallel region of its own): NaN found, its
+        # result is dropped for scipy's own steps below.
+        nan = ko.minmax_runs(padded.reshape(shape3), result.reshape((-1,) + a.shape[-2:]), dy,
+                             xs, ls, levels, is_min, lo[-2], dtype.kind == "f") > 0
     else:
+        nan = True
+    if nan:
         offsets = win.flat_offsets(footprint, padded.shape)
         bases = win.row_bases(a.shape, padded.shape)
         ko.minmax_gather(padded.reshape(-1), bases, result.reshape(win.as_rows(a.shape)),
