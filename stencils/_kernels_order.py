@@ -10,6 +10,9 @@ output index ``j`` reads the source cells ``j - lo + k`` for ``k`` in
 
 Algorithms
 ----------
+- min/max of a box over the last two axes (`minmax_box2d`): both axes in one
+  kernel, van Herk / Gil-Werman down the columns feeding the row doubling
+  below, row by row, so the intermediate image stays in cache.
 - min/max of a box, one axis at a time: van Herk / Gil-Werman (three
   comparisons per point whatever the window) along an axis that is not the
   last, vectorised across the contiguous columns; along the last axis, doubling
@@ -131,6 +134,101 @@ def minmax_middle_axis(src, out, size, lo, code, cval, is_min):
 
 
 @njit(cache=CACHE, nogil=True)
+def _row_pass(line, spare, out_row, n, size, lo, code, cval, is_min):
+    """out_row = box extremum along a row held in ``line[lo:lo + n]`` (its border filled here)."""
+    length = n + size - 1
+    for e in range(lo):
+        r = resolve_index(e - lo, n, code)
+        line[e] = cval if r < 0 else line[lo + r]
+    for e in range(lo + n, length):
+        r = resolve_index(e - lo, n, code)
+        line[e] = cval if r < 0 else line[lo + r]
+    lev, span = _doubling(line, spare, length, size, is_min)
+    _pick_rows(out_row, lev, lev, 0, size - span, n, is_min)
+
+
+@njit(parallel=True, cache=CACHE, nogil=True)
+def minmax_box2d(src, out, ky, loy, codey, kx, lox, codex, cval, is_min, ntasks, check_nan):
+    """Box min/max over the last two axes of (outer, H, W) arrays, both axes in one pass.
+
+    Each task takes bands of ``ky`` output rows: van Herk / Gil-Werman down the
+    columns (suffix maxima of the band's rows kept, the prefix run in one row),
+    and every finished column-extremum row goes straight through the row
+    doubling while it is in cache, so the intermediate image never reaches
+    memory.  The same values as one pass per axis (no NaN: see the caller).
+    ``ntasks``: how many tasks share the bands (each allocates its buffers once).
+    With ``check_nan`` it returns how many NaN the source holds (each band
+    counts its own rows): the caller then drops the result, since NaN takes
+    scipy's own steps.  Counting here saves a parallel region of its own.
+    """
+    outer, H, W = src.shape
+    nblocks = (H + ky - 1) // ky
+    total = outer * nblocks
+    ntasks = min(total, ntasks)
+    length = W + kx - 1
+    nan = np.zeros(ntasks, np.int64)  # per task: a scalar reduction here counted nothing
+    for task in prange(ntasks):
+        suffix = np.empty((ky, W), src.dtype)
+        prefix = np.empty(W, src.dtype)
+        line = np.empty(length, src.dtype)
+        spare = np.empty(length, src.dtype)
+        for job in range(task * total // ntasks, (task + 1) * total // ntasks):
+            o = job // nblocks
+            base = (job % nblocks) * ky
+            last = min(ky, H - base)
+            if check_nan:
+                for t in range(last):
+                    nan[task] += _count_nan(src[o, base + t], 0, W)
+            _combine_row(suffix[ky - 1], suffix[ky - 1], src, o, base + ky - 1, loy, H,
+                         codey, cval, 0, W, is_min, True)
+            for t in range(ky - 2, -1, -1):
+                _combine_row(suffix[t], suffix[t + 1], src, o, base + t, loy, H, codey, cval,
+                             0, W, is_min, False)
+            for t in range(last):
+                if t == 0:
+                    _copy_row(line[lox:], suffix[0], 0, W)
+                else:
+                    _combine_row(prefix, prefix, src, o, base + ky + t - 1, loy, H, codey,
+                                 cval, 0, W, is_min, t == 1)
+                    _pick_rows(line[lox:], suffix[t], prefix, 0, 0, W, is_min)
+                _row_pass(line, spare, out[o, base + t], W, kx, lox, codex, cval, is_min)
+    return nan.sum()
+
+
+@njit(cache=CACHE, nogil=True)
+def extension_map(n, lo, length, code):
+    """Source index of each extended cell ``e`` in [0, length): ``resolve_index(e - lo)`` (-1: cval)."""
+    out = np.empty(length, np.int64)
+    for e in range(length):
+        out[e] = resolve_index(e - lo, n, code)
+    return out
+
+
+@njit(cache=CACHE, nogil=True)
+def extended_chunk(dst, src, r, x0, m, lo, colmap, cval):
+    """dst[:m] = extended cells x0 .. x0 + m of source row ``r`` of 2-D `src` (-1: all cval).
+
+    ``colmap``: `extension_map` of the row (length of the extended row).
+    """
+    n = src.shape[1]
+    if r < 0:
+        _fill_row(dst, cval, m)
+    elif x0 >= lo and x0 + m <= lo + n:
+        _copy_row(dst, src[r], x0 - lo, m)
+    else:
+        row = src[r]
+        for x in range(m):
+            c = colmap[x0 + x]
+            dst[x] = cval if c < 0 else row[c]
+
+
+@njit(cache=CACHE, nogil=True)
+def count_nan(row):
+    """NaN cells of a 1-D float array."""
+    return _count_nan(row, 0, row.shape[0])
+
+
+@njit(cache=CACHE, nogil=True)
 def _extend_line(row, n, lo, code, cval, buf, length):
     """buf[e] = the source read at e - lo for e in [0, length) (the border rule outside)."""
     for e in range(min(lo, length)):
@@ -211,21 +309,27 @@ def minmax_lines_exact(src, out, size, lo, code, cval, is_min):
 
 
 @njit(parallel=True, cache=CACHE, nogil=True)
-def minmax_runs(padded, out, run_dy, run_x, run_len, levels, is_min):
+def minmax_runs(padded, out, run_dy, run_x, run_len, levels, is_min, loy, check_nan):
     """Footprint min/max as runs: out[o, y, x] = extremum over runs of padded[o, y + dy, x + s : + len].
 
     ``padded`` is (outer, H + fh - 1, W + fw - 1); ``levels`` doubling levels
-    to compute (1 + floor(log2(longest run))).
+    to compute (1 + floor(log2(longest run))).  With ``check_nan`` it returns
+    how many NaN the padded rows ``loy .. loy + H`` hold (each band counts its
+    own; the rows above and below copy them or hold cval).
     """
     outer, H, W = out.shape
     wp = padded.shape[2]
     fh = padded.shape[1] - H + 1
     nbands = (H + _BAND - 1) // _BAND
     nruns = run_dy.shape[0]
+    nan = np.zeros(outer * nbands, np.int64)  # per task, as in minmax_box2d
     for task in prange(outer * nbands):
         o = task // nbands
         y0 = (task % nbands) * _BAND
         y1 = min(H, y0 + _BAND)
+        if check_nan:
+            for y in range(y0, y1):
+                nan[task] += _count_nan(padded[o, y + loy], 0, wp)
         nrows = y1 - y0 + fh - 1
         lev = np.empty((levels, nrows, wp), padded.dtype)
         for r in range(nrows):
@@ -250,6 +354,7 @@ def minmax_runs(padded, out, run_dy, run_x, run_len, levels, is_min):
                     _pick_rows(orow, row, row, s, t, W, is_min)
                 else:
                     _pick3_rows(orow, row, s, t, W, is_min)
+    return nan.sum()
 
 
 @njit(parallel=True, cache=CACHE, nogil=True)
@@ -372,10 +477,14 @@ def has_nan(flat):
 
 @njit(cache=CACHE, nogil=True)
 def _count_nan(flat, start, stop):
+    """NaN cells in flat[start:stop], counted in int32 lanes per slice (twice the int64 lanes)."""
     count = 0
-    for i in range(uintp(start), uintp(stop)):
-        v = flat[i]
-        count += v != v
+    for s0 in range(start, stop, 1 << 30):
+        part = np.int32(0)
+        for i in range(uintp(s0), uintp(min(stop, s0 + (1 << 30)))):
+            v = flat[i]
+            part += np.int32(v != v)
+        count += part
     return count
 
 

@@ -16,7 +16,12 @@ A box of ``h`` rows by ``w`` columns is ranked in two steps:
 The network is then checked on every sorted-column 0-1 input (the 0-1
 principle makes that a proof for all inputs) before its kernel is written.
 The generated kernel (cached on disk like the stencil kernels) vectorises each
-comparator across a row of outputs: straight-line min/max, no branches.
+comparator of the merge across a row of outputs: straight-line min/max, no
+branches.  It reads the unpadded source through extension maps of its rows and
+columns: each task takes a band of output rows and keeps the band's extended
+rows in a ring of ``h`` (each built once per band), counts the NaN of its own
+rows on the way (the caller then discards the result), and writes straight
+into the output.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ import numpy as np
 # the 0-1 check runs (h + 1) ** w inputs).
 _SIDES = (1, 3, 5)
 _MAX_CELLS = 25
+# Output rows per task of a kernel (its first h - 1 extended rows are built once per band).
+BAND = 32
 
 
 def _batcher(lo, hi):
@@ -122,47 +129,74 @@ def _source(h, w, rank, name):
         "import numpy as np",
         "from numba import njit, prange",
         "",
+        "from stencils._kernels_order import count_nan, extended_chunk",
         "",
-        f"@njit(parallel=True, cache=True, nogil=True)",
-        f"def {name}(padded, out):",
+        "",
+        "@njit(parallel=True, cache=True, nogil=True)",
+        f"def {name}(src, out, rowmap, colmap, cval, lox, check_nan, band):",
         f"    # rank {rank} of a {h} x {w} box: {len(ops)} min/max ops per point after sorting columns",
         "    outer, H, W = out.shape",
-        "    wp = padded.shape[2]",
-        "    for task in prange(outer * H):",
-        "        o = task // H",
-        "        y = task % H",
-        f"        cols = np.empty(({h}, wp), padded.dtype)",
+        f"    wp = W + {w - 1}",
+        "    nbands = (H + band - 1) // band",
+        "    nan = np.zeros(outer * nbands, np.int64)",
+        "    for task in prange(outer * nbands):",
+        "        o = task // nbands",
+        "        y0 = (task % nbands) * band",
+        "        plane = src[o]",
+        # the band's extended rows, h of them in a ring: each extended once per band
+        f"        ring = np.empty(({h}, wp), src.dtype)",
+        f"        cols = np.empty(({h}, wp), src.dtype)",
+        f"        for k in range({h - 1}):",
+        f"            extended_chunk(ring[(y0 + k) % {h}], plane, rowmap[y0 + k], 0, wp, lox, "
+        "colmap, cval)",
     ]
-    lines += [f"        r{k} = padded[o, y + {k}]" for k in range(h)]
     lines += [f"        c{k} = cols[{k}]" for k in range(h)]
-    lines.append("        for x in range(wp):")
+    lines += [
+        "        for y in range(y0, min(H, y0 + band)):",
+        f"            extended_chunk(ring[(y + {h - 1}) % {h}], plane, rowmap[y + {h - 1}], 0, wp, "
+        "lox, colmap, cval)",
+        "            if check_nan:",
+        "                nan[task] += count_nan(plane[y])",
+    ]
+    lines += [f"            r{k} = ring[(y + {k}) % {h}]" for k in range(h)]
+    lines.append("            for x in range(wp):")
     names = {k: f"a{k}" for k in range(h)}
-    lines += [f"            a{k} = r{k}[x]" for k in range(h)]
-    _emit_network(lines, column_ops, names, 12, fresh)
-    lines += [f"            c{k}[x] = {names[k]}" for k in range(h)]
-    lines += ["        orow = out[o, y]", "        for x in range(W):"]
+    lines += [f"                a{k} = r{k}[x]" for k in range(h)]
+    _emit_network(lines, column_ops, names, 16, fresh)
+    lines += [f"                c{k}[x] = {names[k]}" for k in range(h)]
+    lines += ["            orow = out[o, y]", "            for x in range(W):"]
     names = {}
     for wire in wires:
         c, k = divmod(wire, h)
         names[wire] = f"v{wire}"
-        lines.append(f"            v{wire} = c{k}[x + {c}]")
-    _emit_network(lines, ops, names, 12, fresh)
-    lines.append(f"            orow[x] = {names[rank]}")
+        lines.append(f"                v{wire} = c{k}[x + {c}]")
+    _emit_network(lines, ops, names, 16, fresh)
+    lines += [f"                orow[x] = {names[rank]}", "    return nan.sum()"]
     return "\n".join(lines) + "\n"
 
 
 @functools.lru_cache(maxsize=64)
 def _kernel(h, w, rank):
-    from .._engine import _FINGERPRINT, import_generated
+    from .. import _kernels_order
+    from .._engine import _FINGERPRINT, import_generated, source_digest
 
     name = f"select_{h}x{w}_rank{rank}"
     source = _source(h, w, rank, name)
-    key = hashlib.sha1((source + _FINGERPRINT).encode()).hexdigest()[:16]
+    # The kernel calls _kernels_order's helpers, whose changes numba's cache would miss.
+    salt = _FINGERPRINT + source_digest((_kernels_order,))
+    key = hashlib.sha1((source + salt).encode()).hexdigest()[:16]
     return getattr(import_generated("stencils_ndimage_" + key, source), name)
 
 
 def network_kernel(footprint, rank, dtype):
-    """A compiled kernel ``(padded3, out3)`` for the median of box `footprint`, or None.
+    """A compiled kernel for the median of box `footprint`, or None.
+
+    The kernel ``(src3, out3, rowmap, colmap, cval, lox, check_nan, band)`` reads
+    the unpadded (outer, H, W) source through the extension maps of its rows
+    and columns (`stencils._kernels_order.extension_map`; -1: cval), writes
+    every cell of `out3`, and returns how many NaN the source holds when
+    `check_nan` (the caller then discards the result: NaN takes scipy's own
+    steps); each task takes `band` output rows (`BAND`).
 
     None unless `rank` is the median (``cells // 2``) of a box of sides 1, 3
     or 5 spanning only the last two axes: each (box, rank) is a kernel of its

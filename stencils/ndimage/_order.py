@@ -19,6 +19,7 @@ from __future__ import annotations
 import numbers
 from collections.abc import Iterable
 
+import numba
 import numpy as np
 
 from .. import _kernels_order as ko
@@ -26,7 +27,7 @@ from ..errors import StencilTypeError, StencilValueError
 from . import _args
 from . import _window as win
 from ._lazy import dask_aware
-from ._networks import network_kernel
+from ._networks import BAND, network_kernel
 
 __all__ = [
     "minimum_filter1d", "maximum_filter1d", "minimum_filter", "maximum_filter",
@@ -56,6 +57,14 @@ def _finish(result, output, input):
     else:
         _args.store(result.astype(np.float64), output)
     return output
+
+
+def _result_buffer(output, a, dtype):
+    """Where a kernel writes: `output` itself when it can take the kernel's values as they are
+    (its dtype, C-contiguous, apart from the input), else a fresh array for `_finish`."""
+    if output.dtype == dtype and output.flags.c_contiguous and not _args.overlaps(a, output):
+        return output
+    return np.empty(a.shape, dtype)
 
 
 def _output(output, a):
@@ -104,6 +113,32 @@ def _box_work(a, cval, code):
     return np.dtype(np.float64), np.float64(cval)
 
 
+def _minmax_box_fused(a, passes, output, cval, is_min):
+    """Both passes of a box over the last two axes in one kernel; False where it does not apply.
+
+    It applies when the two passes compute in the output's dtype (no store in
+    between to round) and the data hold no NaN (one pass per axis then gives
+    the same values in either order; the kernel counts NaN as it goes and its
+    result is dropped when it finds any).
+    """
+    nd = a.ndim
+    if len(passes) != 2 or {p[0] for p in passes} != {nd - 2, nd - 1} or a.size == 0:
+        return False
+    by_axis = {axis: (size, origin, code) for axis, size, origin, code in passes}
+    (ky, oy, cy), (kx, ox, cx) = by_axis[nd - 2], by_axis[nd - 1]
+    dtype, cv = _box_work(a, cval, cy)
+    if _box_work(a, cval, cx)[0] != dtype or output.dtype != dtype:
+        return False
+    if dtype.kind == "f" and cv != cv:
+        return False
+    src = np.ascontiguousarray(a, dtype=dtype)
+    shape3 = (-1,) + a.shape[-2:]
+    nan = ko.minmax_box2d(src.reshape(shape3), output.reshape(shape3), ky, ky // 2 + oy, cy,
+                          kx, kx // 2 + ox, cx, cv, is_min, 8 * numba.get_num_threads(),
+                          dtype.kind == "f")
+    return nan == 0
+
+
 def _minmax_box(a, passes, output, cval, is_min):
     """Box min/max as scipy does: one pass per axis, each stored into the output's dtype.
 
@@ -111,6 +146,8 @@ def _minmax_box(a, passes, output, cval, is_min):
     """
     if not passes:
         output[...] = a
+        return output
+    if _minmax_box_fused(a, passes, output, cval, is_min):
         return output
     cur = a
     may_have_nan = True
@@ -157,19 +194,23 @@ def _minmax_footprint(a, footprint, origins, code, cval, output, is_min):
     src = np.ascontiguousarray(a, dtype=dtype)
     lo, hi = win.window_bounds(footprint.shape, origins)
     padded = win.pad(src, lo, hi, [code] * a.ndim, cv)
-    result = np.empty(a.shape, dtype)
+    result = _result_buffer(output, a, dtype)
     if a.size == 0:
         return _finish(result, output, a)
     wide = [k for k, f in enumerate(footprint.shape) if f > 1]
-    nan = dtype.kind == "f" and win.contains_nan(padded)
+    nan = dtype.kind == "f" and code == win.FILL and cv != cv
     if not nan and a.ndim >= 2 and all(k >= a.ndim - 2 for k in wide):
         fp2 = footprint.reshape(footprint.shape[-2:])
         dy, xs, ls = _runs(fp2)
         levels = int(ls.max()).bit_length()
         shape3 = (-1,) + padded.shape[-2:]
-        ko.minmax_runs(padded.reshape(shape3), result.reshape((-1,) + a.shape[-2:]), dy, xs,
-                       ls, levels, is_min)
+        # The kernel counts NaN as it goes (no parallel region of its own): NaN found, its
+        # result is dropped for scipy's own steps below.
+        nan = ko.minmax_runs(padded.reshape(shape3), result.reshape((-1,) + a.shape[-2:]), dy,
+                             xs, ls, levels, is_min, lo[-2], dtype.kind == "f") > 0
     else:
+        nan = True
+    if nan:
         offsets = win.flat_offsets(footprint, padded.shape)
         bases = win.row_bases(a.shape, padded.shape)
         ko.minmax_gather(padded.reshape(-1), bases, result.reshape(win.as_rows(a.shape)),
@@ -474,20 +515,36 @@ def _rank_compute(a, fp, origins, code, cval, output, r, kind, omit_rank, pct, o
     result = np.empty(a.shape, dtype)
     if a.size == 0:
         return _finish(result, output, a)
+    if not omit:
+        done = _network_rank(src, fp, r, lo, code, cv, output, a)
+        if done is not None:
+            return done
     padded = win.pad(src, lo, hi, [code] * a.ndim, cv)
     nan = dtype.kind == "f" and win.contains_nan(padded)
-    if not nan and not omit:
-        kernel = network_kernel(fp, r, dtype)
-        if kernel is not None:
-            kernel(padded.reshape((-1,) + padded.shape[-2:]),
-                   result.reshape((-1,) + a.shape[-2:]))
-            return _finish(result, output, a)
     if nan and not omit and a.ndim == 1 and _scipy_1d_path(a, fp, origins):
         return _scipy_rank_1d(a, r, fp, output, code, cval, origins)
     offsets = win.flat_offsets(fp, padded.shape)
     bases = win.row_bases(a.shape, padded.shape)
     ko.rank_gather(padded.reshape(-1), bases, result.reshape(win.as_rows(a.shape)), offsets,
                    kind, omit_rank if omit else r, pct, omit)
+    return _finish(result, output, a)
+
+
+def _network_rank(src, fp, r, lo, code, cv, output, a):
+    """The rank by a selection network, straight into `output` where it can; None if no
+    network applies or the data hold NaN (whose placement only scipy's steps give)."""
+    kernel = network_kernel(fp, r, src.dtype)
+    if kernel is None or (src.dtype.kind == "f" and code == win.FILL and cv != cv):
+        return None
+    (H, W), (h, w) = src.shape[-2:], fp.shape[-2:]
+    rowmap = ko.extension_map(H, lo[-2], H + h - 1, code)
+    colmap = ko.extension_map(W, lo[-1], W + w - 1, code)
+    result = _result_buffer(output, a, src.dtype)
+    shape3 = (-1, H, W)
+    nan = kernel(src.reshape(shape3), result.reshape(shape3), rowmap, colmap, cv, lo[-1],
+                 src.dtype.kind == "f", BAND)
+    if nan:
+        return None
     return _finish(result, output, a)
 
 

@@ -183,6 +183,28 @@ def test_nan_propagates_exactly_as_scipy():
         assert_same(ndi.median_filter(b, 3), sndi.median_filter(b, 3))
 
 
+@pytest.mark.parametrize("mode", ["reflect", "constant", "wrap"])
+def test_banded_kernels_across_tasks_and_a_late_nan(mode):
+    # Bigger than one band or task of the fused box and the median network, with 3-D
+    # stacks and origins; then one NaN in the last rows, which must send the whole call
+    # to scipy's own steps (the kernels count NaN as they go and their result is dropped).
+    rng = np.random.default_rng(8)
+    a = rng.random((2, 83, 45)).astype(np.float32)
+    disk = np.add.outer(np.arange(-2, 3) ** 2, np.arange(-2, 3) ** 2) <= 4
+    for b in (a, np.where(np.arange(83)[:, None] == 80, np.float32(np.nan), a)):
+        for call in (
+                lambda m, x: m.maximum_filter(x, size=(1, 7, 4), mode=mode, origin=(0, 1, -1)),
+                lambda m, x: m.minimum_filter(x, size=(1, 9, 9), mode=mode, cval=0.5),
+                lambda m, x: m.median_filter(x, size=(1, 5, 5), mode=mode, origin=(0, -1, 2)),
+                lambda m, x: m.median_filter(x, size=(1, 3, 5), mode=mode, cval=0.25),
+                lambda m, x: m.maximum_filter(x, footprint=disk[None], mode=mode)):
+            assert_same(call(ndi, b), call(sndi, b))
+        for name in ("median_filter", "maximum_filter"):  # written straight into output=
+            out = np.full(b.shape, -1.0, np.float32)
+            assert getattr(ndi, name)(b, size=(1, 5, 5), mode=mode, output=out) is out
+            assert_same(out, getattr(sndi, name)(b, size=(1, 5, 5), mode=mode))
+
+
 def _omit_reference(a, footprint, mode, cval, pick):
     pad = [(f // 2, f - 1 - f // 2) for f in footprint.shape]
     kw = {"constant_values": cval} if mode == "constant" else {}
