@@ -60,8 +60,10 @@ class _Config:
 
     def __init__(self):
         env = os.environ.get
-        # Output points x expression nodes above which a call goes parallel.
-        self.parallel_min_work = int(env("STENCILS_PARALLEL_MIN_WORK", 1 << 17))
+        # Output points x expression nodes above which a call goes parallel.  Below
+        # about two million a serial call takes 0.05-0.3 ms (LeNet's pooling
+        # stencils), less than handing its boxes to a helper thread costs.
+        self.parallel_min_work = int(env("STENCILS_PARALLEL_MIN_WORK", 1 << 21))
         # ... above which one call starts compiling the stencil's own kernel.
         self.jit_min_work = int(env("STENCILS_JIT_MIN_WORK", 1 << 26))
         # ... summed over a structure's calls (two at least), after which it is compiled.
