@@ -287,7 +287,10 @@ def _plan(shape4, rlo, rhi, depth, code, itemsize, tile, cache):
     """Tile shape (4-D) such that every cell the border rule names lies in the tile."""
     halo = depth * (rlo + rhi)
     if tile is None:
-        tshape = _tile_shape(shape4, halo, itemsize, cache)
+        # As many tiles as the largest fitting side needs, cut to equal sides: a
+        # thin last tile would cost a whole halo for few cells.
+        tshape = [-(-n // -(-n // t)) for n, t in zip(shape4, _tile_shape(shape4, halo,
+                                                                          itemsize, cache))]
     else:
         tshape = [min(n, t) for n, t in zip(shape4, tile)]
     needs_rule = code not in (FILL, WRAP)

@@ -100,9 +100,20 @@ def refill_ghosts(buf, E, org, lo, hi, n4, code, fill):
                     for j in range(lo[3], hi[3]):
                         buf[base + j] = fill
                 else:
-                    # The whole row repeats an in-array row (each cell resolved again).
+                    # The whole row repeats an in-array row: its in-array columns
+                    # one to one (a rule changes only indices outside the array),
+                    # its ends resolved cell by cell.
                     rbase = (((r0 - org[0]) * E[1] + r1 - org[1]) * E[2] + r2 - org[2]) * E[3]
-                    for j in range(lo[3], hi[3]):
+                    ja = min(hi[3], max(lo[3], -org[3]))
+                    jb = max(ja, min(hi[3], n4[3] - org[3]))
+                    for j in range(lo[3], ja):
+                        r = resolve_index(org[3] + j, n4[3], code)
+                        buf[base + j] = buf[rbase + r - org[3]]
+                    row = buf[base + ja:base + jb]
+                    same = buf[rbase + ja:rbase + jb]
+                    for j in range(jb - ja):
+                        row[j] = same[j]
+                    for j in range(jb, hi[3]):
                         r = resolve_index(org[3] + j, n4[3], code)
                         buf[base + j] = buf[rbase + r - org[3]]
 
