@@ -165,8 +165,7 @@ def correlate_channels(x, weights, *, bias=None, padding=0, stride=1, out=None, 
         Use `numba.get_num_threads()` threads (the engine's helper threads):
         over the batch, or over input channels when the batch is smaller than
         the thread count (a weight gradient).  None (default) decides by the
-        amount of work.  A call that finds another parallel call of the
-        package running (from another thread) runs serially.
+        amount of work.
 
     Returns
     -------
@@ -370,15 +369,7 @@ def _run(x, weights, bias, out, geometry, method, parallel):
     splits = geometry.samples if algorithm != "positions" else max(geometry.samples,
                                                                    geometry.channels)
     parallel = bool(parallel) and threads > 1 and splits > 1
-    # The engine's rule: one parallel launch at a time in the process; a call
-    # that finds the pool busy runs serially instead of waiting.
-    if parallel and not _engine.PARALLEL_LOCK.acquire(blocking=False):
-        parallel = False
-    try:
-        _ALGORITHMS[algorithm](x, weights, bias, out, geometry, threads if parallel else 1)
-    finally:
-        if parallel:
-            _engine.PARALLEL_LOCK.release()
+    _ALGORITHMS[algorithm](x, weights, bias, out, geometry, threads if parallel else 1)
 
 
 def _over_ranges(kernel, ranges, threads):

@@ -80,11 +80,6 @@ class _Config:
 config = _Config()
 
 _LOCK = threading.RLock()
-# Held while a Numba parallel (prange) region runs: kernels elsewhere that use
-# one take it without blocking and run serially when it is taken (one region
-# at a time is what every Numba threading layer allows).  This module's own
-# parallel calls use its helper threads instead and never need it.
-PARALLEL_LOCK = threading.Lock()
 _CACHE_DIR = None
 # Calls served by each tier, and kernels compiled or loaded (tests read these).
 stats = {"tier0": 0, "tier1": 0, "compiled": 0, "loaded": 0}

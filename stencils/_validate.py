@@ -23,8 +23,8 @@ import numpy as np
 
 from .errors import StencilTypeError, StencilValueError
 
-__all__ = ["is_int", "int_tuple", "compute_dtype", "as_real_array", "as_source_array",
-           "clamp_steps", "check_out", "kernel_target", "prepare_out"]
+__all__ = ["is_int", "int_tuple", "compute_dtype", "read_array", "as_real_array",
+           "as_source_array", "clamp_steps", "check_out", "kernel_target", "prepare_out"]
 
 
 def is_int(value):
@@ -159,6 +159,20 @@ def compute_dtype(dtype, *, param="array", type_error=StencilTypeError):
     )
 
 
+def read_array(value, *, param, expected, type_error=StencilTypeError):
+    """``np.asarray(value)``, or `type_error` naming `param` when NumPy cannot read it
+    (ragged nesting and the like)."""
+    if isinstance(value, np.ndarray):
+        return value
+    try:
+        return np.asarray(value)
+    except Exception as exc:  # noqa: BLE001 - NumPy raises several kinds here
+        raise type_error(
+            f"{param} could not be read as an array ({exc}).",
+            param=param, value=type(value).__name__, expected=expected,
+        ) from None
+
+
 def as_real_array(value, *, param="array", ndim=None, layout=None,
                   type_error=StencilTypeError, value_error=StencilValueError):
     """`value` as a NumPy array of its compute dtype (see `compute_dtype`).
@@ -194,16 +208,8 @@ def as_real_array(value, *, param="array", ndim=None, layout=None,
     ...
     stencils.errors.StencilValueError: x has 2 dimension(s) (shape (2, 2)); expected 4: (N, C, H, W)
     """
-    if isinstance(value, np.ndarray):
-        array = value
-    else:
-        try:
-            array = np.asarray(value)
-        except Exception as exc:  # ragged nesting and the like
-            raise type_error(
-                f"{param} could not be read as an array ({exc}).",
-                param=param, value=type(value).__name__, expected="an array of real numbers",
-            ) from None
+    array = read_array(value, param=param, expected="an array of real numbers",
+                       type_error=type_error)
     dtype = compute_dtype(array.dtype, param=param, type_error=type_error)
     if ndim is not None and array.ndim != ndim:
         raise value_error(

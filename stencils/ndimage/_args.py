@@ -68,6 +68,7 @@ import numpy as np
 from numpy.lib.array_utils import normalize_axis_index
 
 from .._border import _FOREIGN_NAMES, EDGE, FILL, SCIPY_MIRROR, SCIPY_REFLECT, WRAP
+from .._validate import read_array
 from ..errors import StencilError, StencilTypeError, StencilValueError
 
 __all__ = [
@@ -108,13 +109,7 @@ def is_dask(x):
 
 def as_input(input, *, complex_ok=True, param="input"):
     """`input` as an ndarray of a numeric dtype (scipy's ``np.asarray``)."""
-    try:
-        a = np.asarray(input)
-    except Exception as exc:  # ragged nesting and the like
-        raise StencilTypeError(
-            f"{param} could not be read as an array ({exc}).",
-            param=param, value=type(input).__name__, expected="an array of numbers",
-        ) from None
+    a = read_array(input, param=param, expected="an array of numbers")
     if a.dtype.kind not in "biufc":
         raise StencilTypeError(
             f"{param} has dtype {a.dtype}; expected a numeric dtype (bool, integer, float "
