@@ -194,7 +194,7 @@ def _step_module(stencil, dtype):
             "from stencils._kernels import (CACHE, FASTMATH, resolve_index, op_max, op_min,",
             "                               op_fmax, op_fmin, op_sign, op_mod)",
             "from stencils._kernels_iterate import (load_window, refill_ghosts, store_centre,",
-            "                                       region_rows)",
+            "                                       region_rows, copy_plane, tile_frame, ring_slot)",
             "", "", body, ki.DRIVER_SOURCE,
         ])
         step = _Step(_load(source), [r.args for r in reads], params)
@@ -310,6 +310,43 @@ def _plan(shape4, rlo, rhi, depth, code, itemsize, tile, cache):
     return tshape, grid, extents
 
 
+def _sweep_plan(shape4, ndim, rlo, rhi, depth, code, itemsize, tile, cache):
+    """The plane-by-plane sweep of `depth` steps along the first axis of the array (None
+    where it does not apply): (axis, ring planes per level, lag between levels, tile shape,
+    grid and plane extents across the other axes, the reach across them).
+
+    Level s of a tile computes plane p once level s - 1 holds planes up to p + reach, so
+    levels trail each other by ``lag`` planes and each keeps a ring of the last planes
+    it wrote.  Along the swept axis nothing is computed twice, and the ghost planes are
+    the border rule on planes the ring still holds (checked here)."""
+    ax = 4 - ndim
+    if ndim < 2 or depth < 2:
+        return None  # a 1-D state has no plane to sweep
+    n, slo, shi = shape4[ax], int(rlo[ax]), int(rhi[ax])
+    lag = max(slo, shi)
+    ring = lag + slo + 1
+    if code not in (FILL, WRAP):
+        if any(kn.resolve_index(-j, n, code) > lag for j in range(1, slo + 1)):
+            return None
+        ring = max([ring] + [p - kn.resolve_index(p, n, code) + 1 for p in range(n, n + shi)])
+    prlo, prhi = rlo.copy(), rhi.copy()
+    prlo[:ax + 1] = prhi[:ax + 1] = 0
+    plane4 = (1,) * (ax + 1) + tuple(shape4[ax + 1:])
+    # The (depth + 1) * ring planes in flight share the budget of one scratch pair.
+    plane_cache = 2 * cache // ((depth + 1) * ring)
+    plane_tile = None if tile is None else (1,) * (ax + 1) + tuple(tile[ax + 1:])
+    tshape, grid, extents = _plan(plane4, prlo, prhi, depth, code, itemsize, plane_tile,
+                                  plane_cache)
+    return ax, ring, lag, tshape, grid, extents, prlo, prhi
+
+
+def _sweep_deltas(offsets, extents, pad, ax):
+    """Per read: its flat offset across a plane of `extents`, and its offset along `ax`."""
+    across = np.array([d[ax - pad] for d in offsets] or [0], dtype=np.int64)
+    flat = [tuple(0 if pad + a == ax else x for a, x in enumerate(d)) for d in offsets]
+    return _deltas(flat, extents, pad), across
+
+
 def _deltas(offsets, extents, pad):
     """Flat offsets of the reads in a scratch box of `extents` (4-D; reads on the last axes)."""
     strides = np.cumprod(np.r_[1, extents[:0:-1]])[::-1].astype(np.int64)
@@ -322,8 +359,10 @@ def _deltas(offsets, extents, pad):
 class _Stepper:
     """Advances states of one shape by n steps, fused where it can."""
 
-    def __init__(self, stencil, border, shape, dtype, *, depth, tile, parallel, cache):
+    def __init__(self, stencil, border, shape, dtype, *, depth, tile, parallel, cache,
+                 sweep=True):
         self.stencil, self.border, self.dtype = stencil, border, dtype
+        self.sweep = sweep
         self.shape = shape
         self.shape4 = (1,) * (4 - len(shape)) + tuple(shape)
         self.depth, self.tile, self.cache = depth, tile, cache
@@ -375,6 +414,11 @@ class _Stepper:
         return cur
 
     def _fused(self, src, dst, k):
+        sweep = _sweep_plan(self.shape4, len(self.shape), self.rlo, self.rhi, k, self.border.code,
+                            self.dtype.itemsize, self.tile, self.cache) if self.sweep else None
+        if sweep is not None:
+            self._swept(src, dst, k, sweep)
+            return
         tshape, grid, extents = _plan(self.shape4, self.rlo, self.rhi, k, self.border.code,
                                       self.dtype.itemsize, self.tile, self.cache)
         deltas = _deltas(self.step.offsets, extents, 4 - len(self.shape))
@@ -385,8 +429,20 @@ class _Stepper:
         ntiles = int(np.prod(grid))
         args = (src4, dst4, extents, tshape, grid, np.int64(k), self.rlo, self.rhi, deltas,
                 self.consts, np.int64(self.border.code), refill)
+        self._run_tiles(mod.tiles, args, ntiles)
+
+    def _swept(self, src, dst, k, sweep):
+        ax, ring, lag, tshape, grid, extents, prlo, prhi = sweep
+        inplane, across = _sweep_deltas(self.step.offsets, extents, 4 - len(self.shape), ax)
+        args = (src.reshape(self.shape4), dst.reshape(self.shape4), extents, tshape, grid,
+                np.int64(k), np.int64(ax), np.int64(self.rlo[ax]), np.int64(self.rhi[ax]),
+                prlo, prhi, np.int64(ring), np.int64(lag), inplane, across, self.consts,
+                np.int64(self.border.code), self.border.code != WRAP)
+        self._run_tiles(self.step.module.sweep_tiles, args, int(np.prod(grid)))
+
+    def _run_tiles(self, kernel, args, ntiles):
         threads = numba.get_num_threads() if self._parallel() else 1
-        _engine.run_parallel(lambda bounds: mod.tiles(*args, *bounds),
+        _engine.run_parallel(lambda bounds: kernel(*args, *bounds),
                              _engine.split_range(ntiles, threads), threads)
 
 
