@@ -310,7 +310,7 @@ def _plan(shape4, rlo, rhi, depth, code, itemsize, tile, cache):
     return tshape, grid, extents
 
 
-def _sweep_plan(shape4, ndim, rlo, rhi, depth, code, itemsize, tile, cache):
+def _sweep_plan(shape4, ndim, rlo, rhi, depth, code, itemsize, tile, cache, threads):
     """The plane-by-plane sweep of `depth` steps along the first axis of the array (None
     where it does not apply): (axis, ring planes per level, lag between levels, tile shape,
     grid and plane extents across the other axes, the reach across them).
@@ -337,6 +337,17 @@ def _sweep_plan(shape4, ndim, rlo, rhi, depth, code, itemsize, tile, cache):
     plane_tile = None if tile is None else (1,) * (ax + 1) + tuple(tile[ax + 1:])
     tshape, grid, extents = _plan(plane4, prlo, prhi, depth, code, itemsize, plane_tile,
                                   plane_cache)
+    if tile is None and np.prod(grid) % threads:
+        # Tiles are the unit of work of a thread: cut the plane's first axis into a
+        # multiple of the threads (a thread left idle at the end costs more than the
+        # thinner tiles' halos).
+        a = ax + 1
+        count = -(-int(grid[a]) // threads) * threads
+        even = list(tshape)
+        even[a] = max(1, -(-plane4[a] // count))
+        cut = _plan(plane4, prlo, prhi, depth, code, itemsize, even, plane_cache)
+        if np.prod(cut[1]) % threads == 0:
+            tshape, grid, extents = cut
     return ax, ring, lag, tshape, grid, extents, prlo, prhi
 
 
@@ -413,9 +424,13 @@ class _Stepper:
             cur = dst
         return cur
 
+    def _threads(self):
+        return numba.get_num_threads() if self._parallel() else 1
+
     def _fused(self, src, dst, k):
         sweep = _sweep_plan(self.shape4, len(self.shape), self.rlo, self.rhi, k, self.border.code,
-                            self.dtype.itemsize, self.tile, self.cache) if self.sweep else None
+                            self.dtype.itemsize, self.tile, self.cache,
+                            self._threads()) if self.sweep else None
         if sweep is not None:
             self._swept(src, dst, k, sweep)
             return
@@ -441,7 +456,7 @@ class _Stepper:
         self._run_tiles(self.step.module.sweep_tiles, args, int(np.prod(grid)))
 
     def _run_tiles(self, kernel, args, ntiles):
-        threads = numba.get_num_threads() if self._parallel() else 1
+        threads = self._threads()
         _engine.run_parallel(lambda bounds: kernel(*args, *bounds),
                              _engine.split_range(ntiles, threads), threads)
 
