@@ -310,6 +310,12 @@ def _plan(shape4, rlo, rhi, depth, code, itemsize, tile, cache):
     return tshape, grid, extents
 
 
+# In 2-D the overlapped tiles already compute only a few per cent twice, and the sweep
+# (one row a plane, each with its own ghost cells and bookkeeping) measured no faster; from
+# 3-D on the tiles compute about 1.7x the cells and the sweep takes 1.5-1.7x less time.
+_SWEEP_MIN_NDIM = 3
+
+
 def _sweep_plan(shape4, ndim, rlo, rhi, depth, code, itemsize, tile, cache, threads):
     """The plane-by-plane sweep of `depth` steps along the first axis of the array (None
     where it does not apply): (axis, ring planes per level, lag between levels, tile shape,
@@ -320,7 +326,7 @@ def _sweep_plan(shape4, ndim, rlo, rhi, depth, code, itemsize, tile, cache, thre
     it wrote.  Along the swept axis nothing is computed twice, and the ghost planes are
     the border rule on planes the ring still holds (checked here)."""
     ax = 4 - ndim
-    if ndim < 2 or depth < 2:
+    if ndim < max(2, _SWEEP_MIN_NDIM) or depth < 2:
         return None  # a 1-D state has no plane to sweep
     n, slo, shi = shape4[ax], int(rlo[ax]), int(rhi[ax])
     lag = max(slo, shi)

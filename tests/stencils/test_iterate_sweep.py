@@ -1,9 +1,9 @@
 """The plane-by-plane sweep of fused steps (2-D to 4-D states) against step-by-step loops.
 
-`stencils.iterate` sweeps a state's first axis with every fused level in flight (a ring of
-planes per level, each level some planes behind the one before) and tiles only the other
-axes.  These tests pin that scheme and the overlapped tiles it replaces (still used where the
-sweep does not apply) to the bit, on every border, with asymmetric reaches along the swept
+`stencils.iterate` sweeps a 3-D or 4-D state's first axis with every fused level in flight (a
+ring of planes per level, each level some planes behind the one before) and tiles only the
+other axes.  These tests pin that scheme (forced on 2-D states too) and the overlapped tiles
+(1-D and 2-D states, and wherever the sweep does not apply) to the bit, on every border, with asymmetric reaches along the swept
 axis, swept axes shorter than the halo, odd tile remainders and step counts not divisible by
 the fusion depth.
 """
@@ -40,6 +40,7 @@ def scheme(request, monkeypatch):
         result = plan(*args)
         swept.append(result is not None)
         return result
+    monkeypatch.setattr(_iterate, "_SWEEP_MIN_NDIM", 2)  # 2-D states sweep too
     monkeypatch.setattr(_iterate, "_sweep_plan", recorded if request.param == "sweep"
                         else lambda *args: None)
     yield request.param
@@ -88,10 +89,11 @@ def test_parallel_sweep_matches_serial(scheme):
 
 
 def test_default_sweep_splits_the_plane_among_threads():
-    # A plane that fits whole is still cut in as many tiles as threads, so none idles.
-    reach = np.array([0, 0, 1, 1])
-    plan = _iterate._sweep_plan((1, 1, 64, 4096), 2, reach, reach, 8, 2, 4, None, 1 << 21, 2)
-    assert plan[0] == 2 and list(plan[4]) == [1, 1, 1, 2]
+    # 256 / 5 tiles would leave one of two threads idle for the last one: 6 tiles instead.
+    reach = np.array([0, 1, 1, 1])
+    plan = _iterate._sweep_plan((1, 256, 256, 256), 3, reach, reach, 4, 2, 8, None, 1 << 21, 2)
+    assert plan[0] == 1 and list(plan[4]) == [1, 1, 6, 1]
+    assert _iterate._sweep_plan((1, 1, 64, 64), 2, reach, reach, 4, 2, 8, None, 1 << 21, 2) is None
 
 
 @settings(max_examples=20, deadline=None)
@@ -99,6 +101,8 @@ def test_default_sweep_splits_the_plane_among_threads():
        depth=hs.integers(2, 6), tile=hs.integers(1, 6), border=hs.sampled_from(BORDERS))
 def test_property_sweep_any_depth(rows, cols, n, depth, tile, border):
     a = np.random.default_rng(rows * 17 + cols).random((rows, cols))
-    for stencil in (HEAT, LOPSIDED):
-        assert_bit_identical(st.iterate(n, stencil, border, a, depth=depth, tile=tile,
-                                        parallel=False), step_loop(n, stencil, border, a))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_iterate, "_SWEEP_MIN_NDIM", 2)  # 2-D states sweep too
+        for stencil in (HEAT, LOPSIDED):
+            assert_bit_identical(st.iterate(n, stencil, border, a, depth=depth, tile=tile,
+                                            parallel=False), step_loop(n, stencil, border, a))
