@@ -15,6 +15,11 @@ planner makes every cell that rule names part of the tile (whole axes where an
 axis is shorter than the halo), except for Wrap, whose ghost cells evolve
 exactly like the cells they stand for.
 
+A 3-D or 4-D state is swept instead (`_sweep_plan`): only the axes after the
+first are tiled, and each tile walks the first axis plane by plane with all
+``K`` time levels in flight, each level a few planes behind the one before in a
+ring of planes, so that nothing is computed twice along that axis.
+
 ``dtype=`` steps the state in a chosen dtype: float32, float64, or an integer
 dtype whose every operation wraps modulo 2**bits (massiv's ``Word8``/``Int``);
 the integer step is generated with a cast per operation and literal weights,
@@ -194,7 +199,8 @@ def _step_module(stencil, dtype):
             "from stencils._kernels import (CACHE, FASTMATH, resolve_index, op_max, op_min,",
             "                               op_fmax, op_fmin, op_sign, op_mod)",
             "from stencils._kernels_iterate import (load_window, refill_ghosts, store_centre,",
-            "                                       region_rows, copy_plane, tile_frame, ring_slot)",
+            "                                       region_rows, copy_plane, tile_frame,",
+            "                                       ring_slot, frame_vectors)",
             "", "", body, ki.DRIVER_SOURCE,
         ])
         step = _Step(_load(source), [r.args for r in reads], params)
@@ -674,8 +680,10 @@ def iterate(n, stencil, border, array, *, out=None, dtype=None, depth=None, tile
 
     Steps are fused: each cache-sized tile computes `depth` steps from its own
     cells plus a halo of `depth` times the stencil's reach before anything goes
-    back to memory (temporal blocking).  The result is bit-identical to `n`
-    separate ``compute(map_stencil(border, stencil, state))`` calls.
+    back to memory (temporal blocking); a 3-D or 4-D state is swept along its
+    first axis with all `depth` steps in flight, plane by plane, so that only
+    the other axes' halos are computed twice.  The result is bit-identical to
+    `n` separate ``compute(map_stencil(border, stencil, state))`` calls.
 
     Parameters
     ----------
@@ -709,7 +717,8 @@ def iterate(n, stencil, border, array, *, out=None, dtype=None, depth=None, tile
         Largest tile size per axis (default: the largest whose scratch pair
         fits in about twice one core's L2 cache, with rows of 256 cells or
         more).  Tiles at the array's ends are kept thick enough for the border
-        rule (the tiles shrink a little, or the axis is taken whole).
+        rule (the tiles shrink a little, or the axis is taken whole).  A swept
+        state ignores the size given for its first axis.
     parallel : bool, optional
         Tiles on all threads; None decides by the amount of work.
 

@@ -15,16 +15,21 @@ the ghost cells of the new state by the border rule applied to that state
 (not by evolving them, which is right only for Wrap); `store_centre` writes the
 tile's own cells back.  The driver that ties these to one stencil is
 `DRIVER_SOURCE`, appended to each generated module.
+
+A sweep (`sweep_tiles`) runs the same helpers one plane at a time: each tile of
+the axes after the swept one holds ``K + 1`` rings of planes, one per time
+level; `ring_slot` says where a plane lies, `copy_plane` answers a ghost plane.
 """
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
 
 from ._kernels import CACHE, FILL, resolve_index
 
 __all__ = ["load_window", "refill_ghosts", "store_centre", "region_rows", "copy_plane",
-           "tile_frame", "ring_slot", "DRIVER_SOURCE"]
+           "tile_frame", "frame_vectors", "ring_slot", "DRIVER_SOURCE"]
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy")
@@ -163,6 +168,13 @@ def tile_frame(tile, grid, tshape, n4, nsteps, rlo, rhi, g0, t, org, ext, off):
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy")
+def frame_vectors():
+    """Per-axis scratch of a tile's frame: g0, t, org, ext, off, lo, hi (4-D, int64)."""
+    v = np.zeros((7, 4), dtype=np.int64)
+    return v[0], v[1], v[2], v[3], v[4], v[5], v[6]
+
+
+@njit(cache=CACHE, nogil=True, error_model="numpy")
 def ring_slot(s, p, R, P):
     """Where plane `p` of time level `s` lies in a sweep's scratch (R planes per level)."""
     return (s * R + p % R) * P
@@ -199,11 +211,7 @@ def _tiles(src4, dst4, E, tshape, grid, nsteps, rlo, rhi, deltas, c, code, refil
     a = np.empty(size, dtype=src4.dtype)
     b = np.empty(size, dtype=src4.dtype)
     rows = np.empty(E[0] * E[1] * E[2], dtype=np.int64)
-    g0 = np.zeros(4, dtype=np.int64)
-    t = np.zeros(4, dtype=np.int64)
-    org = np.zeros(4, dtype=np.int64)
-    ext = np.zeros(4, dtype=np.int64)
-    off = np.zeros(4, dtype=np.int64)
+    g0, t, org, ext, off, _, _ = frame_vectors()
     for tile in range(first, last):
         ghosts = tile_frame(tile, grid, tshape, n4, nsteps, rlo, rhi, g0, t, org, ext, off)
         load_window(src4, a, E, org, ext, code, c[2])
@@ -275,13 +283,7 @@ def sweep_tiles(src4, dst4, E, tshape, grid, nsteps, ax, slo, shi, prlo, prhi, R
     buf = np.empty((nsteps + 1) * R * P, dtype=src4.dtype)
     rows = np.empty(E[0] * E[1] * E[2], dtype=np.int64)
     d = np.empty(inplane.size, dtype=np.int64)
-    g0 = np.zeros(4, dtype=np.int64)
-    t = np.zeros(4, dtype=np.int64)
-    org = np.zeros(4, dtype=np.int64)
-    ext = np.zeros(4, dtype=np.int64)
-    off = np.zeros(4, dtype=np.int64)
-    lo = np.zeros(4, dtype=np.int64)
-    hi = np.zeros(4, dtype=np.int64)
+    g0, t, org, ext, off, lo, hi = frame_vectors()
     for tile in range(first, last):
         ghosts = tile_frame(tile, grid, tshape, pn4, nsteps, prlo, prhi, g0, t, org, ext, off)
         _sweep_tile(src4, dst4, buf, rows, d, E, ax, R, L, nsteps, slo, shi, prlo, prhi, pn4,

@@ -3,9 +3,9 @@
 `stencils.iterate` sweeps a 3-D or 4-D state's first axis with every fused level in flight (a
 ring of planes per level, each level some planes behind the one before) and tiles only the
 other axes.  These tests pin that scheme (forced on 2-D states too) and the overlapped tiles
-(1-D and 2-D states, and wherever the sweep does not apply) to the bit, on every border, with asymmetric reaches along the swept
-axis, swept axes shorter than the halo, odd tile remainders and step counts not divisible by
-the fusion depth.
+(1-D and 2-D states, and wherever the sweep does not apply) to the bit, on every border,
+with asymmetric reaches along the swept axis, swept axes shorter than the halo, odd tile
+remainders and step counts not divisible by the fusion depth.
 """
 
 from __future__ import annotations
