@@ -106,3 +106,18 @@ def test_property_sweep_any_depth(rows, cols, n, depth, tile, border):
         for stencil in (HEAT, LOPSIDED):
             assert_bit_identical(st.iterate(n, stencil, border, a, depth=depth, tile=tile,
                                             parallel=False), step_loop(n, stencil, border, a))
+
+
+FLAT3 = st.make_stencil((1, 3, 3), (0, 1, 1), lambda g: 0.2 * g(0, -1, 0) + 0.3 * g(0, 1, 1)
+                        + 0.5 * g(0, 0, 0))
+AXIAL3 = st.make_stencil((5, 1, 1), (1, 0, 0), lambda g: 0.2 * g(-1, 0, 0) + 0.3 * g(3, 0, 0)
+                         + 0.5 * g(0, 0, 0))
+
+
+@pytest.mark.parametrize("stencil", [FLAT3, AXIAL3], ids=["no-reach-along", "reach-only-along"])
+@pytest.mark.parametrize("border", [st.Wrap, st.Continue], ids=repr)
+def test_reach_on_one_side_of_the_sweep_only(stencil, border):
+    # No reach along the swept axis (a ring of one plane per level), or reach along it only.
+    a = np.random.default_rng(13).random((6, 5, 9))
+    assert_bit_identical(st.iterate(7, stencil, border, a, depth=3, tile=2, parallel=False),
+                         step_loop(7, stencil, border, a))
