@@ -15,15 +15,21 @@ the ghost cells of the new state by the border rule applied to that state
 (not by evolving them, which is right only for Wrap); `store_centre` writes the
 tile's own cells back.  The driver that ties these to one stencil is
 `DRIVER_SOURCE`, appended to each generated module.
+
+A sweep (`sweep_tiles`) runs the same helpers one plane at a time: each tile of
+the axes after the swept one holds ``K + 1`` rings of planes, one per time
+level; `ring_slot` says where a plane lies, `copy_plane` answers a ghost plane.
 """
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
 
 from ._kernels import CACHE, FILL, resolve_index
 
-__all__ = ["load_window", "refill_ghosts", "store_centre", "region_rows", "DRIVER_SOURCE"]
+__all__ = ["load_window", "refill_ghosts", "store_centre", "region_rows", "copy_plane",
+           "tile_frame", "frame_vectors", "ring_slot", "DRIVER_SOURCE"]
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy")
@@ -131,6 +137,49 @@ def store_centre(buf, E, off, dst4, g0, t):
                     dst[j] = src[j]
 
 
+@njit(cache=CACHE, nogil=True, error_model="numpy")
+def copy_plane(buf, to, frm, size, use_fill, fill):
+    """buf[to:to + size] = buf[frm:frm + size] (or `fill`, for a Fill border)."""
+    dst = buf[to:to + size]
+    if use_fill:
+        dst[:] = fill
+        return
+    src = buf[frm:frm + size]
+    for j in range(size):
+        dst[j] = src[j]
+
+
+@njit(cache=CACHE, nogil=True, error_model="numpy")
+def tile_frame(tile, grid, tshape, n4, nsteps, rlo, rhi, g0, t, org, ext, off):
+    """Place tile number `tile` (C order over `grid`); True if its window has ghost cells."""
+    rem = tile
+    ghosts = False
+    for ax in range(3, -1, -1):
+        gi = rem % grid[ax]
+        rem //= grid[ax]
+        g0[ax] = gi * tshape[ax]
+        t[ax] = min(tshape[ax], n4[ax] - g0[ax])
+        off[ax] = nsteps * rlo[ax]
+        org[ax] = g0[ax] - off[ax]
+        ext[ax] = t[ax] + nsteps * (rlo[ax] + rhi[ax])
+        if org[ax] < 0 or org[ax] + ext[ax] > n4[ax]:
+            ghosts = True
+    return ghosts
+
+
+@njit(cache=CACHE, nogil=True, error_model="numpy")
+def frame_vectors():
+    """Per-axis scratch of a tile's frame: g0, t, org, ext, off, lo, hi (4-D, int64)."""
+    v = np.zeros((7, 4), dtype=np.int64)
+    return v[0], v[1], v[2], v[3], v[4], v[5], v[6]
+
+
+@njit(cache=CACHE, nogil=True, error_model="numpy")
+def ring_slot(s, p, R, P):
+    """Where plane `p` of time level `s` lies in a sweep's scratch (R planes per level)."""
+    return (s * R + p % R) * P
+
+
 # The driver of a generated module: it calls that module's `_step_rows`.
 DRIVER_SOURCE = '''
 
@@ -162,24 +211,9 @@ def _tiles(src4, dst4, E, tshape, grid, nsteps, rlo, rhi, deltas, c, code, refil
     a = np.empty(size, dtype=src4.dtype)
     b = np.empty(size, dtype=src4.dtype)
     rows = np.empty(E[0] * E[1] * E[2], dtype=np.int64)
-    g0 = np.zeros(4, dtype=np.int64)
-    t = np.zeros(4, dtype=np.int64)
-    org = np.zeros(4, dtype=np.int64)
-    ext = np.zeros(4, dtype=np.int64)
-    off = np.zeros(4, dtype=np.int64)
+    g0, t, org, ext, off, _, _ = frame_vectors()
     for tile in range(first, last):
-        rem = tile
-        ghosts = False
-        for ax in range(3, -1, -1):
-            gi = rem % grid[ax]
-            rem //= grid[ax]
-            g0[ax] = gi * tshape[ax]
-            t[ax] = min(tshape[ax], n4[ax] - g0[ax])
-            off[ax] = nsteps * rlo[ax]
-            org[ax] = g0[ax] - off[ax]
-            ext[ax] = t[ax] + nsteps * (rlo[ax] + rhi[ax])
-            if org[ax] < 0 or org[ax] + ext[ax] > n4[ax]:
-                ghosts = True
+        ghosts = tile_frame(tile, grid, tshape, n4, nsteps, rlo, rhi, g0, t, org, ext, off)
         load_window(src4, a, E, org, ext, code, c[2])
         which = run_steps(a, b, rows, E, org, ext, nsteps, rlo, rhi, n4, deltas, c, code,
                           refill and ghosts)
@@ -190,6 +224,70 @@ def _tiles(src4, dst4, E, tshape, grid, nsteps, rlo, rhi, deltas, c, code, refil
 def tiles(src4, dst4, E, tshape, grid, nsteps, rlo, rhi, deltas, c, code, refill, first, last):
     """Tiles first to last - 1 (C order over `grid`); releases the GIL, so threads share them."""
     _tiles(src4, dst4, E, tshape, grid, nsteps, rlo, rhi, deltas, c, code, refill, first, last)
+
+
+@njit(cache=CACHE, nogil=True, error_model="numpy")
+def _sweep_tile(src4, dst4, buf, rows, d, E, ax, R, L, nsteps, slo, shi, prlo, prhi, pn4,
+                inplane, across, c, code, refill, ghosts, g0, t, org, ext, off, lo, hi):
+    """All `nsteps` levels of one tile, swept plane by plane along axis `ax` (reach `slo`
+    before and `shi` after along it; `prlo`, `prhi` across the plane)."""
+    P = E[0] * E[1] * E[2] * E[3]
+    n = src4.shape[ax]
+    K = nsteps
+    porg = org.copy()
+    for q in range(-K * slo, n + K * L):
+        for s in range(K + 1):
+            p = q - s * L
+            if refill:
+                plo, phi = (-slo, n + shi) if s == 0 else (0, n)
+            else:  # Wrap: ghost planes evolve like the planes they stand for
+                plo, phi = -(K - s) * slo, n + (K - s) * shi
+            out = ring_slot(s, p, R, P)
+            if s == 0:
+                if plo <= p < phi:
+                    org[ax] = p
+                    load_window(src4, buf[out:out + P], E, org, ext, code, c[2])
+                continue
+            if plo <= p < phi:
+                for a in range(4):
+                    lo[a] = s * prlo[a]
+                    hi[a] = ext[a] - s * prhi[a]
+                nrows = region_rows(rows, E, lo, hi)
+                for m in range(d.size):
+                    d[m] = ring_slot(s - 1, p + across[m], R, P) + inplane[m]
+                _step_rows(buf, buf[out:], rows, nrows, hi[3] - lo[3], d, c)
+                if refill and ghosts:
+                    refill_ghosts(buf[out:out + P], E, porg, lo, hi, pn4, code, c[2])
+            elif refill and s < K and n <= p < n + shi:
+                r = resolve_index(p, n, code)
+                copy_plane(buf, out, ring_slot(s, r, R, P), P, r < 0, c[2])
+            if refill and s < K and p == L:
+                # The planes before the first: the border rule on planes 0..L of this level.
+                for j in range(1, slo + 1):
+                    r = resolve_index(-j, n, code)
+                    copy_plane(buf, ring_slot(s, -j, R, P), ring_slot(s, r, R, P), P, r < 0, c[2])
+            if s == K and 0 <= p < n:
+                g0[ax] = p
+                store_centre(buf[out:out + P], E, off, dst4, g0, t)
+
+
+@njit(cache=CACHE, nogil=True, error_model="numpy")
+def sweep_tiles(src4, dst4, E, tshape, grid, nsteps, ax, slo, shi, prlo, prhi, R, L, inplane,
+                across, c, code, refill, first, last):
+    """Tiles first to last - 1 of the axes after `ax` (`tshape` and `grid` are 1 on the
+    others), each swept along `ax` with all `nsteps` time levels in flight, level s one
+    plane ``L`` behind level s - 1 in a ring of R planes per level; releases the GIL."""
+    pn4 = np.array(src4.shape, dtype=np.int64)
+    pn4[:ax + 1] = 1
+    P = E[0] * E[1] * E[2] * E[3]
+    buf = np.empty((nsteps + 1) * R * P, dtype=src4.dtype)
+    rows = np.empty(E[0] * E[1] * E[2], dtype=np.int64)
+    d = np.empty(inplane.size, dtype=np.int64)
+    g0, t, org, ext, off, lo, hi = frame_vectors()
+    for tile in range(first, last):
+        ghosts = tile_frame(tile, grid, tshape, pn4, nsteps, prlo, prhi, g0, t, org, ext, off)
+        _sweep_tile(src4, dst4, buf, rows, d, E, ax, R, L, nsteps, slo, shi, prlo, prhi, pn4,
+                    inplane, across, c, code, refill, ghosts, g0, t, org, ext, off, lo, hi)
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy")
