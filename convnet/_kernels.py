@@ -37,7 +37,7 @@ def route_to_codes_2x2(dy, codes, dx):
                 bottom = dx[a, b, 2 * i + 1]
                 for j in range(wo):
                     g = grad[j]
-                    k = code[j]
+                    k = one * code[j]  # a float compare vectorises, an int64 one did not
                     top[2 * j] = g * (one if k == 0 else zero)
                     top[2 * j + 1] = g * (one if k == 1 else zero)
                     bottom[2 * j] = g * (one if k == 2 else zero)
