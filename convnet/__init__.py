@@ -2,7 +2,8 @@
 
 Convolutions and max pooling (forward and backward) are stencil computations
 (`stencils.correlate_channels`, `stencils.max_stencil` with a strided
-compute); everything else is NumPy.  Train with ``python -m convnet.train``,
+compute), but for the pooling gradient's scatter of 2x2 windows, a small Numba
+loop (a scatter is no stencil); everything else is NumPy.  Train with ``python -m convnet.train``,
 evaluate with ``python -m convnet.evaluate CHECKPOINT``, classify PNG digits
 with ``python -m convnet.predict CHECKPOINT IMAGE...``.
 

@@ -22,6 +22,7 @@ import numpy as np
 import stencils as st
 from stencils.validation import as_real_array, clamp_steps, int_tuple
 
+from ._kernels import route_to_codes_2x2
 from .errors import ConvNetTypeError, ConvNetValueError
 
 __all__ = [
@@ -471,12 +472,30 @@ def max_pool2d_scatter(dy, argmax, input_shape, kernel_size=2, stride=2):
     # Windows that tile the input exactly write every cell once below.
     tiled = (sh, sw) == (kh, kw) and tuple(input_shape[2:]) == (kh * ho, kw * wo)
     dx = (np.empty if tiled else np.zeros)(input_shape, dtype=dy.dtype)
+    if (kh, kw, sh, sw) == (2, 2, 2, 2) and _fits_route_kernel(dy, argmax, dx):
+        route_to_codes_2x2(np.ascontiguousarray(dy), np.ascontiguousarray(argmax), dx)
+        return dx
     for k, target in _window_taps(dx, kh, kw, sh, sw, ho, wo):
         if overlapping:
             target += dy * (argmax == k)
         else:  # disjoint windows: each cell is written once
             np.multiply(dy, argmax == k, out=target)
     return dx
+
+
+def _fits_route_kernel(dy, argmax, dx):
+    """Whether `route_to_codes_2x2` computes this scatter: float arrays whose shapes agree.
+
+    Anything else (integer gradients, shapes that do not fit) takes the NumPy
+    path, which gives the same result or raises NumPy's own error.
+    """
+    return (dy.dtype in _ROUTE_DTYPES and getattr(argmax, "dtype", None) is not None
+            and argmax.dtype.kind in "fiu" and argmax.shape == dy.shape
+            and dx.ndim == 4 and dx.shape[:2] == dy.shape[:2]
+            and dx.shape[2] >= 2 * dy.shape[2] and dx.shape[3] >= 2 * dy.shape[3])
+
+
+_ROUTE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def max_pool2d_backward(dy, x, kernel_size=2, stride=2):

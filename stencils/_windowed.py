@@ -8,12 +8,14 @@ the source: stencils._memory (NumPy) or stencils._dask (Dask).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numpy.lib.mixins import NDArrayOperatorsMixin
 
 from . import _dask, _memory
 from ._border import FILL, as_border
-from ._padding import Padding, as_steps, same_padding
+from ._padding import Padding, Stride, as_steps, same_padding
 from ._stencil import check_stencil
 from ._plan import Plan
 from ._validate import as_source_array, check_out, clamp_steps
@@ -61,15 +63,8 @@ class WindowedArray(NDArrayOperatorsMixin):
         # Private: made by map_stencil / apply_stencil after validation.
         self._source = source
         self._stencil = stencil
-        self._lo, hi = padding.widths(source.ndim)
-        self._padding = Padding(self._lo, hi, padding.border)
-        self._shape = tuple(
-            max(0, lo + hi + n - max(0, s - 1))
-            for lo, hi, n, s in zip(self._lo, hi, source.shape, stencil.size)
-        )
-        # Output j has its centre at j*s + c - from_origin, so its box starts
-        # at j*s - from_origin: the kernels take that start.
-        self._box_lo = tuple(-p for p in self._lo)
+        self._padding, self._lo, self._box_lo, self._shape = _windowed_geometry(
+            padding, source.shape, stencil.size)
 
     shape = property(lambda self: self._shape)
     ndim = property(lambda self: len(self._shape))
@@ -140,9 +135,8 @@ class WindowedArray(NDArrayOperatorsMixin):
         >>> p.lo, p.step, p.shape
         ((-1,), (2,), (3,))
         """
-        step = clamp_steps(as_steps(stride, len(self._shape)), self._shape)
-        shape = _strided_shape(self._shape, step, self._box_lo, self._stencil.size,
-                               self._source.shape)
+        step, shape = _strided_geometry(stride, self._shape, self._box_lo, self._stencil.size,
+                                        self._source.shape)
         border = self._padding.border
         if 0 in self._source.shape and 0 not in shape and border.code != FILL:
             raise StencilValueError(
@@ -175,6 +169,43 @@ def _backend(plan):
 # The kernels do index arithmetic in int64 (j * step + lo + k, and 2 * n for
 # scipy's mirror periods): every index they form must stay well inside it.
 _INDEX_LIMIT = 2**62
+
+
+@functools.lru_cache(maxsize=256)
+def _windowed_geometry(padding, source_shape, size):
+    """(full Padding, from_origin, box start, shape) of a stencil of `size` on `source_shape`.
+
+    The Padding has its widths spelled out per axis.  Remembered: a training
+    loop applies the same padding to the same shapes every step, and a
+    Padding compares exactly (a Fill of -0.0 is not one of 0.0), so equal
+    keys give identical results.
+    """
+    lo, hi = padding.widths(len(source_shape))
+    shape = tuple(max(0, a + b + n - max(0, s - 1))
+                  for a, b, n, s in zip(lo, hi, source_shape, size))
+    # Output j has its centre at j*s + c - from_origin, so its box starts
+    # at j*s - from_origin: the kernels take that start.
+    return Padding(lo, hi, padding.border), lo, tuple(-p for p in lo), shape
+
+
+def _strided_geometry(stride, full_shape, box_lo, size, source_shape):
+    """(steps, shape) of computing at every `stride`-th point; see `_strided_shape`.
+
+    A `Stride` or a plain int is remembered per shape (a training loop
+    passes the same ones every step); anything else (np.int64, tuples, bad
+    values, which must raise each time) is checked on every call.
+    """
+    if type(stride) is int or isinstance(stride, Stride):
+        return _strided_geometry_cached(stride, full_shape, box_lo, size, source_shape)
+    return _checked_strided_geometry(stride, full_shape, box_lo, size, source_shape)
+
+
+def _checked_strided_geometry(stride, full_shape, box_lo, size, source_shape):
+    step = clamp_steps(as_steps(stride, len(full_shape)), full_shape)
+    return step, _strided_shape(full_shape, step, box_lo, size, source_shape)
+
+
+_strided_geometry_cached = functools.lru_cache(maxsize=256)(_checked_strided_geometry)
 
 
 def _strided_shape(full_shape, step, box_lo, size, source_shape):

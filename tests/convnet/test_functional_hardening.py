@@ -198,6 +198,37 @@ def test_max_pool_gather_and_scatter_round_trip():
                                   F.max_pool2d_backward(dy, x, 2, 2))
 
 
+def _scatter_reference(dy, codes, input_shape):
+    """dx = dy * (codes == k) at tap k of every 2x2 stride-2 window, zeros elsewhere."""
+    dx = np.zeros(input_shape, dtype=dy.dtype)
+    ho, wo = dy.shape[2:]
+    with np.errstate(invalid="ignore"):
+        for u in range(2):
+            for v in range(2):
+                dx[:, :, u:2 * ho:2, v:2 * wo:2] = dy * (codes == 2 * u + v)
+    return dx
+
+
+@settings(max_examples=30)
+@given(h=hs.integers(2, 7), w=hs.integers(2, 7), dtype=hs.sampled_from(["float32", "float64"]),
+       codes_dtype=hs.sampled_from(["float32", "float64", "int64", "uint8"]),
+       layout=hs.sampled_from(LAYOUTS), seed=hs.integers(0, 2**32 - 1))
+def test_max_pool_scatter_2x2_equals_masked_products(h, w, dtype, codes_dtype, layout, seed):
+    # The compiled 2x2 scatter against NumPy's product per tap: NaN, inf and
+    # -0.0 gradients, codes of any numeric dtype (out-of-range codes route
+    # nothing), odd sizes whose last row or column no window covers.
+    rng = np.random.default_rng(seed)
+    shape = (2, 3, h, w)
+    dy = values(rng, (2, 3, h // 2, w // 2), dtype, special=True)
+    dy[dy == 0] = -0.0
+    codes = rng.integers(0, 5, size=dy.shape).astype(codes_dtype)
+    got = F.max_pool2d_scatter(in_layout(dy, layout, rng), in_layout(codes, layout, rng), shape,
+                               2, 2)
+    want = _scatter_reference(dy, codes, shape)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+
+
 # ---------------------------------------------------------------------------
 # relu, linear, softmax cross-entropy
 
