@@ -714,13 +714,13 @@ def _interpreter_kernel(entry, src, border):
     src_outer = np.array(src.shape[:-1] or (1,), dtype=np.int64)
     consts = _consts(prog.params, border.value, src.dtype)
     code = np.int64(border.code)
+    interpret = kn.interpret_rows if prog.uses_operators else kn.interpret_sums
 
     def kernel(out2, out_outer, lo, step):
         nrows, width = out2.shape
         colblock, group = _interpreter_blocks(nrows, width)
         nitems = -(-nrows // group) * -(-width // colblock)
-        kn.interpret_rows(src2, out2, consts, prog.prog, prog.taps, out_outer, src_outer, lo,
-                          step, code, np.int64(colblock), np.int64(group), np.int64(0),
-                          np.int64(nitems))
+        interpret(src2, out2, consts, prog.prog, prog.taps, out_outer, src_outer, lo, step,
+                  code, np.int64(colblock), np.int64(group), np.int64(0), np.int64(nitems))
 
     return kernel
