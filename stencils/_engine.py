@@ -50,7 +50,7 @@ import numba
 import numpy as np
 
 from . import _kernels as kn
-from . import _lower
+from . import _kernels_run, _lower, _numba_cache
 
 __all__ = ["run", "compile_stencil", "cache_dir", "config", "tier_of", "wait_for_compiles"]
 
@@ -277,16 +277,21 @@ def _load_module(structure):
         return structure.module
 
 
-def first_call(module, ndim, nparams, dtype):
+def first_call(module, ndim, nparams, dtype, *, cached=False):
     """Call a generated module's kernel once on a 1x1 array: numba compiles it
-    for `dtype` (or loads it from its cache) with the types every call uses."""
+    for `dtype` (or loads it from its cache) with the types every call uses
+    (those `kernel_serial` passes).  `cached`: its code is on disk, loaded
+    without numba's compiler set-up (stencils._numba_cache) when possible."""
     src = np.zeros((1, 1), dtype=dtype)
     out = np.zeros((1, 1), dtype=dtype)
     one = np.ones(max(ndim - 1, 1), dtype=np.int64)
     zero = np.zeros(ndim, dtype=np.int64)
     consts = np.zeros(3 + nparams, dtype=dtype)
-    module.kernel_serial(src, out, consts, one, one, zero, zero + 1, np.int64(kn.FILL),
-                         np.int64(1), np.int64(1))
+    args = (src, out, consts, one, one, zero, zero + 1, np.int64(kn.FILL), np.int64(1), 0,
+            _kernels_run.item_count(out, 1))
+    if cached:
+        _numba_cache.load(module.kernel, args)
+    module.kernel(*args)
 
 
 def _compile(structure, dtype):
@@ -299,7 +304,7 @@ def _compile(structure, dtype):
     marker = structure.marker(dtype)
     hit = kn.CACHE and os.path.exists(marker)
     first_call(module, structure.stencil.ndim, len(_lower.kernel_params(structure.stencil)),
-               dtype)
+               dtype, cached=hit)
     if kn.CACHE and not hit:
         write_atomic(marker, "")
     with _LOCK:

@@ -32,7 +32,9 @@ CHILD = textwrap.dedent("""
     stats = {name: {"hits": sum(getattr(module, name).stats.cache_hits.values()),
                     "misses": sum(getattr(module, name).stats.cache_misses.values())}
              for name in ("kernel",)}
-    print(json.dumps({"cache_dir": _engine.cache_dir(), "stats": stats}))
+    # numba imports its linear algebra only when it sets up its compiler.
+    print(json.dumps({"cache_dir": _engine.cache_dir(), "stats": stats,
+                      "compiler_set_up": "numba.np.linalg" in sys.modules}))
 """)
 
 
@@ -62,6 +64,9 @@ def test_two_processes_compiling_at_once_leave_a_usable_cache(tmp_path):
     # Loaded from the disk cache: nothing compiled again, nothing missed.
     for name, counts in third["stats"].items():
         assert counts["misses"] == 0 and counts["hits"] >= 1, (name, third["stats"])
+    # ... without setting up numba's compiler (stencils._numba_cache), which the
+    # processes that compiled it did.
+    assert not third["compiler_set_up"] and racers[0]["compiler_set_up"], (third, racers)
 
     # The cache holds finished files only: no temporary left behind by the race.
     left = [p for p in os.listdir(third["cache_dir"]) if p.endswith(".tmp")]
