@@ -713,6 +713,9 @@ def _generated_kernel(module, entry, src, border):
     return kernel
 
 
+_INTERPRETERS_LOOKED_UP = set()  # (interpreter build, dtype char) looked for on disk
+
+
 def _interpreter_kernel(entry, src, border):
     prog = entry.program
     src2 = src.reshape(-1, src.shape[-1])
@@ -720,6 +723,14 @@ def _interpreter_kernel(entry, src, border):
     consts = _consts(prog.params, border.value, src.dtype)
     code = np.int64(border.code)
     interpret = kn.interpret_rows if prog.uses_operators else kn.interpret_sums
+    if kn.CACHE and (interpret, src.dtype.char) not in _INTERPRETERS_LOOKED_UP:
+        # Its code on disk loads without numba's compiler set-up: the types
+        # every call passes (outputs and index arrays typed as src2, src_outer).
+        _INTERPRETERS_LOOKED_UP.add((interpret, src.dtype.char))
+        item = np.int64(0)
+        _numba_cache.load(interpret, (src2, src2, consts, prog.prog, prog.taps, src_outer,
+                                      src_outer, src_outer, src_outer, code, item, item, item,
+                                      item))
 
     def kernel(out2, out_outer, lo, step):
         nrows, width = out2.shape
