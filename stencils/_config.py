@@ -95,7 +95,8 @@ def warmup(dtypes=("float32", "float64"), *, ndims=(1, 2, 3, 4)):
     """Compile the common kernels now instead of at first use.
 
     Compiles the interpreter (which serves every stencil until its own kernel
-    is ready) for each dtype, and the generated kernels of the 3x3 and 5x5
+    is ready) for each dtype, both its builds (with and without the
+    operators' code), and the generated kernels of the 3x3 and 5x5
     correlations used by `correlate`; waits for kernels compiling in the
     background.  With the disk cache (on unless
     ``STENCILS_NUMBA_CACHE=0``) this costs seconds once per machine and a
@@ -112,15 +113,19 @@ def warmup(dtypes=("float32", "float64"), *, ndims=(1, 2, 3, 4)):
     >>> import stencils as st
     >>> st.warmup(("float64",), ndims=(1,))
     """
-    from ._stencil import make_correlation_stencil_from_kernel, sum_stencil
+    from ._stencil import make_correlation_stencil_from_kernel, make_stencil, sum_stencil
     from ._windowed import compute, map_stencil
 
     for dtype in dtypes:
         dtype = np.dtype(dtype)
         for ndim in ndims:
             a = np.zeros((4,) * ndim, dtype=dtype)
+            corner = (1,) * ndim
+            larger = make_stencil((2,) * ndim, (0,) * ndim,
+                                  lambda g: np.maximum(g(*(0,) * ndim), g(*corner)))
             with config(engine="interpreter"):
                 compute(map_stencil("reflect", sum_stencil((2,) * ndim), a))
+                compute(map_stencil("reflect", larger, a))
         for size in (3, 5):
             s = make_correlation_stencil_from_kernel(np.ones((size, size)))
             _engine.compile_stencil(s, dtype)

@@ -50,7 +50,7 @@ import numba
 import numpy as np
 
 from . import _kernels as kn
-from . import _lower
+from . import _kernels_run, _lower, _numba_cache
 
 __all__ = ["run", "compile_stencil", "cache_dir", "config", "tier_of", "wait_for_compiles"]
 
@@ -277,16 +277,21 @@ def _load_module(structure):
         return structure.module
 
 
-def first_call(module, ndim, nparams, dtype):
+def first_call(module, ndim, nparams, dtype, *, cached=False):
     """Call a generated module's kernel once on a 1x1 array: numba compiles it
-    for `dtype` (or loads it from its cache) with the types every call uses."""
+    for `dtype` (or loads it from its cache) with the types every call uses
+    (those `kernel_serial` passes).  `cached`: its code is on disk, loaded
+    without numba's compiler set-up (stencils._numba_cache) when possible."""
     src = np.zeros((1, 1), dtype=dtype)
     out = np.zeros((1, 1), dtype=dtype)
     one = np.ones(max(ndim - 1, 1), dtype=np.int64)
     zero = np.zeros(ndim, dtype=np.int64)
     consts = np.zeros(3 + nparams, dtype=dtype)
-    module.kernel_serial(src, out, consts, one, one, zero, zero + 1, np.int64(kn.FILL),
-                         np.int64(1), np.int64(1))
+    args = (src, out, consts, one, one, zero, zero + 1, np.int64(kn.FILL), np.int64(1), 0,
+            _kernels_run.item_count(out, 1))
+    if cached:
+        _numba_cache.load(module.kernel, args)
+    module.kernel(*args)
 
 
 def _compile(structure, dtype):
@@ -299,7 +304,7 @@ def _compile(structure, dtype):
     marker = structure.marker(dtype)
     hit = kn.CACHE and os.path.exists(marker)
     first_call(module, structure.stencil.ndim, len(_lower.kernel_params(structure.stencil)),
-               dtype)
+               dtype, cached=hit)
     if kn.CACHE and not hit:
         write_atomic(marker, "")
     with _LOCK:
@@ -708,19 +713,30 @@ def _generated_kernel(module, entry, src, border):
     return kernel
 
 
+_INTERPRETERS_LOOKED_UP = set()  # (interpreter build, dtype char) looked for on disk
+
+
 def _interpreter_kernel(entry, src, border):
     prog = entry.program
     src2 = src.reshape(-1, src.shape[-1])
     src_outer = np.array(src.shape[:-1] or (1,), dtype=np.int64)
     consts = _consts(prog.params, border.value, src.dtype)
     code = np.int64(border.code)
+    interpret = kn.interpret_rows if prog.uses_operators else kn.interpret_sums
+    if kn.CACHE and (interpret, src.dtype.char) not in _INTERPRETERS_LOOKED_UP:
+        # Its code on disk loads without numba's compiler set-up: the types
+        # every call passes (outputs and index arrays typed as src2, src_outer).
+        _INTERPRETERS_LOOKED_UP.add((interpret, src.dtype.char))
+        item = np.int64(0)
+        _numba_cache.load(interpret, (src2, src2, consts, prog.prog, prog.taps, src_outer,
+                                      src_outer, src_outer, src_outer, code, item, item, item,
+                                      item))
 
     def kernel(out2, out_outer, lo, step):
         nrows, width = out2.shape
         colblock, group = _interpreter_blocks(nrows, width)
         nitems = -(-nrows // group) * -(-width // colblock)
-        kn.interpret_rows(src2, out2, consts, prog.prog, prog.taps, out_outer, src_outer, lo,
-                          step, code, np.int64(colblock), np.int64(group), np.int64(0),
-                          np.int64(nitems))
+        interpret(src2, out2, consts, prog.prog, prog.taps, out_outer, src_outer, lo, step,
+                  code, np.int64(colblock), np.int64(group), np.int64(0), np.int64(nitems))
 
     return kernel

@@ -350,18 +350,17 @@ def _edge_read(src, start, cols, k, e, i, n_l, code, fill):
 
 @njit(cache=CACHE, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
 def _read_taps(d, src, row, fill, j0, j1, edges, lo_l, step_l, taps, t0, count, consts, p0,
-               n_l, code, assign):
+               n_l, code):
     """d[0 : j1-j0] += the weighted reads of taps t0 .. t0+count-1 of source
     row `row` (of the flat source `src`; weights consts[p0 ...]), added in tap
-    order at every point; with `assign` (one tap only) d = the read instead.
-    `row` < 0 is a row outside the array (Fill).  The interior, where every
+    order at every point.  `row` < 0 is a row outside the array (Fill).  The interior, where every
     read is in the row, goes up to four taps per pass over the block."""
     last = taps.shape[1] - 1
     if row < 0:
         for i in range(count):
             v = consts[p0 + i] * fill
             for j in range(j1 - j0):
-                d[j] = v if assign else d[j] + v
+                d[j] += v
         return
     start = row * n_l  # the row in the flat source
     inner_lo, inner_hi, cols = edges
@@ -375,28 +374,20 @@ def _read_taps(d, src, row, fill, j0, j1, edges, lo_l, step_l, taps, t0, count, 
                 k = taps[t0 + i, last]
                 v = consts[p0 + i] * _edge_read(src, start, cols, k, e, j * step_l + lo_l + k,
                                                 n_l, code, fill)
-                d[j - j0] = v if assign else d[j - j0] + v
+                d[j - j0] += v
     if jb > ja:
         _interior_taps(d[ja - j0:], src, start + ja * step_l + lo_l, jb - ja, step_l, taps,
-                       t0, count, consts, p0, assign)
+                       t0, count, consts, p0)
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
-def _interior_taps(o, src, first, n, step, taps, t0, count, consts, p0, assign):
+def _interior_taps(o, src, first, n, step, taps, t0, count, consts, p0):
     # One slice per tap, each from index 0: `t` alone indexes them, provably
     # >= 0, so LLVM vectorises (an index t + k with k read at run time gets
-    # numba's negative-index check, and gathers).
+    # numba's negative-index check, and gathers).  Passes of four, two and one
+    # taps: each adds its taps left to right onto o, as one longer pass would,
+    # and every loop here is one more for LLVM to vectorise at tier 0's compile.
     last = taps.shape[1] - 1
-    if assign:
-        s0 = src[first + taps[t0, last]:]
-        w0 = consts[p0]
-        if step == 1:
-            for t in range(n):
-                o[t] = w0 * s0[t]
-        else:
-            for t in range(n):
-                o[t] = w0 * s0[t * step]
-        return
     if step != 1:
         for i in range(count):
             si = src[first + taps[t0 + i, last]:]
@@ -405,30 +396,27 @@ def _interior_taps(o, src, first, n, step, taps, t0, count, consts, p0, assign):
                 o[t] += w * si[t * step]
         return
     i = 0
-    while i < count:
+    while count - i >= 4:
         s0 = src[first + taps[t0 + i, last]:]
-        w0 = consts[p0 + i]
-        if count - i == 1:
-            for t in range(n):
-                o[t] = o[t] + w0 * s0[t]
-            return
         s1 = src[first + taps[t0 + i + 1, last]:]
-        w1 = consts[p0 + i + 1]
-        if count - i == 2:
-            for t in range(n):
-                o[t] = o[t] + w0 * s0[t] + w1 * s1[t]
-            return
         s2 = src[first + taps[t0 + i + 2, last]:]
-        w2 = consts[p0 + i + 2]
-        if count - i == 3:
-            for t in range(n):
-                o[t] = o[t] + w0 * s0[t] + w1 * s1[t] + w2 * s2[t]
-            return
         s3 = src[first + taps[t0 + i + 3, last]:]
-        w3 = consts[p0 + i + 3]
+        w0, w1, w2, w3 = consts[p0 + i], consts[p0 + i + 1], consts[p0 + i + 2], consts[p0 + i + 3]
         for t in range(n):
             o[t] = o[t] + w0 * s0[t] + w1 * s1[t] + w2 * s2[t] + w3 * s3[t]
         i += 4
+    if count - i >= 2:
+        s0 = src[first + taps[t0 + i, last]:]
+        s1 = src[first + taps[t0 + i + 1, last]:]
+        w0, w1 = consts[p0 + i], consts[p0 + i + 1]
+        for t in range(n):
+            o[t] = o[t] + w0 * s0[t] + w1 * s1[t]
+        i += 2
+    if count - i == 1:
+        s0 = src[first + taps[t0 + i, last]:]
+        w0 = consts[p0 + i]
+        for t in range(n):
+            o[t] = o[t] + w0 * s0[t]
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy", inline="always")
@@ -530,76 +518,101 @@ def _registers(nregs, points, src2):
     return flat[shift:shift + nregs * points].reshape((nregs, points))
 
 
-@njit(cache=CACHE, nogil=True, error_model="numpy", fastmath=FASTMATH)
-def interpret_rows(src2, out2, consts, prog, taps, out_outer, src_outer, lo, step, code,
-                   colblock, group, first, last):
-    """Run the program for work items [first, last).
+def _interpreter(with_operators):
+    """The interpreter, compiled with the operators' code (OPERATORS) only if
+    `with_operators`.  It is a constant of the closure, so numba prunes the
+    branch before typing it: programs of reads, weighted sums and constants
+    (every correlation, convolution and sum) need only the smaller build,
+    which compiles in about half the time, and the first call of a process
+    compiles (or loads) only the build its program needs."""
 
-    Item i covers output rows [g, g + group) x columns [j0, j0 + colblock) of
-    out2 (`group` > 1 only when colblock is the whole row).  Releases the GIL:
-    the engine runs several ranges at once on its own threads.
-    """
-    nrows, width = out2.shape
-    nblk = (width + colblock - 1) // colblock
-    ndim = lo.shape[0]
-    nregs = 1
-    for ins in range(prog.shape[0]):
-        nregs = max(nregs, prog[ins, 1] + 1)
-    regs = _registers(nregs, group * colblock, src2)
-    tap_rows = np.full((group, taps.shape[0]), 0, dtype=np.int64)
-    outer_index = np.empty(max(ndim - 1, 1), dtype=np.int64)
-    span = 1
-    for t in range(taps.shape[0]):
-        for a in range(ndim - 1):
-            span = max(span, taps[t, a] + 1)
-    # A box too tall to tabulate (huge stencils) resolves each tap's row itself.
-    resolved = np.empty((max(ndim - 1, 1), span if span <= _TABLE_MAX else 0), dtype=np.int64)
-    result = prog[prog.shape[0] - 1, 1]
-    n_l = src2.shape[1]
-    lo_l = lo[ndim - 1]
-    step_l = step[ndim - 1]
-    zero, one, fill = consts[0], consts[1], consts[2]
-    kspan = 1
-    for t in range(taps.shape[0]):
-        kspan = max(kspan, taps[t, ndim - 1] + 1)
-    edges = _edge_columns(width, lo_l, step_l, kspan, n_l, code)
-    src = src2.reshape(-1)
-    for item in range(first, last):
-        line = (item // nblk) * group
-        j0 = (item % nblk) * colblock
-        j1 = min(j0 + colblock, width)
-        rows = min(group, nrows - line)
-        nb = j1 - j0
-        if ndim > 1:
-            _resolve_rows(tap_rows, line, rows, taps, out_outer, src_outer, lo, step, code,
-                          outer_index, resolved)
-        # Every instruction over the whole block before the next one.
-        npts = rows * nb
+    @njit(cache=CACHE, nogil=True, error_model="numpy", fastmath=FASTMATH)
+    def interpret_rows(src2, out2, consts, prog, taps, out_outer, src_outer, lo, step, code,
+                       colblock, group, first, last):
+        """Run the program for work items [first, last).
+
+        Item i covers output rows [g, g + group) x columns [j0, j0 + colblock) of
+        out2 (`group` > 1 only when colblock is the whole row).  Releases the GIL:
+        the engine runs several ranges at once on its own threads.
+        """
+        nrows, width = out2.shape
+        nblk = (width + colblock - 1) // colblock
+        ndim = lo.shape[0]
+        nregs = 1
         for ins in range(prog.shape[0]):
-            op = prog[ins, 0]
-            d = regs[prog[ins, 1]]
-            if op == READ_SET or op == READ_ADD:
-                count = prog[ins, 4]
-                assign = op == READ_SET and count == 1
-                if op == READ_SET and count > 1:
-                    # -0.0 + x is x for every x, -0.0 included: the sum starts exact.
-                    d[:npts] = -zero
-                for r in range(rows):
-                    _read_taps(d[r * nb:], src, tap_rows[r, prog[ins, 2]], fill, j0, j1, edges,
-                               lo_l, step_l, taps, prog[ins, 2], count, consts, prog[ins, 3],
-                               n_l, code, assign)
-            elif op == MULC or op == MAC:
-                # `op == MAC` is known at run time only: one compile of _store,
-                # not one per literal mode.
-                _store(d, regs[prog[ins, 2]], npts, consts[prog[ins, 3]], op == MAC)
-            elif op == CONST:
-                d[:npts] = consts[prog[ins, 2]]
-            else:
-                _apply_op(op, d, regs[prog[ins, 2]], regs[prog[ins, 3]], regs[prog[ins, 4]],
-                          npts, one, zero)
-        res = regs[result]
-        for r in range(rows):
-            o = out2[line + r, j0:j1]
-            v = res[r * nb:]
-            for j in range(nb):
-                o[j] = v[j]
+            nregs = max(nregs, prog[ins, 1] + 1)
+        regs = _registers(nregs, group * colblock, src2)
+        # Every int64 array of the same rank and kind: numba compiles one
+        # np.empty for them all (a compile of each kind costs tier 0's first
+        # call 0.1-0.3 s).  Rows of 1-D arrays are all row 0.
+        tap_rows = np.empty((group, taps.shape[0]), dtype=np.int64)
+        for r in range(group):
+            for t in range(taps.shape[0]):
+                tap_rows[r, t] = 0
+        outer_index = np.empty((1, max(ndim - 1, 1)), dtype=np.int64)[0]
+        span = 1
+        for t in range(taps.shape[0]):
+            for a in range(ndim - 1):
+                span = max(span, taps[t, a] + 1)
+        # A box too tall to tabulate (huge stencils) resolves each tap's row itself.
+        resolved = np.empty((max(ndim - 1, 1), span if span <= _TABLE_MAX else 0), dtype=np.int64)
+        result = prog[prog.shape[0] - 1, 1]
+        n_l = src2.shape[1]
+        lo_l = lo[ndim - 1]
+        step_l = step[ndim - 1]
+        zero, one, fill = consts[0], consts[1], consts[2]
+        kspan = 1
+        for t in range(taps.shape[0]):
+            kspan = max(kspan, taps[t, ndim - 1] + 1)
+        edges = _edge_columns(width, lo_l, step_l, kspan, n_l, code)
+        src = src2.reshape(-1)
+        for item in range(first, last):
+            line = (item // nblk) * group
+            j0 = (item % nblk) * colblock
+            j1 = min(j0 + colblock, width)
+            rows = min(group, nrows - line)
+            nb = j1 - j0
+            if ndim > 1:
+                _resolve_rows(tap_rows, line, rows, taps, out_outer, src_outer, lo, step, code,
+                              outer_index, resolved)
+            # Every instruction over the whole block before the next one.
+            npts = rows * nb
+            for ins in range(prog.shape[0]):
+                op = prog[ins, 0]
+                d = regs[prog[ins, 1]]
+                if op == READ_SET or op == READ_ADD:
+                    count = prog[ins, 4]
+                    if op == READ_SET:
+                        # -0.0 + x is x for every x, -0.0 included: the sum starts exact.
+                        d[:npts] = -zero
+                    for r in range(rows):
+                        _read_taps(d[r * nb:], src, tap_rows[r, prog[ins, 2]], fill, j0, j1, edges,
+                                   lo_l, step_l, taps, prog[ins, 2], count, consts, prog[ins, 3],
+                                   n_l, code)
+                elif op == MULC or op == MAC:
+                    # `op == MAC` is known at run time only: one compile of _store,
+                    # not one per literal mode.
+                    _store(d, regs[prog[ins, 2]], npts, consts[prog[ins, 3]], op == MAC)
+                elif op == CONST:
+                    d[:npts] = consts[prog[ins, 2]]
+                elif with_operators:
+                    _apply_op(op, d, regs[prog[ins, 2]], regs[prog[ins, 3]], regs[prog[ins, 4]],
+                              npts, one, zero)
+            res = regs[result]
+            for r in range(rows):
+                o = out2[line + r, j0:j1]
+                v = res[r * nb:]
+                for j in range(nb):
+                    o[j] = v[j]
+
+    return interpret_rows
+
+
+# Every program; programs that use no operator (see `uses_operators`).
+interpret_rows = _interpreter(True)
+interpret_sums = _interpreter(False)
+
+
+def uses_operators(prog):
+    """Whether a register program needs `interpret_rows` (an opcode of OPERATORS)."""
+    return bool(prog.shape[0]) and int(prog[:, 0].max()) >= SCALAR_BASE

@@ -56,10 +56,12 @@ def _fuse_reads(terms, taps):
 class Program:
     """A register program for the interpreter, and the values it reads."""
 
-    __slots__ = ("prog", "taps", "params", "nregs", "nodes")
+    __slots__ = ("prog", "taps", "params", "nregs", "nodes", "uses_operators")
 
     def __init__(self, prog, taps, params, nregs, nodes):
         self.prog, self.taps, self.params, self.nregs, self.nodes = prog, taps, params, nregs, nodes
+        # Whether it needs the interpreter compiled with the operators' code.
+        self.uses_operators = kn.uses_operators(prog)
 
 
 def lower_program(stencil):

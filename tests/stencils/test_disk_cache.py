@@ -9,9 +9,11 @@ import textwrap
 import time
 
 import numpy as np
+import pytest
 
 import stencils as st
 from stencils import _engine
+from stencils import _kernels as kn
 from stencils import _reference as ref
 
 # A structure no other test uses, so the fresh cache really starts empty for it.
@@ -32,7 +34,9 @@ CHILD = textwrap.dedent("""
     stats = {name: {"hits": sum(getattr(module, name).stats.cache_hits.values()),
                     "misses": sum(getattr(module, name).stats.cache_misses.values())}
              for name in ("kernel",)}
-    print(json.dumps({"cache_dir": _engine.cache_dir(), "stats": stats}))
+    # numba imports its linear algebra only when it sets up its compiler.
+    print(json.dumps({"cache_dir": _engine.cache_dir(), "stats": stats,
+                      "compiler_set_up": "numba.np.linalg" in sys.modules}))
 """)
 
 
@@ -62,6 +66,9 @@ def test_two_processes_compiling_at_once_leave_a_usable_cache(tmp_path):
     # Loaded from the disk cache: nothing compiled again, nothing missed.
     for name, counts in third["stats"].items():
         assert counts["misses"] == 0 and counts["hits"] >= 1, (name, third["stats"])
+    # ... without setting up numba's compiler (stencils._numba_cache), which the
+    # processes that compiled it did.
+    assert not third["compiler_set_up"] and racers[0]["compiler_set_up"], (third, racers)
 
     # The cache holds finished files only: no temporary left behind by the race.
     left = [p for p in os.listdir(third["cache_dir"]) if p.endswith(".tmp")]
@@ -123,3 +130,33 @@ def test_a_helper_that_ends_without_a_kernel_leaves_the_stencil_on_tier_0(tmp_pa
         again = st.compute(w)
     np.testing.assert_array_equal(again, first)
     np.testing.assert_array_equal(first, ref.apply(s, a, (0, 1), (1, 1), st.Edge))
+
+
+def test_the_interpreter_on_disk_loads_without_numba_compiler_set_up(tmp_path):
+    # This process compiled (or loaded) the interpreter's build for weighted
+    # sums, so numba's disk cache holds it; a new process loads it from there
+    # without numba's compiler set-up (stencils._numba_cache).
+    if not kn.CACHE:
+        pytest.skip("numba's disk cache is off (STENCILS_NUMBA_CACHE=0)")
+    a = np.cos(np.arange(30 * 40, dtype=np.float64)).reshape(30, 40)
+    s = st.make_correlation_stencil_from_kernel(np.arange(6.0).reshape(2, 3))
+    with st.config(engine="interpreter"):
+        want = st.compute(st.map_stencil(st.Reflect, s, a))
+    child = textwrap.dedent("""
+        import json, sys
+        import numpy as np
+        import stencils as st
+        from stencils import _kernels as kn
+        a = np.cos(np.arange(30 * 40, dtype=np.float64)).reshape(30, 40)
+        s = st.make_correlation_stencil_from_kernel(np.arange(6.0).reshape(2, 3))
+        with st.config(engine="interpreter"):
+            np.save(sys.argv[1], st.compute(st.map_stencil(st.Reflect, s, a)))
+        print(json.dumps({"hits": sum(kn.interpret_sums.stats.cache_hits.values()),
+                          "compiler_set_up": "numba.np.linalg" in sys.modules}))
+    """)
+    env = dict(os.environ, STENCILS_CACHE_DIR=str(tmp_path / "cache"), STENCILS_NUMBA_CACHE="1")
+    proc = subprocess.Popen([sys.executable, "-c", child, str(tmp_path / "out.npy")], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    got = _finish(proc)
+    assert got == {"hits": 1, "compiler_set_up": False}, got
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), want)
