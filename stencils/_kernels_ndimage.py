@@ -38,6 +38,7 @@ from ._kernels import CACHE, resolve_index
 _OPTS = dict(cache=CACHE, nogil=True, error_model="numpy")
 _BLOCK = 128  # outputs of a line summed together (their float64 sums fit in L1)
 LINE_GROUP = 32  # lines whose running sums advance together (enough to vectorise across)
+RING_ROWS = 4  # output rows of a fused vertical pass computed together (see _ring_block)
 
 
 # -- extended lines (scipy's line buffers) -------------------------------------
@@ -522,6 +523,8 @@ _OPTS = dict(cache=True, nogil=True, error_model="numpy", fastmath={fastmath})
 ACC = np.{accumulate}
 BAND = 32  # output rows computed together (their first-pass rows stay in L2)
 STRIP = 256  # columns of a vertical pass at a time (the converted strips stay in L2)
+RING_ROWS = {ring_rows}  # output rows of a fused pass computed together
+RING_CHUNK = 512  # columns per vertical step of a fused pass (its ring rows stay in L2)
 '''
 
 # One output row of a pass: `loads` gives each tap its view of the input.
@@ -538,6 +541,7 @@ def {name}({source}, dst, w):
 
 _PASS_BODY = '''{vertical_row}
 {line_row}
+{ring_row}
 
 @njit(**_OPTS)
 def _load_strip(dst, src, inside, cval):
@@ -587,19 +591,47 @@ def lines(l0, l1, src2, out2, w, before, code, cval):
 
 
 @njit(**_OPTS)
+def _ring_slot(slot, x, position, code, cval):
+    """slot = source row `position` (resolved by the border rule) converted to `ACC`."""
+    row = resolve_index(position, x.shape[0], code)
+    _load_strip(slot, x[max(row, 0)], row >= 0, cval)
+
+
+@njit(**_OPTS)
 def fused(o0, o1, i0, i1, src3, out3, shift, w0, before0, code0, w1, before1, code1, cval):
     """The vertical pass then the line pass at outputs ``[o0:o1, i0:i1]`` of
-    ``(outer, n, inner)`` arrays, a band of rows at a time; output row i is
-    written to row ``i - shift`` of `out3`."""
-    inner = src3.shape[2]
-    ext = np.empty((BAND + {size0} - 1, STRIP), dtype=ACC)
-    band = np.empty((BAND, inner), dtype=out3.dtype)  # first-pass rows, as scipy stores them
+    ``(outer, n, inner)`` arrays; output row i is written to row ``i - shift`` of `out3`.
+
+    Each source row is converted to `ACC` once, into a ring of the rows that
+    `RING_ROWS` outputs read; those outputs' vertical sums run together a chunk
+    of columns at a time (`ring_block`), and each vertical row, stored in the
+    output's dtype as scipy stores the first pass, goes through the line pass
+    while in cache."""
+    n, inner = src3.shape[1], src3.shape[2]
+    slots = RING_ROWS + {size0} - 1
+    # Ring rows a cache line longer than a multiple of one: a chunk's rows fall in
+    # different cache sets instead of all in the same few (4096 columns apart).
+    stride = (inner + 7) // 8 * 8 + 8
+    ring = np.empty((slots, stride), dtype=ACC)
+    band = np.empty((RING_ROWS, inner), dtype=out3.dtype)
     buf = np.empty(inner + {size1} - 1, dtype=ACC)
+    start = i0 - before0  # source position of ring entry 0
     for o in range(o0, o1):
         x = src3[o]
-        for b0 in range(i0, i1, BAND):
-            m = min(BAND, i1 - b0)
-            _vertical_band(x, b0, m, before0, code0, cval, w0, band, ext)
+        for q in range({size0} - 1):
+            _ring_slot(ring[q % slots, :inner], x, start + q, code0, cval)
+        for b0 in range(i0, i1, RING_ROWS):
+            m = min(RING_ROWS, i1 - b0)
+            for r in range(m):
+                q = b0 - i0 + r + {size0} - 1
+                _ring_slot(ring[q % slots, :inner], x, start + q, code0, cval)
+            for k0 in range(0, inner, RING_CHUNK):
+                if m == RING_ROWS:
+                    ring_block(ring, (b0 - i0) % slots, k0, band, w0)
+                    continue
+                k1 = min(inner, k0 + RING_CHUNK)
+                for r in range(m):
+                    ring_row(ring, (b0 - i0 + r) % slots, k0, band[r, k0:k1], w0)
             for r in range(m):
                 _extend_line(buf, band[r], before1, code1, cval)
                 line_row(buf, out3[o, b0 + r - shift], w1)
@@ -636,17 +668,40 @@ def fused_lines_first(o0, o1, i0, i1, src3, out3, shift, wl, beforel, codel, wv,
 '''
 
 
-def _tap_sum(size, symmetry, value):
-    """scipy's sum over the taps of one output, `value(k)` spelling tap k's value."""
+def _tap_terms(size, symmetry, value, t="t"):
+    """scipy's sum over the taps of one output into `t`, one statement per step,
+    `value(k)` spelling tap k's value."""
     half = size // 2
     if symmetry == 0:
-        terms = [f"t = {value(size - 1)} * w{size - 1}"]
-        terms += [f"t += {value(k)} * w{k}" for k in range(size - 1)]
+        terms = [f"{t} = {value(size - 1)} * w{size - 1}"]
+        terms += [f"{t} += {value(k)} * w{k}" for k in range(size - 1)]
     else:
         sign = "+" if symmetry > 0 else "-"
-        terms = [f"t = {value(half)} * w{half}"]
-        terms += [f"t += ({value(k)} {sign} {value(size - 1 - k)}) * w{k}" for k in range(half)]
-    return "\n".join(" " * 8 + term for term in terms)
+        terms = [f"{t} = {value(half)} * w{half}"]
+        terms += [f"{t} += ({value(k)} {sign} {value(size - 1 - k)}) * w{k}"
+                  for k in range(half)]
+    return terms
+
+
+def _tap_sum(size, symmetry, value):
+    return "\n".join(" " * 8 + term for term in _tap_terms(size, symmetry, value))
+
+
+def _ring_block(size, symmetry, rows):
+    """`ring_block`: the vertical pass at `rows` consecutive output rows of the fused
+    pass's ring, together: each ring row read once serves every output that
+    reads it (``rows + size - 1`` loads for `rows` outputs instead of
+    ``rows * size``), and the outputs' sums are independent chains."""
+    reach = rows + size - 1
+    loads = [f"    x{p} = ring[(first + {p}) % ring.shape[0], k0:k0 + m]" for p in range(reach)]
+    loads += [f"    d{r} = band[{r}, k0:k0 + m]" for r in range(rows)] + _weight_loads(size)
+    chains = [_tap_terms(size, symmetry, lambda k, r=r: f"x{r + k}[j]", t=f"t{r}")
+              for r in range(rows)]
+    body = [term for step in zip(*chains) for term in step]  # the chains interleaved
+    body += [f"d{r}[j] = t{r}" for r in range(rows)]
+    return ("\n\n@njit(**_OPTS)\ndef ring_block(ring, first, k0, band, w):\n"
+            "    m = min(RING_CHUNK, band.shape[1] - k0)\n" + "\n".join(loads)
+            + "\n    for j in range(m):\n" + "\n".join(" " * 8 + b for b in body) + "\n")
 
 
 def _weight_loads(size):
@@ -664,11 +719,18 @@ def pass_source(size0, symmetry0, size1, symmetry1, accumulate):
         vertical_loads), sum=_tap_sum(size0, symmetry0, lambda k: f"r{k}[j]"))
     line_row = _ROW.format(name="line_row", source="buf", loads="\n".join(line_loads),
                            sum=_tap_sum(size1, symmetry1, lambda k: f"b{k}[j]"))
+    # The taps of one output row in the fused pass's ring: entries first, first + 1, ...
+    ring_loads = [f"    r{k} = ring[(first + {k}) % ring.shape[0], k0:k0 + m]"
+                  for k in range(size0)] + _weight_loads(size0)
+    ring_row = _ROW.format(name="ring_row", source="ring, first, k0", loads="\n".join(
+        ring_loads), sum=_tap_sum(size0, symmetry0, lambda k: f"r{k}[j]"))
     # float64 sums are scipy's: a fused multiply-add would round differently.  float32
     # sums promise OpenCV's precision, not its bits: there they may contract.
     fastmath = "{'contract'}" if accumulate == "float32" else "False"
     body = _PASS_BODY.format(
         size0=size0, size1=size1, fastmath=fastmath,
         vertical_row=vertical_row, line_row=line_row,
+        ring_row=ring_row + _ring_block(size0, symmetry0, RING_ROWS),
     )
-    return _PASS_HEADER.format(key=key, accumulate=accumulate, fastmath=fastmath) + body
+    return _PASS_HEADER.format(key=key, accumulate=accumulate, fastmath=fastmath,
+                               ring_rows=RING_ROWS) + body
