@@ -221,13 +221,15 @@ def test_fused_derivatives_match_scipy(mode):
          sn.gaussian_gradient_magnitude(image, 2.0, mode=mode, cval=2.5))
 
 
-def test_fused_gaussian_of_wide_rows_in_short_blocks():
+def test_vertical_passes_of_wide_rows_in_short_blocks():
     # Rows wider than the fused pass's column chunks (512), and blocks of a few rows
     # each, shorter than the 17 taps: every ring entry and chunk edge is reached.
     image = np.random.default_rng(7).uniform(-100, 100, (37, 1030)).astype(np.float32)
     for mode in MODES:
         same(ndi.gaussian_filter(image, 2.0, mode=mode, cval=0.75),
              sn.gaussian_filter(image, 2.0, mode=mode, cval=0.75))
+        same(ndi.gaussian_filter1d(image, 2.0, 0, order=1, mode=mode, cval=0.75),
+             sn.gaussian_filter1d(image, 2.0, 0, order=1, mode=mode, cval=0.75))
 
 
 def test_fused_gradient_magnitude_per_axis_arguments():
