@@ -523,8 +523,6 @@ from stencils._kernels_ndimage import _extend_line
 
 _OPTS = dict(cache=True, nogil=True, error_model="numpy", fastmath={fastmath})
 ACC = np.{accumulate}
-BAND = 32  # output rows of fused_lines_first computed together (their line rows stay in L2)
-STRIP = 256  # columns of its vertical pass at a time (the converted strips stay in L2)
 RING_ROWS = {ring_rows}  # output rows of a vertical pass computed together (ring_block)
 RING_CHUNK = 512  # columns per step of ring_block (the ring rows it reads stay in L2)
 '''
@@ -541,12 +539,12 @@ def {name}({source}, dst, w):
         dst[j] = t
 '''
 
-_PASS_BODY = '''{vertical_row}
-{line_row}
+_PASS_BODY = '''{line_row}
 {ring_row}
 
 @njit(**_OPTS)
-def _load_strip(dst, src, inside, cval):
+def _load_row(dst, src, inside, cval):
+    """dst = src converted to dst's dtype if `inside`, else cval."""
     if inside:
         for j in range(dst.shape[0]):
             dst[j] = src[j]
@@ -563,20 +561,19 @@ def _new_ring(inner):
 
 
 @njit(**_OPTS)
-def _ring_slot(ring, q, x, position, code, cval):
-    """Ring entry q = source row `position` (resolved by the border rule), as `ACC`."""
-    row = resolve_index(position, x.shape[0], code)
-    _load_strip(ring[q % ring.shape[0], :x.shape[1]], x[max(row, 0)], row >= 0, cval)
+def _ring_rows(ring, q0, q1, start, x, code, cval):
+    """Ring entries ``q0:q1``: entry q = source row ``start + q`` (resolved by the
+    border rule; cval outside), as `ACC`."""
+    for q in range(q0, q1):
+        row = resolve_index(start + q, x.shape[0], code)
+        _load_row(ring[q % ring.shape[0], :x.shape[1]], x[max(row, 0)], row >= 0, cval)
 
 
 @njit(**_OPTS)
-def _ring_step(ring, q0, start, x, code, cval, w, band):
-    """band[r] = the vertical pass at the output whose first tap is ring entry q0 + r
-    (entry q: source position start + q), for the rows of `band`; the source rows
-    they newly read enter the ring first (entries up to q0 + size0 - 2 are there)."""
-    m, inner = band.shape[0], x.shape[1]
-    for r in range(m):
-        _ring_slot(ring, q0 + r + {size0} - 1, x, start + q0 + r + {size0} - 1, code, cval)
+def _ring_sums(ring, q0, w, band):
+    """band[r] = the vertical pass at the output whose first tap is ring entry q0 + r,
+    for the rows of `band` (their entries are in the ring)."""
+    m, inner = band.shape[0], band.shape[1]
     for k0 in range(0, inner, RING_CHUNK):
         if m == RING_ROWS:
             ring_block(ring, q0 % ring.shape[0], k0, band, w)
@@ -595,11 +592,12 @@ def vertical(o0, o1, i0, i1, src3, out3, w, before, code, cval):
     start = i0 - before  # source position of ring entry 0
     for o in range(o0, o1):
         x = src3[o]
-        for q in range({size0} - 1):
-            _ring_slot(ring, q, x, start + q, code, cval)
+        _ring_rows(ring, 0, {size0} - 1, start, x, code, cval)
         for b0 in range(i0, i1, RING_ROWS):
-            _ring_step(ring, b0 - i0, start, x, code, cval, w,
-                       out3[o, b0:min(i1, b0 + RING_ROWS)])
+            m = min(RING_ROWS, i1 - b0)
+            q0 = b0 - i0
+            _ring_rows(ring, q0 + {size0} - 1, q0 + m + {size0} - 1, start, x, code, cval)
+            _ring_sums(ring, q0, w, out3[o, b0:b0 + m])
 
 
 @njit(**_OPTS)
@@ -626,44 +624,52 @@ def fused(o0, o1, i0, i1, src3, out3, shift, w0, before0, code0, w1, before1, co
     start = i0 - before0  # source position of ring entry 0
     for o in range(o0, o1):
         x = src3[o]
-        for q in range({size0} - 1):
-            _ring_slot(ring, q, x, start + q, code0, cval)
+        _ring_rows(ring, 0, {size0} - 1, start, x, code0, cval)
         for b0 in range(i0, i1, RING_ROWS):
             m = min(RING_ROWS, i1 - b0)
-            _ring_step(ring, b0 - i0, start, x, code0, cval, w0, band[:m])
+            q0 = b0 - i0
+            _ring_rows(ring, q0 + {size0} - 1, q0 + m + {size0} - 1, start, x, code0, cval)
+            _ring_sums(ring, q0, w0, band[:m])
             for r in range(m):
                 _extend_line(buf, band[r], before1, code1, cval)
                 line_row(buf, out3[o, b0 + r - shift], w1)
 
 
 @njit(**_OPTS)
+def _ring_line_rows(ring, q0, q1, start, x, code, cval, wl, beforel, codel, buf, middle):
+    """Ring entries ``q0:q1``: entry q = the line pass of source row ``start + q``
+    (resolved by the border rule `code`; cval outside), stored in `middle`'s dtype
+    (the output's, as scipy stores the first pass), then as `ACC`."""
+    for q in range(q0, q1):
+        row = resolve_index(start + q, x.shape[0], code)
+        if row >= 0:
+            _extend_line(buf, x[row], beforel, codel, cval)
+            line_row(buf, middle, wl)
+        _load_row(ring[q % ring.shape[0], :x.shape[1]], middle, row >= 0, cval)
+
+
+@njit(**_OPTS)
 def fused_lines_first(o0, o1, i0, i1, src3, out3, shift, wl, beforel, codel, wv, beforev,
                       codev, cval):
     """The line pass (`size1` taps) then the vertical pass (`size0` taps) at outputs
-    ``[o0:o1, i0:i1]``: each band's vertical taps read line-pass rows computed for it
-    (stored in the output's dtype, as scipy stores them; cval outside the array).
-    Output row i is written to row ``i - shift`` of `out3`."""
-    n, inner = src3.shape[1], src3.shape[2]
-    reach = BAND + {size0} - 1
-    middle = np.empty((reach, inner), dtype=out3.dtype)
-    ext = np.empty((reach, STRIP), dtype=ACC)
+    ``[o0:o1, i0:i1]``: each source row's line pass is computed once, into the ring
+    the vertical pass reads (as in `vertical`).  Output row i is written to row
+    ``i - shift`` of `out3`."""
+    inner = src3.shape[2]
+    ring = _new_ring(inner)
+    middle = np.empty(inner, dtype=out3.dtype)
     buf = np.empty(inner + {size1} - 1, dtype=ACC)
+    start = i0 - beforev  # source position of ring entry 0
     for o in range(o0, o1):
         x = src3[o]
-        for b0 in range(i0, i1, BAND):
-            m = min(BAND, i1 - b0)
-            for p in range(m + {size0} - 1):
-                row = resolve_index(b0 + p - beforev, n, codev)
-                if row >= 0:
-                    _extend_line(buf, x[row], beforel, codel, cval)
-                    line_row(buf, middle[p], wl)
-            for k0 in range(0, inner, STRIP):
-                k1 = min(inner, k0 + STRIP)
-                for p in range(m + {size0} - 1):
-                    inside = resolve_index(b0 + p - beforev, n, codev) >= 0
-                    _load_strip(ext[p, :k1 - k0], middle[p, k0:k1], inside, cval)
-                for r in range(m):
-                    vertical_row(ext, r, out3[o, b0 + r - shift, k0:k1], wv)
+        _ring_line_rows(ring, 0, {size0} - 1, start, x, codev, cval, wl, beforel, codel,
+                        buf, middle)
+        for b0 in range(i0, i1, RING_ROWS):
+            m = min(RING_ROWS, i1 - b0)
+            q0 = b0 - i0
+            _ring_line_rows(ring, q0 + {size0} - 1, q0 + m + {size0} - 1, start, x, codev,
+                            cval, wl, beforel, codel, buf, middle)
+            _ring_sums(ring, q0, wv, out3[o, b0 - shift:b0 - shift + m])
 '''
 
 
@@ -711,14 +717,10 @@ def pass_source(size0, symmetry0, size1, symmetry1, accumulate):
     """The source of the generated pass module (see the comment above `_PASS_HEADER`)."""
     key = f"vertical {size0} taps (symmetry {symmetry0}), lines {size1} taps " \
           f"(symmetry {symmetry1}), {accumulate} sums"
-    vertical_loads = [f"    r{k} = ext[r + {k}, :m]" for k in range(size0)]
-    vertical_loads += _weight_loads(size0)
     line_loads = [f"    b{k} = buf[{k}:{k} + m]" for k in range(size1)] + _weight_loads(size1)
-    vertical_row = _ROW.format(name="vertical_row", source="ext, r", loads="\n".join(
-        vertical_loads), sum=_tap_sum(size0, symmetry0, lambda k: f"r{k}[j]"))
     line_row = _ROW.format(name="line_row", source="buf", loads="\n".join(line_loads),
                            sum=_tap_sum(size1, symmetry1, lambda k: f"b{k}[j]"))
-    # The taps of one output row in the fused pass's ring: entries first, first + 1, ...
+    # The taps of one vertical output in the ring: entries first, first + 1, ...
     ring_loads = [f"    r{k} = ring[(first + {k}) % ring.shape[0], k0:k0 + m]"
                   for k in range(size0)] + _weight_loads(size0)
     ring_row = _ROW.format(name="ring_row", source="ring, first, k0", loads="\n".join(
@@ -728,8 +730,7 @@ def pass_source(size0, symmetry0, size1, symmetry1, accumulate):
     fastmath = "{'contract'}" if accumulate == "float32" else "False"
     body = _PASS_BODY.format(
         size0=size0, size1=size1, fastmath=fastmath,
-        vertical_row=vertical_row, line_row=line_row,
-        ring_row=ring_row + _ring_block(size0, symmetry0, RING_ROWS),
+        line_row=line_row, ring_row=ring_row + _ring_block(size0, symmetry0, RING_ROWS),
     )
     return _PASS_HEADER.format(key=key, accumulate=accumulate, fastmath=fastmath,
                                ring_rows=RING_ROWS) + body
