@@ -221,6 +221,19 @@ def test_fused_derivatives_match_scipy(mode):
          sn.gaussian_gradient_magnitude(image, 2.0, mode=mode, cval=2.5))
 
 
+def test_vertical_passes_of_wide_rows_in_short_blocks():
+    # Rows wider than the vertical passes' column chunks (512), and blocks of a few rows
+    # each, shorter than the 17 taps: every ring entry and chunk edge is reached (the
+    # Gaussian fuses vertical-then-line passes, sobel along axis 1 line-then-vertical).
+    image = np.random.default_rng(7).uniform(-100, 100, (37, 1030)).astype(np.float32)
+    for mode in MODES:
+        same(ndi.gaussian_filter(image, 2.0, mode=mode, cval=0.75),
+             sn.gaussian_filter(image, 2.0, mode=mode, cval=0.75))
+        same(ndi.gaussian_filter1d(image, 2.0, 0, order=1, mode=mode, cval=0.75),
+             sn.gaussian_filter1d(image, 2.0, 0, order=1, mode=mode, cval=0.75))
+        same(ndi.sobel(image, 1, mode=mode, cval=0.75), sn.sobel(image, 1, mode=mode, cval=0.75))
+
+
 def test_fused_gradient_magnitude_per_axis_arguments():
     image = LARGE.astype(np.float32)
     # 17 taps on both axes (the kernels of sigma=2 above): nothing new to compile.
