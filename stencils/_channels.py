@@ -20,7 +20,6 @@ from __future__ import annotations
 import functools
 from typing import NamedTuple
 
-import numba
 import numpy as np
 
 from . import _engine
@@ -362,7 +361,7 @@ def _run(x, weights, bias, out, geometry, method, parallel):
     algorithm = choose_algorithm(
         geometry, method, weights_finite=lambda: bool(np.isfinite(weights).all()),
         x_finite=lambda: bool(np.isfinite(x).all()))
-    threads = numba.get_num_threads()
+    threads = _engine.thread_count()
     if parallel is None:
         parallel = geometry.work >= _SERIAL_WORK
     # Parallel over the batch; positions also over input channels.

@@ -47,6 +47,7 @@ import time
 import weakref
 
 import numba
+from numba.np.ufunc import parallel as numba_parallel
 import numpy as np
 
 from . import _kernels as kn
@@ -629,6 +630,18 @@ def split_range(count, threads):
     return [(t * count // chunks, (t + 1) * count // chunks) for t in range(chunks)]
 
 
+def thread_count():
+    """``numba.get_num_threads()``, without starting Numba's own thread pool for it.
+
+    The engine runs on its own helper threads, so until a program starts Numba's
+    pool (``numba.set_num_threads`` does, and so does a ``prange`` kernel) the
+    count is the configured one and the pool's start-up is not paid for nothing.
+    """
+    if numba_parallel._is_initialized:
+        return numba.get_num_threads()
+    return numba.config.NUMBA_NUM_THREADS
+
+
 def run_parallel(fn, parts, threads):
     """fn(part) for every part, on the calling thread and up to threads - 1 helpers.
 
@@ -683,7 +696,7 @@ def run(stencil, src, out, lo, step, border, *, parallel=None):
         stats["tier1" if module is not None else "tier0"] += 1
     if parallel is None:
         parallel = work >= config.parallel_min_work
-    threads = numba.get_num_threads() if parallel else 1
+    threads = thread_count() if parallel else 1
     boxes = _boxes(out.shape, threads * _BOXES_PER_THREAD) if threads > 1 else [()]
     step_arr = np.array(step, dtype=np.int64)
 

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import hashlib
 
-import numba
 import numpy as np
 
 from . import _codegen, _dask, _engine
@@ -437,7 +436,7 @@ class _Stepper:
         return cur
 
     def _threads(self):
-        return numba.get_num_threads() if self._parallel() else 1
+        return _engine.thread_count() if self._parallel() else 1
 
     def _fused(self, src, dst, k):
         sweep = _sweep_plan(self.shape4, len(self.shape), self.rlo, self.rhi, k, self.border.code,
