@@ -2,7 +2,10 @@
 
 A plain Python function that Numba can compile runs compiled, called from a
 parallel loop that gathers each window (scipy's buffer: float64 values, cval
-as given) and stores the returns with scipy's casts.  A function Numba cannot
+as given) and stores the returns with scipy's casts.  The window reaches the
+function as a `stencils._kernels_window.WindowArray` (its ``.max()`` and
+``.min()`` faster than Numba's, same results); a function Numba will not
+compile for that type gets a plain array.  A function Numba cannot
 compile runs in a Python loop here, as in scipy, after a
 `CompileFallbackWarning` that quotes Numba's reason.  A
 ``scipy.LowLevelCallable`` goes to scipy's own implementation, which is what
@@ -80,14 +83,18 @@ def _run_compiled(kind, function, arrays, extra_arguments, extra_keywords):
     keywords = tuple(extra_keywords)
     if not all(isinstance(k, str) and k.isidentifier() for k in keywords):
         return None
+    values = (*arrays, *extra_arguments, *(extra_keywords[k] for k in keywords))
     try:
-        kernel = ko.user_kernel(kind, len(extra_arguments), keywords)
         try:
             compiled = _compiled(function)
         except TypeError:  # unhashable callable: compiled for this call only
             compiled = _compiled.__wrapped__(function)
-        _run_kernel(arrays[0], kernel, compiled, *arrays, *extra_arguments,
-                    *(extra_keywords[k] for k in keywords))
+        try:
+            kernel = ko.user_kernel(kind, len(extra_arguments), keywords)
+            _run_kernel(arrays[0], kernel, compiled, *values)
+        except NumbaError:  # a function some Numba feature of which refuses the window type
+            kernel = ko.user_kernel(kind, len(extra_arguments), keywords, window=False)
+            _run_kernel(arrays[0], kernel, compiled, *values)
     except NumbaError as exc:
         warnings.warn(
             f"{getattr(function, '__name__', function)!r} runs in a Python loop at scipy's "
