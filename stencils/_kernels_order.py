@@ -492,9 +492,10 @@ def _count_nan(flat, start, stop):
 # -- user functions (generic_filter, generic_filter1d) ---------------------------------
 # The kernel calls the user's compiled function by name, so its source is
 # generated per call shape (how many extra arguments, which keywords) and
-# compiled per user function (numba specialises on the function's type).
-# With `window=True` the function gets each window (or input line) as a
-# `WindowArray`, whose max/min are faster than Numba's and give the same bits.
+# compiled per user function (numba specialises on the function's type; an
+# inlined function is a global of its own kernel).  With `window=True` the
+# function gets each window (or input line) as a `WindowArray`, whose max/min
+# are faster than Numba's and give the same bits.
 
 _POINT_KERNEL = '''
 def {name}(fn, pflat, bases, out, offsets{params}):
@@ -507,7 +508,7 @@ def {name}(fn, pflat, bases, out, offsets{params}):
             p0 = uintp(bases[q] + i)
             for k in range(m):
                 buf[k] = pflat[p0 + uintp(offsets[k])]
-            orow[i] = fn({window}(buf){args})
+            orow[i] = {call}({window}(buf){args})
 '''
 
 _LINE_KERNEL = '''
@@ -526,12 +527,15 @@ def {name}(fn, lines, out, size, lo, code, cval{params}):
 
 
 @functools.lru_cache(maxsize=32)
-def user_kernel(kind, n_extra, keywords, window=True):
+def user_kernel(kind, n_extra, keywords, *, window=True, inlined=None):
     """A parallel kernel calling a user function per point ('point') or per line ('line').
 
     Its arguments: the compiled user function, the arrays, then the
     `n_extra` extra arguments and the `keywords` values, in that order.  The
-    function gets a `WindowArray` if `window`, else a plain array.
+    function gets a `WindowArray` if `window`, else a plain array.  A point
+    kernel calls `inlined` (a dispatcher compiled with ``inline="always"``,
+    so the function's body joins the loop over the points, its calls and
+    their argument passing gone) instead of its `fn` argument when given.
     """
     params = "".join(f", e{k}" for k in range(n_extra))
     params += "".join(f", kw_{k}" for k in keywords)
@@ -539,8 +543,9 @@ def user_kernel(kind, n_extra, keywords, window=True):
     args += "".join(f", {k}=kw_{k}" for k in keywords)
     template = _POINT_KERNEL if kind == "point" else _LINE_KERNEL
     source = template.format(name="kernel", params=params, args=args,
-                             window="as_window" if window else "")
+                             window="as_window" if window else "",
+                             call="fn" if inlined is None else "inlined")
     namespace = {"np": np, "prange": prange, "uintp": uintp, "extend_line": _extend_line,
-                 "as_window": as_window}
+                 "as_window": as_window, "inlined": inlined}
     exec(source, namespace)  # noqa: S102 - our own template, names are identifiers
     return njit(parallel=True, nogil=True)(namespace["kernel"])

@@ -4,8 +4,9 @@ A plain Python function that Numba can compile runs compiled, called from a
 parallel loop that gathers each window (scipy's buffer: float64 values, cval
 as given) and stores the returns with scipy's casts.  The window reaches the
 function as a `stencils._kernels_window.WindowArray` (its ``.max()`` and
-``.min()`` faster than Numba's, same results); a function Numba will not
-compile for that type gets a plain array.  A function Numba cannot
+``.min()`` faster than Numba's, same results), the function's body compiled
+into the loop over the points; a function Numba will not compile that way
+runs as written, called with a plain array.  A function Numba cannot
 compile runs in a Python loop here, as in scipy, after a
 `CompileFallbackWarning` that quotes Numba's reason.  A
 ``scipy.LowLevelCallable`` goes to scipy's own implementation, which is what
@@ -47,19 +48,33 @@ def _is_low_level(function):
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled(function):
-    """`function` as a Numba dispatcher (numpy and builtin callables through a wrapper)."""
+def _compiled(function, inline=False):
+    """`function` as a Numba dispatcher (numpy and builtin callables through a wrapper).
+
+    With `inline`, one compiled with ``inline="always"`` (its body joins the
+    kernel's loop), or None for a function the caller compiled already (its
+    own options stay) and for other callables.
+    """
     import numba
     from numba.core.registry import CPUDispatcher
 
     if isinstance(function, CPUDispatcher):
-        return function
+        return None if inline else function
     if not isinstance(function, types.FunctionType):
+        if inline:  # the wrapper only calls it: nothing to gain
+            return None
         target = function
 
         def function(window, *args):  # noqa: F811 - a compilable call of the callable
             return target(window, *args)
-    return numba.njit(nogil=True)(function)
+    return numba.njit(nogil=True, inline="always" if inline else "never")(function)
+
+
+def _compiled_for_call(function, inline=False):
+    try:
+        return _compiled(function, inline)
+    except TypeError:  # unhashable callable: compiled for this call only
+        return _compiled.__wrapped__(function, inline)
 
 
 def _first_line(exc):
@@ -84,16 +99,16 @@ def _run_compiled(kind, function, arrays, extra_arguments, extra_keywords):
     if not all(isinstance(k, str) and k.isidentifier() for k in keywords):
         return None
     values = (*arrays, *extra_arguments, *(extra_keywords[k] for k in keywords))
+    shape = (kind, len(extra_arguments), keywords)
     try:
-        try:
-            compiled = _compiled(function)
-        except TypeError:  # unhashable callable: compiled for this call only
-            compiled = _compiled.__wrapped__(function)
-        try:
-            kernel = ko.user_kernel(kind, len(extra_arguments), keywords)
+        compiled = _compiled_for_call(function)
+        try:  # the window type, and the function compiled into the point loop
+            inlined = _compiled_for_call(function, inline=True) if kind == "point" else None
+            kernel = ko.user_kernel(*shape, inlined=inlined)
             _run_kernel(arrays[0], kernel, compiled, *values)
-        except NumbaError:  # a function some Numba feature of which refuses the window type
-            kernel = ko.user_kernel(kind, len(extra_arguments), keywords, window=False)
+        except Exception:  # noqa: BLE001 - any refusal of that form (the inliner raises
+            # NotImplementedError for *args, for one) leaves the function as written
+            kernel = ko.user_kernel(*shape, window=False)
             _run_kernel(arrays[0], kernel, compiled, *values)
     except NumbaError as exc:
         warnings.warn(

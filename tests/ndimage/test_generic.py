@@ -91,6 +91,15 @@ def test_numpy_function_runs_compiled():
     assert_same(ours, sndi.generic_filter(a, np.median, size=3))
 
 
+def test_function_the_inliner_refuses_runs_compiled():
+    a = np.random.default_rng(9).random((8, 9))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ndi.CompileFallbackWarning)
+        ours = ndi.generic_filter(a, spread_of_args, size=(2, 3), extra_arguments=(1.0,))
+    assert_same(ours, sndi.generic_filter(a, spread_of_args, size=(2, 3),
+                                          extra_arguments=(1.0,)))
+
+
 def test_uncompilable_function_falls_back_with_the_reason():
     a = np.random.default_rng(3).integers(0, 4, size=(7, 8)).astype(np.int16)
     with pytest.warns(ndi.CompileFallbackWarning, match="uses_python_only.*Numba cannot"):
@@ -125,6 +134,10 @@ def shift_sum(line, out, k=1):
 def running_max(line, out):
     for j in range(out.size):
         out[j] = line[j:j + 3].max()
+
+
+def spread_of_args(window, *args):
+    return window.max() - window.min() + sum(args)
 
 
 def python_line(line, out):
@@ -219,8 +232,8 @@ def test_function_refusing_the_window_type_gets_a_plain_array(monkeypatch):
         raise TypingError("the window type is refused")
 
     user_kernel = ko.user_kernel
-    monkeypatch.setattr(ko, "user_kernel", lambda *args, window=True: (
-        refuse if window else user_kernel(*args, window=False)))
+    monkeypatch.setattr(ko, "user_kernel", lambda *args, window=True, **options: (
+        refuse if window else user_kernel(*args, window=False, **options)))
     a = np.random.default_rng(8).random((9, 10))
     with warnings.catch_warnings():
         warnings.simplefilter("error", ndi.CompileFallbackWarning)
