@@ -499,16 +499,19 @@ def _count_nan(flat, start, stop):
 
 _POINT_KERNEL = '''
 def {name}(fn, pflat, bases, out, offsets{params}):
-    rows, width = out.shape
+    rows = out.shape[0]
     m = offsets.shape[0]
     for q in prange(rows):
         buf = np.empty(m, np.float64)
-        orow = out[q]
-        for i in range(width):
-            p0 = uintp(bases[q] + i)
-            for k in range(m):
-                buf[k] = pflat[p0 + uintp(offsets[k])]
-            orow[i] = {call}({window}(buf){args})
+        point_row(fn, pflat, bases[q], out[q], offsets, buf{params})
+
+
+def point_row(fn, pflat, base, orow, offsets, buf{params}):
+    for i in range(orow.shape[0]):
+        p0 = uintp(base + i)
+        for k in range(buf.shape[0]):
+            buf[k] = pflat[p0 + uintp(offsets[k])]
+        orow[i] = {call}({window}(buf){args})
 '''
 
 _LINE_KERNEL = '''
@@ -548,4 +551,8 @@ def user_kernel(kind, n_extra, keywords, *, window=True, inlined=None):
     namespace = {"np": np, "prange": prange, "uintp": uintp, "extend_line": _extend_line,
                  "as_window": as_window, "inlined": inlined}
     exec(source, namespace)  # noqa: S102 - our own template, names are identifiers
+    if "point_row" in namespace:
+        # Its own function, so that an inlined body's exits (a raise) stay out of the
+        # prange loop: Numba runs a loop with a second exit serially.
+        namespace["point_row"] = njit(nogil=True)(namespace["point_row"])
     return njit(parallel=True, nogil=True)(namespace["kernel"])

@@ -241,3 +241,18 @@ def test_function_refusing_the_window_type_gets_a_plain_array(monkeypatch):
         ours1d = ndi.generic_filter1d(a, running_max, 3)
     assert_same(ours, sndi.generic_filter(a, spread, size=3))
     assert_same(ours1d, sndi.generic_filter1d(a, running_max, 3))
+
+
+def checked_spread(window):
+    if window.size > 1000:
+        raise ValueError("a window this large is not expected")
+    return window.max() - window.min()
+
+
+def test_inlined_function_that_raises_keeps_the_loop_parallel():
+    a = np.random.default_rng(10).random((40, 41))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ours = ndi.generic_filter(a, checked_spread, size=3)
+    assert_same(ours, sndi.generic_filter(a, checked_spread, size=3))
+    assert not [w for w in caught if issubclass(w.category, numba.NumbaPerformanceWarning)]
