@@ -91,6 +91,29 @@ def _run_kernel(data, kernel, *args):
     kernel(*args)
 
 
+def _run_as_window(kind, function, compiled, shape, values):
+    """Run the kernel handing `function` a `WindowArray` (inlined into a point loop).
+
+    False, having run nothing, where Numba refuses that form; a function's
+    own (inlined) kernel remembers the refusal, so it is not compiled again.
+    """
+    from numba.core.errors import NumbaError
+
+    inlined = _compiled_for_call(function, inline=True) if kind == "point" else None
+    kernel = ko.user_kernel(*shape, inlined=inlined)
+    if getattr(kernel, "refused", False):
+        return False
+    try:
+        _run_kernel(values[0], kernel, compiled, *values)
+    except (NumbaError, NotImplementedError):  # the inliner refuses *args, for one
+        if inlined is not None:
+            kernel.refused = True
+        return False
+    except Exception:  # noqa: BLE001 - whatever else stops this form: the function as written
+        return False
+    return True
+
+
 def _run_compiled(kind, function, arrays, extra_arguments, extra_keywords):
     """Run the parallel kernel; None if Numba cannot compile the function (after a warning)."""
     from numba.core.errors import NumbaError
@@ -102,14 +125,8 @@ def _run_compiled(kind, function, arrays, extra_arguments, extra_keywords):
     shape = (kind, len(extra_arguments), keywords)
     try:
         compiled = _compiled_for_call(function)
-        try:  # the window type, and the function compiled into the point loop
-            inlined = _compiled_for_call(function, inline=True) if kind == "point" else None
-            kernel = ko.user_kernel(*shape, inlined=inlined)
-            _run_kernel(arrays[0], kernel, compiled, *values)
-        except Exception:  # noqa: BLE001 - any refusal of that form (the inliner raises
-            # NotImplementedError for *args, for one) leaves the function as written
-            kernel = ko.user_kernel(*shape, window=False)
-            _run_kernel(arrays[0], kernel, compiled, *values)
+        if not _run_as_window(kind, function, compiled, shape, values):
+            _run_kernel(arrays[0], ko.user_kernel(*shape, window=False), compiled, *values)
     except NumbaError as exc:
         warnings.warn(
             f"{getattr(function, '__name__', function)!r} runs in a Python loop at scipy's "
