@@ -94,8 +94,9 @@ def _run_kernel(data, kernel, *args):
 def _run_as_window(kind, function, compiled, shape, values):
     """Run the kernel handing `function` a `WindowArray` (inlined into a point loop).
 
-    False, having run nothing, where Numba refuses that form; a function's
-    own (inlined) kernel remembers the refusal, so it is not compiled again.
+    False where that form fails: where Numba refuses it (nothing ran; a
+    function's own inlined kernel remembers the refusal, so it is not
+    compiled again), or where it raises (the caller's plain run raises again).
     """
     from numba.core.errors import NumbaError
 
