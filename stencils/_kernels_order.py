@@ -35,6 +35,7 @@ import numpy as np
 from numba import njit, prange, uintp
 
 from ._kernels import CACHE, resolve_index
+from ._kernels_window import as_window
 
 # Columns one van Herk task processes (its two block buffers stay in L1/L2).
 _CHUNK = 4096
@@ -491,20 +492,26 @@ def _count_nan(flat, start, stop):
 # -- user functions (generic_filter, generic_filter1d) ---------------------------------
 # The kernel calls the user's compiled function by name, so its source is
 # generated per call shape (how many extra arguments, which keywords) and
-# compiled per user function (numba specialises on the function's type).
+# compiled per user function (numba specialises on the function's type; an
+# inlined function is a global of its own kernel).  With `window=True` the
+# function gets each window (or input line) as a `WindowArray`, whose max/min
+# are faster than Numba's and give the same bits.
 
 _POINT_KERNEL = '''
 def {name}(fn, pflat, bases, out, offsets{params}):
-    rows, width = out.shape
+    rows = out.shape[0]
     m = offsets.shape[0]
     for q in prange(rows):
         buf = np.empty(m, np.float64)
-        orow = out[q]
-        for i in range(width):
-            p0 = uintp(bases[q] + i)
-            for k in range(m):
-                buf[k] = pflat[p0 + uintp(offsets[k])]
-            orow[i] = fn(buf{args})
+        point_row(fn, pflat, bases[q], out[q], offsets, buf{params})
+
+
+def point_row(fn, pflat, base, orow, offsets, buf{params}):
+    for i in range(orow.shape[0]):
+        p0 = uintp(base + i)
+        for k in range(buf.shape[0]):
+            buf[k] = pflat[p0 + uintp(offsets[k])]
+        orow[i] = {call}({window}(buf){args})
 '''
 
 _LINE_KERNEL = '''
@@ -515,7 +522,7 @@ def {name}(fn, lines, out, size, lo, code, cval{params}):
         ext = np.empty(length, np.float64)
         obuf = np.zeros(n, np.float64)
         extend_line(lines[r], n, lo, code, cval, ext, length)
-        fn(ext, obuf{args})
+        fn({window}(ext), obuf{args})
         orow = out[r]
         for j in range(n):
             orow[j] = obuf[j]
@@ -523,18 +530,29 @@ def {name}(fn, lines, out, size, lo, code, cval{params}):
 
 
 @functools.lru_cache(maxsize=32)
-def user_kernel(kind, n_extra, keywords):
+def user_kernel(kind, n_extra, keywords, *, window=True, inlined=None):
     """A parallel kernel calling a user function per point ('point') or per line ('line').
 
     Its arguments: the compiled user function, the arrays, then the
-    `n_extra` extra arguments and the `keywords` values, in that order.
+    `n_extra` extra arguments and the `keywords` values, in that order.  The
+    function gets a `WindowArray` if `window`, else a plain array.  A point
+    kernel calls `inlined` (a dispatcher compiled with ``inline="always"``,
+    so the function's body joins the loop over the points, its calls and
+    their argument passing gone) instead of its `fn` argument when given.
     """
     params = "".join(f", e{k}" for k in range(n_extra))
     params += "".join(f", kw_{k}" for k in keywords)
     args = "".join(f", e{k}" for k in range(n_extra))
     args += "".join(f", {k}=kw_{k}" for k in keywords)
     template = _POINT_KERNEL if kind == "point" else _LINE_KERNEL
-    source = template.format(name="kernel", params=params, args=args)
-    namespace = {"np": np, "prange": prange, "uintp": uintp, "extend_line": _extend_line}
+    source = template.format(name="kernel", params=params, args=args,
+                             window="as_window" if window else "",
+                             call="fn" if inlined is None else "inlined")
+    namespace = {"np": np, "prange": prange, "uintp": uintp, "extend_line": _extend_line,
+                 "as_window": as_window, "inlined": inlined}
     exec(source, namespace)  # noqa: S102 - our own template, names are identifiers
+    if "point_row" in namespace:
+        # Its own function, so that an inlined body's exits (a raise) stay out of the
+        # prange loop: Numba runs a loop with a second exit serially.
+        namespace["point_row"] = njit(nogil=True)(namespace["point_row"])
     return njit(parallel=True, nogil=True)(namespace["kernel"])

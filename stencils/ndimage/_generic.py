@@ -2,7 +2,11 @@
 
 A plain Python function that Numba can compile runs compiled, called from a
 parallel loop that gathers each window (scipy's buffer: float64 values, cval
-as given) and stores the returns with scipy's casts.  A function Numba cannot
+as given) and stores the returns with scipy's casts.  The window reaches the
+function as a `stencils._kernels_window.WindowArray` (its ``.max()`` and
+``.min()`` faster than Numba's, same results), the function's body compiled
+into the loop over the points; a function Numba will not compile that way
+runs as written, called with a plain array.  A function Numba cannot
 compile runs in a Python loop here, as in scipy, after a
 `CompileFallbackWarning` that quotes Numba's reason.  A
 ``scipy.LowLevelCallable`` goes to scipy's own implementation, which is what
@@ -44,19 +48,33 @@ def _is_low_level(function):
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled(function):
-    """`function` as a Numba dispatcher (numpy and builtin callables through a wrapper)."""
+def _compiled(function, inline=False):
+    """`function` as a Numba dispatcher (numpy and builtin callables through a wrapper).
+
+    With `inline`, one compiled with ``inline="always"`` (its body joins the
+    kernel's loop), or None for a function the caller compiled already (its
+    own options stay) and for other callables.
+    """
     import numba
     from numba.core.registry import CPUDispatcher
 
     if isinstance(function, CPUDispatcher):
-        return function
+        return None if inline else function
     if not isinstance(function, types.FunctionType):
+        if inline:  # the wrapper only calls it: nothing to gain
+            return None
         target = function
 
         def function(window, *args):  # noqa: F811 - a compilable call of the callable
             return target(window, *args)
-    return numba.njit(nogil=True)(function)
+    return numba.njit(nogil=True, inline="always" if inline else "never")(function)
+
+
+def _compiled_for_call(function, inline=False):
+    try:
+        return _compiled(function, inline)
+    except TypeError:  # unhashable callable: compiled for this call only
+        return _compiled.__wrapped__(function, inline)
 
 
 def _first_line(exc):
@@ -73,6 +91,30 @@ def _run_kernel(data, kernel, *args):
     kernel(*args)
 
 
+def _run_as_window(kind, function, compiled, shape, values):
+    """Run the kernel handing `function` a `WindowArray` (inlined into a point loop).
+
+    False where that form fails: where Numba refuses it (nothing ran; a
+    function's own inlined kernel remembers the refusal, so it is not
+    compiled again), or where it raises (the caller's plain run raises again).
+    """
+    from numba.core.errors import NumbaError
+
+    inlined = _compiled_for_call(function, inline=True) if kind == "point" else None
+    kernel = ko.user_kernel(*shape, inlined=inlined)
+    if getattr(kernel, "refused", False):
+        return False
+    try:
+        _run_kernel(values[0], kernel, compiled, *values)
+    except (NumbaError, NotImplementedError):  # the inliner refuses *args, for one
+        if inlined is not None:
+            kernel.refused = True
+        return False
+    except Exception:  # noqa: BLE001 - whatever else stops this form: the function as written
+        return False
+    return True
+
+
 def _run_compiled(kind, function, arrays, extra_arguments, extra_keywords):
     """Run the parallel kernel; None if Numba cannot compile the function (after a warning)."""
     from numba.core.errors import NumbaError
@@ -80,14 +122,12 @@ def _run_compiled(kind, function, arrays, extra_arguments, extra_keywords):
     keywords = tuple(extra_keywords)
     if not all(isinstance(k, str) and k.isidentifier() for k in keywords):
         return None
+    values = (*arrays, *extra_arguments, *(extra_keywords[k] for k in keywords))
+    shape = (kind, len(extra_arguments), keywords)
     try:
-        kernel = ko.user_kernel(kind, len(extra_arguments), keywords)
-        try:
-            compiled = _compiled(function)
-        except TypeError:  # unhashable callable: compiled for this call only
-            compiled = _compiled.__wrapped__(function)
-        _run_kernel(arrays[0], kernel, compiled, *arrays, *extra_arguments,
-                    *(extra_keywords[k] for k in keywords))
+        compiled = _compiled_for_call(function)
+        if not _run_as_window(kind, function, compiled, shape, values):
+            _run_kernel(arrays[0], ko.user_kernel(*shape, window=False), compiled, *values)
     except NumbaError as exc:
         warnings.warn(
             f"{getattr(function, '__name__', function)!r} runs in a Python loop at scipy's "

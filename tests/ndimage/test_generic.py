@@ -3,6 +3,7 @@
 import decimal
 import warnings
 
+import numba
 import numpy as np
 import pytest
 import scipy
@@ -10,7 +11,9 @@ import scipy.ndimage as sndi
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from stencils import _kernels_order as ko
 from stencils import ndimage as ndi
+from stencils._kernels_window import as_window
 from stencils.errors import StencilError
 
 MODES = ["reflect", "constant", "nearest", "mirror", "wrap", "grid-wrap"]
@@ -88,6 +91,16 @@ def test_numpy_function_runs_compiled():
     assert_same(ours, sndi.generic_filter(a, np.median, size=3))
 
 
+def test_function_the_inliner_refuses_runs_compiled():
+    a = np.random.default_rng(9).random((8, 9))
+    expected = sndi.generic_filter(a, spread_of_args, size=(2, 3), extra_arguments=(1.0,))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ndi.CompileFallbackWarning)
+        for _ in range(2):  # the second call goes straight to the form that compiles
+            assert_same(ndi.generic_filter(a, spread_of_args, size=(2, 3),
+                                           extra_arguments=(1.0,)), expected)
+
+
 def test_uncompilable_function_falls_back_with_the_reason():
     a = np.random.default_rng(3).integers(0, 4, size=(7, 8)).astype(np.int16)
     with pytest.warns(ndi.CompileFallbackWarning, match="uses_python_only.*Numba cannot"):
@@ -122,6 +135,10 @@ def shift_sum(line, out, k=1):
 def running_max(line, out):
     for j in range(out.size):
         out[j] = line[j:j + 3].max()
+
+
+def spread_of_args(window, *args):
+    return window.max() - window.min() + sum(args)
 
 
 def python_line(line, out):
@@ -174,3 +191,69 @@ def test_bad_input(call, error):
     with pytest.raises(error) as info:
         call(np.ones((4, 4)))
     assert isinstance(info.value, StencilError)
+
+
+def _extremes(window):
+    return window.max(), window.min()
+
+
+_plain_extremes = numba.njit(_extremes)
+_window_extremes = numba.njit(lambda values: _plain_extremes(as_window(values)))
+# Payloads tell one NaN from another: the window returns the first, as Numba does.
+_NANS = [np.frombuffer(np.uint64(0x7FF8000000000000 + k).tobytes(), np.float64)[0]
+         for k in (0, 1, 2)]
+_CELLS = st.sampled_from([0.0, -0.0, 1.0, -1.0, 2.5, np.inf, -np.inf, *_NANS])
+
+
+@settings(max_examples=120)
+@given(values=st.lists(st.one_of(_CELLS, st.floats(-3, 3)), min_size=1, max_size=30))
+def test_window_max_min_are_numbas_bits(values):
+    values = np.array(values, np.float64)
+    ours = np.array(_window_extremes(values))
+    assert ours.tobytes() == np.array(_plain_extremes(values)).tobytes()
+
+
+def test_window_of_no_cells_raises_numbas_error():
+    with pytest.raises(ValueError, match="zero-size array"):
+        _window_extremes(np.empty(0))
+
+
+def test_window_extremes_through_generic_filter_match_scipy():
+    cells = np.array([0.0, -0.0, np.nan, np.inf, -np.inf, 1.0, -2.0])
+    a = np.random.default_rng(7).choice(cells, size=(12, 13), p=[.3, .3, .05, .1, .1, .1, .05])
+    for mode in ("constant", "reflect"):
+        ours = ndi.generic_filter(a, spread, size=(3, 4), mode=mode)
+        assert_same(ours, sndi.generic_filter(a, spread, size=(3, 4), mode=mode))
+
+
+def test_function_refusing_the_window_type_gets_a_plain_array(monkeypatch):
+    from numba.core.errors import TypingError
+
+    def refuse(*args):
+        raise TypingError("the window type is refused")
+
+    user_kernel = ko.user_kernel
+    monkeypatch.setattr(ko, "user_kernel", lambda *args, window=True, **options: (
+        refuse if window else user_kernel(*args, window=False, **options)))
+    a = np.random.default_rng(8).random((9, 10))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ndi.CompileFallbackWarning)
+        ours = ndi.generic_filter(a, spread, size=3)
+        ours1d = ndi.generic_filter1d(a, running_max, 3)
+    assert_same(ours, sndi.generic_filter(a, spread, size=3))
+    assert_same(ours1d, sndi.generic_filter1d(a, running_max, 3))
+
+
+def checked_spread(window):
+    if window.size > 1000:
+        raise ValueError("a window this large is not expected")
+    return window.max() - window.min()
+
+
+def test_inlined_function_that_raises_keeps_the_loop_parallel():
+    a = np.random.default_rng(10).random((40, 41))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ours = ndi.generic_filter(a, checked_spread, size=3)
+    assert_same(ours, sndi.generic_filter(a, checked_spread, size=3))
+    assert not [w for w in caught if issubclass(w.category, numba.NumbaPerformanceWarning)]

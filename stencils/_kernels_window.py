@@ -1,0 +1,130 @@
+"""The array type a compiled `generic_filter` function receives: a window.
+
+A user function gets each window as a `WindowArray`: a Numba array type
+(float64, 1-D, C-contiguous, the same memory layout as any array) that
+behaves as an ordinary array everywhere, slices and results of arithmetic
+being plain arrays, except that its ``.max()`` and ``.min()`` methods are
+compiled here instead of by Numba's generic reductions.
+
+Why: Numba's reductions walk any array through ``np.nditer`` and stop at the
+first NaN, one comparison after another, so ``window.max() - window.min()``
+on 25 cells costs several times the gather of the window.  These read the
+window directly, with four independent running extremes (the comparisons of
+different cells overlap) and the NaN test folded into a flag.  Their results
+are Numba's bit for bit: the first NaN of the window when there is one (as
+Numba returns it); otherwise the extreme, whose value does not depend on the
+order of the comparisons, except for the sign of a zero (``-0.0 == 0.0``), so
+a zero extreme is recomputed in Numba's order (the first cell of the extreme
+value wins).
+"""
+
+from __future__ import annotations
+
+import operator
+
+from numba import types, uintp
+from numba.core.datamodel import models, register_default
+from numba.extending import intrinsic, overload_method, register_jitable
+from numba.np.arrayobj import populate_array
+
+
+class WindowArray(types.Array):
+    """Numba type of a window: a float64 1-D C-contiguous array with fast max/min."""
+
+    def __init__(self, dtype, ndim, layout, readonly=False, aligned=True):
+        super().__init__(dtype, ndim, layout, readonly=readonly, aligned=aligned,
+                         name=f"window({dtype}, {ndim}d, {layout})")
+
+
+register_default(WindowArray)(models.ArrayModel)
+
+WINDOW = WindowArray(types.float64, 1, "C")
+
+
+@intrinsic
+def as_window(typingctx, array):
+    """`array` (float64, 1-D, C-contiguous) seen as a `WindowArray` (no copy).
+
+    The window borrows `array`'s memory: it must not outlive `array`.
+    """
+    if not (isinstance(array, types.Array) and array.dtype == types.float64
+            and array.ndim == 1 and array.layout == "C"):
+        return None
+
+    def codegen(context, builder, signature, args):
+        # No memory-info pointer, as for `numba.carray`: the window's buffer
+        # outlives every call, and reference counts on it would cost atomic
+        # operations in each reduction.
+        source = context.make_array(signature.args[0])(context, builder, args[0])
+        window = context.make_array(signature.return_type)(context, builder)
+        populate_array(window, data=source.data, shape=source.shape,
+                       strides=source.strides, itemsize=source.itemsize, meminfo=None)
+        return window._getvalue()
+
+    return WINDOW(array), codegen
+
+
+@register_jitable
+def _first_nan(a):
+    for k in range(a.shape[0]):
+        if a[k] != a[k]:
+            return a[k]
+    return a[0]
+
+
+def _extreme(better, name):
+    """The window's extreme by `better` (strict: a later equal cell never replaces)."""
+
+    @register_jitable
+    def in_order(a):
+        m = a[0]
+        for k in range(1, a.shape[0]):
+            if better(a[k], m):
+                m = a[k]
+        return m
+
+    def impl(a):
+        n = uintp(a.shape[0])
+        if n == 0:
+            raise ValueError("zero-size array to reduction operation " + name
+                             + " which has no identity")
+        m0 = m1 = m2 = m3 = a[0]
+        nan = m0 != m0
+        k = uintp(1)
+        while k + uintp(4) <= n:
+            v0, v1, v2, v3 = a[k], a[k + uintp(1)], a[k + uintp(2)], a[k + uintp(3)]
+            nan |= (v0 != v0) | (v1 != v1) | (v2 != v2) | (v3 != v3)
+            m0 = v0 if better(v0, m0) else m0
+            m1 = v1 if better(v1, m1) else m1
+            m2 = v2 if better(v2, m2) else m2
+            m3 = v3 if better(v3, m3) else m3
+            k += uintp(4)
+        while k < n:
+            v0 = a[k]
+            nan |= v0 != v0
+            m0 = v0 if better(v0, m0) else m0
+            k += uintp(1)
+        if nan:
+            return _first_nan(a)
+        m0 = m1 if better(m1, m0) else m0
+        m2 = m3 if better(m3, m2) else m2
+        m0 = m2 if better(m2, m0) else m0
+        if m0 == 0.0:
+            return in_order(a)
+        return m0
+
+    return impl
+
+
+_max_impl = _extreme(operator.gt, "maximum")
+_min_impl = _extreme(operator.lt, "minimum")
+
+
+@overload_method(WindowArray, "max", inline="always")
+def _window_max(a):
+    return _max_impl
+
+
+@overload_method(WindowArray, "min", inline="always")
+def _window_min(a):
+    return _min_impl
