@@ -554,5 +554,7 @@ def user_kernel(kind, n_extra, keywords, *, window=True, inlined=None):
     if "point_row" in namespace:
         # Its own function, so that an inlined body's exits (a raise) stay out of the
         # prange loop: Numba runs a loop with a second exit serially.
-        namespace["point_row"] = njit(nogil=True)(namespace["point_row"])
-    return njit(parallel=True, nogil=True)(namespace["kernel"])
+        # NumPy's error model, as scipy calls the function on NumPy float64 values:
+        # a division by zero gives inf or nan, not ZeroDivisionError.
+        namespace["point_row"] = njit(nogil=True, error_model="numpy")(namespace["point_row"])
+    return njit(parallel=True, nogil=True, error_model="numpy")(namespace["kernel"])

@@ -67,7 +67,10 @@ def _compiled(function, inline=False):
 
         def function(window, *args):  # noqa: F811 - a compilable call of the callable
             return target(window, *args)
-    return numba.njit(nogil=True, inline="always" if inline else "never")(function)
+    # NumPy's error model: scipy calls the function on NumPy float64 values, so a
+    # division by zero gives inf or nan there, not ZeroDivisionError.
+    return numba.njit(nogil=True, inline="always" if inline else "never",
+                      error_model="numpy")(function)
 
 
 def _compiled_for_call(function, inline=False):
@@ -116,7 +119,8 @@ def _run_as_window(kind, function, compiled, shape, values):
 
 
 def _run_compiled(kind, function, arrays, extra_arguments, extra_keywords):
-    """Run the parallel kernel; None if Numba cannot compile the function (after a warning)."""
+    """Run the parallel kernel; None if Numba cannot compile the function (after a
+    warning) or the compiled function raised (the Python loop then raises its error)."""
     from numba.core.errors import NumbaError
 
     keywords = tuple(extra_keywords)
@@ -133,6 +137,8 @@ def _run_compiled(kind, function, arrays, extra_arguments, extra_keywords):
             f"{getattr(function, '__name__', function)!r} runs in a Python loop at scipy's "
             f"speed: Numba cannot compile it ({_first_line(exc)}).",
             CompileFallbackWarning, stacklevel=4)
+        return None
+    except Exception:  # noqa: BLE001 - the function raised: the Python loop raises it as scipy does
         return None
     return True
 

@@ -257,3 +257,30 @@ def test_inlined_function_that_raises_keeps_the_loop_parallel():
         ours = ndi.generic_filter(a, checked_spread, size=3)
     assert_same(ours, sndi.generic_filter(a, checked_spread, size=3))
     assert not [w for w in caught if issubclass(w.category, numba.NumbaPerformanceWarning)]
+
+
+def divides_by_its_spread(window):
+    return window[0] / (window.max() - window.min())
+
+
+def refuses_large_centres(window):
+    if window[window.size // 2] > 20:
+        raise ValueError(f"centre {window[window.size // 2]} is too large")
+    return window[0]
+
+
+def test_division_by_zero_gives_numpys_inf_and_nan():
+    a = np.zeros((6, 7))
+    a[3:, 4:] = np.arange(9.0).reshape(3, 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # scipy's NumPy scalars warn
+        theirs = sndi.generic_filter(a, divides_by_its_spread, size=3)
+    ours = ndi.generic_filter(a, divides_by_its_spread, size=3)
+    assert np.isnan(ours).any() and np.isfinite(ours).any()
+    assert_same(ours, theirs)
+
+
+def test_function_that_raises_raises_its_own_error():
+    a = np.arange(48.0).reshape(6, 8)
+    with pytest.raises(ValueError, match="is too large"):
+        ndi.generic_filter(a, refuses_large_centres, size=3)
