@@ -221,10 +221,12 @@ def test_both_builds_of_the_interpreter_round_alike():
     program = _engine._entry(s).program
     assert not program.uses_operators
     results = []
-    with st.config(engine="interpreter"):
-        for full in (False, True):
-            program.uses_operators = full
-            results.append(st.compute(w))
-    program.uses_operators = False
+    try:  # the program is the engine's own, shared by every later call of `s`
+        with st.config(engine="interpreter"):
+            for full in (False, True):
+                program.uses_operators = full
+                results.append(st.compute(w))
+    finally:
+        program.uses_operators = False
     assert np.isnan(results[0]).any()
     np.testing.assert_array_equal(_bits(results[0]), _bits(results[1]))
