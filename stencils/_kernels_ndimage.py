@@ -7,7 +7,8 @@ and ._linear do).
 
 Exactness: every output element is the same sequence of float64 operations as
 in scipy's C code (scipy/ndimage/src/ni_filters.c), only the order *across*
-elements differs (so loops vectorise across independent outputs):
+elements differs (so loops vectorise across independent outputs; some additions
+run as a multiply-add by 1.0, `exact_add`, which rounds as the addition does):
 
 - a 1-D correlation sums a symmetric kernel in pairs, ``c*x0 + w1*(x-1 + x1) + ...``
   from the outermost pair in, an antisymmetric one with differences, any other
