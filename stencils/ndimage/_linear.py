@@ -183,6 +183,12 @@ def _pass_module(size0, symmetry0, size1, symmetry1, accumulate):
         name, lambda: kn.pass_source(size0, symmetry0, size1, symmetry1, accumulate))
 
 
+def _kernel_weights(weights, accumulate):
+    """The weights argument of a generated pass: the taps, then 1.0 (the multiplier of
+    `_kernels_ndimage.exact_add`), as `accumulate`."""
+    return np.append(weights, 1.0).astype(accumulate)
+
+
 def _blocks(outer, n, parallel):
     """``(o0, o1, i0, i1)`` blocks of the outputs of an ``(outer, n, inner)`` pass."""
     if not parallel:
@@ -207,7 +213,7 @@ def _generated_pass(source, target, weights, shape3, before, code, cval, accumul
     outer, n, inner = shape3
     size, symmetry = weights.shape[0], _symmetry(weights)
     module = _pass_module(size, symmetry, size, symmetry, accumulate)
-    w = weights.astype(accumulate)
+    w = _kernel_weights(weights, accumulate)
     parallel = _parallel(source.size)
     if inner == 1:
         blocks = [(b[0], b[1]) for b in _blocks(outer, 1, parallel)]
@@ -254,8 +260,8 @@ def _fused_kernel(first, second, accumulate, cval):
     if not vertical_first:
         (w0, code0), (w1, code1) = (w1, code1), (w0, code0)  # w0: the vertical pass
     module = _pass_module(w0.shape[0], _symmetry(w0), w1.shape[0], _symmetry(w1), accumulate)
-    vertical = (w0.astype(accumulate), w0.shape[0] // 2, code0)
-    line = (w1.astype(accumulate), w1.shape[0] // 2, code1)
+    vertical = (_kernel_weights(w0, accumulate), w0.shape[0] // 2, code0)
+    line = (_kernel_weights(w1, accumulate), w1.shape[0] // 2, code1)
     if vertical_first:
         return module.fused, vertical + line + (as_float_cval(cval),)
     return module.fused_lines_first, line + vertical + (as_float_cval(cval),)

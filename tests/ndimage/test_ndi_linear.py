@@ -277,3 +277,18 @@ def test_compute_dtype_is_checked(bad):
         ndi.gaussian_filter(np.ones((3, 3)), 1.0, compute_dtype=bad)
     with pytest.raises(ValueError, match="compute_dtype"):
         ndi.correlate1d(np.ones(3, complex), [1, 2], compute_dtype=np.float32)
+
+
+@pytest.mark.parametrize("width", [7, 8, 9, 23])
+def test_line_passes_in_vector_blocks_and_tails(width):
+    # The line pass sums 8 outputs per vector and the rest one by one: rows shorter than,
+    # equal to and longer than a block, kernels of 1 to 64 taps of every symmetry (their
+    # taps cut from loaded vectors up to the last one), float32 and float64 outputs.
+    image = np.random.default_rng(8).uniform(-100, 100, (-(-(1 << 15) // width), width))
+    cases = [(np.float32, [2.5]), (np.float32, [1.0, -3.0]),
+             (np.float32, [-2.0, -1.0, 0.0, 1.0, 2.0]), (np.float32, [-1.0, 0.0, 1.0] * 3),
+             (np.float32, np.linspace(-1, 2, 64)), (np.float64, np.linspace(-1, 2, 64))]
+    for dtype, weights in cases:
+        data = image.astype(dtype)
+        same(ndi.correlate1d(data, weights, 1, mode="mirror"),
+             sn.correlate1d(data, weights, 1, mode="mirror"))
