@@ -35,7 +35,7 @@ import numpy as np
 from numba import njit, prange, uintp
 
 from ._kernels import CACHE, resolve_index
-from ._kernels_window import as_window
+from ._kernels_window import as_window, box_window, replaces_max, replaces_min
 
 # Columns one van Herk task processes (its two block buffers stay in L1/L2).
 _CHUNK = 4096
@@ -495,7 +495,74 @@ def _count_nan(flat, start, stop):
 # compiled per user function (numba specialises on the function's type; an
 # inlined function is a global of its own kernel).  With `window=True` the
 # function gets each window (or input line) as a `WindowArray`, whose max/min
-# are faster than Numba's and give the same bits.
+# are faster than Numba's and give the same bits.  A 'box' kernel hands it a
+# `BoxExtremes` instead: the extremes of the whole window, computed for a row
+# of windows at once from the extremes of each padded line's runs, which a
+# ring of `rows` lines per task keeps (each line reduced once, read by the
+# `rows` output rows whose windows hold it).
+
+
+@njit(cache=CACHE, nogil=True)
+def run_extremes(line, width, row_max, row_min):
+    """row_max[c] and row_min[c]: the extremes of line[c:c + width] as Numba's scan of those
+    cells gives them (`replaces_max`), for every c of row_max; vectorised across c."""
+    count = row_max.shape[0]
+    for c in range(count):
+        row_max[c] = row_min[c] = line[c]
+    for k in range(1, width):
+        for c in range(count):
+            v = line[c + k]
+            m = row_max[c]
+            row_max[c] = v if replaces_max(v, m) else m
+            m = row_min[c]
+            row_min[c] = v if replaces_min(v, m) else m
+
+
+@njit(cache=CACHE, nogil=True)
+def combine_rows(row_max, row_min, first, window_max, window_min):
+    """The windows' extremes from their rows' (ring slots from `first` on, top to bottom)."""
+    rows = row_max.shape[0]
+    window_max[:] = row_max[first]
+    window_min[:] = row_min[first]
+    for j in range(1, rows):
+        slot = (first + j) % rows
+        upper, lower = row_max[slot], row_min[slot]
+        for c in range(window_max.shape[0]):
+            v = upper[c]
+            m = window_max[c]
+            window_max[c] = v if replaces_max(v, m) else m
+            v = lower[c]
+            m = window_min[c]
+            window_min[c] = v if replaces_min(v, m) else m
+
+
+@njit(cache=CACHE, nogil=True)
+def box_extremes(src, q, width, lox, loy, code, cval, line, row_max, row_min, tags,
+                 window_max, window_min):
+    """The extremes of the windows of output row q (a box of row_max.shape[0] rows by `width`
+    over the last two axes of src, planes x height x n) in window_max and window_min.
+
+    The rows' extremes are kept per padded line of the plane in the ring
+    row_max/row_min (line L in slot ``L % rows``, its tag in `tags`): each
+    line is extended by the border rule and reduced once for all the output
+    rows whose windows hold it.
+    """
+    height, n = src.shape[1], src.shape[2]
+    rows = row_max.shape[0]
+    plane, y = q // height, q % height
+    for j in range(rows):
+        slot = (y + j) % rows
+        tag = plane * (height + rows) + y + j
+        if tags[slot] != tag:
+            r = resolve_index(y + j - loy, height, code)
+            if r < 0:
+                line[:] = cval
+            else:
+                _extend_line(src[plane, r], n, lox, code, cval, line, line.shape[0])
+            run_extremes(line, width, row_max[slot], row_min[slot])
+            tags[slot] = tag
+    combine_rows(row_max, row_min, y % rows, window_max, window_min)
+
 
 _POINT_KERNEL = '''
 def {name}(fn, pflat, bases, out, offsets{params}):
@@ -512,6 +579,27 @@ def point_row(fn, pflat, base, orow, offsets, buf{params}):
         for k in range(buf.shape[0]):
             buf[k] = pflat[p0 + uintp(offsets[k])]
         orow[i] = {call}({window}(buf){args})
+'''
+
+_BOX_KERNEL = '''
+def {name}(fn, src, out, width, rows, lox, loy, code, cval, band{params}):
+    total, n = out.shape
+    for b in prange((total + band - 1) // band):
+        line = np.empty(n + width - 1, np.float64)
+        row_max = np.empty((rows, n), np.float64)
+        row_min = np.empty((rows, n), np.float64)
+        tags = np.full(rows, -1, np.int64)
+        window_max = np.empty(n, np.float64)
+        window_min = np.empty(n, np.float64)
+        for q in range(b * band, min(total, (b + 1) * band)):
+            box_extremes(src, q, width, lox, loy, code, cval, line, row_max, row_min, tags,
+                         window_max, window_min)
+            point_row(fn, window_max, window_min, out[q], rows * width{params})
+
+
+def point_row(fn, window_max, window_min, orow, size{params}):
+    for i in range(orow.shape[0]):
+        orow[i] = {call}(box_window(window_max, window_min, i, size){args})
 '''
 
 _LINE_KERNEL = '''
@@ -531,7 +619,7 @@ def {name}(fn, lines, out, size, lo, code, cval{params}):
 
 @functools.lru_cache(maxsize=32)
 def user_kernel(kind, n_extra, keywords, *, window=True, inlined=None):
-    """A parallel kernel calling a user function per point ('point') or per line ('line').
+    """A parallel kernel calling a user function per point ('point', 'box') or per line ('line').
 
     Its arguments: the compiled user function, the arrays, then the
     `n_extra` extra arguments and the `keywords` values, in that order.  The
@@ -539,17 +627,23 @@ def user_kernel(kind, n_extra, keywords, *, window=True, inlined=None):
     kernel calls `inlined` (a dispatcher compiled with ``inline="always"``,
     so the function's body joins the loop over the points, its calls and
     their argument passing gone) instead of its `fn` argument when given.
+    A 'box' kernel reads the source itself (planes x height x n, any float
+    dtype; the box over the last two axes) and hands the function each
+    window as a `BoxExtremes`; its arguments after the source and output:
+    the box's width and rows, the cells before each point on the last and
+    second-last axes, the border code, cval and the output rows per task.
     """
     params = "".join(f", e{k}" for k in range(n_extra))
     params += "".join(f", kw_{k}" for k in keywords)
     args = "".join(f", e{k}" for k in range(n_extra))
     args += "".join(f", {k}=kw_{k}" for k in keywords)
-    template = _POINT_KERNEL if kind == "point" else _LINE_KERNEL
+    template = {"point": _POINT_KERNEL, "box": _BOX_KERNEL, "line": _LINE_KERNEL}[kind]
     source = template.format(name="kernel", params=params, args=args,
                              window="as_window" if window else "",
                              call="fn" if inlined is None else "inlined")
     namespace = {"np": np, "prange": prange, "uintp": uintp, "extend_line": _extend_line,
-                 "as_window": as_window, "inlined": inlined}
+                 "as_window": as_window, "inlined": inlined, "box_window": box_window,
+                 "box_extremes": box_extremes}
     exec(source, namespace)  # noqa: S102 - our own template, names are identifiers
     if "point_row" in namespace:
         # Its own function, so that an inlined body's exits (a raise) stay out of the
