@@ -264,8 +264,13 @@ def generic_filter(input, function, size=None, footprint=None, output=None, mode
     lo, hi = win.window_bounds(fp.shape, origins)
     result = np.empty(win.as_rows(a.shape), np.float64)
     box = _box_arguments(a, fp, lo, code, cval, result.shape[0])
-    if _run_box(function, result, box, extra_arguments, extra_keywords):
-        return _args.store(result.reshape(a.shape), output)
+    # A float output takes the box kernel's values as they come (Numba's casts are
+    # NumPy's there), so no float64 result is written and read again.
+    direct = (output.dtype in (np.float32, np.float64) and output.flags.c_contiguous
+              and not _args.overlaps(a, output))
+    target = output.reshape(result.shape) if direct else result
+    if _run_box(function, target, box, extra_arguments, extra_keywords):
+        return output if direct else _args.store(result.reshape(a.shape), output)
     padded = win.pad(a.astype(np.float64), lo, hi, [code] * a.ndim, cval)
     offsets = win.flat_offsets(fp, padded.shape)
     bases = win.row_bases(a.shape, padded.shape)

@@ -320,7 +320,7 @@ def _through_gathered_windows(function, a, **kwargs):
         return ndi.generic_filter(a, function, **kwargs)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(data=st.data())
 def test_box_extremes_are_the_gathered_windows_bits_and_scipys_values(data):
     ndim = data.draw(st.integers(1, 3))
@@ -335,7 +335,7 @@ def test_box_extremes_are_the_gathered_windows_bits_and_scipys_values(data):
     kwargs = dict(size=tuple(box), mode=data.draw(st.sampled_from(MODES + ["mirror"])),
                   cval=data.draw(st.sampled_from([0.0, -0.0, np.nan, 2.5])),
                   origin=tuple(data.draw(st.integers(-(s // 2), (s - 1) // 2)) for s in box))
-    function = data.draw(st.sampled_from([spread, window_max, window_min]))
+    function = data.draw(st.sampled_from([window_max, window_min]))
     ours, boxed = _box_runs(function, a, **kwargs)
     assert boxed
     assert ours.tobytes() == _through_gathered_windows(function, a, **kwargs).tobytes()
