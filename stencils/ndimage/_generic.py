@@ -6,9 +6,14 @@ as given) and stores the returns with scipy's casts.  The window reaches the
 function as a `stencils._kernels_window.WindowArray` (its ``.max()`` and
 ``.min()`` faster than Numba's, same results), the function's body compiled
 into the loop over the points; a function Numba will not compile that way
-runs as written, called with a plain array.  A function Numba cannot
-compile runs in a Python loop here, as in scipy, after a
-`CompileFallbackWarning` that quotes Numba's reason.  A
+runs as written, called with a plain array.  Over a box (a footprint of all
+True over the last two axes at most), a function that names ``max`` or
+``min`` is first tried with a `stencils._kernels_window.BoxExtremes`: no
+cells, only each window's max and min, computed for a row of windows at once
+from the extremes of the input rows' runs (the same bits); if it uses
+anything else of the window, Numba refuses that type and the gathered window
+runs instead.  A function Numba cannot compile runs in a Python loop here,
+as in scipy, after a `CompileFallbackWarning` that quotes Numba's reason.  A
 ``scipy.LowLevelCallable`` goes to scipy's own implementation, which is what
 it was written for.
 """
@@ -178,11 +183,43 @@ def _box_arguments(a, fp, lo, code, cval, rows_out):
     return src, fp.shape[-1], rows, lo[-1], loy, code, cval, band
 
 
+@functools.lru_cache(maxsize=64)
+def _takes_box_window(function, argument_types):
+    """Whether `function` alone compiles for a `BoxExtremes` window: a cheap test (tens of
+    ms) before the kernel, whose refusal would cost a whole kernel's compile."""
+    import numba
+
+    from .._kernels_window import BOX
+
+    try:
+        numba.njit(error_model="numpy", no_cpython_wrapper=True)(function).compile(
+            (BOX, *argument_types))
+    except Exception:  # noqa: BLE001 - whatever stops it: the gathered window runs
+        return False
+    return True
+
+
+def _box_worth_trying(function, extra_arguments, extra_keywords):
+    """Whether `function` (a plain Python function naming ``max`` or ``min``) compiles with
+    a `BoxExtremes`; with keywords the kernel itself is the test."""
+    import numba
+
+    if not isinstance(function, types.FunctionType) or not _reads_extremes(function):
+        return False
+    if extra_keywords:
+        return True
+    try:
+        return _takes_box_window(function, tuple(numba.typeof(v) for v in extra_arguments))
+    except (TypeError, ValueError):  # an unhashable function or an argument Numba cannot type
+        return True
+
+
 def _run_box(function, result, box, extra_arguments, extra_keywords):
     """Run the box kernel when `function` compiles with a `BoxExtremes` (it names ``max``
     or ``min`` and uses nothing else of the window); False where it did not run through."""
     call = _call_shape(extra_arguments, extra_keywords)
-    if box is None or call is None or not _reads_extremes(function):
+    if box is None or call is None or not _box_worth_trying(function, extra_arguments,
+                                                            extra_keywords):
         return False
     shape, extras = call
     return _run_as_window("box", function, _compiled_for_call(function), shape,
