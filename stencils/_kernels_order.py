@@ -519,14 +519,13 @@ def run_extremes(line, width, row_max, row_min):
 
 
 @njit(cache=CACHE, nogil=True)
-def combine_rows(row_max, row_min, first, window_max, window_min):
-    """The windows' extremes from their rows' (ring slots from `first` on, top to bottom)."""
-    rows = row_max.shape[0]
-    window_max[:] = row_max[first]
-    window_min[:] = row_min[first]
-    for j in range(1, rows):
-        slot = (first + j) % rows
-        upper, lower = row_max[slot], row_min[slot]
+def combine_rows(row_max, row_min, order, window_max, window_min):
+    """The windows' extremes from their rows' (ring slots `order`, the window's rows in C
+    order: the first row's first)."""
+    window_max[:] = row_max[order[0]]
+    window_min[:] = row_min[order[0]]
+    for j in range(1, order.shape[0]):
+        upper, lower = row_max[order[j]], row_min[order[j]]
         for c in range(window_max.shape[0]):
             v = upper[c]
             m = window_max[c]
@@ -537,31 +536,46 @@ def combine_rows(row_max, row_min, first, window_max, window_min):
 
 
 @njit(cache=CACHE, nogil=True)
-def box_extremes(src, q, width, lox, loy, code, cval, line, row_max, row_min, tags,
-                 window_max, window_min):
-    """The extremes of the windows of output row q (a box of row_max.shape[0] rows by `width`
-    over the last two axes of src, planes x height x n) in window_max and window_min.
+def box_extremes(src, lead, box, lo, q, width, lox, code, cval, ring, window_max, window_min):
+    """The extremes of the windows of output row q in window_max and window_min.
 
-    The rows' extremes are kept per padded line of the plane in the ring
-    row_max/row_min (line L in slot ``L % rows``, its tag in `tags`): each
-    line is extended by the border rule and reduced once for all the output
-    rows whose windows hold it.
+    src holds the input's lines (leading shape `lead`, n cells each); the box
+    is `box` (leading axes) by `width`, `lo` and `lox` its cells before a
+    point.  ring = (line, row_max, row_min, tags, order, coords): the rows'
+    extremes kept per padded line, line P (padded coordinates p_a) in the
+    mixed-radix slot of ``p_a % box[a]`` (the rows of one window never share
+    a slot), its tag in `tags`; each line is extended by the border rule and
+    reduced once for all the output rows of a task that read it.
     """
-    height, n = src.shape[1], src.shape[2]
-    rows = row_max.shape[0]
-    plane, y = q // height, q % height
-    for j in range(rows):
-        slot = (y + j) % rows
-        tag = plane * (height + rows) + y + j
+    line, row_max, row_min, tags, order, coords = ring
+    n = src.shape[1]
+    rest = q
+    for a in range(lead.shape[0] - 1, -1, -1):
+        coords[a] = rest % lead[a]
+        rest //= lead[a]
+    for j in range(order.shape[0]):
+        rest, slot, tag, source, fill = j, 0, 0, 0, False
+        slot_stride, tag_stride, source_stride = 1, 1, 1
+        for a in range(lead.shape[0] - 1, -1, -1):
+            padded = coords[a] + rest % box[a]
+            rest //= box[a]
+            slot += (padded % box[a]) * slot_stride
+            tag += padded * tag_stride
+            r = resolve_index(padded - lo[a], lead[a], code)
+            fill |= r < 0
+            source += r * source_stride
+            slot_stride *= box[a]
+            tag_stride *= lead[a] + box[a]
+            source_stride *= lead[a]
         if tags[slot] != tag:
-            r = resolve_index(y + j - loy, height, code)
-            if r < 0:
+            if fill:
                 line[:] = cval
             else:
-                _extend_line(src[plane, r], n, lox, code, cval, line, line.shape[0])
+                _extend_line(src[source], n, lox, code, cval, line, line.shape[0])
             run_extremes(line, width, row_max[slot], row_min[slot])
             tags[slot] = tag
-    combine_rows(row_max, row_min, y % rows, window_max, window_min)
+        order[j] = slot
+    combine_rows(row_max, row_min, order, window_max, window_min)
 
 
 _POINT_KERNEL = '''
@@ -582,18 +596,20 @@ def point_row(fn, pflat, base, orow, offsets, buf{params}):
 '''
 
 _BOX_KERNEL = '''
-def {name}(fn, src, out, width, rows, lox, loy, code, cval, band{params}):
+def {name}(fn, src, out, lead, box, lo, width, lox, code, cval, band{params}):
     total, n = out.shape
+    rows = 1
+    for a in range(box.shape[0]):
+        rows *= box[a]
     for b in prange((total + band - 1) // band):
-        line = np.empty(n + width - 1, np.float64)
-        row_max = np.empty((rows, n), np.float64)
-        row_min = np.empty((rows, n), np.float64)
-        tags = np.full(rows, -1, np.int64)
+        ring = (np.empty(n + width - 1, np.float64), np.empty((rows, n), np.float64),
+                np.empty((rows, n), np.float64), np.full(rows, -1, np.int64),
+                np.empty(rows, np.intp), np.empty(lead.shape[0], np.int64))
         window_max = np.empty(n, np.float64)
         window_min = np.empty(n, np.float64)
         for q in range(b * band, min(total, (b + 1) * band)):
-            box_extremes(src, q, width, lox, loy, code, cval, line, row_max, row_min, tags,
-                         window_max, window_min)
+            box_extremes(src, lead, box, lo, q, width, lox, code, cval, ring, window_max,
+                         window_min)
             point_row(fn, window_max, window_min, out[q], rows * width{params})
 
 
@@ -627,11 +643,12 @@ def user_kernel(kind, n_extra, keywords, *, window=True, inlined=None):
     kernel calls `inlined` (a dispatcher compiled with ``inline="always"``,
     so the function's body joins the loop over the points, its calls and
     their argument passing gone) instead of its `fn` argument when given.
-    A 'box' kernel reads the source itself (planes x height x n, any float
-    dtype; the box over the last two axes) and hands the function each
-    window as a `BoxExtremes`; its arguments after the source and output:
-    the box's width and rows, the cells before each point on the last and
-    second-last axes, the border code, cval and the output rows per task.
+    A 'box' kernel reads the source itself (its lines, lines x n, float32 or
+    float64) and hands the function each window as a `BoxExtremes`; its
+    arguments after the source and output: the source's leading shape, the
+    box on those axes and its cells before a point there (int64 arrays), the
+    box's width and cells before a point on the last axis, the border code,
+    cval and the output rows per task.
     """
     params = "".join(f", e{k}" for k in range(n_extra))
     params += "".join(f", kw_{k}" for k in keywords)

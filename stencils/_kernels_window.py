@@ -21,9 +21,10 @@ A box window (a footprint of all True) whose function uses nothing of the
 window but ``.max()``, ``.min()``, ``.size``, ``.shape`` and ``len()`` gets a
 `BoxExtremes` instead: no cells, only the window's maximum and minimum,
 which the kernel computes for a whole row of windows at once from the
-extremes of each row of the box (each computed once per input row and reused
-by every window that holds the row).  The window's extreme is the extreme of
-its rows' extremes, taken top to bottom by the rule of `replaces_max` (each
+extremes of each row of the box (a row: a run along the last axis, reduced
+once for the output rows of a task that read it).  The window's extreme is
+the extreme of its rows' extremes, taken in C order by the rule of
+`replaces_max` (each
 row's left to right by the same rule), and that is Numba's scan of the cells
 in C order bit for bit: the first NaN of the first row holding one is the
 window's first NaN, and the first row holding the extreme value holds its

@@ -7,8 +7,7 @@ function as a `stencils._kernels_window.WindowArray` (its ``.max()`` and
 ``.min()`` faster than Numba's, same results), the function's body compiled
 into the loop over the points; a function Numba will not compile that way
 runs as written, called with a plain array.  Over a box (a footprint of all
-True over the last two axes at most), a function that names ``max`` or
-``min`` is first tried with a `stencils._kernels_window.BoxExtremes`: no
+True), a function that names ``max`` or ``min`` is first tried with a `stencils._kernels_window.BoxExtremes`: no
 cells, only each window's max and min, computed for a row of windows at once
 from the extremes of the input rows' runs (the same bits); if it uses
 anything else of the window, Numba refuses that type and the gathered window
@@ -168,19 +167,19 @@ def _run_compiled(kind, function, arrays, extra_arguments, extra_keywords):
 
 
 def _box_arguments(a, fp, lo, code, cval, rows_out):
-    """The box kernel's arguments after the output (the source as planes x height x n, the
-    box's width and rows, cells before a point on the last two axes, border code, cval,
-    output rows per task), for a footprint of all True over the last two axes; else None."""
+    """The box kernel's arguments after the output (the source's lines, its leading shape,
+    the box and its cells before a point on those axes, then on the last axis, border
+    code, cval, output rows per task) for a footprint of all True; else None."""
     import numba
 
-    if a.ndim == 0 or not fp.all() or any(s > 1 for s in fp.shape[:-2]):
+    if a.ndim == 0 or not fp.all():
         return None
     if a.dtype not in (np.float32, np.float64):
         a = a.astype(np.float64)
-    src = np.ascontiguousarray(a).reshape(-1, a.shape[-2] if a.ndim > 1 else 1, a.shape[-1])
-    rows, loy = (fp.shape[-2], lo[-2]) if a.ndim > 1 else (1, 0)
+    lead = [np.array(v[:-1], np.int64) for v in (a.shape, fp.shape, lo)]
     band = max(8, -(-rows_out // (4 * numba.get_num_threads())))
-    return src, fp.shape[-1], rows, lo[-1], loy, code, cval, band
+    return (np.ascontiguousarray(a).reshape(-1, a.shape[-1]), *lead, fp.shape[-1], lo[-1],
+            code, cval, band)
 
 
 @functools.lru_cache(maxsize=64)
