@@ -7,11 +7,11 @@ function as a `stencils._kernels_window.WindowArray` (its ``.max()`` and
 ``.min()`` faster than Numba's, same results), the function's body compiled
 into the loop over the points; a function Numba will not compile that way
 runs as written, called with a plain array.  Over a box (a footprint of all
-True), a function that names ``max`` or ``min`` is first tried with a `stencils._kernels_window.BoxExtremes`: no
-cells, only each window's max and min, computed for a row of windows at once
-from the extremes of the input rows' runs (the same bits); if it uses
-anything else of the window, Numba refuses that type and the gathered window
-runs instead.  A function Numba cannot compile runs in a Python loop here,
+True), a function that names ``max`` or ``min`` is first tried with a
+`stencils._kernels_window.BoxExtremes`: no cells, only each window's max and
+min, computed for a row of windows at once from the extremes of the input
+rows' runs (the same bits); if it uses anything else of the window, Numba
+refuses that type and the gathered window runs instead.  A function Numba cannot compile runs in a Python loop here,
 as in scipy, after a `CompileFallbackWarning` that quotes Numba's reason.  A
 ``scipy.LowLevelCallable`` goes to scipy's own implementation, which is what
 it was written for.
