@@ -35,7 +35,7 @@ import numpy as np
 from numba import njit, prange, uintp
 
 from ._kernels import CACHE, resolve_index
-from ._kernels_window import as_window
+from ._kernels_window import as_window, box_window, replaces_max, replaces_min
 
 # Columns one van Herk task processes (its two block buffers stay in L1/L2).
 _CHUNK = 4096
@@ -495,7 +495,88 @@ def _count_nan(flat, start, stop):
 # compiled per user function (numba specialises on the function's type; an
 # inlined function is a global of its own kernel).  With `window=True` the
 # function gets each window (or input line) as a `WindowArray`, whose max/min
-# are faster than Numba's and give the same bits.
+# are faster than Numba's and give the same bits.  A 'box' kernel hands it a
+# `BoxExtremes` instead: the extremes of the whole window, computed for a row
+# of windows at once from the extremes of each padded line's runs, which a
+# ring of `rows` lines per task keeps (each line reduced once, read by the
+# `rows` output rows whose windows hold it).
+
+
+@njit(cache=CACHE, nogil=True)
+def run_extremes(line, width, row_max, row_min):
+    """row_max[c] and row_min[c]: the extremes of line[c:c + width] as Numba's scan of those
+    cells gives them (`replaces_max`), for every c of row_max; vectorised across c."""
+    count = row_max.shape[0]
+    for c in range(count):
+        row_max[c] = row_min[c] = line[c]
+    for k in range(1, width):
+        for c in range(count):
+            v = line[c + k]
+            m = row_max[c]
+            row_max[c] = v if replaces_max(v, m) else m
+            m = row_min[c]
+            row_min[c] = v if replaces_min(v, m) else m
+
+
+@njit(cache=CACHE, nogil=True)
+def combine_rows(row_max, row_min, order, window_max, window_min):
+    """The windows' extremes from their rows' (ring slots `order`, the window's rows in C
+    order: the first row's first)."""
+    window_max[:] = row_max[order[0]]
+    window_min[:] = row_min[order[0]]
+    for j in range(1, order.shape[0]):
+        upper, lower = row_max[order[j]], row_min[order[j]]
+        for c in range(window_max.shape[0]):
+            v = upper[c]
+            m = window_max[c]
+            window_max[c] = v if replaces_max(v, m) else m
+            v = lower[c]
+            m = window_min[c]
+            window_min[c] = v if replaces_min(v, m) else m
+
+
+@njit(cache=CACHE, nogil=True)
+def box_extremes(src, lead, box, lo, q, width, lox, code, cval, ring, window_max, window_min):
+    """The extremes of the windows of output row q in window_max and window_min.
+
+    src holds the input's lines (leading shape `lead`, n cells each); the box
+    is `box` (leading axes) by `width`, `lo` and `lox` its cells before a
+    point.  ring = (line, row_max, row_min, tags, order, coords): the rows'
+    extremes kept per padded line, line P (padded coordinates p_a) in the
+    mixed-radix slot of ``p_a % box[a]`` (the rows of one window never share
+    a slot), its tag in `tags`; each line is extended by the border rule and
+    reduced once for all the output rows of a task that read it.
+    """
+    line, row_max, row_min, tags, order, coords = ring
+    n = src.shape[1]
+    rest = q
+    for a in range(lead.shape[0] - 1, -1, -1):
+        coords[a] = rest % lead[a]
+        rest //= lead[a]
+    for j in range(order.shape[0]):
+        rest, slot, tag, source, fill = j, 0, 0, 0, False
+        slot_stride, tag_stride, source_stride = 1, 1, 1
+        for a in range(lead.shape[0] - 1, -1, -1):
+            padded = coords[a] + rest % box[a]
+            rest //= box[a]
+            slot += (padded % box[a]) * slot_stride
+            tag += padded * tag_stride
+            r = resolve_index(padded - lo[a], lead[a], code)
+            fill |= r < 0
+            source += r * source_stride
+            slot_stride *= box[a]
+            tag_stride *= lead[a] + box[a]
+            source_stride *= lead[a]
+        if tags[slot] != tag:
+            if fill:
+                line[:] = cval
+            else:
+                _extend_line(src[source], n, lox, code, cval, line, line.shape[0])
+            run_extremes(line, width, row_max[slot], row_min[slot])
+            tags[slot] = tag
+        order[j] = slot
+    combine_rows(row_max, row_min, order, window_max, window_min)
+
 
 _POINT_KERNEL = '''
 def {name}(fn, pflat, bases, out, offsets{params}):
@@ -512,6 +593,29 @@ def point_row(fn, pflat, base, orow, offsets, buf{params}):
         for k in range(buf.shape[0]):
             buf[k] = pflat[p0 + uintp(offsets[k])]
         orow[i] = {call}({window}(buf){args})
+'''
+
+_BOX_KERNEL = '''
+def {name}(fn, src, out, lead, box, lo, width, lox, code, cval, band{params}):
+    total, n = out.shape
+    rows = 1
+    for a in range(box.shape[0]):
+        rows *= box[a]
+    for b in prange((total + band - 1) // band):
+        ring = (np.empty(n + width - 1, np.float64), np.empty((rows, n), np.float64),
+                np.empty((rows, n), np.float64), np.full(rows, -1, np.int64),
+                np.empty(rows, np.intp), np.empty(lead.shape[0], np.int64))
+        window_max = np.empty(n, np.float64)
+        window_min = np.empty(n, np.float64)
+        for q in range(b * band, min(total, (b + 1) * band)):
+            box_extremes(src, lead, box, lo, q, width, lox, code, cval, ring, window_max,
+                         window_min)
+            point_row(fn, window_max, window_min, out[q], rows * width{params})
+
+
+def point_row(fn, window_max, window_min, orow, size{params}):
+    for i in range(orow.shape[0]):
+        orow[i] = {call}(box_window(window_max, window_min, i, size){args})
 '''
 
 _LINE_KERNEL = '''
@@ -531,7 +635,7 @@ def {name}(fn, lines, out, size, lo, code, cval{params}):
 
 @functools.lru_cache(maxsize=32)
 def user_kernel(kind, n_extra, keywords, *, window=True, inlined=None):
-    """A parallel kernel calling a user function per point ('point') or per line ('line').
+    """A parallel kernel calling a user function per point ('point', 'box') or per line ('line').
 
     Its arguments: the compiled user function, the arrays, then the
     `n_extra` extra arguments and the `keywords` values, in that order.  The
@@ -539,17 +643,24 @@ def user_kernel(kind, n_extra, keywords, *, window=True, inlined=None):
     kernel calls `inlined` (a dispatcher compiled with ``inline="always"``,
     so the function's body joins the loop over the points, its calls and
     their argument passing gone) instead of its `fn` argument when given.
+    A 'box' kernel reads the source itself (its lines, lines x n, float32 or
+    float64) and hands the function each window as a `BoxExtremes`; its
+    arguments after the source and output: the source's leading shape, the
+    box on those axes and its cells before a point there (int64 arrays), the
+    box's width and cells before a point on the last axis, the border code,
+    cval and the output rows per task.
     """
     params = "".join(f", e{k}" for k in range(n_extra))
     params += "".join(f", kw_{k}" for k in keywords)
     args = "".join(f", e{k}" for k in range(n_extra))
     args += "".join(f", {k}=kw_{k}" for k in keywords)
-    template = _POINT_KERNEL if kind == "point" else _LINE_KERNEL
+    template = {"point": _POINT_KERNEL, "box": _BOX_KERNEL, "line": _LINE_KERNEL}[kind]
     source = template.format(name="kernel", params=params, args=args,
                              window="as_window" if window else "",
                              call="fn" if inlined is None else "inlined")
     namespace = {"np": np, "prange": prange, "uintp": uintp, "extend_line": _extend_line,
-                 "as_window": as_window, "inlined": inlined}
+                 "as_window": as_window, "inlined": inlined, "box_window": box_window,
+                 "box_extremes": box_extremes}
     exec(source, namespace)  # noqa: S102 - our own template, names are identifiers
     if "point_row" in namespace:
         # Its own function, so that an inlined body's exits (a raise) stay out of the

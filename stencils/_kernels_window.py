@@ -16,6 +16,19 @@ Numba returns it); otherwise the extreme, whose value does not depend on the
 order of the comparisons, except for the sign of a zero (``-0.0 == 0.0``), so
 a zero extreme is recomputed in Numba's order (the first cell of the extreme
 value wins).
+
+A box window (a footprint of all True) whose function uses nothing of the
+window but ``.max()``, ``.min()``, ``.size``, ``.shape`` and ``len()`` gets a
+`BoxExtremes` instead: no cells, only the window's maximum and minimum,
+which the kernel computes for a whole row of windows at once from the
+extremes of each row of the box (a row: a run along the last axis, reduced
+once for the output rows of a task that read it).  The window's extreme is
+the extreme of its rows' extremes, taken in C order by the rule of
+`replaces_max` (each
+row's left to right by the same rule), and that is Numba's scan of the cells
+in C order bit for bit: the first NaN of the first row holding one is the
+window's first NaN, and the first row holding the extreme value holds its
+first cell (which keeps the sign of a zero).
 """
 
 from __future__ import annotations
@@ -23,8 +36,10 @@ from __future__ import annotations
 import operator
 
 from numba import types, uintp
+from numba.core import cgutils
 from numba.core.datamodel import models, register_default
-from numba.extending import intrinsic, overload_method, register_jitable
+from numba.extending import (intrinsic, make_attribute_wrapper, overload, overload_attribute,
+                             overload_method, register_jitable)
 from numba.np.arrayobj import populate_array
 
 
@@ -128,3 +143,83 @@ def _window_max(a):
 @overload_method(WindowArray, "min", inline="always")
 def _window_min(a):
     return _min_impl
+
+
+# -- box windows: the extremes of their rows ---------------------------------------------
+
+
+@register_jitable
+def replaces_max(v, m):
+    """Whether cell `v`, met after the running maximum `m`, becomes it in Numba's scan:
+    strictly greater, or the first NaN (a NaN, once taken, stays)."""
+    return (v > m) | ((v != v) & (m == m))
+
+
+@register_jitable
+def replaces_min(v, m):
+    """`replaces_max` for the minimum."""
+    return (v < m) | ((v != v) & (m == m))
+
+
+class BoxExtremes(types.Type):
+    """Numba type of a box window known by its extremes (no cells): a kernel computes the
+    extremes of a row of windows at once, and each window points at its own two."""
+
+    def __init__(self):
+        super().__init__(name="box_window")
+
+
+@register_default(BoxExtremes)
+class _BoxExtremesModel(models.StructModel):
+    def __init__(self, dmm, fe_type):
+        cell = types.CPointer(types.float64)
+        members = [("max_at", cell), ("min_at", cell), ("size", types.intp)]
+        super().__init__(dmm, fe_type, members)
+
+
+BOX = BoxExtremes()
+make_attribute_wrapper(BoxExtremes, "size", "size")
+make_attribute_wrapper(BoxExtremes, "max_at", "_max_at")
+make_attribute_wrapper(BoxExtremes, "min_at", "_min_at")
+
+
+@intrinsic
+def box_window(typingctx, window_max, window_min, column, size):
+    """The window at `column` of a row whose windows' extremes are `window_max` and
+    `window_min`, of `size` cells.  It borrows both arrays."""
+    row = types.Array(types.float64, 1, "C")
+    if not (window_max == row and window_min == row and isinstance(column, types.Integer)
+            and isinstance(size, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        at = context.cast(builder, args[2], signature.args[2], types.intp)
+        window = cgutils.create_struct_proxy(BOX)(context, builder)
+        window.max_at = builder.gep(context.make_array(row)(context, builder, args[0]).data, [at])
+        window.min_at = builder.gep(context.make_array(row)(context, builder, args[1]).data, [at])
+        window.size = context.cast(builder, args[3], signature.args[3], types.intp)
+        return window._getvalue()
+
+    return BOX(window_max, window_min, column, size), codegen
+
+
+@overload_method(BoxExtremes, "max", inline="always")
+def _box_window_max(w):
+    return lambda w: w._max_at[0]
+
+
+@overload_method(BoxExtremes, "min", inline="always")
+def _box_window_min(w):
+    return lambda w: w._min_at[0]
+
+
+@overload_attribute(BoxExtremes, "shape")
+def _box_window_shape(w):
+    return lambda w: (w.size,)
+
+
+@overload(len)
+def _box_window_len(w):
+    if isinstance(w, BoxExtremes):
+        return lambda w: w.size
+    return None

@@ -6,9 +6,13 @@ as given) and stores the returns with scipy's casts.  The window reaches the
 function as a `stencils._kernels_window.WindowArray` (its ``.max()`` and
 ``.min()`` faster than Numba's, same results), the function's body compiled
 into the loop over the points; a function Numba will not compile that way
-runs as written, called with a plain array.  A function Numba cannot
-compile runs in a Python loop here, as in scipy, after a
-`CompileFallbackWarning` that quotes Numba's reason.  A
+runs as written, called with a plain array.  Over a box (a footprint of all
+True), a function that names ``max`` or ``min`` is first tried with a
+`stencils._kernels_window.BoxExtremes`: no cells, only each window's max and
+min, computed for a row of windows at once from the extremes of the input
+rows' runs (the same bits); if it uses anything else of the window, Numba
+refuses that type and the gathered window runs instead.  A function Numba cannot compile runs in a Python loop here,
+as in scipy, after a `CompileFallbackWarning` that quotes Numba's reason.  A
 ``scipy.LowLevelCallable`` goes to scipy's own implementation, which is what
 it was written for.
 """
@@ -94,8 +98,15 @@ def _run_kernel(data, kernel, *args):
     kernel(*args)
 
 
+def _reads_extremes(function):
+    """Whether `function`'s own code names ``max`` or ``min`` (the box kernel is worth trying)."""
+    code = getattr(function, "__code__", None)
+    return code is not None and not {"max", "min"}.isdisjoint(code.co_names)
+
+
 def _run_as_window(kind, function, compiled, shape, values):
-    """Run the kernel handing `function` a `WindowArray` (inlined into a point loop).
+    """Run the kernel handing `function` a `WindowArray` (inlined into a point loop), or
+    for kind 'box' a `BoxExtremes` (inlined; nothing runs for a function not inlined).
 
     False where that form fails: where Numba refuses it (nothing ran; a
     function's own inlined kernel remembers the refusal, so it is not
@@ -103,8 +114,10 @@ def _run_as_window(kind, function, compiled, shape, values):
     """
     from numba.core.errors import NumbaError
 
-    inlined = _compiled_for_call(function, inline=True) if kind == "point" else None
-    kernel = ko.user_kernel(*shape, inlined=inlined)
+    inlined = _compiled_for_call(function, inline=True) if kind != "line" else None
+    if kind == "box" and inlined is None:
+        return False
+    kernel = ko.user_kernel(kind, *shape, inlined=inlined)
     if getattr(kernel, "refused", False):
         return False
     try:
@@ -118,20 +131,30 @@ def _run_as_window(kind, function, compiled, shape, values):
     return True
 
 
+def _call_shape(extra_arguments, extra_keywords):
+    """(kernel call shape, extra values in call order), or None for keywords a kernel
+    cannot name."""
+    keywords = tuple(extra_keywords)
+    if not all(isinstance(k, str) and k.isidentifier() for k in keywords):
+        return None
+    extras = (*extra_arguments, *(extra_keywords[k] for k in keywords))
+    return (len(extra_arguments), keywords), extras
+
+
 def _run_compiled(kind, function, arrays, extra_arguments, extra_keywords):
     """Run the parallel kernel; None if Numba cannot compile the function (after a
     warning) or the compiled function raised (the Python loop then raises its error)."""
     from numba.core.errors import NumbaError
 
-    keywords = tuple(extra_keywords)
-    if not all(isinstance(k, str) and k.isidentifier() for k in keywords):
+    call = _call_shape(extra_arguments, extra_keywords)
+    if call is None:
         return None
-    values = (*arrays, *extra_arguments, *(extra_keywords[k] for k in keywords))
-    shape = (kind, len(extra_arguments), keywords)
+    shape, extras = call
     try:
         compiled = _compiled_for_call(function)
-        if not _run_as_window(kind, function, compiled, shape, values):
-            _run_kernel(arrays[0], ko.user_kernel(*shape, window=False), compiled, *values)
+        if not _run_as_window(kind, function, compiled, shape, (*arrays, *extras)):
+            _run_kernel(arrays[0], ko.user_kernel(kind, *shape, window=False), compiled,
+                        *arrays, *extras)
     except NumbaError as exc:
         warnings.warn(
             f"{getattr(function, '__name__', function)!r} runs in a Python loop at scipy's "
@@ -141,6 +164,65 @@ def _run_compiled(kind, function, arrays, extra_arguments, extra_keywords):
     except Exception:  # noqa: BLE001 - the function raised: the Python loop raises it as scipy does
         return None
     return True
+
+
+def _box_arguments(a, fp, lo, code, cval, rows_out):
+    """The box kernel's arguments after the output (the source's lines, its leading shape,
+    the box and its cells before a point on those axes, then on the last axis, border
+    code, cval, output rows per task) for a footprint of all True; else None."""
+    import numba
+
+    if a.ndim == 0 or not fp.all():
+        return None
+    if a.dtype not in (np.float32, np.float64):
+        a = a.astype(np.float64)
+    lead = [np.array(v[:-1], np.int64) for v in (a.shape, fp.shape, lo)]
+    band = max(8, -(-rows_out // (4 * numba.get_num_threads())))
+    return (np.ascontiguousarray(a).reshape(-1, a.shape[-1]), *lead, fp.shape[-1], lo[-1],
+            code, cval, band)
+
+
+@functools.lru_cache(maxsize=64)
+def _takes_box_window(function, argument_types):
+    """Whether `function` alone compiles for a `BoxExtremes` window: a cheap test (tens of
+    ms) before the kernel, whose refusal would cost a whole kernel's compile."""
+    import numba
+
+    from .._kernels_window import BOX
+
+    try:
+        numba.njit(error_model="numpy", no_cpython_wrapper=True)(function).compile(
+            (BOX, *argument_types))
+    except Exception:  # noqa: BLE001 - whatever stops it: the gathered window runs
+        return False
+    return True
+
+
+def _box_worth_trying(function, extra_arguments, extra_keywords):
+    """Whether `function` (a plain Python function naming ``max`` or ``min``) compiles with
+    a `BoxExtremes`; with keywords the kernel itself is the test."""
+    import numba
+
+    if not isinstance(function, types.FunctionType) or not _reads_extremes(function):
+        return False
+    if extra_keywords:
+        return True
+    try:
+        return _takes_box_window(function, tuple(numba.typeof(v) for v in extra_arguments))
+    except (TypeError, ValueError):  # an unhashable function or an argument Numba cannot type
+        return True
+
+
+def _run_box(function, result, box, extra_arguments, extra_keywords):
+    """Run the box kernel when `function` compiles with a `BoxExtremes` (it names ``max``
+    or ``min`` and uses nothing else of the window); False where it did not run through."""
+    call = _call_shape(extra_arguments, extra_keywords)
+    if box is None or call is None or not _box_worth_trying(function, extra_arguments,
+                                                            extra_keywords):
+        return False
+    shape, extras = call
+    return _run_as_window("box", function, _compiled_for_call(function), shape,
+                          (box[0], result, *box[1:], *extras))
 
 
 def _check_extras(extra_arguments, extra_keywords):
@@ -216,10 +298,18 @@ def generic_filter(input, function, size=None, footprint=None, output=None, mode
     if a.size == 0:
         return output
     lo, hi = win.window_bounds(fp.shape, origins)
+    result = np.empty(win.as_rows(a.shape), np.float64)
+    box = _box_arguments(a, fp, lo, code, cval, result.shape[0])
+    # A float output takes the box kernel's values as they come (Numba's casts are
+    # NumPy's there), so no float64 result is written and read again.
+    direct = (output.dtype in (np.float32, np.float64) and output.flags.c_contiguous
+              and not _args.overlaps(a, output))
+    target = output.reshape(result.shape) if direct else result
+    if _run_box(function, target, box, extra_arguments, extra_keywords):
+        return output if direct else _args.store(result.reshape(a.shape), output)
     padded = win.pad(a.astype(np.float64), lo, hi, [code] * a.ndim, cval)
     offsets = win.flat_offsets(fp, padded.shape)
     bases = win.row_bases(a.shape, padded.shape)
-    result = np.empty(win.as_rows(a.shape), np.float64)
     arrays = (padded.reshape(-1), bases, result, offsets)
     if _run_compiled("point", function, arrays, extra_arguments, extra_keywords) is None:
         _python_points(function, *arrays, extra_arguments, extra_keywords)

@@ -284,3 +284,77 @@ def test_function_that_raises_raises_its_own_error():
     a = np.arange(48.0).reshape(6, 8)
     with pytest.raises(ValueError, match="is too large"):
         ndi.generic_filter(a, refuses_large_centres, size=3)
+
+
+# -- box windows: a function reading only max and min gets a BoxExtremes -----------------
+
+def window_max(window):
+    return window.max()
+
+
+def window_min(window):
+    return window.min()
+
+
+def scaled_spread(window, scale, shift=0.0):
+    return (window.max() - window.min()) * scale + shift + len(window) - window.size \
+        + window.shape[0] - window.size
+
+
+def _box_runs(function, a, **kwargs):
+    """generic_filter's result and whether the box kernel computed it."""
+    from stencils.ndimage import _generic
+
+    ran = []
+    run_box = _generic._run_box
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_generic, "_run_box", lambda *args: ran.append(run_box(*args)) or ran[-1])
+        result = ndi.generic_filter(a, function, **kwargs)
+    return result, ran == [True]
+
+
+def _through_gathered_windows(function, a, **kwargs):
+    from stencils.ndimage import _generic
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_generic, "_box_arguments", lambda *args: None)
+        return ndi.generic_filter(a, function, **kwargs)
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_box_extremes_are_the_gathered_windows_bits_and_scipys_values(data):
+    ndim = data.draw(st.integers(1, 3))
+    shape = tuple(data.draw(st.lists(st.integers(1, 7), min_size=ndim, max_size=ndim)))
+    cells = data.draw(st.lists(st.one_of(_CELLS, st.sampled_from([0.5, 1.5, -1.5])),
+                               min_size=int(np.prod(shape)), max_size=int(np.prod(shape))))
+    a = np.array(cells, np.float64).reshape(shape)  # float32: the extra-arguments test below
+    box = data.draw(st.lists(st.integers(1, 5), min_size=ndim, max_size=ndim))
+    kwargs = dict(size=tuple(box), mode=data.draw(st.sampled_from(MODES + ["mirror"])),
+                  cval=data.draw(st.sampled_from([0.0, -0.0, np.nan, 2.5])),
+                  origin=tuple(data.draw(st.integers(-(s // 2), (s - 1) // 2)) for s in box))
+    function = data.draw(st.sampled_from([window_max, window_min]))
+    ours, boxed = _box_runs(function, a, **kwargs)
+    assert boxed
+    assert ours.tobytes() == _through_gathered_windows(function, a, **kwargs).tobytes()
+    assert_same(ours, sndi.generic_filter(a, function, **kwargs))
+
+
+def test_box_extremes_with_extra_arguments_and_a_full_footprint():
+    a = np.random.default_rng(11).random((3, 9, 12)).astype(np.float32)
+    kwargs = dict(footprint=np.ones((2, 4, 3), bool), extra_arguments=(2.0,),
+                  extra_keywords={"shift": 1.0}, mode="nearest")
+    ours, boxed = _box_runs(scaled_spread, a, **kwargs)
+    assert boxed
+    assert_same(ours, sndi.generic_filter(a, scaled_spread, **kwargs))
+
+
+@pytest.mark.parametrize("function, shape, kwargs", [
+    (divides_by_its_spread, (6, 7), dict(size=3)),  # reads a cell too: the gathered window
+    (spread, (6, 7), dict(footprint=[[1, 0, 1], [1, 1, 1]])),  # not a box
+])
+def test_other_windows_keep_the_gathered_cells(function, shape, kwargs):
+    a = np.random.default_rng(12).random(shape)
+    ours, boxed = _box_runs(function, a, **kwargs)
+    assert not boxed
+    assert_same(ours, sndi.generic_filter(a, function, **kwargs))
