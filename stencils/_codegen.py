@@ -5,7 +5,8 @@ reads, the columns of its box, its expression as straight-line statements),
 then writes each generated function from the plan with one small function:
 
 - ``_rows``: the expression over runs of output lines, a vectorised, call-free
-  loop over source rows (the hot loop; see `_rows_source`);
+  loop over source rows (the hot loop; see `_rows_source`); for strides 2-4
+  along the last axis it calls ``_run_strided`` or ``_run_dense`` per run;
 - ``kernel``: the items of a call (output line, column block) cut into runs of
   lines whose reads all lie inside the array, and edge pieces filled through
   the border rule (see `_kernel_source`);
@@ -186,7 +187,9 @@ def _rows_source(plan):
     lines inside one function with no calls in it, as a hand-written kernel
     would: with the border code's calls in the same loop nest (or one call per
     line), LLVM kept the weights on the stack and reloaded them on every
-    iteration (measured 1.5x slower).
+    iteration (measured 1.5x slower).  With a stride of 2-4 along the last
+    axis, each run is one call of ``_run_strided`` or ``_run_dense``, which
+    load the weights themselves.
     """
     head = "@njit(cache=CACHE, nogil=True, error_model='numpy', fastmath=FASTMATH)"
     s = plan.step_last
