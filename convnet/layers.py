@@ -230,7 +230,7 @@ class MaxPool2d(Module):
         return F._pooled(F._max_stencil(kh, kw), x, sh, sw)
 
     def backward(self, dy, input_grad=True):
-        return F.max_pool2d_scatter(dy, self._argmax, self._shape, self.kernel_size, self.stride)
+        return F._scatter_to_codes(dy, self._argmax, self._shape, *self.kernel_size, *self.stride)
 
     def __repr__(self):
         return f"MaxPool2d(kernel_size={self.kernel_size}, stride={self.stride})"

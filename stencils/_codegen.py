@@ -5,7 +5,8 @@ reads, the columns of its box, its expression as straight-line statements),
 then writes each generated function from the plan with one small function:
 
 - ``_rows``: the expression over runs of output lines, a vectorised, call-free
-  loop over source rows (the hot loop; see `_rows_source`);
+  loop over source rows (the hot loop; see `_rows_source`); for strides 2-4
+  along the last axis it calls ``_run_strided`` or ``_run_dense`` per run;
 - ``kernel``: the items of a call (output line, column block) cut into runs of
   lines whose reads all lie inside the array, and edge pieces filled through
   the border rule (see `_kernel_source`);
@@ -186,36 +187,54 @@ def _rows_source(plan):
     lines inside one function with no calls in it, as a hand-written kernel
     would: with the border code's calls in the same loop nest (or one call per
     line), LLVM kept the weights on the stack and reloaded them on every
-    iteration (measured 1.5x slower).
+    iteration (measured 1.5x slower).  With a stride of 2-4 along the last
+    axis, each run is one call of ``_run_strided`` or ``_run_dense``, which
+    load the weights themselves.
     """
-    lines = [
-        "@njit(cache=CACHE, nogil=True, error_model='numpy', fastmath=FASTMATH)",
-        "def _rows(out2, src2, runs, rows, nruns, c, dense):",
-        "    _zero = c[0]",
-        "    _one = c[1]",
-    ]
-    lines += [f"    p{i} = c[{FIXED_SLOTS + i}]" for i in range(plan.nparams)]
-    lines += [
-        "    for i in range(nruns):",
-        "        line = runs[0, i]",
-        "        e0 = runs[2, i]",
-        "        e1 = runs[3, i]",
-        "        first = runs[4, i]",
-        "        row_step = runs[5, i]",
-    ]
-    lines += [f"        r{m} = rows[i, {m}]" for m in range(plan.nrows)]
+    head = "@njit(cache=CACHE, nogil=True, error_model='numpy', fastmath=FASTMATH)"
     s = plan.step_last
     if not plan.dense_step:
-        return lines + _line_loop(plan, 8, "e1 - e0", "o", s)
+        return ([head, "def _rows(out2, src2, runs, rows, nruns, c, dense):"]
+                + _constants_loaded(plan) + ["    for i in range(nruns):"]
+                + _run_fields(plan, 8) + _line_loop(plan, 8, "e1 - e0", "o", s))
     # LLVM does not vectorise the strided reads v[t*S + d]: for small S it is
     # faster to compute every point of a long line, contiguously, and keep
     # every S-th; short lines are faster read strided (measured 1.7x on 14
-    # points).  One branch per run: a branch per line cost 1.3x.
-    return (lines + [f"        if e1 - e0 < {_DENSE_MIN_POINTS}:"]
-            + _line_loop(plan, 12, "e1 - e0", "o", s) + ["        else:"]
-            + _line_loop(plan, 12, f"(e1 - e0 - 1) * {s} + 1", "dense", 1)
-            + ["                for t in range(e1 - e0):",
-               f"                    o[t] = dense[t * {s}]"])
+    # points).  Each way is its own function, called once per run (a branch
+    # per line cost 1.3x): with both loops in one function, the strided one
+    # ran 1.3-1.9x slower on LeNet's pooling (5-14 points a line).
+    strided = ([head, "def _run_strided(out2, src2, runs, rows, i, c):"] + _constants_loaded(plan)
+               + _run_fields(plan, 4) + _line_loop(plan, 4, "e1 - e0", "o", s))
+    dense = ([head, "def _run_dense(out2, src2, runs, rows, i, c, dense):"]
+             + _constants_loaded(plan) + _run_fields(plan, 4)
+             + _line_loop(plan, 4, f"(e1 - e0 - 1) * {s} + 1", "dense", 1)
+             + ["        for t in range(e1 - e0):", f"            o[t] = dense[t * {s}]"])
+    return strided + ["", ""] + dense + ["", "", head] + [
+        "def _rows(out2, src2, runs, rows, nruns, c, dense):",
+        "    for i in range(nruns):",
+        f"        if runs[3, i] - runs[2, i] < {_DENSE_MIN_POINTS}:",
+        "            _run_strided(out2, src2, runs, rows, i, c)",
+        "        else:",
+        "            _run_dense(out2, src2, runs, rows, i, c, dense)",
+    ]
+
+
+def _constants_loaded(plan):
+    return ["    _zero = c[0]", "    _one = c[1]"] + [
+        f"    p{i} = c[{FIXED_SLOTS + i}]" for i in range(plan.nparams)]
+
+
+def _run_fields(plan, indent):
+    """Run ``i``'s fields (see `_rows_source`) as locals.
+
+    Each is at least 0 already; ``max(.., 0)`` lets LLVM prove it, so that the
+    indices built from them need no negative-index wraparound: on lines of
+    5-14 points that check cost 1.5-2x (LeNet's pooling).
+    """
+    pad = " " * indent
+    return [pad + f"{name} = max(runs[{k}, i], 0)" for k, name in
+            ((0, "line"), (2, "e0"), (3, "e1"), (4, "first"), (5, "row_step"))] + [
+        pad + f"r{m} = max(rows[i, {m}], 0)" for m in range(plan.nrows)]
 
 
 def _line_loop(plan, indent, count, target, step):

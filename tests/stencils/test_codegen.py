@@ -13,7 +13,7 @@ from stencils import _codegen, _engine
 from stencils import _reference as ref
 from stencils._kernels_run import GEOMETRY_ROWS, outer_geometry
 
-GOLDEN = pathlib.Path(__file__).parent / "golden" / "generated_3x3_max_plus_sum.py"
+GOLDEN = pathlib.Path(__file__).parent / "golden"
 REGENERATE = "STENCILS_REGENERATE_GOLDEN"
 
 BORDERS = [st.Fill(-1.5), st.Wrap, st.Edge, st.Reflect, st.Continue, "reflect", "mirror"]
@@ -24,12 +24,20 @@ def _golden_stencil():
                            + 0.5 * (g(0, -1) + g(0, 1)))
 
 
-def test_generated_source_matches_the_golden_copy():
-    text = _codegen.generate_source(_golden_stencil(), 1, "golden")
+# (file, stencil, stride along the last axis): a unit stride, and a small one
+# (LeNet's pooling: a strided loop for short lines, a dense one for long lines).
+GOLDEN_CASES = [("generated_3x3_max_plus_sum.py", _golden_stencil, 1),
+                ("generated_2x2_max_stride2.py", lambda: st.max_stencil((1, 1, 2, 2)), 2)]
+
+
+@pytest.mark.parametrize("name, stencil, step", GOLDEN_CASES, ids=[c[0] for c in GOLDEN_CASES])
+def test_generated_source_matches_the_golden_copy(name, stencil, step):
+    text = _codegen.generate_source(stencil(), step, "golden")
+    path = GOLDEN / name
     if os.environ.get(REGENERATE):
-        GOLDEN.parent.mkdir(exist_ok=True)
-        GOLDEN.write_text(text)
-    assert text == GOLDEN.read_text(), (
+        GOLDEN.mkdir(exist_ok=True)
+        path.write_text(text)
+    assert text == path.read_text(), (
         f"the generated source changed; if that is intended, regenerate the golden copy with "
         f"`{REGENERATE}=1 python -m pytest {__file__} -k golden` and review its diff")
 

@@ -22,14 +22,14 @@ def _rows(out2, src2, runs, rows, nruns, c, dense):
     p2 = c[5]
     p3 = c[6]
     for i in range(nruns):
-        line = runs[0, i]
-        e0 = runs[2, i]
-        e1 = runs[3, i]
-        first = runs[4, i]
-        row_step = runs[5, i]
-        r0 = rows[i, 0]
-        r1 = rows[i, 1]
-        r2 = rows[i, 2]
+        line = max(runs[0, i], 0)
+        e0 = max(runs[2, i], 0)
+        e1 = max(runs[3, i], 0)
+        first = max(runs[4, i], 0)
+        row_step = max(runs[5, i], 0)
+        r0 = max(rows[i, 0], 0)
+        r1 = max(rows[i, 1], 0)
+        r2 = max(rows[i, 2], 0)
         for l in range(runs[1, i]):
             o = out2[line + l, e0:e1]
             v0 = src2[r0 + l * row_step, first:]
