@@ -140,7 +140,7 @@ def _step_source(expr, int_dtype=None):
         order, lambda node: f"v{read_slot[id(node)]}[t]")
     lines = [
         "@njit(cache=CACHE, nogil=True, error_model='numpy', fastmath=FASTMATH)",
-        "def _step_rows(a, b, rows, nrows, length, d, c):",
+        "def _step_rows(a, b, rows, orows, nrows, length, d, c):",
     ]
     if int_dtype is None:
         body = [f"{name} = {rhs}" for name, rhs in statements]
@@ -156,7 +156,7 @@ def _step_source(expr, int_dtype=None):
     lines += [
         "    for i in range(nrows):",
         "        base = rows[i]",
-        "        o = b[base:base + length]",
+        "        o = b[orows[i]:orows[i] + length]",
     ]
     lines += [f"        v{m} = a[base + d{m}:]" for m in range(len(reads))]
     lines += ["        for t in range(length):"]
@@ -448,13 +448,14 @@ class _Stepper:
         tshape, grid, extents = _plan(self.shape4, self.rlo, self.rhi, k, self.border.code,
                                       self.dtype.itemsize, self.tile, self.cache)
         deltas = _deltas(self.step.offsets, extents, 4 - len(self.shape))
+        sdeltas = _deltas(self.step.offsets, np.array(self.shape4), 4 - len(self.shape))
         src4 = src.reshape(self.shape4)
         dst4 = dst.reshape(self.shape4)
         refill = self.border.code != WRAP
         mod = self.step.module
         ntiles = int(np.prod(grid))
         args = (src4, dst4, extents, tshape, grid, np.int64(k), self.rlo, self.rhi, deltas,
-                self.consts, np.int64(self.border.code), refill)
+                sdeltas, self.consts, np.int64(self.border.code), refill)
         self._run_tiles(mod.tiles, args, ntiles)
 
     def _swept(self, src, dst, k, sweep):

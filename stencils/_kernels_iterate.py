@@ -12,9 +12,11 @@ halo of ``K`` times the stencil's reach from the source through the border
 rule; each step computes the shrinking valid region from the other buffer (the
 generated ``_step_rows``, see stencils._iterate); `refill_ghosts` then answers
 the ghost cells of the new state by the border rule applied to that state
-(not by evolving them, which is right only for Wrap); `store_centre` writes the
-tile's own cells back.  The driver that ties these to one stencil is
-`DRIVER_SOURCE`, appended to each generated module.
+(not by evolving them, which is right only for Wrap).  The last step's region
+is the tile's own cells, which it writes straight into the destination; a tile
+with no ghost cells skips `load_window` too, its first step reading the source
+itself.  The driver that ties these to one stencil is `DRIVER_SOURCE`,
+appended to each generated module.
 
 A sweep (`sweep_tiles`) runs the same helpers one plane at a time: each tile of
 the axes after the swept one holds ``K + 1`` rings of planes, one per time
@@ -64,13 +66,15 @@ def load_window(src4, buf, E, org, ext, code, fill):
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy")
-def region_rows(rows, E, lo, hi):
-    """Flat index of the first cell of every row of the region [lo, hi); returns the count."""
+def region_rows(rows, E, base, lo, hi):
+    """Flat index, in a box of extents E, of the first cell of every row of the region
+    [lo, hi) shifted by `base`; returns the count."""
     count = 0
     for i0 in range(lo[0], hi[0]):
         for i1 in range(lo[1], hi[1]):
             for i2 in range(lo[2], hi[2]):
-                rows[count] = ((i0 * E[1] + i1) * E[2] + i2) * E[3] + lo[3]
+                rows[count] = (((base[0] + i0) * E[1] + base[1] + i1) * E[2] + base[2] + i2) \
+                    * E[3] + base[3] + lo[3]
                 count += 1
     return count
 
@@ -184,46 +188,63 @@ def ring_slot(s, p, R, P):
 DRIVER_SOURCE = '''
 
 @njit(cache=CACHE, nogil=True, error_model="numpy")
-def run_steps(a, b, rows, E, org, ext, nsteps, rlo, rhi, n4, deltas, c, code, refill):
-    """Advance the window held in `a` by `nsteps` steps; returns 1 if the result is in `b`."""
+def run_steps(a, b, rows, grows, E, org, ext, nsteps, rlo, rhi, n4, deltas, c, code, refill,
+              src, sdeltas, dst):
+    """Advance the window held in `a` by `nsteps` steps; returns 1 if the result is in `b`.
+
+    A non-empty `src` (the flat source, holding every cell of the window) is read by the
+    first step instead of `a`, with its own `sdeltas`; a non-empty `dst` (the flat
+    destination) takes the last step's region, the tile's own cells, straight from it:
+    a pass then moves each cell through memory once instead of copying it in and out.
+    """
     lo = np.zeros(4, dtype=np.int64)
     hi = np.zeros(4, dtype=np.int64)
+    local = np.zeros(4, dtype=np.int64)
     for s in range(1, nsteps + 1):
         for ax in range(4):
             lo[ax] = s * rlo[ax]
             hi[ax] = ext[ax] - s * rhi[ax]
-        nrows = region_rows(rows, E, lo, hi)
-        if s % 2 == 1:
-            _step_rows(a, b, rows, nrows, hi[3] - lo[3], deltas, c)
-            if refill:
-                refill_ghosts(b, E, org, lo, hi, n4, code, c[2])
-        else:
-            _step_rows(b, a, rows, nrows, hi[3] - lo[3], deltas, c)
-            if refill:
-                refill_ghosts(a, E, org, lo, hi, n4, code, c[2])
+        nrows = region_rows(rows, E, local, lo, hi)
+        region_rows(grows, n4, org, lo, hi)
+        x, y = (a, b) if s % 2 == 1 else (b, a)
+        from_src = s == 1 and src.size > 0
+        to_dst = s == nsteps and dst.size > 0
+        _step_rows(src if from_src else x, dst if to_dst else y, grows if from_src else rows,
+                   grows if to_dst else rows, nrows, hi[3] - lo[3],
+                   sdeltas if from_src else deltas, c)
+        if refill and not to_dst:
+            refill_ghosts(y, E, org, lo, hi, n4, code, c[2])
     return nsteps % 2
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy")
-def _tiles(src4, dst4, E, tshape, grid, nsteps, rlo, rhi, deltas, c, code, refill, first, last):
+def _tiles(src4, dst4, E, tshape, grid, nsteps, rlo, rhi, deltas, sdeltas, c, code, refill,
+           first, last):
     n4 = np.array(src4.shape, dtype=np.int64)
     size = E[0] * E[1] * E[2] * E[3]
     a = np.empty(size, dtype=src4.dtype)
     b = np.empty(size, dtype=src4.dtype)
     rows = np.empty(E[0] * E[1] * E[2], dtype=np.int64)
+    grows = np.empty(E[0] * E[1] * E[2], dtype=np.int64)
+    src = src4.reshape(src4.size)
+    dst = dst4.reshape(dst4.size)
+    none = np.empty(0, dtype=src4.dtype)
     g0, t, org, ext, off, _, _ = frame_vectors()
     for tile in range(first, last):
         ghosts = tile_frame(tile, grid, tshape, n4, nsteps, rlo, rhi, g0, t, org, ext, off)
-        load_window(src4, a, E, org, ext, code, c[2])
-        which = run_steps(a, b, rows, E, org, ext, nsteps, rlo, rhi, n4, deltas, c, code,
-                          refill and ghosts)
-        store_centre(b if which == 1 else a, E, off, dst4, g0, t)
+        if ghosts:
+            load_window(src4, a, E, org, ext, code, c[2])
+        run_steps(a, b, rows, grows, E, org, ext, nsteps, rlo, rhi, n4, deltas, c, code,
+                  refill and ghosts, none if ghosts else src, sdeltas, dst)
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy")
-def tiles(src4, dst4, E, tshape, grid, nsteps, rlo, rhi, deltas, c, code, refill, first, last):
-    """Tiles first to last - 1 (C order over `grid`); releases the GIL, so threads share them."""
-    _tiles(src4, dst4, E, tshape, grid, nsteps, rlo, rhi, deltas, c, code, refill, first, last)
+def tiles(src4, dst4, E, tshape, grid, nsteps, rlo, rhi, deltas, sdeltas, c, code, refill,
+          first, last):
+    """Tiles first to last - 1 (C order over `grid`); releases the GIL, so threads share them.
+    `sdeltas` are the reads' flat offsets in the source array."""
+    _tiles(src4, dst4, E, tshape, grid, nsteps, rlo, rhi, deltas, sdeltas, c, code, refill,
+           first, last)
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy")
@@ -235,6 +256,7 @@ def _sweep_tile(src4, dst4, buf, rows, d, E, ax, R, L, nsteps, slo, shi, prlo, p
     n = src4.shape[ax]
     K = nsteps
     porg = org.copy()
+    zero = np.zeros(4, dtype=np.int64)
     for q in range(-K * slo, n + K * L):
         for s in range(K + 1):
             p = q - s * L
@@ -252,10 +274,10 @@ def _sweep_tile(src4, dst4, buf, rows, d, E, ax, R, L, nsteps, slo, shi, prlo, p
                 for a in range(4):
                     lo[a] = s * prlo[a]
                     hi[a] = ext[a] - s * prhi[a]
-                nrows = region_rows(rows, E, lo, hi)
+                nrows = region_rows(rows, E, zero, lo, hi)
                 for m in range(d.size):
                     d[m] = ring_slot(s - 1, p + across[m], R, P) + inplane[m]
-                _step_rows(buf, buf[out:], rows, nrows, hi[3] - lo[3], d, c)
+                _step_rows(buf, buf[out:], rows, rows, nrows, hi[3] - lo[3], d, c)
                 if refill and ghosts:
                     refill_ghosts(buf[out:out + P], E, porg, lo, hi, pn4, code, c[2])
             elif refill and s < K and n <= p < n + shi:
@@ -298,7 +320,10 @@ def window_steps(win4, E, org, nsteps, rlo, rhi, n4, deltas, c, code, refill):
     b = np.empty(size, dtype=win4.dtype)
     a[:] = win4.reshape(size)
     rows = np.empty(E[0] * E[1] * E[2], dtype=np.int64)
+    grows = np.empty(E[0] * E[1] * E[2], dtype=np.int64)
     ext = np.array(win4.shape, dtype=np.int64)
-    which = run_steps(a, b, rows, E, org, ext, nsteps, rlo, rhi, n4, deltas, c, code, refill)
+    none = np.empty(0, dtype=win4.dtype)
+    which = run_steps(a, b, rows, grows, E, org, ext, nsteps, rlo, rhi, n4, deltas, c, code,
+                      refill, none, deltas, none)
     return b if which == 1 else a
 '''
