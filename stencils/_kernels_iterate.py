@@ -85,11 +85,30 @@ def region_rows(rows, E, base, lo, hi):
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy")
-def refill_ghosts(buf, E, org, lo, hi, n4, code, fill):
-    """Answer the ghost cells of region [lo, hi) by the border rule on its in-array cells.
+def refill_ghosts(buf, E, org, region_lo, region_hi, n4, rlo, rhi, code, fill):
+    """Answer the ghost cells of region [lo, hi) within the stencil's reach (`rlo` before,
+    `rhi` after the array) by the border rule on the region's in-array cells.
 
-    The planner guarantees every cell the rule names lies in the region.
+    The planner guarantees every cell the rule names lies in the region.  Ghost cells
+    farther out are read by the next step only to compute other ghost cells, which are
+    answered again, so they are left as computed.
     """
+    lo = np.empty(4, dtype=np.int64)
+    hi = np.empty(4, dtype=np.int64)
+    for ax in range(4):
+        lo[ax] = max(region_lo[ax], -rlo[ax] - org[ax])
+        hi[ax] = min(region_hi[ax], n4[ax] + rhi[ax] - org[ax])
+        if hi[ax] <= lo[ax]:
+            return
+    # The ghost columns at a row's ends [lo3, ja) and [jb, hi3) name the same column in
+    # every row: resolved once, not once a row (-1: the fill value).
+    ja = min(hi[3], max(lo[3], -org[3]))
+    jb = max(ja, min(hi[3], n4[3] - org[3]))
+    ends = np.empty(ja - lo[3] + hi[3] - jb, dtype=np.int64)
+    for m in range(ends.size):
+        j = lo[3] + m if m < ja - lo[3] else jb + m - (ja - lo[3])
+        r = resolve_index(org[3] + j, n4[3], code)
+        ends[m] = r - org[3] if r >= 0 else -1
     for i0 in range(lo[0], hi[0]):
         g0 = org[0] + i0
         r0 = resolve_index(g0, n4[0], code)
@@ -101,36 +120,22 @@ def refill_ghosts(buf, E, org, lo, hi, n4, code, fill):
                 r2 = resolve_index(g2, n4[2], code)
                 base = ((i0 * E[1] + i1) * E[2] + i2) * E[3]
                 inside = 0 <= g0 < n4[0] and 0 <= g1 < n4[1] and 0 <= g2 < n4[2]
-                if inside:
-                    # Only the ends of the row are ghosts.
-                    ja = min(hi[3], max(lo[3], -org[3]))
-                    jb = max(ja, min(hi[3], n4[3] - org[3]))
-                    for j in range(lo[3], ja):
-                        r = resolve_index(org[3] + j, n4[3], code)
-                        buf[base + j] = buf[base + r - org[3]] if r >= 0 else fill
-                    for j in range(jb, hi[3]):
-                        r = resolve_index(org[3] + j, n4[3], code)
-                        buf[base + j] = buf[base + r - org[3]] if r >= 0 else fill
-                elif code == FILL:
+                if not inside and code == FILL:
                     for j in range(lo[3], hi[3]):
                         buf[base + j] = fill
-                else:
-                    # The whole row repeats an in-array row: its in-array columns
-                    # one to one (a rule changes only indices outside the array),
-                    # its ends resolved cell by cell.
+                    continue
+                rbase = base  # inside the array only the row's ends are ghosts
+                if not inside:
+                    # The whole row repeats an in-array row: its in-array columns one
+                    # to one (a rule changes only indices outside the array).
                     rbase = (((r0 - org[0]) * E[1] + r1 - org[1]) * E[2] + r2 - org[2]) * E[3]
-                    ja = min(hi[3], max(lo[3], -org[3]))
-                    jb = max(ja, min(hi[3], n4[3] - org[3]))
-                    for j in range(lo[3], ja):
-                        r = resolve_index(org[3] + j, n4[3], code)
-                        buf[base + j] = buf[rbase + r - org[3]]
                     row = buf[base + ja:base + jb]
                     same = buf[rbase + ja:rbase + jb]
                     for j in range(jb - ja):
                         row[j] = same[j]
-                    for j in range(jb, hi[3]):
-                        r = resolve_index(org[3] + j, n4[3], code)
-                        buf[base + j] = buf[rbase + r - org[3]]
+                for m in range(ends.size):
+                    j = lo[3] + m if m < ja - lo[3] else jb + m - (ja - lo[3])
+                    buf[base + j] = buf[rbase + ends[m]] if ends[m] >= 0 else fill
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy")
@@ -232,7 +237,7 @@ def run_steps(a, b, pad, rows, grows, E, org, ext, nsteps, rlo, rhi, n4, deltas,
         _step_rows(src if from_src else x, dst if to_dst else y, grows if from_src else rows,
                    grows if to_dst else rows, nrows, length, sdeltas if from_src else deltas, c)
         if refill and not to_dst:
-            refill_ghosts(y[pad:pad + size], E, org, lo, hi, n4, code, c[2])
+            refill_ghosts(y[pad:pad + size], E, org, lo, hi, n4, rlo, rhi, code, c[2])
     return nsteps % 2
 
 
@@ -290,7 +295,8 @@ def _sweep_tile(src4, dst4, buf, rows, d, E, ax, R, L, nsteps, slo, shi, prlo, p
                     d[m] = ring_slot(s - 1, p + across[m], R, P) + inplane[m]
                 _step_rows(buf, buf[out:], rows, rows, nrows, hi[3] - lo[3], d, c)
                 if refill and ghosts:
-                    refill_ghosts(buf[out:out + P], E, porg, lo, hi, pn4, code, c[2])
+                    refill_ghosts(buf[out:out + P], E, porg, lo, hi, pn4, prlo, prhi, code,
+                                  c[2])
             elif refill and s < K and n <= p < n + shi:
                 r = resolve_index(p, n, code)
                 copy_plane(buf, out, ring_slot(s, r, R, P), P, r < 0, c[2])
