@@ -33,6 +33,7 @@ kernel row at a time and so rounds differently) step through the engine.
 from __future__ import annotations
 
 import hashlib
+import queue
 
 import numpy as np
 
@@ -140,7 +141,7 @@ def _step_source(expr, int_dtype=None):
         order, lambda node: f"v{read_slot[id(node)]}[t]")
     lines = [
         "@njit(cache=CACHE, nogil=True, error_model='numpy', fastmath=FASTMATH)",
-        "def _step_rows(a, b, rows, nrows, length, d, c):",
+        "def _step_rows(a, b, rows, orows, nrows, length, d, c):",
     ]
     if int_dtype is None:
         body = [f"{name} = {rhs}" for name, rhs in statements]
@@ -156,7 +157,7 @@ def _step_source(expr, int_dtype=None):
     lines += [
         "    for i in range(nrows):",
         "        base = rows[i]",
-        "        o = b[base:base + length]",
+        "        o = b[orows[i]:orows[i] + length]",
     ]
     lines += [f"        v{m} = a[base + d{m}:]" for m in range(len(reads))]
     lines += ["        for t in range(length):"]
@@ -199,7 +200,7 @@ def _step_module(stencil, dtype):
             "                               op_fmax, op_fmin, op_sign, op_mod)",
             "from stencils._kernels_iterate import (load_window, refill_ghosts, store_centre,",
             "                                       region_rows, copy_plane, tile_frame,",
-            "                                       ring_slot, frame_vectors)",
+            "                                       ring_slot, frame_vectors, VECTOR_BYTES)",
             "", "", body, ki.DRIVER_SOURCE,
         ])
         step = _Step(_load(source), [r.args for r in reads], params)
@@ -362,6 +363,32 @@ def _sweep_plan(shape4, ndim, rlo, rhi, depth, code, itemsize, tile, cache, thre
     return ax, ring, lag, tshape, grid, extents, prlo, prhi
 
 
+def scratch_pair(size, dtype):
+    """Two zeroed scratch buffers of `size` cells in one allocation, each cell 0 at the
+    start of a vector (and cache line) with a vector of cells before it: (a, b, pad), the
+    buffers being ``a[pad:pad + size]`` and ``b[pad:pad + size]``.
+
+    Zeroed, because a step aligned to vectors computes a few cells beyond its region
+    from cells never written (finite zeros cost nothing; garbage could be subnormal)."""
+    vec = ki.VECTOR_BYTES // dtype.itemsize
+    stride = -(-(size + 2 * vec) // vec) * vec
+    raw = np.zeros(2 * stride + 2 * vec, dtype)
+    pad = vec + (-raw.ctypes.data) % ki.VECTOR_BYTES // dtype.itemsize
+    return raw[:stride + pad], raw[stride:2 * stride + pad], np.int64(pad)
+
+
+def _vector_rows(extents, itemsize):
+    """Scratch extents whose rows (the last axis) are whole vectors long, where rows are
+    long enough for vector alignment to pay (the steps then align their loads and stores,
+    see stencils._kernels_iterate.run_steps)."""
+    vec = ki.VECTOR_BYTES // itemsize
+    if extents[3] < 4 * vec:
+        return extents
+    padded = extents.copy()
+    padded[3] = -(-extents[3] // vec) * vec
+    return padded
+
+
 def _sweep_deltas(offsets, extents, pad, ax):
     """Per read: its flat offset across a plane of `extents`, and its offset along `ax`."""
     across = np.array([d[ax - pad] for d in offsets] or [0], dtype=np.int64)
@@ -392,6 +419,7 @@ class _Stepper:
         self.nodes = len(ex.topological_order(stencil.expr))
         self.work = int(np.prod(shape)) * self.nodes
         self.parallel = parallel
+        self._pools = {}
         self.lo = tuple(-c for c in stencil.center)
         if self.step is not None:
             self.rlo, self.rhi = _reach4(stencil, self.step.offsets)
@@ -447,15 +475,37 @@ class _Stepper:
             return
         tshape, grid, extents = _plan(self.shape4, self.rlo, self.rhi, k, self.border.code,
                                       self.dtype.itemsize, self.tile, self.cache)
+        extents = _vector_rows(extents, self.dtype.itemsize)
         deltas = _deltas(self.step.offsets, extents, 4 - len(self.shape))
+        sdeltas = _deltas(self.step.offsets, np.array(self.shape4), 4 - len(self.shape))
         src4 = src.reshape(self.shape4)
         dst4 = dst.reshape(self.shape4)
         refill = self.border.code != WRAP
-        mod = self.step.module
         ntiles = int(np.prod(grid))
-        args = (src4, dst4, extents, tshape, grid, np.int64(k), self.rlo, self.rhi, deltas,
+        args = (extents, tshape, grid, np.int64(k), self.rlo, self.rhi, deltas, sdeltas,
                 self.consts, np.int64(self.border.code), refill)
-        self._run_tiles(mod.tiles, args, ntiles)
+        threads = self._threads()
+        pool = self._scratch_pool(int(np.prod(extents)), threads)
+
+        def part(bounds):
+            pair = pool.get()
+            try:
+                self.step.module.tiles(src4, dst4, *pair, *args, *bounds)
+            finally:
+                pool.put(pair)
+        # On several threads a part is one tile (its scratch comes from the pool, not a new
+        # allocation), so that the threads finish within a tile of each other.
+        parts = [(i, i + 1) for i in range(ntiles)] if threads > 1 else [(0, ntiles)]
+        _engine.run_parallel(part, parts, threads)
+
+    def _scratch_pool(self, size, threads):
+        """A scratch pair per thread for tiles of `size` cells, kept for later passes."""
+        key = (size, threads)
+        if key not in self._pools:
+            self._pools[key] = queue.SimpleQueue()
+            for _ in range(threads):
+                self._pools[key].put(scratch_pair(size, self.dtype))
+        return self._pools[key]
 
     def _swept(self, src, dst, k, sweep):
         ax, ring, lag, tshape, grid, extents, prlo, prhi = sweep
@@ -608,7 +658,8 @@ def _dask_block(block, block_id=None, *, starts, sizes, shape, k, rlo, rhi, halo
     org = np.array((0,) * pad + tuple(g - k * r for g, r in zip(g0, rlo)), dtype=np.int64)
     n4 = np.array((1,) * pad + tuple(shape), dtype=np.int64)
     consts = _constants(step, border, block.dtype)
-    result = step.module.window_steps(win4, E, org, np.int64(k), rlo4, rhi4, n4,
+    a, b, spad = scratch_pair(int(np.prod(E)), win4.dtype)
+    result = step.module.window_steps(win4, a, b, spad, E, org, np.int64(k), rlo4, rhi4, n4,
                                       _deltas(step.offsets, E, pad), consts,
                                       np.int64(border.code), border.code != WRAP)
     centre = tuple(slice(k * r, k * r + s) for r, s in zip(rlo, t))

@@ -108,6 +108,23 @@ def test_parallel_tiles_match_serial():
                                     parallel=True), serial)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("border", [st.Fill(-1.5), st.Wrap, st.Edge, st.Reflect, "mirror"],
+                         ids=repr)
+def test_vector_long_rows_match_step_loop(dtype, border):
+    # Scratch rows of 78 cells, padded to whole vectors: the steps start each row at a
+    # vector boundary; inner tiles read the source and every tile's last step writes the
+    # destination straight, also in a pass of a single step (9 = 4 + 4 + 1).
+    a = np.random.default_rng(9).random((50, 300)).astype(dtype)
+    expected = step_loop(9, HEAT, border, a)
+    for parallel in (False, True):
+        assert_bit_identical(st.iterate(9, HEAT, border, a, depth=4, tile=(12, 70),
+                                        parallel=parallel), expected)
+    x = np.random.default_rng(10).random(500).astype(dtype)
+    assert_bit_identical(st.iterate(7, ASYM1, border, x, depth=3, tile=100),
+                         step_loop(7, ASYM1, border, x))
+
+
 def test_dtype_policy():
     a32 = np.random.default_rng(4).random((9, 8)).astype(np.float32)
     r = st.iterate(4, HEAT, st.Edge, a32, depth=3, tile=4)
