@@ -256,7 +256,11 @@ def scatter_samples(x, wt, bias, out, start, stop, kh, kw, pad_top, pad_left):
 # no vector type, so the two are written in LLVM IR; LLVM keeps the
 # accumulators in registers (they live in allocas that it promotes).
 
-DIRECT_COLUMNS = 5  # accumulators of a block; 5 beat 4, 8 and 10 on LeNet's conv2
+# The output rows and columns of a block of accumulators: 1 x 5 ran as fast as
+# 2 x 5 on conv2's forward and faster on its weight gradient (5 rows: a pair
+# overlaps), 4, 6, 8 or 10 columns slower (one process, busy machine).
+DIRECT_ROWS = 1
+DIRECT_COLUMNS = 5
 
 
 def direct_lanes(itemsize, outs):
@@ -268,35 +272,45 @@ def direct_lanes(itemsize, outs):
     return narrow if outs <= narrow else 2 * narrow
 
 
-def _mac_intrinsic(columns, vector_bits):
-    """An intrinsic ``mac(acc, aoff, astride, x, xoff, xs0, xs1, xs2, n0, n1, n2, w, woff, ws)``.
+def _mac_intrinsic(rows, columns, vector_bits):
+    """An intrinsic ``mac(acc, aoff, arow, astride, x, xoff, xrow, xs0, xs1, xs2, n0, n1, n2,
+    w, woff, ws)``.
 
-    For a0 < n0, a1 < n1, a2 < n2 (r the flat index of (a0, a1, a2)) and each
-    column k < `columns`: ``acc[aoff + k*astride : +lanes] += x[xoff + a0*xs0 +
-    a1*xs1 + a2*xs2 + k] * w[woff + r*ws : +lanes]``, with vectors of
-    `vector_bits` bits; `acc`, `x` and `w` are flat 1-D arrays of one dtype.
+    For a0 < n0, a1 < n1, a2 < n2 (r the flat index of (a0, a1, a2)), each
+    row q < `rows` and column k < `columns`: ``acc[aoff + q*arow + k*astride :
+    +lanes] += x[xoff + q*xrow + a0*xs0 + a1*xs1 + a2*xs2 + k] * w[woff + r*ws :
+    +lanes]``, with vectors of `vector_bits` bits; `acc`, `x` and `w` are flat
+    1-D arrays of one dtype.
     """
     @intrinsic
-    def mac(typingctx, acc, aoff, astride, x, xoff, xs0, xs1, xs2, n0, n1, n2, w, woff, ws):
+    def mac(typingctx, acc, aoff, arow, astride, x, xoff, xrow, xs0, xs1, xs2, n0, n1, n2, w,
+            woff, ws):
         lanes = vector_bits // acc.dtype.bitwidth
-        sig = types.void(acc, aoff, astride, x, xoff, xs0, xs1, xs2, n0, n1, n2, w, woff, ws)
+        sig = types.void(acc, aoff, arow, astride, x, xoff, xrow, xs0, xs1, xs2, n0, n1, n2, w,
+                         woff, ws)
 
         def codegen(context, builder, signature, args):
             arg_types = signature.args
             acc_ptr, x_ptr, w_ptr = (
                 cgutils.create_struct_proxy(arg_types[k])(context, builder, value=args[k]).data
-                for k in (0, 3, 11))
+                for k in (0, 4, 13))
             intp = context.get_value_type(types.intp)
-            aoff, astride, xoff, xs0, xs1, xs2, n0, n1, n2, woff, ws = (
+            aoff, arow, astride, xoff, xrow, xs0, xs1, xs2, n0, n1, n2, woff, ws = (
                 context.cast(builder, args[k], arg_types[k], types.intp)
-                for k in (1, 2, 4, 5, 6, 7, 8, 9, 10, 12, 13))
+                for k in (1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 14, 15))
             vector = ir.VectorType(acc_ptr.type.pointee, lanes)
 
             def vector_at(ptr, offset):
                 return builder.bitcast(builder.gep(ptr, [offset]), vector.as_pointer())
 
-            columns_at = [vector_at(acc_ptr, builder.add(aoff, builder.mul(
-                astride, ir.Constant(intp, k)))) for k in range(columns)]
+            def const(value):
+                return ir.Constant(intp, value)
+
+            blocks = [(q, k) for q in range(rows) for k in range(columns)]
+            columns_at = [vector_at(acc_ptr, builder.add(aoff, builder.add(
+                builder.mul(arow, const(q)), builder.mul(astride, const(k)))))
+                for q, k in blocks]
+            x_shifts = [builder.add(builder.mul(xrow, const(q)), const(k)) for q, k in blocks]
             slots = []
             for column in columns_at:
                 slot = cgutils.alloca_once(builder, vector)
@@ -315,9 +329,8 @@ def _mac_intrinsic(columns, vector_bits):
                         r2 = builder.add(r1, l2.index)
                         weights = builder.load(
                             vector_at(w_ptr, builder.add(woff, builder.mul(r2, ws))), align=1)
-                        for k, slot in enumerate(slots):
-                            value = builder.load(builder.gep(
-                                x_ptr, [builder.add(x2, ir.Constant(intp, k))]))
+                        for shift, slot in zip(x_shifts, slots):
+                            value = builder.load(builder.gep(x_ptr, [builder.add(x2, shift)]))
                             values = builder.shuffle_vector(builder.insert_element(
                                 undef, value, ir.Constant(ir.IntType(32), 0)), undef, splat)
                             builder.store(builder.fadd(builder.load(slot),
@@ -329,8 +342,8 @@ def _mac_intrinsic(columns, vector_bits):
     return mac
 
 
-_mac_narrow = _mac_intrinsic(DIRECT_COLUMNS, 256)
-_mac_wide = _mac_intrinsic(DIRECT_COLUMNS, 512)
+_mac_narrow = _mac_intrinsic(DIRECT_ROWS, DIRECT_COLUMNS, 256)
+_mac_wide = _mac_intrinsic(DIRECT_ROWS, DIRECT_COLUMNS, 512)
 
 
 @njit(cache=CACHE, nogil=True)
@@ -365,22 +378,25 @@ def direct_samples(x, wt, bias, out, start, stop, lanes, pad_top, pad_left, hp, 
             src, base, rows, cols = flat_x, n * channels * height * width, height, width
         for p in range(ho * wo):
             sums[p] = bias
-        for i in range(ho):
-            for block in range(0, wo, DIRECT_COLUMNS):
-                # The last block ends at the row's end: the columns it shares
-                # with the one before start again from the bias.
-                j0 = min(block, wo - DIRECT_COLUMNS)
-                for j in range(j0, block):
-                    sums[i * wo + j] = bias
+        for block_i in range(0, ho, DIRECT_ROWS):
+            # The last block ends at the last row or column: the sums it shares
+            # with the ones before start again from the bias.
+            i0 = min(block_i, ho - DIRECT_ROWS)
+            for block_j in range(0, wo, DIRECT_COLUMNS):
+                j0 = min(block_j, wo - DIRECT_COLUMNS)
+                for i in range(i0, i0 + DIRECT_ROWS):
+                    for j in range(j0, j0 + DIRECT_COLUMNS):
+                        if i < block_i or j < block_j:
+                            sums[i * wo + j] = bias
                 for group in range(0, opad, lanes):
-                    acc_at = (i * wo + j0) * opad + group
-                    x_at = base + i * cols + j0
+                    acc_at = (i0 * wo + j0) * opad + group
+                    x_at = base + i0 * cols + j0
                     if narrow:
-                        _mac_narrow(flat_sums, acc_at, opad, src, x_at, rows * cols, cols, 1,
-                                    channels, kh, kw, flat_w, group, opad)
+                        _mac_narrow(flat_sums, acc_at, wo * opad, opad, src, x_at, cols,
+                                    rows * cols, cols, 1, channels, kh, kw, flat_w, group, opad)
                     else:
-                        _mac_wide(flat_sums, acc_at, opad, src, x_at, rows * cols, cols, 1,
-                                  channels, kh, kw, flat_w, group, opad)
+                        _mac_wide(flat_sums, acc_at, wo * opad, opad, src, x_at, cols,
+                                  rows * cols, cols, 1, channels, kh, kw, flat_w, group, opad)
         for o in range(outs):
             res = out[n, o].reshape(-1)
             for p in range(ho * wo):
