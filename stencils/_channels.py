@@ -442,7 +442,7 @@ def _run_positions(x, weights, bias, out, g, threads):
 
 
 def _run_direct(x, weights, bias, out, g, threads):
-    x = np.ascontiguousarray(x)
+    x, swap_x = _c_or_channel_major(x)
     lanes = kc.direct_lanes(out.itemsize, g.outs)
     # Weights (C, KH, KW, O), O rounded up to whole vectors with zero weights.
     wt = np.zeros((g.channels, g.kh, g.kw, -(-g.outs // lanes) * lanes), dtype=out.dtype)
@@ -450,7 +450,7 @@ def _run_direct(x, weights, bias, out, g, threads):
     bias_padded = np.zeros(wt.shape[3], dtype=out.dtype)
     bias_padded[:bias.size] = bias
     args = (lanes, g.pad_top, g.pad_left, g.hp, g.wp)
-    _over_ranges(lambda a, b: kc.direct_samples(x, wt, bias_padded, out, a, b, *args),
+    _over_ranges(lambda a, b: kc.direct_samples(x, swap_x, wt, bias_padded, out, a, b, *args),
                  _engine.split_range(g.samples, threads), threads)
 
 

@@ -347,10 +347,10 @@ _mac_wide = _mac_intrinsic(DIRECT_ROWS, DIRECT_COLUMNS, 512)
 
 
 @njit(cache=CACHE, nogil=True)
-def direct_samples(x, wt, bias, out, start, stop, lanes, pad_top, pad_left, hp, wp):
+def direct_samples(x, swap_x, wt, bias, out, start, stop, lanes, pad_top, pad_left, hp, wp):
     """Stride-1 correlation out[n] = correlate(pad(x[n]), w) + bias, blocks in registers.
 
-    x is (N, C, H, W) C-contiguous; wt is (C, KH, KW, Op) and bias (Op,), with
+    x is (N, C, H, W), or (C, N, H, W) when swap_x, C-contiguous; wt is (C, KH, KW, Op) and bias (Op,), with
     Op the output channels rounded up to a multiple of `lanes`
     (`direct_lanes`; the extra weights are zeros and their sums are dropped);
     out is (N, O, Ho, Wo) with Wo >= DIRECT_COLUMNS.  A padded input is
@@ -358,9 +358,12 @@ def direct_samples(x, wt, bias, out, start, stop, lanes, pad_top, pad_left, hp, 
     read in place.  Each sample is summed channels-last, (Ho, Wo, Op), then
     transposed into out[n].
     """
-    channels, height, width = x.shape[1], x.shape[2], x.shape[3]
-    kh, kw, opad = wt.shape[1], wt.shape[2], wt.shape[3]
+    height, width = x.shape[2], x.shape[3]
+    channels, kh, kw, opad = wt.shape[0], wt.shape[1], wt.shape[2], wt.shape[3]
     outs, ho, wo = out.shape[1], out.shape[2], out.shape[3]
+    plane = height * width
+    # Where a sample's channel c starts in the flat x: base + c * channel_step.
+    channel_step = x.shape[1] * plane if swap_x else plane
     padded = pad_top or pad_left or hp != height or wp != width
     buffer = np.zeros(channels * hp * wp if padded else 0, dtype=out.dtype)
     flat_x = x.reshape(-1)
@@ -370,12 +373,13 @@ def direct_samples(x, wt, bias, out, start, stop, lanes, pad_top, pad_left, hp, 
     narrow = lanes * out.itemsize == 32
     for n in range(start, stop):
         if padded:
-            plane = hp * wp
             for c in range(channels):
-                _pad_into(x[n, c], buffer[c * plane:(c + 1) * plane], pad_top, pad_left, wp)
-            src, base, rows, cols = buffer, 0, hp, wp
+                _pad_into(x[c, n] if swap_x else x[n, c], buffer[c * hp * wp:(c + 1) * hp * wp],
+                          pad_top, pad_left, wp)
+            src, base, step, cols = buffer, 0, hp * wp, wp
         else:
-            src, base, rows, cols = flat_x, n * channels * height * width, height, width
+            base = n * plane if swap_x else n * channels * plane
+            src, step, cols = flat_x, channel_step, width
         for p in range(ho * wo):
             sums[p] = bias
         for block_i in range(0, ho, DIRECT_ROWS):
@@ -392,11 +396,11 @@ def direct_samples(x, wt, bias, out, start, stop, lanes, pad_top, pad_left, hp, 
                     acc_at = (i0 * wo + j0) * opad + group
                     x_at = base + i0 * cols + j0
                     if narrow:
-                        _mac_narrow(flat_sums, acc_at, wo * opad, opad, src, x_at, cols,
-                                    rows * cols, cols, 1, channels, kh, kw, flat_w, group, opad)
+                        _mac_narrow(flat_sums, acc_at, wo * opad, opad, src, x_at, cols, step,
+                                    cols, 1, channels, kh, kw, flat_w, group, opad)
                     else:
-                        _mac_wide(flat_sums, acc_at, wo * opad, opad, src, x_at, cols,
-                                  rows * cols, cols, 1, channels, kh, kw, flat_w, group, opad)
+                        _mac_wide(flat_sums, acc_at, wo * opad, opad, src, x_at, cols, step,
+                                  cols, 1, channels, kh, kw, flat_w, group, opad)
         for o in range(outs):
             res = out[n, o].reshape(-1)
             for p in range(ho * wo):

@@ -338,6 +338,9 @@ def direct_problems(draw):
     x = draw(hnp.arrays(dtype, (n, c, h, w), elements=elements))
     weights = draw(hnp.arrays(dtype, (o, c, kh, kw), elements=elements))
     bias = draw(hs.none() | hnp.arrays(dtype, (o,), elements=elements))
+    if draw(hs.booleans()):
+        # Channel-major, as the weight gradient passes its input: read in place.
+        x = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
     return x, weights, bias, ((pads[0], pads[1]), (pads[2], pads[3]))
 
 
@@ -345,7 +348,8 @@ def direct_problems(draw):
 @given(problem=direct_problems(), threads=hs.sampled_from([1, 2]))
 def test_direct_matches_reference(problem, threads):
     # Every lane count (1 to 20 output channels: narrow, wide, several groups),
-    # padded and unpadded input, blocks that overlap at the row's end.
+    # padded and unpadded input, C-contiguous or channel-major, blocks that
+    # overlap at the row's end.
     x, weights, bias, padding = problem
     geometry = _geometry(x.shape, weights.shape, padding, 1)
     out = np.full((geometry.samples, geometry.outs, geometry.ho, geometry.wo), np.nan, x.dtype)
