@@ -8,9 +8,9 @@ the algorithm.  Every kernel reads the zero padding virtually (out-of-range
 reads are zeros or copies from a small zero buffer), so no padded copy of the
 input is made.
 
-Four algorithms compute ``res[n, o, i, j] = sum over c, u, v of
-xp[n, c, i*sh + u, j*sw + v] * w[o, c, u, v]``, each with one BLAS product
-per sample (per sample and channel for positions), the bias (when
+Five algorithms compute ``res[n, o, i, j] = sum over c, u, v of
+xp[n, c, i*sh + u, j*sw + v] * w[o, c, u, v]``, four of them with one BLAS
+product per sample (per sample and channel for positions), the bias (when
 there is one) added to each finished sample:
 
 - *strided* (`strided_samples`): im2col, any stride; each
@@ -26,6 +26,10 @@ there is one) added to each finished sample:
   into a zero row of width Wp so the spare columns add nothing.  It also
   takes a range of input channels, for partial sums when the batch is smaller
   than the thread count;
+- *direct* (`direct_samples`), stride 1: no buffer and no BLAS; blocks
+  of output columns, each a vector of output channels, are summed in
+  registers over all (c, u, v) taps by a kernel written in LLVM IR (many
+  taps a sum, as LeNet's conv2 and its weight gradient have);
 - *scatter* (`scatter_samples`), stride 1: col2im; the
   transposed weights multiply the input in place, and each product row is
   added into the output at its tap's offset, one image row at a time.  Wins
