@@ -277,31 +277,31 @@ def direct_lanes(itemsize, outs):
 
 
 def _mac_intrinsic(rows, columns, vector_bits):
-    """An intrinsic ``mac(acc, aoff, arow, astride, x, xoff, xrow, xs0, xs1, xs2, n0, n1, n2,
-    w, woff, ws)``.
+    """An intrinsic ``mac(acc, aoff, arow, astride, x, xoff, xrow, taps, w, woff, ws)``.
 
-    For a0 < n0, a1 < n1, a2 < n2 (r the flat index of (a0, a1, a2)), each
-    row q < `rows` and column k < `columns`: ``acc[aoff + q*arow + k*astride :
-    +lanes] += x[xoff + q*xrow + a0*xs0 + a1*xs1 + a2*xs2 + k] * w[woff + r*ws :
-    +lanes]``, with vectors of `vector_bits` bits; `acc`, `x` and `w` are flat
-    1-D arrays of one dtype.
+    For each tap t < len(taps), row q < `rows` and column k < `columns`:
+    ``acc[aoff + q*arow + k*astride : +lanes] += x[xoff + q*xrow + taps[t] + k]
+    * w[woff + t*ws : +lanes]``, with vectors of `vector_bits` bits; `acc`,
+    `x` and `w` are flat 1-D arrays of one dtype, `taps` a 1-D array of ints
+    (the offsets of all (c, u, v) taps from a window's corner: one loop of
+    C*KH*KW taps for LLVM to unroll, not C*KH loops of KW).
     """
     @intrinsic
-    def mac(typingctx, acc, aoff, arow, astride, x, xoff, xrow, xs0, xs1, xs2, n0, n1, n2, w,
-            woff, ws):
+    def mac(typingctx, acc, aoff, arow, astride, x, xoff, xrow, taps, w, woff, ws):
         lanes = vector_bits // acc.dtype.bitwidth
-        sig = types.void(acc, aoff, arow, astride, x, xoff, xrow, xs0, xs1, xs2, n0, n1, n2, w,
-                         woff, ws)
+        sig = types.void(acc, aoff, arow, astride, x, xoff, xrow, taps, w, woff, ws)
 
         def codegen(context, builder, signature, args):
             arg_types = signature.args
-            acc_ptr, x_ptr, w_ptr = (
+            acc_ptr, x_ptr, taps_ptr, w_ptr = (
                 cgutils.create_struct_proxy(arg_types[k])(context, builder, value=args[k]).data
-                for k in (0, 4, 13))
+                for k in (0, 4, 7, 8))
             intp = context.get_value_type(types.intp)
-            aoff, arow, astride, xoff, xrow, xs0, xs1, xs2, n0, n1, n2, woff, ws = (
+            taps_count = cgutils.create_struct_proxy(arg_types[7])(
+                context, builder, value=args[7]).nitems
+            aoff, arow, astride, xoff, xrow, woff, ws = (
                 context.cast(builder, args[k], arg_types[k], types.intp)
-                for k in (1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 14, 15))
+                for k in (1, 2, 3, 5, 6, 9, 10))
             vector = ir.VectorType(acc_ptr.type.pointee, lanes)
 
             def vector_at(ptr, offset):
@@ -322,23 +322,18 @@ def _mac_intrinsic(rows, columns, vector_bits):
                 slots.append(slot)
             undef = ir.Constant(vector, ir.Undefined)
             splat = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
-            with cgutils.for_range(builder, n0) as l0:
-                x0 = builder.add(xoff, builder.mul(l0.index, xs0))
-                r0 = builder.mul(l0.index, n1)
-                with cgutils.for_range(builder, n1) as l1:
-                    x1 = builder.add(x0, builder.mul(l1.index, xs1))
-                    r1 = builder.mul(builder.add(r0, l1.index), n2)
-                    with cgutils.for_range(builder, n2) as l2:
-                        x2 = builder.add(x1, builder.mul(l2.index, xs2))
-                        r2 = builder.add(r1, l2.index)
-                        weights = builder.load(
-                            vector_at(w_ptr, builder.add(woff, builder.mul(r2, ws))), align=1)
-                        for shift, slot in zip(x_shifts, slots):
-                            value = builder.load(builder.gep(x_ptr, [builder.add(x2, shift)]))
-                            values = builder.shuffle_vector(builder.insert_element(
-                                undef, value, ir.Constant(ir.IntType(32), 0)), undef, splat)
-                            builder.store(builder.fadd(builder.load(slot),
-                                                       builder.fmul(values, weights)), slot)
+            with cgutils.for_range(builder, taps_count) as loop:
+                tap = context.cast(builder, builder.load(builder.gep(taps_ptr, [loop.index])),
+                                   arg_types[7].dtype, types.intp)
+                x_tap = builder.add(xoff, tap)
+                weights = builder.load(vector_at(
+                    w_ptr, builder.add(woff, builder.mul(loop.index, ws))), align=1)
+                for shift, slot in zip(x_shifts, slots):
+                    value = builder.load(builder.gep(x_ptr, [builder.add(x_tap, shift)]))
+                    values = builder.shuffle_vector(builder.insert_element(
+                        undef, value, ir.Constant(ir.IntType(32), 0)), undef, splat)
+                    builder.store(builder.fadd(builder.load(slot),
+                                               builder.fmul(values, weights)), slot)
             for column, slot in zip(columns_at, slots):
                 builder.store(builder.load(slot), column, align=1)
             return context.get_dummy_value()
@@ -375,15 +370,22 @@ def direct_samples(x, swap_x, wt, bias, out, start, stop, lanes, pad_top, pad_le
     sums = np.empty((ho * wo, opad), dtype=out.dtype)
     flat_sums = sums.reshape(-1)
     narrow = lanes * out.itemsize == 32
+    # Offsets of the (c, u, v) taps from a window's corner, in the buffer or in x.
+    taps = np.empty(channels * kh * kw, dtype=np.intp)
+    for c in range(channels):
+        for u in range(kh):
+            for v in range(kw):
+                taps[(c * kh + u) * kw + v] = (c * hp * wp + u * wp + v if padded
+                                               else c * channel_step + u * width + v)
     for n in range(start, stop):
         if padded:
             for c in range(channels):
                 _pad_into(x[c, n] if swap_x else x[n, c], buffer[c * hp * wp:(c + 1) * hp * wp],
                           pad_top, pad_left, wp)
-            src, base, step, cols = buffer, 0, hp * wp, wp
+            src, base, cols = buffer, 0, wp
         else:
             base = n * plane if swap_x else n * channels * plane
-            src, step, cols = flat_x, channel_step, width
+            src, cols = flat_x, width
         for p in range(ho * wo):
             sums[p] = bias
         for block_i in range(0, ho, DIRECT_ROWS):
@@ -400,11 +402,11 @@ def direct_samples(x, swap_x, wt, bias, out, start, stop, lanes, pad_top, pad_le
                     acc_at = (i0 * wo + j0) * opad + group
                     x_at = base + i0 * cols + j0
                     if narrow:
-                        _mac_narrow(flat_sums, acc_at, wo * opad, opad, src, x_at, cols, step,
-                                    cols, 1, channels, kh, kw, flat_w, group, opad)
+                        _mac_narrow(flat_sums, acc_at, wo * opad, opad, src, x_at, cols, taps,
+                                    flat_w, group, opad)
                     else:
-                        _mac_wide(flat_sums, acc_at, wo * opad, opad, src, x_at, cols, step,
-                                  cols, 1, channels, kh, kw, flat_w, group, opad)
+                        _mac_wide(flat_sums, acc_at, wo * opad, opad, src, x_at, cols, taps,
+                                  flat_w, group, opad)
         for o in range(outs):
             res = out[n, o].reshape(-1)
             for p in range(ho * wo):
