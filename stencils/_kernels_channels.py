@@ -346,6 +346,13 @@ _mac_wide = _mac_intrinsic(DIRECT_ROWS, DIRECT_COLUMNS, 512)
 
 
 @njit(cache=CACHE, nogil=True)
+def _copy_row(src, dst):
+    """dst[:] = src, as a loop (an array assignment costs seconds of compile time)."""
+    for k in range(np.uintp(dst.shape[0])):
+        dst[k] = src[k]
+
+
+@njit(cache=CACHE, nogil=True)
 def direct_samples(x, swap_x, wt, bias, out, start, stop, lanes, pad_top, pad_left, hp, wp):
     """Stride-1 correlation out[n] = correlate(pad(x[n]), w) + bias, blocks in registers.
 
@@ -387,7 +394,7 @@ def direct_samples(x, swap_x, wt, bias, out, start, stop, lanes, pad_top, pad_le
             base = n * plane if swap_x else n * channels * plane
             src, cols = flat_x, width
         for p in range(ho * wo):
-            sums[p] = bias
+            _copy_row(bias, sums[p])
         for block_i in range(0, ho, DIRECT_ROWS):
             # The last block ends at the last row or column: the sums it shares
             # with the ones before start again from the bias.
@@ -397,7 +404,7 @@ def direct_samples(x, swap_x, wt, bias, out, start, stop, lanes, pad_top, pad_le
                 for i in range(i0, i0 + DIRECT_ROWS):
                     for j in range(j0, j0 + DIRECT_COLUMNS):
                         if i < block_i or j < block_j:
-                            sums[i * wo + j] = bias
+                            _copy_row(bias, sums[i * wo + j])
                 for group in range(0, opad, lanes):
                     acc_at = (i0 * wo + j0) * opad + group
                     x_at = base + i0 * cols + j0
