@@ -182,9 +182,10 @@ def correlate_channels(x, weights, *, bias=None, padding=0, stride=1, out=None, 
     method : {'auto', 'gather', 'scatter'}, optional
         'gather' reads each window of the padded input: copied into a small
         buffer (im2col) and multiplied with BLAS, or, for long sums at stride
-        1, summed in registers by a direct kernel; 'scatter' (stride 1 only) multiplies first and adds the
-        products into place (col2im), which wins when the input is mostly
-        padding, as in the input gradient of a convolution.  'auto' (default)
+        1, summed in registers by a direct kernel; 'scatter' (stride 1 only)
+        multiplies first and adds the products into place (col2im), which wins
+        when the input is mostly padding, as in the input gradient of a
+        convolution.  'auto' (default)
         picks by estimated cost.  All give the same result up to rounding.
     parallel : bool or None, optional
         Use `numba.get_num_threads()` threads (the engine's helper threads):

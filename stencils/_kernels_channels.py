@@ -356,10 +356,10 @@ def _copy_row(src, dst):
 def direct_samples(x, swap_x, wt, bias, out, start, stop, lanes, pad_top, pad_left, hp, wp):
     """Stride-1 correlation out[n] = correlate(pad(x[n]), w) + bias, blocks in registers.
 
-    x is (N, C, H, W), or (C, N, H, W) when swap_x, C-contiguous; wt is (C, KH, KW, Op) and bias (Op,), with
-    Op the output channels rounded up to a multiple of `lanes`
-    (`direct_lanes`; the extra weights are zeros and their sums are dropped);
-    out is (N, O, Ho, Wo) with Wo >= DIRECT_COLUMNS.  A padded input is
+    x is (N, C, H, W), or (C, N, H, W) when swap_x, C-contiguous; wt is
+    (C, KH, KW, Op) and bias (Op,), with Op the output channels rounded up to
+    a multiple of `lanes` (`direct_lanes`; the extra weights are zeros and
+    their sums are dropped); out is (N, O, Ho, Wo) with Wo >= DIRECT_COLUMNS.  A padded input is
     copied per sample into a zeroed (C, hp, wp) buffer; an unpadded one is
     read in place.  Each sample is summed channels-last, (Ho, Wo, Op), then
     transposed into out[n].
