@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from numpy.lib.stride_tricks import sliding_window_view
 
 from stencils import _kernels_channels as kc
-from stencils._channels import Geometry, choose_algorithm, correlate_channels
+from stencils._channels import (_ALGORITHMS, Geometry, _check_bias, _geometry, choose_algorithm,
+                                correlate_channels)
 from stencils.errors import StencilTypeError, StencilValueError
 
 
@@ -302,19 +303,83 @@ def _never():
 
 def test_choose_algorithm_by_cost_and_ieee_rules():
     # LeNet's conv2: its forward, its input gradient (a 'full' correlation of the
-    # 8x8 delta) and its weight gradient (batch and channels swapped).
-    forward = Geometry(64, 6, 12, 12, 16, 5, 5, 0, 0, 1, 1, 8, 8)
-    input_grad = Geometry(64, 16, 8, 8, 6, 5, 5, 4, 4, 1, 1, 12, 12)
-    weight_grad = Geometry(6, 64, 12, 12, 16, 8, 8, 0, 0, 1, 1, 5, 5)
-    assert choose_algorithm(forward, weights_finite=_never, x_finite=_never) == "rows"
+    # 10x10 delta) and its weight gradient (batch and channels swapped).
+    forward = Geometry(64, 6, 14, 14, 16, 5, 5, 0, 0, 1, 1, 10, 10)
+    input_grad = Geometry(64, 16, 10, 10, 6, 5, 5, 4, 4, 1, 1, 14, 14)
+    weight_grad = Geometry(6, 64, 14, 14, 16, 10, 10, 0, 0, 1, 1, 5, 5)
+    assert choose_algorithm(forward, weights_finite=_never, x_finite=_never) == "direct"
     assert choose_algorithm(input_grad, x_finite=_never) == "scatter"
     assert choose_algorithm(input_grad, "gather", weights_finite=_never) == "rows"
     assert choose_algorithm(input_grad, weights_finite=lambda: False) == "rows"
-    assert choose_algorithm(weight_grad, weights_finite=_never) == "positions"
-    assert choose_algorithm(weight_grad, x_finite=lambda: False) == "rows"
+    assert choose_algorithm(weight_grad, weights_finite=_never, x_finite=_never) == "direct"
     assert choose_algorithm(forward, "scatter", x_finite=_never) == "scatter"
+    # conv1's weight gradient: positions is the cheapest, but not for an inf or NaN pixel.
+    weight_grad = Geometry(1, 64, 28, 28, 6, 28, 28, 2, 2, 1, 1, 5, 5)
+    assert choose_algorithm(weight_grad, "gather") == "positions"
+    assert choose_algorithm(weight_grad, x_finite=lambda: False) == "direct"
+    # conv1: 25 taps a sum are too few for direct; 4 output columns, fewer than a block.
+    conv1 = Geometry(64, 1, 28, 28, 6, 5, 5, 2, 2, 1, 1, 28, 28)
+    assert choose_algorithm(conv1) == "rows"
+    assert Geometry(64, 6, 14, 8, 16, 5, 5, 0, 0, 1, 1, 10, 4).costs()["direct"] is None
     strided = Geometry(64, 6, 12, 12, 16, 5, 5, 0, 0, 2, 1, 4, 8)
     assert choose_algorithm(strided, weights_finite=_never, x_finite=_never) == "strided"
+
+
+@hs.composite
+def direct_problems(draw):
+    """Stride-1 problems with output rows of at least `kc.DIRECT_COLUMNS` columns."""
+    n, c, o = draw(hs.integers(1, 3)), draw(hs.integers(1, 5)), draw(hs.integers(1, 20))
+    kh, kw = draw(hs.integers(1, 5)), draw(hs.integers(1, 5))
+    pads = [draw(hs.integers(0, 3)) for _ in range(4)]
+    h = draw(hs.integers(max(1, kh - pads[0] - pads[1]), 9))
+    w = draw(hs.integers(max(1, kc.DIRECT_COLUMNS + kw - 1 - pads[2] - pads[3]), 13))
+    dtype = draw(hs.sampled_from([np.float32, np.float64]))
+    elements = hs.floats(-100, 100, allow_nan=False, allow_infinity=False, width=32)
+    x = draw(hnp.arrays(dtype, (n, c, h, w), elements=elements))
+    weights = draw(hnp.arrays(dtype, (o, c, kh, kw), elements=elements))
+    bias = draw(hs.none() | hnp.arrays(dtype, (o,), elements=elements))
+    if draw(hs.booleans()):
+        # Channel-major, as the weight gradient passes its input: read in place.
+        x = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    return x, weights, bias, ((pads[0], pads[1]), (pads[2], pads[3]))
+
+
+@settings(deadline=None, max_examples=60)
+@given(problem=direct_problems(), threads=hs.sampled_from([1, 2]))
+def test_direct_matches_reference(problem, threads):
+    # Every lane count (1 to 20 output channels: narrow, wide, several groups),
+    # padded and unpadded input, C-contiguous or channel-major, blocks that
+    # overlap at the row's end.
+    x, weights, bias, padding = problem
+    geometry = _geometry(x.shape, weights.shape, padding, 1)
+    out = np.full((geometry.samples, geometry.outs, geometry.ho, geometry.wo), np.nan, x.dtype)
+    _ALGORITHMS["direct"](x, weights, _check_bias(bias, geometry.outs, x.dtype), out, geometry,
+                          threads)
+    want = reference(x, weights, padding, (1, 1))
+    if bias is not None:
+        want += bias[:, None, None]
+    scale = 1 + np.abs(x).max() * np.abs(weights).sum(axis=(1, 2, 3)).max()
+    tol = 1e-12 if x.dtype == np.float64 else 1e-6
+    np.testing.assert_allclose(out, want, rtol=tol, atol=tol * scale)
+
+
+def test_direct_ieee_values_as_rows():
+    # An inf or NaN pixel or weight spreads exactly where rows spreads it: the
+    # zero weights of direct's spare lanes meet the pixels, but those sums are dropped.
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 3, 8, 9))
+    weights = rng.standard_normal((6, 3, 3, 3))
+    x[0, 1, 2, 3], x[1, 2, 7, 8], weights[2, 0, 1, 1] = np.inf, np.nan, -np.inf
+    geometry = _geometry(x.shape, weights.shape, 1, 1)
+    shape = (geometry.samples, geometry.outs, geometry.ho, geometry.wo)
+    bias = _check_bias(None, geometry.outs, x.dtype)
+    results = []
+    for algorithm in ("rows", "direct"):
+        out = np.empty(shape)
+        _ALGORITHMS[algorithm](x, weights, bias, out, geometry, 1)
+        results.append(out)
+    assert np.isnan(results[0]).any() and np.isinf(results[0]).any()
+    np.testing.assert_allclose(results[1], results[0], rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("stride", [(10**30, 1), (1, 2**62), 10**18])
