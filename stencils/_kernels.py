@@ -303,17 +303,6 @@ def _ceil_div(a, b):
     return -((-a) // b)
 
 
-@njit(cache=CACHE, nogil=True, error_model="numpy", fastmath=FASTMATH)
-def _store(d, values, n, weight, accumulate):
-    """d[:n] (`accumulate`: +=, else =) weight * values[:n]."""
-    if not accumulate:
-        for t in range(n):
-            d[t] = weight * values[t]
-    else:
-        for t in range(n):
-            d[t] += weight * values[t]
-
-
 # Border tables (edge columns, box rows) hold at most this many entries; huge
 # paddings or boxes resolve each read as it comes instead.
 _TABLE_MAX = 1 << 16
@@ -350,11 +339,12 @@ def _edge_read(src, start, cols, k, e, i, n_l, code, fill):
 
 @njit(cache=CACHE, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
 def _read_taps(d, src, row, fill, j0, j1, edges, lo_l, step_l, taps, t0, count, consts, p0,
-               n_l, code):
+               n_l, code, negzero):
     """d[0 : j1-j0] += the weighted reads of taps t0 .. t0+count-1 of source
     row `row` (of the flat source `src`; weights consts[p0 ...]), added in tap
     order at every point.  `row` < 0 is a row outside the array (Fill).  The interior, where every
-    read is in the row, goes up to four taps per pass over the block."""
+    read is in the row, goes four taps per pass over the block (`negzero`:
+    a register of -0.0, see `_interior_taps`)."""
     last = taps.shape[1] - 1
     if row < 0:
         for i in range(count):
@@ -377,16 +367,19 @@ def _read_taps(d, src, row, fill, j0, j1, edges, lo_l, step_l, taps, t0, count, 
                 d[j - j0] += v
     if jb > ja:
         _interior_taps(d[ja - j0:], src, start + ja * step_l + lo_l, jb - ja, step_l, taps,
-                       t0, count, consts, p0)
+                       t0, count, consts, p0, negzero)
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
-def _interior_taps(o, src, first, n, step, taps, t0, count, consts, p0):
+def _interior_taps(o, src, first, n, step, taps, t0, count, consts, p0, negzero):
     # One slice per tap, each from index 0: `t` alone indexes them, provably
     # >= 0, so LLVM vectorises (an index t + k with k read at run time gets
-    # numba's negative-index check, and gathers).  Passes of four, two and one
-    # taps: each adds its taps left to right onto o, as one longer pass would,
-    # and every loop here is one more for LLVM to vectorise at tier 0's compile.
+    # numba's negative-index check, and gathers).  Every pass adds four taps
+    # left to right onto o, as one longer pass would; a pass short of four
+    # adds one * -0.0 (`negzero`) for each missing tap, and x + -0.0 is x for
+    # every x, signed zeros and NaN included, so the bits are those of the
+    # shorter sum.  One loop for every tap count: each loop body is one more
+    # for LLVM to vectorise in tier 0's cold compile.
     last = taps.shape[1] - 1
     if step != 1:
         for i in range(count):
@@ -395,28 +388,18 @@ def _interior_taps(o, src, first, n, step, taps, t0, count, consts, p0):
             for t in range(n):
                 o[t] += w * si[t * step]
         return
-    i = 0
-    while count - i >= 4:
-        s0 = src[first + taps[t0 + i, last]:]
-        s1 = src[first + taps[t0 + i + 1, last]:]
-        s2 = src[first + taps[t0 + i + 2, last]:]
-        s3 = src[first + taps[t0 + i + 3, last]:]
-        w0, w1, w2, w3 = consts[p0 + i], consts[p0 + i + 1], consts[p0 + i + 2], consts[p0 + i + 3]
+    one = consts[1]
+    for i in range(0, count, 4):
+        s0, w0 = src[first + taps[t0 + i, last]:], consts[p0 + i]
+        s1, s2, s3, w1, w2, w3 = negzero, negzero, negzero, one, one, one
+        if i + 1 < count:
+            s1, w1 = src[first + taps[t0 + i + 1, last]:], consts[p0 + i + 1]
+        if i + 2 < count:
+            s2, w2 = src[first + taps[t0 + i + 2, last]:], consts[p0 + i + 2]
+        if i + 3 < count:
+            s3, w3 = src[first + taps[t0 + i + 3, last]:], consts[p0 + i + 3]
         for t in range(n):
             o[t] = o[t] + w0 * s0[t] + w1 * s1[t] + w2 * s2[t] + w3 * s3[t]
-        i += 4
-    if count - i >= 2:
-        s0 = src[first + taps[t0 + i, last]:]
-        s1 = src[first + taps[t0 + i + 1, last]:]
-        w0, w1 = consts[p0 + i], consts[p0 + i + 1]
-        for t in range(n):
-            o[t] = o[t] + w0 * s0[t] + w1 * s1[t]
-        i += 2
-    if count - i == 1:
-        s0 = src[first + taps[t0 + i, last]:]
-        w0 = consts[p0 + i]
-        for t in range(n):
-            o[t] = o[t] + w0 * s0[t]
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy", inline="always")
@@ -541,7 +524,12 @@ def _interpreter(with_operators):
         nregs = 1
         for ins in range(prog.shape[0]):
             nregs = max(nregs, prog[ins, 1] + 1)
-        regs = _registers(nregs, group * colblock, src2)
+        # One register more, all -0.0, never written by the program: the
+        # missing taps of a short pass read it, MULC adds onto it.
+        regs = _registers(nregs + 1, group * colblock, src2)
+        negzero = regs[nregs]
+        for t in range(negzero.shape[0]):
+            negzero[t] = -consts[0]
         # Every int64 array of the same rank and kind: numba compiles one
         # np.empty for them all (a compile of each kind costs tier 0's first
         # call 0.1-0.3 s).  Rows of 1-D arrays are all row 0.
@@ -580,22 +568,25 @@ def _interpreter(with_operators):
             for ins in range(prog.shape[0]):
                 op = prog[ins, 0]
                 d = regs[prog[ins, 1]]
+                if op == READ_SET or op == CONST:
+                    # -0.0 + x is x for every x, -0.0 included: a sum starts exact.
+                    v = consts[prog[ins, 2]] if op == CONST else -zero
+                    for t in range(npts):
+                        d[t] = v
                 if op == READ_SET or op == READ_ADD:
-                    count = prog[ins, 4]
-                    if op == READ_SET:
-                        # -0.0 + x is x for every x, -0.0 included: the sum starts exact.
-                        d[:npts] = -zero
                     for r in range(rows):
                         _read_taps(d[r * nb:], src, tap_rows[r, prog[ins, 2]], fill, j0, j1, edges,
-                                   lo_l, step_l, taps, prog[ins, 2], count, consts, prog[ins, 3],
-                                   n_l, code)
+                                   lo_l, step_l, taps, prog[ins, 2], prog[ins, 4], consts,
+                                   prog[ins, 3], n_l, code, negzero)
                 elif op == MULC or op == MAC:
-                    # `op == MAC` is known at run time only: one compile of _store,
-                    # not one per literal mode.
-                    _store(d, regs[prog[ins, 2]], npts, consts[prog[ins, 3]], op == MAC)
-                elif op == CONST:
-                    d[:npts] = consts[prog[ins, 2]]
-                elif with_operators:
+                    # MULC adds the product onto -0.0, which changes none of its
+                    # bits: one loop for both.
+                    acc = d if op == MAC else negzero
+                    x = regs[prog[ins, 2]]
+                    w = consts[prog[ins, 3]]
+                    for t in range(npts):
+                        d[t] = acc[t] + w * x[t]
+                elif with_operators and op != CONST:
                     _apply_op(op, d, regs[prog[ins, 2]], regs[prog[ins, 3]], regs[prog[ins, 4]],
                               npts, one, zero)
             res = regs[result]
