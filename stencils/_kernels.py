@@ -510,20 +510,19 @@ def _interpreter(with_operators):
     compiles (or loads) only the build its program needs."""
 
     @njit(cache=CACHE, nogil=True, error_model="numpy", fastmath=FASTMATH)
-    def interpret_rows(src2, out2, consts, prog, taps, out_outer, src_outer, lo, step, code,
-                       colblock, group, first, last):
+    def interpret_rows(src2, out2, consts, prog, taps, sizes, out_outer, src_outer, lo, step,
+                       code, colblock, group, first, last):
         """Run the program for work items [first, last).
 
         Item i covers output rows [g, g + group) x columns [j0, j0 + colblock) of
-        out2 (`group` > 1 only when colblock is the whole row).  Releases the GIL:
-        the engine runs several ranges at once on its own threads.
+        out2 (`group` > 1 only when colblock is the whole row).  `sizes`: see
+        `program_sizes`.  Releases the GIL: the engine runs several ranges at
+        once on its own threads.
         """
         nrows, width = out2.shape
         nblk = (width + colblock - 1) // colblock
         ndim = lo.shape[0]
-        nregs = 1
-        for ins in range(prog.shape[0]):
-            nregs = max(nregs, prog[ins, 1] + 1)
+        nregs, span, kspan = sizes[0], sizes[1], sizes[2]
         # One register more, all -0.0, never written by the program: the
         # missing taps of a short pass read it, MULC adds onto it.
         regs = _registers(nregs + 1, group * colblock, src2)
@@ -538,10 +537,6 @@ def _interpreter(with_operators):
             for t in range(taps.shape[0]):
                 tap_rows[r, t] = 0
         outer_index = np.empty((1, max(ndim - 1, 1)), dtype=np.int64)[0]
-        span = 1
-        for t in range(taps.shape[0]):
-            for a in range(ndim - 1):
-                span = max(span, taps[t, a] + 1)
         # A box too tall to tabulate (huge stencils) resolves each tap's row itself.
         resolved = np.empty((max(ndim - 1, 1), span if span <= _TABLE_MAX else 0), dtype=np.int64)
         result = prog[prog.shape[0] - 1, 1]
@@ -549,9 +544,6 @@ def _interpreter(with_operators):
         lo_l = lo[ndim - 1]
         step_l = step[ndim - 1]
         zero, one, fill = consts[0], consts[1], consts[2]
-        kspan = 1
-        for t in range(taps.shape[0]):
-            kspan = max(kspan, taps[t, ndim - 1] + 1)
         edges = _edge_columns(width, lo_l, step_l, kspan, n_l, code)
         src = src2.reshape(-1)
         for item in range(first, last):
@@ -602,6 +594,17 @@ def _interpreter(with_operators):
 # Every program; programs that use no operator (see `uses_operators`).
 interpret_rows = _interpreter(True)
 interpret_sums = _interpreter(False)
+
+
+def program_sizes(prog, taps):
+    """The interpreter's `sizes` argument for a program: its registers, and the
+    span of its taps over the outer axes (the most of any) and the last axis.
+    Computed by the caller: each loop that finds them in the interpreter is
+    one more that LLVM vectorises in tier 0's cold compile."""
+    nregs = int(prog[:, 1].max()) + 1 if prog.shape[0] else 1
+    outer = int(taps[:, :-1].max()) + 1 if taps.shape[0] and taps.shape[1] > 1 else 1
+    last = int(taps[:, -1].max()) + 1 if taps.shape[0] else 1
+    return np.array([nregs, outer, last], dtype=np.int64)
 
 
 def uses_operators(prog):
