@@ -488,17 +488,25 @@ def _resolve_rows(tap_rows, line, group, prog_taps, out_outer, src_outer, lo, st
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy", inline="always")
-def _registers(nregs, points, src2):
-    """(nregs, points) registers placed 1 KiB past the source's address modulo
-    4 KiB.  A register whose address is just past a source row's, modulo 4 KiB,
+def _registers(space, nregs, points, src2):
+    """(nregs, points) registers in `space` (see `register_space`), placed
+    1 KiB past the source's address modulo 4 KiB.  A register whose address is just past a source row's, modulo 4 KiB,
     can make the CPU take stores for ones the next loads depend on ("4K
     aliasing"; one micro-benchmark here ran a pass 13x slower).  Rows of a
     power-of-two length, the common case, sit at one or two offsets modulo
     4 KiB, so this keeps them away."""
     size = src2.itemsize
-    flat = np.empty(nregs * points + 4096 // size, dtype=src2.dtype)
-    shift = ((src2.ctypes.data + 1024 - flat.ctypes.data) % 4096) // size
-    return flat[shift:shift + nregs * points].reshape((nregs, points))
+    shift = ((src2.ctypes.data + 1024 - space.ctypes.data) % 4096) // size
+    return space[shift:shift + nregs * points].reshape((nregs, points))
+
+
+def register_space(sizes, points, dtype):
+    """The memory the interpreter's registers live in (its `space` argument),
+    for a program's `sizes` (`program_sizes`) and blocks of `points` output
+    points.  The caller allocates it: a float array allocated in the
+    interpreter would be one more compile of numba's np.empty in tier 0's
+    cold start."""
+    return np.empty((int(sizes[0]) + 1) * points + 4096 // np.dtype(dtype).itemsize, dtype=dtype)
 
 
 def _interpreter(with_operators):
@@ -510,13 +518,13 @@ def _interpreter(with_operators):
     compiles (or loads) only the build its program needs."""
 
     @njit(cache=CACHE, nogil=True, error_model="numpy", fastmath=FASTMATH)
-    def interpret_rows(src2, out2, consts, prog, taps, sizes, out_outer, src_outer, lo, step,
-                       code, colblock, group, first, last):
+    def interpret_rows(src2, out2, consts, space, prog, taps, sizes, out_outer, src_outer, lo,
+                       step, code, colblock, group, first, last):
         """Run the program for work items [first, last).
 
         Item i covers output rows [g, g + group) x columns [j0, j0 + colblock) of
-        out2 (`group` > 1 only when colblock is the whole row).  `sizes`: see
-        `program_sizes`.  Releases the GIL: the engine runs several ranges at
+        out2 (`group` > 1 only when colblock is the whole row).  `space`: see
+        `register_space`; `sizes`: `program_sizes`.  Releases the GIL: the engine runs several ranges at
         once on its own threads.
         """
         nrows, width = out2.shape
@@ -525,7 +533,7 @@ def _interpreter(with_operators):
         nregs, span, kspan = sizes[0], sizes[1], sizes[2]
         # One register more, all -0.0, never written by the program: the
         # missing taps of a short pass read it, MULC adds onto it.
-        regs = _registers(nregs + 1, group * colblock, src2)
+        regs = _registers(space, nregs + 1, group * colblock, src2)
         negzero = regs[nregs]
         for t in range(negzero.shape[0]):
             negzero[t] = -consts[0]
