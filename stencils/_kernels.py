@@ -451,35 +451,31 @@ def _apply_op(op, d, x, y, z, n, one, zero):  # noqa: C901 - one loop per cheap 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy", inline="always")
 def _resolve_rows(tap_rows, line, group, prog_taps, out_outer, src_outer, lo, step, code,
-                  outer_index, resolved):
-    """tap_rows[r, t]: the source row tap t reads for output row line + r (-1: Fill)."""
+                  outer_index):
+    """tap_rows[r, t]: the source row tap t reads for output row line + r (-1: Fill).
+
+    Each tap's row is resolved by itself, once per output row: a few
+    resolve_index calls per row, against a block's hundreds of points per tap
+    (a table over the box's rows would cost tier 0's cold compile more)."""
     nouter = lo.shape[0] - 1
-    span = resolved.shape[1]
     rem = line
     for a in range(nouter - 1, -1, -1):
         outer_index[a] = rem % out_outer[a]
         rem //= out_outer[a]
-    changed = 0  # outer axes from this one on moved since the last row
     for r in range(group):
         if r > 0:
             # The next row: an odometer step, no divisions.
-            changed = nouter - 1
-            outer_index[changed] += 1
-            while changed > 0 and outer_index[changed] == out_outer[changed]:
-                outer_index[changed] = 0
-                changed -= 1
-                outer_index[changed] += 1
-        # Each axis's reads resolved once per box coordinate, not once per tap.
-        for a in range(changed, nouter):
-            for k in range(span):
-                resolved[a, k] = resolve_index(outer_index[a] * step[a] + lo[a] + k,
-                                               src_outer[a], code)
+            a = nouter - 1
+            outer_index[a] += 1
+            while a > 0 and outer_index[a] == out_outer[a]:
+                outer_index[a] = 0
+                a -= 1
+                outer_index[a] += 1
         for t in range(prog_taps.shape[0]):
             row = 0
             for a in range(nouter):
-                k = prog_taps[t, a]
-                ra = resolved[a, k] if span > 0 else resolve_index(
-                    outer_index[a] * step[a] + lo[a] + k, src_outer[a], code)
+                ra = resolve_index(outer_index[a] * step[a] + lo[a] + prog_taps[t, a],
+                                   src_outer[a], code)
                 if ra < 0:
                     row = -1
                     break
@@ -530,7 +526,7 @@ def _interpreter(with_operators):
         nrows, width = out2.shape
         nblk = (width + colblock - 1) // colblock
         ndim = lo.shape[0]
-        nregs, span, kspan = sizes[0], sizes[1], sizes[2]
+        nregs, kspan = sizes[0], sizes[1]
         # One register more, all -0.0, never written by the program: the
         # missing taps of a short pass read it, MULC adds onto it.
         regs = _registers(space, nregs + 1, group * colblock, src2)
@@ -545,8 +541,6 @@ def _interpreter(with_operators):
             for t in range(taps.shape[0]):
                 tap_rows[r, t] = 0
         outer_index = np.empty((1, max(ndim - 1, 1)), dtype=np.int64)[0]
-        # A box too tall to tabulate (huge stencils) resolves each tap's row itself.
-        resolved = np.empty((max(ndim - 1, 1), span if span <= _TABLE_MAX else 0), dtype=np.int64)
         result = prog[prog.shape[0] - 1, 1]
         n_l = src2.shape[1]
         lo_l = lo[ndim - 1]
@@ -562,7 +556,7 @@ def _interpreter(with_operators):
             nb = j1 - j0
             if ndim > 1:
                 _resolve_rows(tap_rows, line, rows, taps, out_outer, src_outer, lo, step, code,
-                              outer_index, resolved)
+                              outer_index)
             # Every instruction over the whole block before the next one.
             npts = rows * nb
             for ins in range(prog.shape[0]):
@@ -606,13 +600,12 @@ interpret_sums = _interpreter(False)
 
 def program_sizes(prog, taps):
     """The interpreter's `sizes` argument for a program: its registers, and the
-    span of its taps over the outer axes (the most of any) and the last axis.
+    span of its taps along the last axis.
     Computed by the caller: each loop that finds them in the interpreter is
     one more that LLVM vectorises in tier 0's cold compile."""
     nregs = int(prog[:, 1].max()) + 1 if prog.shape[0] else 1
-    outer = int(taps[:, :-1].max()) + 1 if taps.shape[0] and taps.shape[1] > 1 else 1
     last = int(taps[:, -1].max()) + 1 if taps.shape[0] else 1
-    return np.array([nregs, outer, last], dtype=np.int64)
+    return np.array([nregs, last], dtype=np.int64)
 
 
 def uses_operators(prog):
