@@ -450,11 +450,13 @@ def _apply_op(op, d, x, y, z, n, one, zero):  # noqa: C901 - one loop per cheap 
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy", inline="always")
-def _resolve_rows(tap_rows, line, group, prog_taps, out_outer, src_outer, lo, step, code,
+def _resolve_rows(tap_rows, line, group, prog, prog_taps, out_outer, src_outer, lo, step, code,
                   outer_index):
-    """tap_rows[r, t]: the source row tap t reads for output row line + r (-1: Fill).
+    """tap_rows[r, t]: the source row tap t reads for output row line + r (-1:
+    Fill), for each tap t that starts a read instruction of `prog` (the only
+    ones the interpreter looks up; its reads of one row are one instruction).
 
-    Each tap's row is resolved by itself, once per output row: a few
+    Each of these is resolved by itself, once per output row: a few
     resolve_index calls per row, against a block's hundreds of points per tap
     (a table over the box's rows would cost tier 0's cold compile more)."""
     nouter = lo.shape[0] - 1
@@ -471,7 +473,10 @@ def _resolve_rows(tap_rows, line, group, prog_taps, out_outer, src_outer, lo, st
                 outer_index[a] = 0
                 a -= 1
                 outer_index[a] += 1
-        for t in range(prog_taps.shape[0]):
+        for ins in range(prog.shape[0]):
+            if prog[ins, 0] != READ_SET and prog[ins, 0] != READ_ADD:
+                continue
+            t = prog[ins, 2]
             row = 0
             for a in range(nouter):
                 ra = resolve_index(outer_index[a] * step[a] + lo[a] + prog_taps[t, a],
@@ -555,8 +560,8 @@ def _interpreter(with_operators):
             rows = min(group, nrows - line)
             nb = j1 - j0
             if ndim > 1:
-                _resolve_rows(tap_rows, line, rows, taps, out_outer, src_outer, lo, step, code,
-                              outer_index)
+                _resolve_rows(tap_rows, line, rows, prog, taps, out_outer, src_outer, lo, step,
+                              code, outer_index)
             # Every instruction over the whole block before the next one.
             npts = rows * nb
             for ins in range(prog.shape[0]):
