@@ -339,12 +339,11 @@ def _edge_read(src, start, cols, k, e, i, n_l, code, fill):
 
 @njit(cache=CACHE, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
 def _read_taps(d, src, row, fill, j0, j1, edges, lo_l, step_l, taps, t0, count, consts, p0,
-               n_l, code, negzero):
+               n_l, code):
     """d[0 : j1-j0] += the weighted reads of taps t0 .. t0+count-1 of source
     row `row` (of the flat source `src`; weights consts[p0 ...]), added in tap
     order at every point.  `row` < 0 is a row outside the array (Fill).  The interior, where every
-    read is in the row, goes four taps per pass over the block (`negzero`:
-    a register of -0.0, see `_interior_taps`)."""
+    read is in the row, goes up to four taps per pass over the block."""
     last = taps.shape[1] - 1
     if row < 0:
         for i in range(count):
@@ -367,19 +366,16 @@ def _read_taps(d, src, row, fill, j0, j1, edges, lo_l, step_l, taps, t0, count, 
                 d[j - j0] += v
     if jb > ja:
         _interior_taps(d[ja - j0:], src, start + ja * step_l + lo_l, jb - ja, step_l, taps,
-                       t0, count, consts, p0, negzero)
+                       t0, count, consts, p0)
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
-def _interior_taps(o, src, first, n, step, taps, t0, count, consts, p0, negzero):
+def _interior_taps(o, src, first, n, step, taps, t0, count, consts, p0):
     # One slice per tap, each from index 0: `t` alone indexes them, provably
     # >= 0, so LLVM vectorises (an index t + k with k read at run time gets
-    # numba's negative-index check, and gathers).  Every pass adds four taps
-    # left to right onto o, as one longer pass would; a pass short of four
-    # adds one * -0.0 (`negzero`) for each missing tap, and x + -0.0 is x for
-    # every x, signed zeros and NaN included, so the bits are those of the
-    # shorter sum.  One loop for every tap count: each loop body is one more
-    # for LLVM to vectorise in tier 0's cold compile.
+    # numba's negative-index check, and gathers).  Passes of four, two and one
+    # taps: each adds its taps left to right onto o, as one longer pass would,
+    # and every loop here is one more for LLVM to vectorise at tier 0's compile.
     last = taps.shape[1] - 1
     if step != 1:
         for i in range(count):
@@ -388,18 +384,28 @@ def _interior_taps(o, src, first, n, step, taps, t0, count, consts, p0, negzero)
             for t in range(n):
                 o[t] += w * si[t * step]
         return
-    one = consts[1]
-    for i in range(0, count, 4):
-        s0, w0 = src[first + taps[t0 + i, last]:], consts[p0 + i]
-        s1, s2, s3, w1, w2, w3 = negzero, negzero, negzero, one, one, one
-        if i + 1 < count:
-            s1, w1 = src[first + taps[t0 + i + 1, last]:], consts[p0 + i + 1]
-        if i + 2 < count:
-            s2, w2 = src[first + taps[t0 + i + 2, last]:], consts[p0 + i + 2]
-        if i + 3 < count:
-            s3, w3 = src[first + taps[t0 + i + 3, last]:], consts[p0 + i + 3]
+    i = 0
+    while count - i >= 4:
+        s0 = src[first + taps[t0 + i, last]:]
+        s1 = src[first + taps[t0 + i + 1, last]:]
+        s2 = src[first + taps[t0 + i + 2, last]:]
+        s3 = src[first + taps[t0 + i + 3, last]:]
+        w0, w1, w2, w3 = consts[p0 + i], consts[p0 + i + 1], consts[p0 + i + 2], consts[p0 + i + 3]
         for t in range(n):
             o[t] = o[t] + w0 * s0[t] + w1 * s1[t] + w2 * s2[t] + w3 * s3[t]
+        i += 4
+    if count - i >= 2:
+        s0 = src[first + taps[t0 + i, last]:]
+        s1 = src[first + taps[t0 + i + 1, last]:]
+        w0, w1 = consts[p0 + i], consts[p0 + i + 1]
+        for t in range(n):
+            o[t] = o[t] + w0 * s0[t] + w1 * s1[t]
+        i += 2
+    if count - i == 1:
+        s0 = src[first + taps[t0 + i, last]:]
+        w0 = consts[p0 + i]
+        for t in range(n):
+            o[t] = o[t] + w0 * s0[t]
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy", inline="always")
@@ -532,8 +538,7 @@ def _interpreter(with_operators):
         nblk = (width + colblock - 1) // colblock
         ndim = lo.shape[0]
         nregs, kspan = sizes[0], sizes[1]
-        # One register more, all -0.0, never written by the program: the
-        # missing taps of a short pass read it, MULC adds onto it.
+        # One register more, all -0.0, never written by the program: MULC adds onto it.
         regs = _registers(space, nregs + 1, group * colblock, src2)
         negzero = regs[nregs]
         for t in range(negzero.shape[0]):
@@ -576,7 +581,7 @@ def _interpreter(with_operators):
                     for r in range(rows):
                         _read_taps(d[r * nb:], src, tap_rows[r, prog[ins, 2]], fill, j0, j1, edges,
                                    lo_l, step_l, taps, prog[ins, 2], prog[ins, 4], consts,
-                                   prog[ins, 3], n_l, code, negzero)
+                                   prog[ins, 3], n_l, code)
                 elif op == MULC or op == MAC:
                     # MULC adds the product onto -0.0, which changes none of its
                     # bits: one loop for both.

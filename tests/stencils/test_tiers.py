@@ -234,9 +234,9 @@ def test_both_builds_of_the_interpreter_round_alike():
 
 @pytest.mark.parametrize("width", [1, 2, 3, 5, 6])
 def test_short_interior_passes_change_no_bit(width):
-    # Tier 0 adds a row's taps four per pass; a pass short of four adds
-    # 1 * -0.0 for each missing tap, which must change no bit: a sum of -0.0
-    # stays -0.0, NaN stays NaN, and the order is the taps' own.
+    # Tier 0 adds a row's taps in passes of four, two and one tap; every
+    # mix of them gives the bits of one sum left to right from -0.0: a sum
+    # of -0.0 stays -0.0, NaN stays NaN, and the order is the taps' own.
     a = _array((3, 40), np.float64, width)
     a[0, :] = -0.0
     weights = np.array([[1.5, 0.25, 3.0, 0.5, 2.0, 7.0][:width]])
