@@ -736,20 +736,23 @@ def _interpreter_kernel(entry, src, border):
     consts = _consts(prog.params, border.value, src.dtype)
     code = np.int64(border.code)
     interpret = kn.interpret_rows if prog.uses_operators else kn.interpret_sums
+    sizes = kn.program_sizes(prog.prog, prog.taps)
     if kn.CACHE and (interpret, src.dtype.char) not in _INTERPRETERS_LOOKED_UP:
         # Its code on disk loads without numba's compiler set-up: the types
-        # every call passes (outputs and index arrays typed as src2, src_outer).
+        # every call passes (outputs, register space and index arrays typed as
+        # src2, consts and src_outer).
         _INTERPRETERS_LOOKED_UP.add((interpret, src.dtype.char))
         item = np.int64(0)
-        _numba_cache.load(interpret, (src2, src2, consts, prog.prog, prog.taps, src_outer,
-                                      src_outer, src_outer, src_outer, code, item, item, item,
-                                      item))
+        _numba_cache.load(interpret, (src2, src2, consts, consts, prog.prog, prog.taps, sizes,
+                                      src_outer, src_outer, src_outer, src_outer, code, item, item,
+                                      item, item))
 
     def kernel(out2, out_outer, lo, step):
         nrows, width = out2.shape
         colblock, group = _interpreter_blocks(nrows, width)
         nitems = -(-nrows // group) * -(-width // colblock)
-        interpret(src2, out2, consts, prog.prog, prog.taps, out_outer, src_outer, lo, step,
-                  code, np.int64(colblock), np.int64(group), np.int64(0), np.int64(nitems))
+        space = kn.register_space(sizes, group * colblock, src2.dtype)
+        interpret(src2, out2, consts, space, prog.prog, prog.taps, sizes, out_outer, src_outer,
+                  lo, step, code, np.int64(colblock), np.int64(group), np.int64(0), np.int64(nitems))
 
     return kernel

@@ -303,17 +303,6 @@ def _ceil_div(a, b):
     return -((-a) // b)
 
 
-@njit(cache=CACHE, nogil=True, error_model="numpy", fastmath=FASTMATH)
-def _store(d, values, n, weight, accumulate):
-    """d[:n] (`accumulate`: +=, else =) weight * values[:n]."""
-    if not accumulate:
-        for t in range(n):
-            d[t] = weight * values[t]
-    else:
-        for t in range(n):
-            d[t] += weight * values[t]
-
-
 # Border tables (edge columns, box rows) hold at most this many entries; huge
 # paddings or boxes resolve each read as it comes instead.
 _TABLE_MAX = 1 << 16
@@ -467,36 +456,37 @@ def _apply_op(op, d, x, y, z, n, one, zero):  # noqa: C901 - one loop per cheap 
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy", inline="always")
-def _resolve_rows(tap_rows, line, group, prog_taps, out_outer, src_outer, lo, step, code,
-                  outer_index, resolved):
-    """tap_rows[r, t]: the source row tap t reads for output row line + r (-1: Fill)."""
+def _resolve_rows(tap_rows, line, group, prog, prog_taps, out_outer, src_outer, lo, step, code,
+                  outer_index):
+    """tap_rows[r, t]: the source row tap t reads for output row line + r (-1:
+    Fill), for each tap t that starts a read instruction of `prog` (the only
+    ones the interpreter looks up; its reads of one row are one instruction).
+
+    Each of these is resolved by itself, once per output row: a few
+    resolve_index calls per row, against a block's hundreds of points per tap
+    (a table over the box's rows would cost tier 0's cold compile more)."""
     nouter = lo.shape[0] - 1
-    span = resolved.shape[1]
     rem = line
     for a in range(nouter - 1, -1, -1):
         outer_index[a] = rem % out_outer[a]
         rem //= out_outer[a]
-    changed = 0  # outer axes from this one on moved since the last row
     for r in range(group):
         if r > 0:
             # The next row: an odometer step, no divisions.
-            changed = nouter - 1
-            outer_index[changed] += 1
-            while changed > 0 and outer_index[changed] == out_outer[changed]:
-                outer_index[changed] = 0
-                changed -= 1
-                outer_index[changed] += 1
-        # Each axis's reads resolved once per box coordinate, not once per tap.
-        for a in range(changed, nouter):
-            for k in range(span):
-                resolved[a, k] = resolve_index(outer_index[a] * step[a] + lo[a] + k,
-                                               src_outer[a], code)
-        for t in range(prog_taps.shape[0]):
+            a = nouter - 1
+            outer_index[a] += 1
+            while a > 0 and outer_index[a] == out_outer[a]:
+                outer_index[a] = 0
+                a -= 1
+                outer_index[a] += 1
+        for ins in range(prog.shape[0]):
+            if prog[ins, 0] != READ_SET and prog[ins, 0] != READ_ADD:
+                continue
+            t = prog[ins, 2]
             row = 0
             for a in range(nouter):
-                k = prog_taps[t, a]
-                ra = resolved[a, k] if span > 0 else resolve_index(
-                    outer_index[a] * step[a] + lo[a] + k, src_outer[a], code)
+                ra = resolve_index(outer_index[a] * step[a] + lo[a] + prog_taps[t, a],
+                                   src_outer[a], code)
                 if ra < 0:
                     row = -1
                     break
@@ -505,17 +495,25 @@ def _resolve_rows(tap_rows, line, group, prog_taps, out_outer, src_outer, lo, st
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy", inline="always")
-def _registers(nregs, points, src2):
-    """(nregs, points) registers placed 1 KiB past the source's address modulo
-    4 KiB.  A register whose address is just past a source row's, modulo 4 KiB,
+def _registers(space, nregs, points, src2):
+    """(nregs, points) registers in `space` (see `register_space`), placed
+    1 KiB past the source's address modulo 4 KiB.  A register whose address is just past a source row's, modulo 4 KiB,
     can make the CPU take stores for ones the next loads depend on ("4K
     aliasing"; one micro-benchmark here ran a pass 13x slower).  Rows of a
     power-of-two length, the common case, sit at one or two offsets modulo
     4 KiB, so this keeps them away."""
     size = src2.itemsize
-    flat = np.empty(nregs * points + 4096 // size, dtype=src2.dtype)
-    shift = ((src2.ctypes.data + 1024 - flat.ctypes.data) % 4096) // size
-    return flat[shift:shift + nregs * points].reshape((nregs, points))
+    shift = ((src2.ctypes.data + 1024 - space.ctypes.data) % 4096) // size
+    return space[shift:shift + nregs * points].reshape((nregs, points))
+
+
+def register_space(sizes, points, dtype):
+    """The memory the interpreter's registers live in (its `space` argument),
+    for a program's `sizes` (`program_sizes`) and blocks of `points` output
+    points.  The caller allocates it: a float array allocated in the
+    interpreter would be one more compile of numba's np.empty in tier 0's
+    cold start."""
+    return np.empty((int(sizes[0]) + 1) * points + 4096 // np.dtype(dtype).itemsize, dtype=dtype)
 
 
 def _interpreter(with_operators):
@@ -527,21 +525,24 @@ def _interpreter(with_operators):
     compiles (or loads) only the build its program needs."""
 
     @njit(cache=CACHE, nogil=True, error_model="numpy", fastmath=FASTMATH)
-    def interpret_rows(src2, out2, consts, prog, taps, out_outer, src_outer, lo, step, code,
-                       colblock, group, first, last):
+    def interpret_rows(src2, out2, consts, space, prog, taps, sizes, out_outer, src_outer, lo,
+                       step, code, colblock, group, first, last):
         """Run the program for work items [first, last).
 
         Item i covers output rows [g, g + group) x columns [j0, j0 + colblock) of
-        out2 (`group` > 1 only when colblock is the whole row).  Releases the GIL:
-        the engine runs several ranges at once on its own threads.
+        out2 (`group` > 1 only when colblock is the whole row).  `space`: see
+        `register_space`; `sizes`: `program_sizes`.  Releases the GIL: the engine runs several ranges at
+        once on its own threads.
         """
         nrows, width = out2.shape
         nblk = (width + colblock - 1) // colblock
         ndim = lo.shape[0]
-        nregs = 1
-        for ins in range(prog.shape[0]):
-            nregs = max(nregs, prog[ins, 1] + 1)
-        regs = _registers(nregs, group * colblock, src2)
+        nregs, kspan = sizes[0], sizes[1]
+        # One register more, all -0.0, never written by the program: MULC adds onto it.
+        regs = _registers(space, nregs + 1, group * colblock, src2)
+        negzero = regs[nregs]
+        for t in range(negzero.shape[0]):
+            negzero[t] = -consts[0]
         # Every int64 array of the same rank and kind: numba compiles one
         # np.empty for them all (a compile of each kind costs tier 0's first
         # call 0.1-0.3 s).  Rows of 1-D arrays are all row 0.
@@ -550,20 +551,11 @@ def _interpreter(with_operators):
             for t in range(taps.shape[0]):
                 tap_rows[r, t] = 0
         outer_index = np.empty((1, max(ndim - 1, 1)), dtype=np.int64)[0]
-        span = 1
-        for t in range(taps.shape[0]):
-            for a in range(ndim - 1):
-                span = max(span, taps[t, a] + 1)
-        # A box too tall to tabulate (huge stencils) resolves each tap's row itself.
-        resolved = np.empty((max(ndim - 1, 1), span if span <= _TABLE_MAX else 0), dtype=np.int64)
         result = prog[prog.shape[0] - 1, 1]
         n_l = src2.shape[1]
         lo_l = lo[ndim - 1]
         step_l = step[ndim - 1]
         zero, one, fill = consts[0], consts[1], consts[2]
-        kspan = 1
-        for t in range(taps.shape[0]):
-            kspan = max(kspan, taps[t, ndim - 1] + 1)
         edges = _edge_columns(width, lo_l, step_l, kspan, n_l, code)
         src = src2.reshape(-1)
         for item in range(first, last):
@@ -573,29 +565,32 @@ def _interpreter(with_operators):
             rows = min(group, nrows - line)
             nb = j1 - j0
             if ndim > 1:
-                _resolve_rows(tap_rows, line, rows, taps, out_outer, src_outer, lo, step, code,
-                              outer_index, resolved)
+                _resolve_rows(tap_rows, line, rows, prog, taps, out_outer, src_outer, lo, step,
+                              code, outer_index)
             # Every instruction over the whole block before the next one.
             npts = rows * nb
             for ins in range(prog.shape[0]):
                 op = prog[ins, 0]
                 d = regs[prog[ins, 1]]
+                if op == READ_SET or op == CONST:
+                    # -0.0 + x is x for every x, -0.0 included: a sum starts exact.
+                    v = consts[prog[ins, 2]] if op == CONST else -zero
+                    for t in range(npts):
+                        d[t] = v
                 if op == READ_SET or op == READ_ADD:
-                    count = prog[ins, 4]
-                    if op == READ_SET:
-                        # -0.0 + x is x for every x, -0.0 included: the sum starts exact.
-                        d[:npts] = -zero
                     for r in range(rows):
                         _read_taps(d[r * nb:], src, tap_rows[r, prog[ins, 2]], fill, j0, j1, edges,
-                                   lo_l, step_l, taps, prog[ins, 2], count, consts, prog[ins, 3],
-                                   n_l, code)
+                                   lo_l, step_l, taps, prog[ins, 2], prog[ins, 4], consts,
+                                   prog[ins, 3], n_l, code)
                 elif op == MULC or op == MAC:
-                    # `op == MAC` is known at run time only: one compile of _store,
-                    # not one per literal mode.
-                    _store(d, regs[prog[ins, 2]], npts, consts[prog[ins, 3]], op == MAC)
-                elif op == CONST:
-                    d[:npts] = consts[prog[ins, 2]]
-                elif with_operators:
+                    # MULC adds the product onto -0.0, which changes none of its
+                    # bits: one loop for both.
+                    acc = d if op == MAC else negzero
+                    x = regs[prog[ins, 2]]
+                    w = consts[prog[ins, 3]]
+                    for t in range(npts):
+                        d[t] = acc[t] + w * x[t]
+                elif with_operators and op != CONST:
                     _apply_op(op, d, regs[prog[ins, 2]], regs[prog[ins, 3]], regs[prog[ins, 4]],
                               npts, one, zero)
             res = regs[result]
@@ -611,6 +606,16 @@ def _interpreter(with_operators):
 # Every program; programs that use no operator (see `uses_operators`).
 interpret_rows = _interpreter(True)
 interpret_sums = _interpreter(False)
+
+
+def program_sizes(prog, taps):
+    """The interpreter's `sizes` argument for a program: its registers, and the
+    span of its taps along the last axis.
+    Computed by the caller: each loop that finds them in the interpreter is
+    one more that LLVM vectorises in tier 0's cold compile."""
+    nregs = int(prog[:, 1].max()) + 1 if prog.shape[0] else 1
+    last = int(taps[:, -1].max()) + 1 if taps.shape[0] else 1
+    return np.array([nregs, last], dtype=np.int64)
 
 
 def uses_operators(prog):

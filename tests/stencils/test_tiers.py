@@ -230,3 +230,29 @@ def test_both_builds_of_the_interpreter_round_alike():
         program.uses_operators = False
     assert np.isnan(results[0]).any()
     np.testing.assert_array_equal(_bits(results[0]), _bits(results[1]))
+
+
+@pytest.mark.parametrize("width", [1, 2, 3, 5, 6])
+def test_short_interior_passes_change_no_bit(width):
+    # Tier 0 adds a row's taps in passes of four, two and one tap; every
+    # mix of them gives the bits of one sum left to right from -0.0: a sum
+    # of -0.0 stays -0.0, NaN stays NaN, and the order is the taps' own.
+    a = _array((3, 40), np.float64, width)
+    a[0, :] = -0.0
+    weights = np.array([[1.5, 0.25, 3.0, 0.5, 2.0, 7.0][:width]])
+    s = st.make_correlation_stencil_from_kernel(weights)
+    with st.config(engine="interpreter"):
+        got = st.compute(st.apply_stencil(st.no_padding, s, a))
+    want = np.empty((3, 40 - width + 1))
+    with np.errstate(invalid="ignore"):  # inf - inf: NaN, as in the kernels
+        for i in range(3):
+            for j in range(40 - width + 1):
+                acc = -0.0
+                for k in range(width):
+                    acc = acc + weights[0, k] * a[i, j + k]
+                want[i, j] = acc
+    assert np.signbit(got[0]).all() and np.isnan(got).any()
+    # NaN where NaN (the sign of a NaN is the CPU's, not Python's), zeros signed alike.
+    np.testing.assert_array_equal(got, want)
+    zeros = want == 0
+    np.testing.assert_array_equal(np.signbit(got[zeros]), np.signbit(want[zeros]))
