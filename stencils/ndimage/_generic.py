@@ -11,8 +11,9 @@ True), a function that names ``max`` or ``min`` is first tried with a
 `stencils._kernels_window.BoxExtremes`: no cells, only each window's max and
 min, computed for a row of windows at once from the extremes of the input
 rows' runs (the same bits); if it uses anything else of the window, Numba
-refuses that type and the gathered window runs instead.  A function Numba cannot compile runs in a Python loop here,
-as in scipy, after a `CompileFallbackWarning` that quotes Numba's reason.  A
+refuses that type and the gathered window runs instead.  A function Numba
+cannot compile runs in a Python loop here, as in scipy, after a
+`CompileFallbackWarning` that quotes Numba's reason.  A
 ``scipy.LowLevelCallable`` goes to scipy's own implementation, which is what
 it was written for.
 """
@@ -167,13 +168,11 @@ def _run_compiled(kind, function, arrays, extra_arguments, extra_keywords):
 
 
 def _box_arguments(a, fp, lo, code, cval, rows_out):
-    """The box kernel's arguments after the output (the source's lines, its leading shape,
+    """The box kernel's arguments after the output: the source's lines, its leading shape,
     the box and its cells before a point on those axes, then on the last axis, border
-    code, cval, output rows per task) for a footprint of all True; else None."""
+    code, cval, output rows per task."""
     import numba
 
-    if a.ndim == 0 or not fp.all():
-        return None
     if a.dtype not in (np.float32, np.float64):
         a = a.astype(np.float64)
     lead = [np.array(v[:-1], np.int64) for v in (a.shape, fp.shape, lo)]
@@ -213,14 +212,17 @@ def _box_worth_trying(function, extra_arguments, extra_keywords):
         return True
 
 
-def _run_box(function, result, box, extra_arguments, extra_keywords):
-    """Run the box kernel when `function` compiles with a `BoxExtremes` (it names ``max``
-    or ``min`` and uses nothing else of the window); False where it did not run through."""
+def _run_box(function, result, a, fp, lo, code, cval, extra_arguments, extra_keywords):
+    """Run the box kernel when the footprint `fp` is a box and `function` compiles with a
+    `BoxExtremes` (it names ``max`` or ``min`` and uses nothing else of the window); False
+    where it did not run through.  Its arguments (a float copy of an integer input) are
+    made only then."""
     call = _call_shape(extra_arguments, extra_keywords)
-    if box is None or call is None or not _box_worth_trying(function, extra_arguments,
-                                                            extra_keywords):
+    if (a.ndim == 0 or call is None or not fp.all()
+            or not _box_worth_trying(function, extra_arguments, extra_keywords)):
         return False
     shape, extras = call
+    box = _box_arguments(a, fp, lo, code, cval, result.shape[0])
     return _run_as_window("box", function, _compiled_for_call(function), shape,
                           (box[0], result, *box[1:], *extras))
 
@@ -299,13 +301,12 @@ def generic_filter(input, function, size=None, footprint=None, output=None, mode
         return output
     lo, hi = win.window_bounds(fp.shape, origins)
     result = np.empty(win.as_rows(a.shape), np.float64)
-    box = _box_arguments(a, fp, lo, code, cval, result.shape[0])
     # A float output takes the box kernel's values as they come (Numba's casts are
     # NumPy's there), so no float64 result is written and read again.
     direct = (output.dtype in (np.float32, np.float64) and output.flags.c_contiguous
               and not _args.overlaps(a, output))
     target = output.reshape(result.shape) if direct else result
-    if _run_box(function, target, box, extra_arguments, extra_keywords):
+    if _run_box(function, target, a, fp, lo, code, cval, extra_arguments, extra_keywords):
         return output if direct else _args.store(result.reshape(a.shape), output)
     padded = win.pad(a.astype(np.float64), lo, hi, [code] * a.ndim, cval)
     offsets = win.flat_offsets(fp, padded.shape)
