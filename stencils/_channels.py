@@ -180,18 +180,16 @@ def correlate_channels(x, weights, *, bias=None, padding=0, stride=1, out=None, 
         Preallocated result of shape (N, O, Ho, Wo) and the computed dtype,
         where ``Ho = (H + top + bottom - KH) // sh + 1`` (same for columns).
     method : {'auto', 'gather', 'scatter'}, optional
-        'gather' reads each window of the padded input: copied into a small
-        buffer (im2col) and multiplied with BLAS, or, for long sums at stride
-        1, summed in registers by a direct kernel; 'scatter' (stride 1 only)
-        multiplies first and adds the products into place (col2im), which wins
-        when the input is mostly padding, as in the input gradient of a
-        convolution.  'auto' (default)
-        picks by estimated cost.  All give the same result up to rounding.
+        'gather' reads each window of the padded input: copied into a buffer
+        (im2col) and multiplied with BLAS, or, for long sums at stride 1, summed
+        in registers by a direct kernel; 'scatter' (stride 1 only) multiplies
+        first and adds the products into place (col2im), which wins when the
+        input is mostly padding (a convolution's input gradient).  'auto'
+        (default) picks by estimated cost.  All agree up to rounding.
     parallel : bool or None, optional
-        Use `numba.get_num_threads()` threads (the engine's helper threads):
-        over the batch, or over input channels when the batch is smaller than
-        the thread count (a weight gradient).  None (default) decides by the
-        amount of work.
+        Run on `numba.get_num_threads()` of the engine's helper threads, over
+        the batch, or over input channels when the batch is smaller than the
+        thread count (a weight gradient).  None (default): by the work.
 
     Returns
     -------

@@ -753,6 +753,7 @@ def _interpreter_kernel(entry, src, border):
         nitems = -(-nrows // group) * -(-width // colblock)
         space = kn.register_space(sizes, group * colblock, src2.dtype)
         interpret(src2, out2, consts, space, prog.prog, prog.taps, sizes, out_outer, src_outer,
-                  lo, step, code, np.int64(colblock), np.int64(group), np.int64(0), np.int64(nitems))
+                  lo, step, code, np.int64(colblock), np.int64(group), np.int64(0),
+                  np.int64(nitems))
 
     return kernel

@@ -497,8 +497,8 @@ def _resolve_rows(tap_rows, line, group, prog, prog_taps, out_outer, src_outer, 
 @njit(cache=CACHE, nogil=True, error_model="numpy", inline="always")
 def _registers(space, nregs, points, src2):
     """(nregs, points) registers in `space` (see `register_space`), placed
-    1 KiB past the source's address modulo 4 KiB.  A register whose address is just past a source row's, modulo 4 KiB,
-    can make the CPU take stores for ones the next loads depend on ("4K
+    1 KiB past the source's address modulo 4 KiB.  A register whose address is
+    just past a source row's, modulo 4 KiB, can make the CPU take stores for ones the next loads depend on ("4K
     aliasing"; one micro-benchmark here ran a pass 13x slower).  Rows of a
     power-of-two length, the common case, sit at one or two offsets modulo
     4 KiB, so this keeps them away."""
@@ -531,8 +531,8 @@ def _interpreter(with_operators):
 
         Item i covers output rows [g, g + group) x columns [j0, j0 + colblock) of
         out2 (`group` > 1 only when colblock is the whole row).  `space`: see
-        `register_space`; `sizes`: `program_sizes`.  Releases the GIL: the engine runs several ranges at
-        once on its own threads.
+        `register_space`; `sizes`: `program_sizes`.  Releases the GIL: the
+        engine runs several ranges at once on its own threads.
         """
         nrows, width = out2.shape
         nblk = (width + colblock - 1) // colblock

@@ -24,8 +24,7 @@ which the kernel computes for a whole row of windows at once from the
 extremes of each row of the box (a row: a run along the last axis, reduced
 once for the output rows of a task that read it).  The window's extreme is
 the extreme of its rows' extremes, taken in C order by the rule of
-`replaces_max` (each
-row's left to right by the same rule), and that is Numba's scan of the cells
+`replaces_max` (each row's left to right by the same rule), and that is Numba's scan of the cells
 in C order bit for bit: the first NaN of the first row holding one is the
 window's first NaN, and the first row holding the extreme value holds its
 first cell (which keeps the sign of a zero).

@@ -13,8 +13,8 @@ first call of a process whose kernel is on disk (docs/performance.md,
 numba's internals (``Dispatcher._cache``, ``add_overload``; unchanged from
 numba 0.59 to 0.68, and tests/stencils/test_disk_cache.py checks that a
 kernel on disk loads this way), so any failure leaves the dispatcher as it
-was and the caller's ordinary call goes through numba's own path.  A compile later in the process runs ``refresh()``
-itself, as every numba compile does.
+was and the caller's ordinary call goes through numba's own path.  A compile
+later in the process runs ``refresh()`` itself, as every numba compile does.
 
 Kernel-level: imports nothing from stencils.
 """
