@@ -54,7 +54,7 @@ from ._kernels import CACHE
 
 __all__ = ["add_bias", "im2col", "strided_samples", "rows_samples", "positions_block",
            "scatter_samples", "direct_samples", "DIRECT_COLUMNS", "direct_lanes",
-           "columns_samples", "COLUMNS_OUTS", "columns_lanes"]
+           "columns_samples", "COLUMNS_OUTS", "columns_lanes", "batch_groups"]
 
 
 @njit(cache=CACHE, nogil=True)
@@ -549,3 +549,122 @@ def columns_samples(x, wt, starts, bias, out, start, stop, lanes, pad_top, pad_l
                     if bias.shape[0]:
                         for j in range(np.uintp(wo)):
                             dst[j] += bias[o]
+
+
+# Batch: vectors of samples.  The input comes transposed, (C, H, W, N), so
+# one vector holds a pixel of `lanes` samples; each call of `_batch_mac` sums
+# COLUMNS_OUTS output channels of one output position, each such a vector,
+# over exactly the taps whose pixel is in the image (rows and columns of
+# padding both skipped: no lane reads a zero it did not need).
+
+
+def _batch_mac_intrinsic(outs, vector_bits):
+    """An intrinsic ``mac(acc, aoff, astride, x, xoff, taps, t0, rows, row_step, count, w)``.
+
+    For each channel k < `outs`: ``acc[aoff + k*astride : +lanes] = sum over r <
+    rows, i < count, t = t0 + r*row_step + i, of x[xoff + taps[t] : +lanes] *
+    w[t*outs + k]`` with vectors of `vector_bits` bits, the sums started from
+    zero and stored (not added); `acc`, `x` and `w` are flat 1-D arrays of one
+    dtype, `taps` a 1-D array of ints.
+    """
+    @intrinsic
+    def mac(typingctx, acc, aoff, astride, x, xoff, taps, t0, rows, row_step, count, w):
+        lanes = vector_bits // acc.dtype.bitwidth
+        sig = types.void(acc, aoff, astride, x, xoff, taps, t0, rows, row_step, count, w)
+
+        def codegen(context, builder, signature, args):
+            arg_types = signature.args
+            acc_ptr, x_ptr, taps_ptr, w_ptr = (
+                cgutils.create_struct_proxy(arg_types[k])(context, builder, value=args[k]).data
+                for k in (0, 3, 5, 10))
+            aoff, astride, xoff, t0, rows, row_step, count = (
+                context.cast(builder, args[k], arg_types[k], types.intp)
+                for k in (1, 2, 4, 6, 7, 8, 9))
+            intp = context.get_value_type(types.intp)
+            vector = ir.VectorType(acc_ptr.type.pointee, lanes)
+            undef = ir.Constant(vector, ir.Undefined)
+            splat = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
+            slots = []
+            for _ in range(outs):
+                slot = cgutils.alloca_once(builder, vector)
+                builder.store(ir.Constant(vector, None), slot)
+                slots.append(slot)
+            with cgutils.for_range(builder, rows) as row:
+                first = builder.add(t0, builder.mul(row.index, row_step))
+                with cgutils.for_range(builder, count) as loop:
+                    t = builder.add(first, loop.index)
+                    tap = context.cast(builder, builder.load(builder.gep(taps_ptr, [t])),
+                                       arg_types[5].dtype, types.intp)
+                    values = builder.load(builder.bitcast(builder.gep(
+                        x_ptr, [builder.add(xoff, tap)]), vector.as_pointer()), align=1)
+                    w_at = builder.mul(t, ir.Constant(intp, outs))
+                    for k, slot in enumerate(slots):
+                        weight = builder.load(builder.gep(
+                            w_ptr, [builder.add(w_at, ir.Constant(intp, k))]))
+                        weights = builder.shuffle_vector(builder.insert_element(
+                            undef, weight, ir.Constant(ir.IntType(32), 0)), undef, splat)
+                        builder.store(builder.fadd(builder.load(slot),
+                                                   builder.fmul(values, weights)), slot)
+            for k, slot in enumerate(slots):
+                at = builder.add(aoff, builder.mul(astride, ir.Constant(intp, k)))
+                builder.store(builder.load(slot), builder.bitcast(
+                    builder.gep(acc_ptr, [at]), vector.as_pointer()), align=1)
+            return context.get_dummy_value()
+        return sig, codegen
+    return mac
+
+
+_batch_mac = _batch_mac_intrinsic(COLUMNS_OUTS, COLUMNS_BITS)
+
+
+@njit(cache=CACHE, nogil=True)
+def batch_groups(xt, wt, starts, groups, bias, out, g0, g1, pad_top, pad_left):
+    """Stride-1 correlation out = correlate(pad(x), w) + bias, vectors of samples.
+
+    xt is x transposed to (C, H, W, Np), C-contiguous, Np >= lanes; wt is
+    (B, KH, KW, C, K) with K = COLUMNS_OUTS, block b holding output channels
+    starts[b] .. starts[b] + K - 1 (as `columns_samples`); groups[g] is the
+    first of the `lanes` samples of group g (groups may overlap; samples past
+    out's batch are padding); bias is (O,) or empty; out is (N, O, Ho, Wo).
+    Computes the groups in [g0, g1), each into a buffer of vectors (B*K, Ho,
+    Wo, lanes) first, then transposed into out: stored straight into out, the
+    lanes of a vector land a sample apart each, and cost more than the sums.
+    """
+    channels, height, width, padded_n = xt.shape
+    blocks, kh, kw, k_outs = wt.shape[0], wt.shape[1], wt.shape[2], wt.shape[4]
+    samples, outs, ho, wo = out.shape
+    lanes = COLUMNS_BITS // 8 // out.itemsize
+    flat_x = xt.reshape(-1)
+    points = ho * wo
+    sums = np.empty(blocks * k_outs * points * lanes, dtype=out.dtype)
+    taps = np.empty(kh * kw * channels, dtype=np.intp)
+    for u in range(kh):
+        for v in range(kw):
+            for c in range(channels):
+                taps[(u * kw + v) * channels + c] = ((c * height + u) * width + v) * padded_n
+    for g in range(g0, g1):
+        n0 = groups[g]
+        for b in range(blocks):
+            flat_w = wt[b].reshape(-1)
+            for i in range(ho):
+                # Kernel rows and columns whose pixel is in the image.
+                u0 = min(kh, max(0, pad_top - i))
+                u1 = max(u0, min(kh, height + pad_top - i))
+                for j in range(wo):
+                    v0 = min(kw, max(0, pad_left - j))
+                    v1 = max(v0, min(kw, width + pad_left - j))
+                    corner = ((i - pad_top) * width + j - pad_left) * padded_n + n0
+                    _batch_mac(sums, (b * k_outs * points + i * wo + j) * lanes, points * lanes,
+                               flat_x, corner, taps, (u0 * kw + v0) * channels, u1 - u0,
+                               kw * channels, (v1 - v0) * channels, flat_w)
+        for b in range(blocks):
+            for k in range(min(k_outs, outs - starts[b])):
+                o = starts[b] + k
+                src = (b * k_outs + k) * points * lanes
+                for lane in range(min(lanes, samples - n0)):
+                    res = out[n0 + lane, o].reshape(-1)
+                    for p in range(points):
+                        res[p] = sums[src + p * lanes + lane]
+                    if bias.shape[0]:
+                        for p in range(points):
+                            res[p] += bias[o]

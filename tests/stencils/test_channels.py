@@ -308,8 +308,8 @@ def test_choose_algorithm_by_cost_and_ieee_rules():
     input_grad = Geometry(64, 16, 10, 10, 6, 5, 5, 4, 4, 1, 1, 14, 14)
     weight_grad = Geometry(6, 64, 14, 14, 16, 10, 10, 0, 0, 1, 1, 5, 5)
     assert choose_algorithm(forward, weights_finite=_never, x_finite=_never) == "direct"
-    assert choose_algorithm(input_grad, x_finite=_never) == "columns"
-    assert choose_algorithm(input_grad, "gather", x_finite=_never) == "columns"
+    assert choose_algorithm(input_grad, x_finite=_never) == "batch"
+    assert choose_algorithm(input_grad, "gather", x_finite=_never) == "batch"
     assert choose_algorithm(input_grad, "scatter", x_finite=_never) == "scatter"
     assert choose_algorithm(input_grad, weights_finite=lambda: False) == "rows"
     assert choose_algorithm(weight_grad, weights_finite=_never, x_finite=_never) == "direct"
@@ -399,10 +399,10 @@ def test_huge_stride_keeps_the_first_window(stride):
 
 @hs.composite
 def columns_problems(draw):
-    """Stride-1 problems around the columns kernel's edges: fewer, as many and more output
-    channels than a block (`kc.COLUMNS_OUTS`), rows narrower and wider than a vector,
-    kernel rows that meet only padding."""
-    n, c, o = draw(hs.integers(1, 3)), draw(hs.integers(1, 4)), draw(hs.integers(1, 14))
+    """Stride-1 problems around the columns and batch kernels' edges: fewer, as many and
+    more output channels than a block (`kc.COLUMNS_OUTS`), rows and batches narrower and
+    wider than a vector, kernel rows and columns that meet only padding."""
+    n, c, o = draw(hs.integers(1, 40)), draw(hs.integers(1, 4)), draw(hs.integers(1, 14))
     kh, kw = draw(hs.integers(1, 5)), draw(hs.integers(1, 5))
     pads = [draw(hs.integers(0, 4)) for _ in range(4)]
     h = draw(hs.integers(max(1, kh - pads[0] - pads[1]), 7))
@@ -416,12 +416,13 @@ def columns_problems(draw):
 
 
 @settings(deadline=None, max_examples=60)
-@given(problem=columns_problems(), threads=hs.sampled_from([1, 2]))
-def test_columns_matches_reference(problem, threads):
+@given(problem=columns_problems(), algorithm=hs.sampled_from(["columns", "batch"]),
+       threads=hs.sampled_from([1, 2]))
+def test_columns_and_batch_match_reference(problem, algorithm, threads):
     x, weights, bias, padding = problem
     geometry = _geometry(x.shape, weights.shape, padding, 1)
     out = np.full((geometry.samples, geometry.outs, geometry.ho, geometry.wo), np.nan, x.dtype)
-    _ALGORITHMS["columns"](x, weights, _check_bias(bias, geometry.outs, x.dtype), out,
+    _ALGORITHMS[algorithm](x, weights, _check_bias(bias, geometry.outs, x.dtype), out,
                            geometry, threads)
     want = reference(x, weights, padding, (1, 1))
     if bias is not None:
@@ -431,7 +432,7 @@ def test_columns_matches_reference(problem, threads):
     np.testing.assert_allclose(out, want, rtol=tol, atol=tol * scale)
 
 
-def test_columns_ieee_values_as_rows():
+def test_columns_and_batch_ieee_values_as_rows():
     # An inf or NaN pixel spreads exactly as rows spreads it: the zero weights
     # of a block's spare channels and the spare lanes past a row meet the
     # pixels, but those sums are dropped.  (Columns skips the rows of padding,
@@ -444,7 +445,7 @@ def test_columns_ieee_values_as_rows():
     shape = (geometry.samples, geometry.outs, geometry.ho, geometry.wo)
     bias = _check_bias(None, geometry.outs, x.dtype)
     results = []
-    for algorithm in ("rows", "columns"):
+    for algorithm in ("rows", "columns", "batch"):
         out = np.empty(shape)
         _ALGORITHMS[algorithm](x, weights, bias, out, geometry, 1)
         results.append(out)
