@@ -8,8 +8,8 @@ stencil path does one pass per output channel.
 The front end here checks and normalises the arguments with the package's
 rules (`stencils._validate`), describes the problem as a `Geometry`, lets
 `choose_algorithm` (a pure function of the geometry and the cost model) pick
-one of the five algorithms of `stencils._kernels_channels` -- strided im2col,
-rows, positions, direct or scatter -- and runs it, over ranges of samples on the
+one of the seven algorithms of `stencils._kernels_channels` -- strided im2col,
+rows, positions, direct, columns, batch or scatter -- and runs it, over ranges of samples on the
 engine's helper threads when the work pays for it and no other parallel call
 of the package is running (the engine's lock: a busy pool means a serial call,
 never a wait).
@@ -229,8 +229,9 @@ def correlate_channels(x, weights, *, bias=None, padding=0, stride=1, out=None, 
         where ``Ho = (H + top + bottom - KH) // sh + 1`` (same for columns).
     method : {'auto', 'gather', 'scatter'}, optional
         'gather' reads each window of the padded input: copied into a buffer
-        (im2col) and multiplied with BLAS, or, for long sums at stride 1, summed
-        in registers by a direct kernel; 'scatter' (stride 1 only) multiplies
+        (im2col) and multiplied with BLAS, or, at stride 1, summed in registers
+        by a direct kernel (vectors of output channels, of output columns or of
+        samples, the last two skipping the padding); 'scatter' (stride 1 only) multiplies
         first and adds the products into place (col2im), which wins when the
         input is mostly padding (a convolution's input gradient).  'auto'
         (default) picks by estimated cost.  All agree up to rounding.

@@ -8,7 +8,7 @@ the algorithm.  Every kernel reads the zero padding virtually (out-of-range
 reads are zeros or copies from a small zero buffer), so no padded copy of the
 input is made.
 
-Five algorithms compute ``res[n, o, i, j] = sum over c, u, v of
+Seven algorithms compute ``res[n, o, i, j] = sum over c, u, v of
 xp[n, c, i*sh + u, j*sw + v] * w[o, c, u, v]``, four of them with one BLAS
 product per sample (per sample and channel for positions), the bias (when
 there is one) added to each finished sample:
@@ -34,6 +34,13 @@ there is one) added to each finished sample:
   transposed weights multiply the input in place, and each product row is
   added into the output at its tap's offset, one image row at a time.  Wins
   when the input is mostly padding (the input gradient of a convolution).
+- *columns* (`columns_samples`), stride 1: direct's roles swapped for few
+  output channels; each vector holds output columns, each weight is
+  broadcast, and kernel rows that meet only padding are skipped;
+- *batch* (`batch_groups`), stride 1: each vector holds one pixel of
+  several samples (the input transposed to (C, H, W, N)), and only the taps
+  whose pixel is in the image are summed: no lane is spent on padding (the
+  input gradient of a small convolution over a batch).
 
 Each kernel computes a range of samples and releases the GIL: a serial call
 runs it over the whole batch, a parallel one over ranges on the engine's
