@@ -518,7 +518,7 @@ def columns_samples(x, wt, starts, bias, out, start, stop, lanes, pad_top, pad_l
     columns read and >= lanes + KW - 1 (a vector of `lanes` columns starting
     at 0 stays in its row); rows of padding are skipped, not stored.
     """
-    channels, height, width = x.shape[1], x.shape[2], x.shape[3]
+    channels, height = x.shape[1], x.shape[2]
     blocks, kh, kw, k_outs = wt.shape[0], wt.shape[1], wt.shape[3], wt.shape[4]
     outs, ho, wo = out.shape[1], out.shape[2], out.shape[3]
     plane = height * row_width
