@@ -351,11 +351,15 @@ def test_direct_matches_reference(problem, threads):
     # Every lane count (1 to 20 output channels: narrow, wide, several groups),
     # padded and unpadded input, C-contiguous or channel-major, blocks that
     # overlap at the row's end.
-    x, weights, bias, padding = problem
+    assert_algorithm_matches_reference("direct", *problem, threads)
+
+
+def assert_algorithm_matches_reference(algorithm, x, weights, bias, padding, threads):
+    """The stride-1 kernel `algorithm` run directly, against `reference` plus the bias."""
     geometry = _geometry(x.shape, weights.shape, padding, 1)
     out = np.full((geometry.samples, geometry.outs, geometry.ho, geometry.wo), np.nan, x.dtype)
-    _ALGORITHMS["direct"](x, weights, _check_bias(bias, geometry.outs, x.dtype), out, geometry,
-                          threads)
+    _ALGORITHMS[algorithm](x, weights, _check_bias(bias, geometry.outs, x.dtype), out,
+                           geometry, threads)
     want = reference(x, weights, padding, (1, 1))
     if bias is not None:
         want += bias[:, None, None]
@@ -419,17 +423,7 @@ def columns_problems(draw):
 @given(problem=columns_problems(), algorithm=hs.sampled_from(["columns", "batch"]),
        threads=hs.sampled_from([1, 2]))
 def test_columns_and_batch_match_reference(problem, algorithm, threads):
-    x, weights, bias, padding = problem
-    geometry = _geometry(x.shape, weights.shape, padding, 1)
-    out = np.full((geometry.samples, geometry.outs, geometry.ho, geometry.wo), np.nan, x.dtype)
-    _ALGORITHMS[algorithm](x, weights, _check_bias(bias, geometry.outs, x.dtype), out,
-                           geometry, threads)
-    want = reference(x, weights, padding, (1, 1))
-    if bias is not None:
-        want += bias[:, None, None]
-    scale = 1 + np.abs(x).max() * np.abs(weights).sum(axis=(1, 2, 3)).max()
-    tol = 1e-12 if x.dtype == np.float64 else 1e-6
-    np.testing.assert_allclose(out, want, rtol=tol, atol=tol * scale)
+    assert_algorithm_matches_reference(algorithm, *problem, threads)
 
 
 def test_columns_and_batch_ieee_values_as_rows():
