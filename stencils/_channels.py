@@ -524,17 +524,12 @@ def _run_columns(x, weights, bias, out, g, threads):
 
 
 def _run_batch(x, weights, bias, out, g, threads):
+    x = np.ascontiguousarray(x)
     lanes = kc.columns_lanes(out.itemsize)
-    if g.samples >= lanes:
-        xt = np.ascontiguousarray(x.transpose(1, 2, 3, 0))
-    else:
-        # Fewer samples than lanes: zero samples fill the vector, and are dropped.
-        xt = np.zeros((g.channels, g.height, g.width, lanes), dtype=out.dtype)
-        xt[..., :g.samples] = x.transpose(1, 2, 3, 0)
     starts, wt = _channel_blocks(weights, g, (1, 2, 0), out.dtype)
     groups = np.array([min(n, max(0, g.samples - lanes)) for n in range(0, g.samples, lanes)],
                       dtype=np.intp)
-    _over_ranges(lambda a, b: kc.batch_groups(xt, wt, starts, groups, bias, out, a, b,
+    _over_ranges(lambda a, b: kc.batch_groups(x, wt, starts, groups, bias, out, a, b,
                                               g.pad_top, g.pad_left),
                  _engine.split_range(groups.size, threads), threads)
 

@@ -38,9 +38,9 @@ there is one) added to each finished sample:
   output channels; each vector holds output columns, each weight is
   broadcast, and kernel rows that meet only padding are skipped;
 - *batch* (`batch_groups`), stride 1: each vector holds one pixel of
-  several samples (the input transposed to (C, H, W, N)), and only the taps
-  whose pixel is in the image are summed: no lane is spent on padding (the
-  input gradient of a small convolution over a batch).
+  several samples (each group of samples transposed to (C, H, W, lanes)),
+  and only the taps whose pixel is in the image are summed: no lane is spent
+  on padding (the input gradient of a small convolution over a batch).
 
 Each kernel computes a range of samples and releases the GIL: a serial call
 runs it over the whole batch, a parallel one over ranges on the engine's
@@ -559,43 +559,50 @@ def columns_samples(x, wt, starts, bias, out, start, stop, lanes, pad_top, pad_l
                             dst[j] += bias[o]
 
 
-# Batch: vectors of samples.  The input comes transposed, (C, H, W, N), so
-# one vector holds a pixel of `lanes` samples; each call of `_broadcast_mac` sums
-# COLUMNS_OUTS output channels of one output position, each such a vector,
-# over exactly the taps whose pixel is in the image (rows and columns of
-# padding both skipped: no lane reads a zero it did not need), with the same
-# intrinsic as columns.
+# Batch: vectors of samples.  Each group of `lanes` samples is transposed to
+# (C, H, W, lanes), so one vector holds a pixel of every sample of the group;
+# each call of `_broadcast_mac` sums COLUMNS_OUTS output channels of one output
+# position, each such a vector, over exactly the taps whose pixel is in the
+# image (rows and columns of padding both skipped: no lane reads a zero it did
+# not need).
 
 
 
 
 @njit(cache=CACHE, nogil=True)
-def batch_groups(xt, wt, starts, groups, bias, out, g0, g1, pad_top, pad_left):
+def batch_groups(x, wt, starts, groups, bias, out, g0, g1, pad_top, pad_left):
     """Stride-1 correlation out = correlate(pad(x), w) + bias, vectors of samples.
 
-    xt is x transposed to (C, H, W, Np), C-contiguous, Np >= lanes; wt is
-    (B, KH, KW, C, K) with K = COLUMNS_OUTS, block b holding output channels
-    starts[b] .. starts[b] + K - 1 (as `columns_samples`); groups[g] is the
-    first of the `lanes` samples of group g (groups may overlap; samples past
-    out's batch are padding); bias is (O,) or empty; out is (N, O, Ho, Wo).
-    Computes the groups in [g0, g1), each into a buffer of vectors (B*K, Ho,
-    Wo, lanes) first, then transposed into out: stored straight into out, the
-    lanes of a vector land a sample apart each, and cost more than the sums.
+    x is (N, C, H, W) C-contiguous; wt is (B, KH, KW, C, K) with K =
+    COLUMNS_OUTS, block b holding output channels starts[b] .. starts[b] + K
+    - 1 (as `columns_samples`); groups[g] is the first of the `lanes` samples
+    of group g (groups may overlap; with fewer samples than lanes, zero
+    samples fill the vectors and are dropped); bias is (O,) or empty; out is
+    (N, O, Ho, Wo).  Computes the groups in [g0, g1): each group's samples
+    transposed into a buffer (C, H, W, lanes), summed into a buffer of
+    vectors (B*K, Ho, Wo, lanes), then transposed into out (stored straight
+    into out, the lanes of a vector land a sample apart each, and cost more
+    than the sums).
     """
-    channels, height, width, padded_n = xt.shape
+    samples, channels, height, width = x.shape
     blocks, kh, kw, k_outs = wt.shape[0], wt.shape[1], wt.shape[2], wt.shape[4]
-    samples, outs, ho, wo = out.shape
+    outs, ho, wo = out.shape[1], out.shape[2], out.shape[3]
     lanes = COLUMNS_BITS // 8 // out.itemsize
-    flat_x = xt.reshape(-1)
+    pixels = channels * height * width
+    flat_x = np.zeros(pixels * lanes, dtype=out.dtype)
     points = ho * wo
     sums = np.empty(blocks * k_outs * points * lanes, dtype=out.dtype)
     taps = np.empty(kh * kw * channels, dtype=np.intp)
     for u in range(kh):
         for v in range(kw):
             for c in range(channels):
-                taps[(u * kw + v) * channels + c] = ((c * height + u) * width + v) * padded_n
+                taps[(u * kw + v) * channels + c] = ((c * height + u) * width + v) * lanes
     for g in range(g0, g1):
         n0 = groups[g]
+        for lane in range(min(lanes, samples - n0)):
+            pixel = x[n0 + lane].reshape(-1)
+            for q in range(pixels):
+                flat_x[q * lanes + lane] = pixel[q]
         for b in range(blocks):
             flat_w = wt[b].reshape(-1)
             for i in range(ho):
@@ -605,7 +612,7 @@ def batch_groups(xt, wt, starts, groups, bias, out, g0, g1, pad_top, pad_left):
                 for j in range(wo):
                     v0 = min(kw, max(0, pad_left - j))
                     v1 = max(v0, min(kw, width + pad_left - j))
-                    corner = ((i - pad_top) * width + j - pad_left) * padded_n + n0
+                    corner = ((i - pad_top) * width + j - pad_left) * lanes
                     _broadcast_mac(sums, (b * k_outs * points + i * wo + j) * lanes,
                                    points * lanes, flat_x, corner, taps,
                                    (u0 * kw + v0) * channels, u1 - u0, kw * channels,
