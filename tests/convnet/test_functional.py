@@ -188,9 +188,9 @@ def test_errors(call, error, fragment):
 @pytest.mark.parametrize("batch", [5, 33, 64])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_conv2_input_gradient_of_lenet_shapes(batch, dtype):
-    # LeNet's conv2 backward at batches below, across and at whole vectors of
-    # samples (the batch algorithm's groups overlap at 33), against a plain
-    # full correlation of the delta with the rotated kernels.
+    # LeNet's conv2 backward at batches that take correlate_channels' columns
+    # algorithm (5, 33) and its batch algorithm (64), against a plain full
+    # correlation of the delta with the rotated kernels.
     from numpy.lib.stride_tricks import sliding_window_view
     rng = np.random.default_rng(batch)
     x = rng.standard_normal((batch, 6, 14, 14)).astype(dtype)
