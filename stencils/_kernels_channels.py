@@ -8,7 +8,7 @@ the algorithm.  Every kernel reads the zero padding virtually (out-of-range
 reads are zeros or copies from a small zero buffer), so no padded copy of the
 input is made.
 
-Five algorithms compute ``res[n, o, i, j] = sum over c, u, v of
+Seven algorithms compute ``res[n, o, i, j] = sum over c, u, v of
 xp[n, c, i*sh + u, j*sw + v] * w[o, c, u, v]``, four of them with one BLAS
 product per sample (per sample and channel for positions), the bias (when
 there is one) added to each finished sample:
@@ -34,6 +34,13 @@ there is one) added to each finished sample:
   transposed weights multiply the input in place, and each product row is
   added into the output at its tap's offset, one image row at a time.  Wins
   when the input is mostly padding (the input gradient of a convolution).
+- *columns* (`columns_samples`), stride 1: direct's roles swapped for few
+  output channels; each vector holds output columns, each weight is
+  broadcast, and kernel rows that meet only padding are skipped;
+- *batch* (`batch_groups`), stride 1: each vector holds one pixel of
+  several samples (each group of samples transposed to (C, H, W, lanes)),
+  and only the taps whose pixel is in the image are summed: no lane is spent
+  on padding (the input gradient of a small convolution over a batch).
 
 Each kernel computes a range of samples and releases the GIL: a serial call
 runs it over the whole batch, a parallel one over ranges on the engine's
@@ -53,7 +60,8 @@ from numba.extending import intrinsic
 from ._kernels import CACHE
 
 __all__ = ["add_bias", "im2col", "strided_samples", "rows_samples", "positions_block",
-           "scatter_samples", "direct_samples", "DIRECT_COLUMNS", "direct_lanes"]
+           "scatter_samples", "direct_samples", "DIRECT_COLUMNS", "direct_lanes",
+           "columns_samples", "COLUMNS_OUTS", "columns_lanes", "batch_groups"]
 
 
 @njit(cache=CACHE, nogil=True)
@@ -418,3 +426,205 @@ def direct_samples(x, swap_x, wt, bias, out, start, stop, lanes, pad_top, pad_le
             res = out[n, o].reshape(-1)
             for p in range(ho * wo):
                 res[p] = sums[p, o]
+
+
+# Columns: the direct kernel's roles swapped, for few output channels over
+# wide rows (a convolution's input gradient: 6 channels of 14 columns in
+# LeNet's conv2).  Each call of `_broadcast_mac` keeps COLUMNS_OUTS output
+# channels of one output row in registers, each a vector of output columns,
+# and runs the taps (u, c, v) of that row on them: one vector of padded input
+# per tap, multiplied with a broadcast weight per channel (a separate multiply
+# and add per term, no FMA).  Taps are ordered by kernel row first, so the rows
+# that fall into the top or bottom padding are one skipped range, never read.
+
+# Output channels a call sums together: LeNet's six input-gradient channels
+# (one register each, the loaded input vector reused six times).
+COLUMNS_OUTS = 6
+COLUMNS_BITS = 512
+
+
+def columns_lanes(itemsize):
+    """Output columns in one vector of `columns_samples`, for elements of `itemsize` bytes."""
+    return COLUMNS_BITS // 8 // itemsize
+
+
+def _broadcast_mac_intrinsic(outs, vector_bits):
+    """An intrinsic ``mac(acc, aoff, astride, x, xoff, taps, t0, rows, row_step, count, w)``.
+
+    For each channel k < `outs`: ``acc[aoff + k*astride : +lanes] = sum over r <
+    rows, i < count, t = t0 + r*row_step + i, of x[xoff + taps[t] : +lanes] *
+    w[t*outs + k]`` with vectors of `vector_bits` bits, the sums started from
+    zero and stored (not added); `acc`, `x` and `w` are flat 1-D arrays of one
+    dtype, `taps` a 1-D array of ints.  Columns sums one run of taps (one
+    row), batch a run per kernel row that meets the image.
+    """
+    @intrinsic
+    def mac(typingctx, acc, aoff, astride, x, xoff, taps, t0, rows, row_step, count, w):
+        lanes = vector_bits // acc.dtype.bitwidth
+        sig = types.void(acc, aoff, astride, x, xoff, taps, t0, rows, row_step, count, w)
+
+        def codegen(context, builder, signature, args):
+            arg_types = signature.args
+            acc_ptr, x_ptr, taps_ptr, w_ptr = (
+                cgutils.create_struct_proxy(arg_types[k])(context, builder, value=args[k]).data
+                for k in (0, 3, 5, 10))
+            aoff, astride, xoff, t0, rows, row_step, count = (
+                context.cast(builder, args[k], arg_types[k], types.intp)
+                for k in (1, 2, 4, 6, 7, 8, 9))
+            intp = context.get_value_type(types.intp)
+            vector = ir.VectorType(acc_ptr.type.pointee, lanes)
+            undef = ir.Constant(vector, ir.Undefined)
+            splat = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
+            slots = []
+            for _ in range(outs):
+                slot = cgutils.alloca_once(builder, vector)
+                builder.store(ir.Constant(vector, None), slot)
+                slots.append(slot)
+            with cgutils.for_range(builder, rows) as row:
+                first = builder.add(t0, builder.mul(row.index, row_step))
+                with cgutils.for_range(builder, count) as loop:
+                    t = builder.add(first, loop.index)
+                    tap = context.cast(builder, builder.load(builder.gep(taps_ptr, [t])),
+                                       arg_types[5].dtype, types.intp)
+                    values = builder.load(builder.bitcast(builder.gep(
+                        x_ptr, [builder.add(xoff, tap)]), vector.as_pointer()), align=1)
+                    w_at = builder.mul(t, ir.Constant(intp, outs))
+                    for k, slot in enumerate(slots):
+                        weight = builder.load(builder.gep(
+                            w_ptr, [builder.add(w_at, ir.Constant(intp, k))]))
+                        weights = builder.shuffle_vector(builder.insert_element(
+                            undef, weight, ir.Constant(ir.IntType(32), 0)), undef, splat)
+                        builder.store(builder.fadd(builder.load(slot),
+                                                   builder.fmul(values, weights)), slot)
+            for k, slot in enumerate(slots):
+                at = builder.add(aoff, builder.mul(astride, ir.Constant(intp, k)))
+                builder.store(builder.load(slot), builder.bitcast(
+                    builder.gep(acc_ptr, [at]), vector.as_pointer()), align=1)
+            return context.get_dummy_value()
+        return sig, codegen
+    return mac
+
+
+_broadcast_mac = _broadcast_mac_intrinsic(COLUMNS_OUTS, COLUMNS_BITS)
+
+
+@njit(cache=CACHE, nogil=True)
+def columns_samples(x, wt, starts, bias, out, start, stop, lanes, pad_top, pad_left, row_width):
+    """Stride-1 correlation out[n] = correlate(pad(x[n]), w) + bias, vectors of columns.
+
+    x is (N, C, H, W) C-contiguous; wt is (B, KH, C, KW, K) with K =
+    COLUMNS_OUTS: block b holds output channels starts[b] .. starts[b] + K - 1
+    (blocks may overlap; zero weights past the last channel); bias is (O,) or
+    empty; out is (N, O, Ho, Wo).  Each sample is copied into a zeroed
+    (C, H, row_width) buffer at column pad_left, with row_width >= the padded
+    columns read and >= lanes + KW - 1 (a vector of `lanes` columns starting
+    at 0 stays in its row); rows of padding are skipped, not stored.
+    """
+    channels, height = x.shape[1], x.shape[2]
+    blocks, kh, kw, k_outs = wt.shape[0], wt.shape[1], wt.shape[3], wt.shape[4]
+    outs, ho, wo = out.shape[1], out.shape[2], out.shape[3]
+    plane = height * row_width
+    buffer = np.zeros(channels * plane, dtype=out.dtype)
+    acc_width = max(wo, lanes)
+    sums = np.empty(k_outs * ho * acc_width, dtype=out.dtype)
+    taps = np.empty(kh * channels * kw, dtype=np.intp)
+    for u in range(kh):
+        for c in range(channels):
+            for v in range(kw):
+                taps[(u * channels + c) * kw + v] = c * plane + u * row_width + v
+    for n in range(start, stop):
+        for c in range(channels):
+            _pad_into(x[n, c], buffer[c * plane:(c + 1) * plane], 0, pad_left, row_width)
+        for b in range(blocks):
+            flat_w = wt[b].reshape(-1)
+            for i in range(ho):
+                # Kernel rows u whose input row i + u - pad_top is in the image.
+                u0 = min(kh, max(0, pad_top - i))
+                u1 = max(u0, min(kh, height + pad_top - i))
+                t0, t1 = u0 * channels * kw, u1 * channels * kw
+                for block_j in range(0, wo, lanes):
+                    j0 = max(0, min(block_j, wo - lanes))
+                    _broadcast_mac(sums, i * acc_width + j0, ho * acc_width, buffer,
+                                   (i - pad_top) * row_width + j0, taps, t0, 1, 0, t1 - t0,
+                                   flat_w)
+            for k in range(min(k_outs, outs - starts[b])):
+                o = starts[b] + k
+                for i in range(ho):
+                    src = np.uintp((k * ho + i) * acc_width)
+                    dst = out[n, o, i]
+                    for j in range(np.uintp(wo)):
+                        dst[j] = sums[src + j]
+                    if bias.shape[0]:
+                        for j in range(np.uintp(wo)):
+                            dst[j] += bias[o]
+
+
+# Batch: vectors of samples.  Each group of `lanes` samples is transposed to
+# (C, H, W, lanes), so one vector holds a pixel of every sample of the group;
+# each call of `_broadcast_mac` sums COLUMNS_OUTS output channels of one output
+# position, each such a vector, over exactly the taps whose pixel is in the
+# image (rows and columns of padding both skipped: no lane reads a zero it did
+# not need).
+
+
+
+
+@njit(cache=CACHE, nogil=True)
+def batch_groups(x, wt, starts, groups, bias, out, g0, g1, pad_top, pad_left):
+    """Stride-1 correlation out = correlate(pad(x), w) + bias, vectors of samples.
+
+    x is (N, C, H, W) C-contiguous; wt is (B, KH, KW, C, K) with K =
+    COLUMNS_OUTS, block b holding output channels starts[b] .. starts[b] + K
+    - 1 (as `columns_samples`); groups[g] is the first of the `lanes` samples
+    of group g (groups may overlap; with fewer samples than lanes, zero
+    samples fill the vectors and are dropped); bias is (O,) or empty; out is
+    (N, O, Ho, Wo).  Computes the groups in [g0, g1): each group's samples
+    transposed into a buffer (C, H, W, lanes), summed into a buffer of
+    vectors (B*K, Ho, Wo, lanes), then transposed into out (stored straight
+    into out, the lanes of a vector land a sample apart each, and cost more
+    than the sums).
+    """
+    samples, channels, height, width = x.shape
+    blocks, kh, kw, k_outs = wt.shape[0], wt.shape[1], wt.shape[2], wt.shape[4]
+    outs, ho, wo = out.shape[1], out.shape[2], out.shape[3]
+    lanes = COLUMNS_BITS // 8 // out.itemsize
+    pixels = channels * height * width
+    flat_x = np.zeros(pixels * lanes, dtype=out.dtype)
+    points = ho * wo
+    sums = np.empty(blocks * k_outs * points * lanes, dtype=out.dtype)
+    taps = np.empty(kh * kw * channels, dtype=np.intp)
+    for u in range(kh):
+        for v in range(kw):
+            for c in range(channels):
+                taps[(u * kw + v) * channels + c] = ((c * height + u) * width + v) * lanes
+    for g in range(g0, g1):
+        n0 = groups[g]
+        for lane in range(min(lanes, samples - n0)):
+            pixel = x[n0 + lane].reshape(-1)
+            for q in range(pixels):
+                flat_x[q * lanes + lane] = pixel[q]
+        for b in range(blocks):
+            flat_w = wt[b].reshape(-1)
+            for i in range(ho):
+                # Kernel rows and columns whose pixel is in the image.
+                u0 = min(kh, max(0, pad_top - i))
+                u1 = max(u0, min(kh, height + pad_top - i))
+                for j in range(wo):
+                    v0 = min(kw, max(0, pad_left - j))
+                    v1 = max(v0, min(kw, width + pad_left - j))
+                    corner = ((i - pad_top) * width + j - pad_left) * lanes
+                    _broadcast_mac(sums, (b * k_outs * points + i * wo + j) * lanes,
+                                   points * lanes, flat_x, corner, taps,
+                                   (u0 * kw + v0) * channels, u1 - u0, kw * channels,
+                                   (v1 - v0) * channels, flat_w)
+        for b in range(blocks):
+            for k in range(min(k_outs, outs - starts[b])):
+                o = starts[b] + k
+                src = (b * k_outs + k) * points * lanes
+                for lane in range(min(lanes, samples - n0)):
+                    res = out[n0 + lane, o].reshape(-1)
+                    for p in range(points):
+                        res[p] = sums[src + p * lanes + lane]
+                    if bias.shape[0]:
+                        for p in range(points):
+                            res[p] += bias[o]

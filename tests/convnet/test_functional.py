@@ -183,3 +183,25 @@ def test_conv_padding(padding, kernel, expected):
 def test_errors(call, error, fragment):
     with pytest.raises(error, match=fragment):
         call()
+
+
+@pytest.mark.parametrize("batch", [5, 33, 64])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv2_input_gradient_of_lenet_shapes(batch, dtype):
+    # LeNet's conv2 backward at batches that take correlate_channels' columns
+    # algorithm (5, 33) and its batch algorithm (64), against a plain full
+    # correlation of the delta with the rotated kernels.
+    from numpy.lib.stride_tricks import sliding_window_view
+    rng = np.random.default_rng(batch)
+    x = rng.standard_normal((batch, 6, 14, 14)).astype(dtype)
+    w = rng.standard_normal((16, 6, 5, 5)).astype(dtype)
+    dy = rng.standard_normal((batch, 16, 10, 10)).astype(dtype)
+    dx, dw, db = F.conv2d_backward(dy, x, w)
+    padded = np.pad(dy.astype(np.float64), ((0, 0), (0, 0), (4, 4), (4, 4)))
+    windows = sliding_window_view(padded, (5, 5), axis=(2, 3))
+    want = np.einsum("noijuv,ocuv->ncij", windows, w[:, :, ::-1, ::-1].astype(np.float64))
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    assert dx.dtype == dtype and db.dtype == dtype
+    np.testing.assert_allclose(dx, want, rtol=tol, atol=tol * np.abs(want).max())
+    np.testing.assert_allclose(db, dy.astype(np.float64).sum(axis=(0, 2, 3)), rtol=tol,
+                               atol=tol * batch * 100)

@@ -308,8 +308,9 @@ def test_choose_algorithm_by_cost_and_ieee_rules():
     input_grad = Geometry(64, 16, 10, 10, 6, 5, 5, 4, 4, 1, 1, 14, 14)
     weight_grad = Geometry(6, 64, 14, 14, 16, 10, 10, 0, 0, 1, 1, 5, 5)
     assert choose_algorithm(forward, weights_finite=_never, x_finite=_never) == "direct"
-    assert choose_algorithm(input_grad, x_finite=_never) == "scatter"
-    assert choose_algorithm(input_grad, "gather", weights_finite=_never) == "rows"
+    assert choose_algorithm(input_grad, x_finite=_never) == "batch"
+    assert choose_algorithm(input_grad, "gather", x_finite=_never) == "batch"
+    assert choose_algorithm(input_grad, "scatter", x_finite=_never) == "scatter"
     assert choose_algorithm(input_grad, weights_finite=lambda: False) == "rows"
     assert choose_algorithm(weight_grad, weights_finite=_never, x_finite=_never) == "direct"
     assert choose_algorithm(forward, "scatter", x_finite=_never) == "scatter"
@@ -350,11 +351,15 @@ def test_direct_matches_reference(problem, threads):
     # Every lane count (1 to 20 output channels: narrow, wide, several groups),
     # padded and unpadded input, C-contiguous or channel-major, blocks that
     # overlap at the row's end.
-    x, weights, bias, padding = problem
+    assert_algorithm_matches_reference("direct", *problem, threads)
+
+
+def assert_algorithm_matches_reference(algorithm, x, weights, bias, padding, threads):
+    """The stride-1 kernel `algorithm` run directly, against `reference` plus the bias."""
     geometry = _geometry(x.shape, weights.shape, padding, 1)
     out = np.full((geometry.samples, geometry.outs, geometry.ho, geometry.wo), np.nan, x.dtype)
-    _ALGORITHMS["direct"](x, weights, _check_bias(bias, geometry.outs, x.dtype), out, geometry,
-                          threads)
+    _ALGORITHMS[algorithm](x, weights, _check_bias(bias, geometry.outs, x.dtype), out,
+                           geometry, threads)
     want = reference(x, weights, padding, (1, 1))
     if bias is not None:
         want += bias[:, None, None]
@@ -394,3 +399,49 @@ def test_huge_stride_keeps_the_first_window(stride):
     want = full[:, :, ::min(steps[0], 10), ::min(steps[1], 10)]
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
+
+
+@hs.composite
+def columns_problems(draw):
+    """Stride-1 problems around the columns and batch kernels' edges: fewer, as many and
+    more output channels than a block (`kc.COLUMNS_OUTS`), rows and batches narrower and
+    wider than a vector, kernel rows and columns that meet only padding."""
+    n, c, o = draw(hs.integers(1, 40)), draw(hs.integers(1, 4)), draw(hs.integers(1, 14))
+    kh, kw = draw(hs.integers(1, 5)), draw(hs.integers(1, 5))
+    pads = [draw(hs.integers(0, 4)) for _ in range(4)]
+    h = draw(hs.integers(max(1, kh - pads[0] - pads[1]), 7))
+    w = draw(hs.integers(max(1, kw - pads[2] - pads[3]), 21))
+    dtype = draw(hs.sampled_from([np.float32, np.float64]))
+    elements = hs.floats(-100, 100, allow_nan=False, allow_infinity=False, width=32)
+    x = draw(hnp.arrays(dtype, (n, c, h, w), elements=elements))
+    weights = draw(hnp.arrays(dtype, (o, c, kh, kw), elements=elements))
+    bias = draw(hs.none() | hnp.arrays(dtype, (o,), elements=elements))
+    return x, weights, bias, ((pads[0], pads[1]), (pads[2], pads[3]))
+
+
+@settings(deadline=None, max_examples=60)
+@given(problem=columns_problems(), algorithm=hs.sampled_from(["columns", "batch"]),
+       threads=hs.sampled_from([1, 2]))
+def test_columns_and_batch_match_reference(problem, algorithm, threads):
+    assert_algorithm_matches_reference(algorithm, *problem, threads)
+
+
+def test_columns_and_batch_ieee_values_as_rows():
+    # An inf or NaN pixel spreads exactly as rows spreads it: the zero weights
+    # of a block's spare channels and the spare lanes past a row meet the
+    # pixels, but those sums are dropped.  (Columns skips the rows of padding,
+    # so an inf weight needs rows: see test_choose_algorithm_by_cost_and_ieee_rules.)
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2, 3, 8, 9))
+    weights = rng.standard_normal((4, 3, 3, 3))
+    x[0, 1, 2, 3], x[1, 2, 7, 8], x[1, 0, 0, 0] = np.inf, np.nan, -np.inf
+    geometry = _geometry(x.shape, weights.shape, 2, 1)
+    shape = (geometry.samples, geometry.outs, geometry.ho, geometry.wo)
+    bias = _check_bias(None, geometry.outs, x.dtype)
+    results = []
+    for algorithm in ("rows", "columns", "batch"):
+        out = np.empty(shape)
+        _ALGORITHMS[algorithm](x, weights, bias, out, geometry, 1)
+        results.append(out)
+    assert np.isnan(results[0]).any() and np.isinf(results[0]).any()
+    np.testing.assert_allclose(results[1], results[0], rtol=1e-12, atol=1e-12)
