@@ -191,9 +191,8 @@ def _kernel_weights(weights, accumulate):
 
 # Blocks per thread of a fused pair of passes.  The threads take blocks as they come
 # free, so a thread the OS holds back for a while delays the call by at most about
-# one block; a 4096^2 Gaussian's 512-row blocks (4 per thread) take ~4 ms each on
-# one core.  Each block also reads and converts the `size0 - 1` rows above it once
-# more, 6% of its rows at 16 blocks of 256.
+# one block: ~2 ms for a 4096^2 Gaussian's 256-row blocks on one core.  Each block
+# also reads and converts the `size0 - 1` rows above it once more (6% of 256 rows).
 _FUSED_BLOCKS_PER_THREAD = 8
 
 
