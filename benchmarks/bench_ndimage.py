@@ -204,7 +204,7 @@ def _disk(radius):
 
 def _max_box_setup(quick):
     a = _image(quick)
-    out, sp_out = np.empty_like(a), np.empty_like(a)
+    out, sp_out, cv_out = (np.empty_like(a) for _ in range(3))
     rect = None if cv2 is None else np.ones((15, 15), np.uint8)
     return [
         Implementation("stencils.ndimage.maximum_filter", lambda: ours.maximum_filter(
@@ -212,15 +212,15 @@ def _max_box_setup(quick):
         _scipy("scipy.ndimage.maximum_filter", lambda: sn.maximum_filter(
             a, size=15, output=sp_out)),
         # dilate ignores cells past the edge, which equals 'reflect' for a box maximum.
-        Implementation("cv2.dilate 15x15 rectangle", lambda: cv2.dilate(a, rect), _EXACT,
-                       "same values") if cv2 is not None else Skipped(
+        Implementation("cv2.dilate 15x15 rectangle", lambda: cv2.dilate(
+            a, rect, dst=cv_out), _EXACT, "same values") if cv2 is not None else Skipped(
             "cv2.dilate 15x15 rectangle", "opencv-python is not installed"),
     ]
 
 
 def _max_disk_setup(quick):
     a = _image(quick)
-    out, sp_out = np.empty_like(a), np.empty_like(a)
+    out, sp_out, cv_out = (np.empty_like(a) for _ in range(3))
     disk = _disk(7)
     impls = [
         Implementation("stencils.ndimage.maximum_filter disk r=7", lambda: ours.maximum_filter(
@@ -231,19 +231,20 @@ def _max_disk_setup(quick):
     if cv2 is None:
         return impls + [Skipped("cv2.dilate 15x15 ellipse", "opencv-python is not installed")]
     ellipse = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (15, 15))
-    return impls + [Implementation("cv2.dilate 15x15 ellipse", lambda: cv2.dilate(a, ellipse),
+    return impls + [Implementation("cv2.dilate 15x15 ellipse",
+                                   lambda: cv2.dilate(a, ellipse, dst=cv_out),
                                    None, "OpenCV's ellipse is not the same disk: unchecked")]
 
 
 def _median_setup(quick):
     a = _image(quick)
-    out, sp_out = np.empty_like(a), np.empty_like(a)
+    out, sp_out, cv_out = (np.empty_like(a) for _ in range(3))
     return [
         Implementation("stencils.ndimage.median_filter", lambda: ours.median_filter(
             a, size=5, output=out)),
         _scipy("scipy.ndimage.median_filter", lambda: sn.median_filter(
             a, size=5, output=sp_out)),
-        Implementation("cv2.medianBlur 5", lambda: cv2.medianBlur(a, 5), None,
+        Implementation("cv2.medianBlur 5", lambda: cv2.medianBlur(a, 5, dst=cv_out), None,
                        "BORDER_REPLICATE edges: unchecked") if cv2 is not None else Skipped(
             "cv2.medianBlur 5", "opencv-python is not installed"),
     ]
