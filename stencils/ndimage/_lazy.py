@@ -22,6 +22,7 @@ import threading
 
 import numpy as np
 
+from .._dask import _window_buffer
 from ..errors import StencilTypeError
 from ._args import normalize_axes, per_axis
 
@@ -44,26 +45,143 @@ def _check_dask_output(output):
         )
 
 
+def _merged_chunks(chunks, size):
+    """`chunks` with those shorter than `size` merged into their neighbours, as
+    ``dask.array.map_overlap`` does: a window then spans at most three chunks."""
+    if min(chunks) >= size:
+        return tuple(chunks)
+    merged, run = [], 0
+    for c in chunks:
+        run += c
+        if run >= size:
+            merged.append(run)
+            run = 0
+    if run:
+        merged = merged[:-1] + [merged[-1] + run] if merged else [run]
+    return tuple(merged)
+
+
+def _axis_pieces(chunks, depth, periodic):
+    """Per chunk of one axis: its window's pieces ``(chunk, local slice, dest slice)``,
+    where the chunk starts in the window, and the window's length.
+
+    The window is the chunk with `depth` cells more on each side, cut at the
+    array's ends (the filter meets the true edge there) or, when `periodic`,
+    taken from the other end; a periodic window as long as the axis is the
+    whole axis, which the filter's own wrap then answers.
+    """
+    bounds = np.cumsum((0,) + tuple(chunks))
+    n = int(bounds[-1])
+    plans = []
+    for c in range(len(chunks)):
+        start, stop = int(bounds[c]) - depth, int(bounds[c + 1]) + depth
+        if periodic and stop - start >= n:
+            start, stop = 0, n
+        elif not periodic:
+            start, stop = max(start, 0), min(stop, n)
+        pieces, at = [], start
+        while at < stop:
+            cell = at % n
+            src = int(np.searchsorted(bounds, cell, side="right")) - 1
+            take = min(stop - at, int(bounds[src + 1]) - cell)
+            local = cell - int(bounds[src])
+            pieces.append((src, slice(local, local + take), slice(at - start, at - start + take)))
+            at += take
+        plans.append((pieces, int(bounds[c]) - start, stop - start))
+    return plans
+
+
+class _BlockSpec:
+    """What one chunk's task needs besides its pieces, opaque to dask (a tuple
+    starting with a function would be read as a task)."""
+
+    __slots__ = ("func", "kwargs", "dtype", "dests", "window_shape", "inner")
+
+    def __init__(self, func, kwargs, dtype, dests, window_shape, inner):
+        self.func, self.kwargs, self.dtype = func, kwargs, dtype
+        self.dests, self.window_shape, self.inner = dests, window_shape, inner
+
+    def __reduce__(self):
+        return (_BlockSpec, tuple(getattr(self, name) for name in self.__slots__))
+
+
+def _filter_block(spec, *pieces):
+    """One output chunk: its window assembled from `pieces`, filtered, the chunk cut out.
+
+    The window goes into the thread's reused buffer (`stencils._dask`): a
+    fresh multi-MB array per task costs page faults, a large share of a
+    chunk's time beside the serial kernels.  A plain module-level function,
+    so that it pickles by reference for dask.distributed.
+    """
+    window_shape = spec.window_shape
+    if len(pieces) == 1 and pieces[0].shape == window_shape:
+        window = pieces[0]
+    else:
+        window = _window_buffer(window_shape, pieces[0].dtype)
+        for dest, piece in zip(spec.dests, pieces):
+            window[dest] = piece
+    out = np.empty(window_shape, dtype=spec.dtype)
+    _TASK.on = True
+    try:
+        spec.func(window, output=out, **spec.kwargs)
+    finally:
+        _TASK.on = False
+    return out[spec.inner]
+
+
 def _map_overlap(func, input, depth, modes, output, kwargs):
-    """``func(block, **kwargs)`` over a dask array's chunks with halos of `depth`."""
+    """``func(window, **kwargs)`` over a dask array's chunks, each chunk's window with
+    `depth` more cells per axis (wrapping round on axes whose mode wraps).
+
+    ``dask.array.map_overlap(boundary='none' / 'periodic')`` as its own graph:
+    each task copies its window's pieces into a reused buffer instead of a
+    fresh concatenation, and no rechunking is needed when a halo is wider
+    than a chunk.
+    """
+    import itertools
+    import operator
+
     import dask.array as da
+    from dask.base import tokenize
+    from dask.highlevelgraph import HighLevelGraph
 
     _check_dask_output(output)
     sample = np.zeros((1,) * input.ndim, dtype=input.dtype)
     dtype = func(sample, output=output, **{**kwargs, "mode": "nearest"}).dtype
-    boundary = {ax: ("periodic" if m in ("wrap", "grid-wrap") else "none")
-                for ax, m in enumerate(modes)}
-
-    def block(b):
-        _TASK.on = True
-        try:
-            return func(b, output=output, **kwargs)
-        finally:
-            _TASK.on = False
-
-    depth = {ax: int(d) for ax, d in enumerate(depth)}
-    return da.map_overlap(block, input, depth=depth, boundary=boundary, dtype=dtype,
-                          meta=np.empty((0,) * input.ndim, dtype=dtype))
+    meta = np.empty((0,) * input.ndim, dtype=dtype)
+    if input.size == 0:
+        return da.empty(input.shape, dtype=dtype, chunks=input.chunks)
+    chunks = tuple(_merged_chunks(c, min(int(d), n))
+                   for c, d, n in zip(input.chunks, depth, input.shape))
+    if chunks != input.chunks:
+        input = input.rechunk(chunks)
+    axes = [_axis_pieces(chunks, int(d), m in ("wrap", "grid-wrap"))
+            for chunks, d, m in zip(input.chunks, depth, modes)]
+    name = func.__name__ + "-" + tokenize(
+        func.__module__, func.__name__, input.name, tuple(depth), tuple(modes), output, kwargs)
+    piece_name = "window-piece-" + name
+    dsk = {}
+    for index in itertools.product(*(range(len(chunks)) for chunks in input.chunks)):
+        plans = [plan[i] for plan, i in zip(axes, index)]
+        deps, dests = [], []
+        for combo in itertools.product(*(plan[0] for plan in plans)):
+            key = (input.name,) + tuple(src for src, _, _ in combo)
+            local = tuple(sl for _, sl, _ in combo)
+            whole = all(sl.start == 0 and sl.stop == input.chunks[ax][src]
+                        for ax, (src, sl, _) in enumerate(combo))
+            if not whole:
+                piece = (piece_name,) + index + (len(deps),)
+                dsk[piece] = (operator.getitem, key, local)
+                key = piece
+            deps.append(key)
+            dests.append(tuple(d for _, _, d in combo))
+        window_shape = tuple(plan[2] for plan in plans)
+        inner = tuple(slice(plan[1], plan[1] + input.chunks[ax][i])
+                      for ax, (plan, i) in enumerate(zip(plans, index)))
+        spec = _BlockSpec(func, kwargs, dtype, dests, window_shape, inner)
+        dsk[(name,) + index] = (_filter_block, spec) + tuple(deps)
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=[input])
+    return da.Array(graph, name, input.chunks, meta=meta)
 
 
 def _modes_list(mode, ndim):
