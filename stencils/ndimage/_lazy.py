@@ -1,13 +1,14 @@
 """Dask arrays through `stencils.ndimage`'s filters: lazy results, exact halos.
 
 `dask_aware(reach)` wraps a filter so that a dask array input gives a lazy
-dask array: ``dask.array.map_overlap`` with, per axis, a halo as wide as the
-filter reaches (``reach(ndim, **arguments)``).  Axes whose mode wraps take
-their halo from the other end of the array ('periodic'); on the others the
-chunks at the array's edges see its true edges and apply the mode there
-themselves, so every chunk's result equals the in-memory one.  Inside a
-chunk's task `in_dask_task()` is true and the kernels run serially (a
-parallel Numba kernel must not run on Dask's worker threads).
+dask array, one task per chunk filtering the chunk's *window*: the chunk with,
+per axis, a halo as wide as the filter reaches (``reach(ndim, **arguments)``),
+as ``dask.array.map_overlap`` would give it.  Axes whose mode wraps take their
+halo from the other end of the array ('periodic'); on the others the chunks
+at the array's edges see its true edges and apply the mode there themselves,
+so every chunk's result equals the in-memory one.  Inside a chunk's task
+`in_dask_task()` is true and the kernels run serially (a parallel Numba
+kernel must not run on Dask's worker threads).
 
 `generic_dask` serves generic_laplace / generic_gradient_magnitude: the
 user's derivative function is called with the dask array and its (lazy)
@@ -18,6 +19,8 @@ from __future__ import annotations
 
 import functools
 import inspect
+import itertools
+import operator
 import threading
 
 import numpy as np
@@ -93,7 +96,8 @@ def _axis_pieces(chunks, depth, periodic):
 
 class _BlockSpec:
     """What one chunk's task needs besides its pieces, opaque to dask (a tuple
-    starting with a function would be read as a task)."""
+    starting with a function would be read as a task).  `func` is the public
+    filter, so that the graph pickles by reference for dask.distributed."""
 
     __slots__ = ("func", "kwargs", "dtype", "dests", "window_shape", "inner")
 
@@ -135,12 +139,9 @@ def _map_overlap(func, input, depth, modes, output, kwargs):
 
     ``dask.array.map_overlap(boundary='none' / 'periodic')`` as its own graph:
     each task copies its window's pieces into a reused buffer instead of a
-    fresh concatenation, and no rechunking is needed when a halo is wider
-    than a chunk.
+    fresh concatenation (chunks shorter than the halo are merged first, as
+    map_overlap does).
     """
-    import itertools
-    import operator
-
     import dask.array as da
     from dask.base import tokenize
     from dask.highlevelgraph import HighLevelGraph
@@ -155,13 +156,13 @@ def _map_overlap(func, input, depth, modes, output, kwargs):
                    for c, d, n in zip(input.chunks, depth, input.shape))
     if chunks != input.chunks:
         input = input.rechunk(chunks)
-    axes = [_axis_pieces(chunks, int(d), m in ("wrap", "grid-wrap"))
-            for chunks, d, m in zip(input.chunks, depth, modes)]
+    axes = [_axis_pieces(axis_chunks, int(d), m in ("wrap", "grid-wrap"))
+            for axis_chunks, d, m in zip(input.chunks, depth, modes)]
     name = func.__name__ + "-" + tokenize(
         func.__module__, func.__name__, input.name, tuple(depth), tuple(modes), output, kwargs)
     piece_name = "window-piece-" + name
     dsk = {}
-    for index in itertools.product(*(range(len(chunks)) for chunks in input.chunks)):
+    for index in itertools.product(*(range(len(axis_chunks)) for axis_chunks in chunks)):
         plans = [plan[i] for plan, i in zip(axes, index)]
         deps, dests = [], []
         for combo in itertools.product(*(plan[0] for plan in plans)):
@@ -211,7 +212,7 @@ def dask_aware(reach):
             output = params.pop("output", None)
             depth = reach(input.ndim, **params, **extra)
             modes = _modes_list(params.get("mode", "reflect"), input.ndim)
-            return _map_overlap(func, input, depth, modes, output, {**params, **extra})
+            return _map_overlap(wrapper, input, depth, modes, output, {**params, **extra})
         return wrapper
     return wrap
 

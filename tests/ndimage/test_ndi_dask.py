@@ -95,3 +95,18 @@ def test_a_chunk_window_is_not_kept_by_the_next_task():
     for k, block in enumerate(blocks):
         i, j = divmod(k, 4)
         np.testing.assert_array_equal(block, expected[16 * i:16 * i + 16, 12 * j:12 * j + 12])
+
+
+def test_the_graph_pickles_by_reference_for_distributed():
+    # Plain pickle (no cloudpickle) round-trips only functions importable by name:
+    # a worker process then imports the filter instead of receiving its code.
+    import pickle
+
+    lazy = ndi.gaussian_filter(da.from_array(X, chunks=(10, 8)), 1.0, mode="mirror")
+    graph = pickle.loads(pickle.dumps(dict(lazy.__dask_graph__())))
+    from dask.threaded import get
+
+    keys = [k for k in graph if isinstance(k, tuple) and k[0] == lazy.name]
+    block = get(graph, (lazy.name, 1, 2))
+    np.testing.assert_array_equal(block, sn.gaussian_filter(X, 1.0, mode="mirror")[10:20, 16:24])
+    assert len(keys) == 4 * 4
