@@ -26,7 +26,7 @@ import threading
 import numpy as np
 
 from .._dask import _window_buffer
-from ..errors import StencilTypeError
+from ..errors import StencilTypeError, StencilValueError
 from ._args import normalize_axes, per_axis
 
 __all__ = ["dask_aware", "generic_dask", "in_dask_task"]
@@ -150,6 +150,12 @@ def _map_overlap(func, input, depth, modes, output, kwargs):
     sample = np.zeros((1,) * input.ndim, dtype=input.dtype)
     dtype = func(sample, output=output, **{**kwargs, "mode": "nearest"}).dtype
     meta = np.empty((0,) * input.ndim, dtype=dtype)
+    if any(np.isnan(n) for n in input.shape):
+        raise StencilValueError(
+            f"input is a dask array of unknown chunk sizes (shape {input.shape}); a filter "
+            "needs each chunk's neighbours. Call input.compute_chunk_sizes() first.",
+            param="input", value=input.shape, expected="a dask array with known chunk sizes",
+        )
     if input.size == 0:
         return da.empty(input.shape, dtype=dtype, chunks=input.chunks)
     chunks = tuple(_merged_chunks(c, min(int(d), n))

@@ -110,3 +110,13 @@ def test_the_graph_pickles_by_reference_for_distributed():
     block = get(graph, (lazy.name, 1, 2))
     np.testing.assert_array_equal(block, sn.gaussian_filter(X, 1.0, mode="mirror")[10:20, 16:24])
     assert len(keys) == 4 * 4
+
+
+def test_unknown_chunk_sizes_are_refused_by_name():
+    from stencils.errors import StencilValueError
+
+    image = da.from_array(X, chunks=(10, 8))
+    unknown = image[image[:, 0] > 0]  # rows kept: not known until computed
+    with pytest.raises(StencilValueError, match="compute_chunk_sizes") as info:
+        ndi.gaussian_filter(unknown, 1.0)
+    assert info.value.param == "input"
