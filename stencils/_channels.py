@@ -35,11 +35,12 @@ _METHODS = ("auto", "gather", "scatter")
 # more than it saves.
 _SERIAL_WORK = 300_000
 
-# Direct's cost per multiply-add against BLAS's (LeNet's conv2 forward on one
-# thread, one process: direct 0.62 ms for 240 k multiply-adds a sample against
-# rows' 0.72 ms for 378 k), and the shortest sum per output (C*KH*KW) it takes:
-# conv1's 25 taps ran 2.4x slower than rows.
-_DIRECT_COST = 1.4
+# Direct's cost per multiply-add against BLAS's, and the shortest sum per output
+# (C*KH*KW) it takes.  LeNet's conv2 forward on one thread: 1 x 5 blocks took
+# 0.62 ms for 240 k multiply-adds a sample against rows' 0.72 ms for 378 k (a
+# cost of 1.4); 2 x 5 blocks run the same sums in 0.8 of that time (0.28 against
+# 0.35 ms, one process).  conv1's 25 taps ran 2.4x slower than rows.
+_DIRECT_COST = 1.15
 _DIRECT_MIN_TAPS = 64
 
 
@@ -88,11 +89,11 @@ class Geometry(NamedTuple):
         """
         c, o, kh, kw = self.channels, self.outs, self.kh, self.kw
         lanes = kc.direct_lanes(4, o)
-        blocks = -(-self.wo // kc.DIRECT_COLUMNS)
+        rows, columns = kc.DIRECT_ROWS, kc.DIRECT_COLUMNS
         direct = None
-        if self.wo >= kc.DIRECT_COLUMNS and c * kh * kw >= _DIRECT_MIN_TAPS:
-            direct = (_DIRECT_COST * c * kh * kw * self.ho * blocks * kc.DIRECT_COLUMNS
-                      * -(-o // lanes) * lanes)
+        if self.ho >= rows and self.wo >= columns and c * kh * kw >= _DIRECT_MIN_TAPS:
+            pixels = -(-self.ho // rows) * rows * -(-self.wo // columns) * columns
+            direct = _DIRECT_COST * c * kh * kw * pixels * -(-o // lanes) * lanes
         return {
             "rows": c * kh * kw * self.ho * self.wp * (o + 2),
             "positions": c * kh * self.wp * self.ho * self.wo * (o + 2),

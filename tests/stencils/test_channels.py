@@ -309,8 +309,9 @@ def test_choose_algorithm_by_cost_and_ieee_rules():
     weight_grad = Geometry(6, 64, 14, 14, 16, 10, 10, 0, 0, 1, 1, 5, 5)
     assert choose_algorithm(forward, weights_finite=_never, x_finite=_never) == "direct"
     assert choose_algorithm(input_grad, x_finite=_never) == "scatter"
-    assert choose_algorithm(input_grad, "gather", weights_finite=_never) == "rows"
-    assert choose_algorithm(input_grad, weights_finite=lambda: False) == "rows"
+    # Gathering, direct's 6 of 8 lanes still beat rows (1.05 against 1.49 ms, one thread).
+    assert choose_algorithm(input_grad, "gather", weights_finite=_never) == "direct"
+    assert choose_algorithm(input_grad, weights_finite=lambda: False) == "direct"
     assert choose_algorithm(weight_grad, weights_finite=_never, x_finite=_never) == "direct"
     assert choose_algorithm(forward, "scatter", x_finite=_never) == "scatter"
     # conv1's weight gradient: positions is the cheapest, but not for an inf or NaN pixel.
@@ -327,11 +328,11 @@ def test_choose_algorithm_by_cost_and_ieee_rules():
 
 @hs.composite
 def direct_problems(draw):
-    """Stride-1 problems with output rows of at least `kc.DIRECT_COLUMNS` columns."""
+    """Stride-1 problems with outputs of at least one block (`kc.DIRECT_ROWS` x `kc.DIRECT_COLUMNS`)."""
     n, c, o = draw(hs.integers(1, 3)), draw(hs.integers(1, 5)), draw(hs.integers(1, 20))
     kh, kw = draw(hs.integers(1, 5)), draw(hs.integers(1, 5))
     pads = [draw(hs.integers(0, 3)) for _ in range(4)]
-    h = draw(hs.integers(max(1, kh - pads[0] - pads[1]), 9))
+    h = draw(hs.integers(max(1, kc.DIRECT_ROWS + kh - 1 - pads[0] - pads[1]), 9))
     w = draw(hs.integers(max(1, kc.DIRECT_COLUMNS + kw - 1 - pads[2] - pads[3]), 13))
     dtype = draw(hs.sampled_from([np.float32, np.float64]))
     elements = hs.floats(-100, 100, allow_nan=False, allow_infinity=False, width=32)
