@@ -445,14 +445,25 @@ def _run_positions(x, weights, bias, out, g, threads):
 def _run_direct(x, weights, bias, out, g, threads):
     x, swap_x = _c_or_channel_major(x)
     lanes = kc.direct_lanes(out.itemsize, g.outs)
+    opad = -(-g.outs // lanes) * lanes
     # Weights (C, KH, KW, O), O rounded up to whole vectors with zero weights.
-    wt = np.zeros((g.channels, g.kh, g.kw, -(-g.outs // lanes) * lanes), dtype=out.dtype)
-    wt[..., :g.outs] = weights.transpose(1, 2, 3, 0)
-    bias_padded = np.zeros(wt.shape[3], dtype=out.dtype)
-    bias_padded[:bias.size] = bias
-    args = (lanes, g.pad_top, g.pad_left, g.hp, g.wp)
-    _over_ranges(lambda a, b: kc.direct_samples(x, swap_x, wt, bias_padded, out, a, b, *args),
-                 _engine.split_range(g.samples, threads), threads)
+    if opad == g.outs:
+        wt = np.ascontiguousarray(weights.transpose(1, 2, 3, 0))
+    else:
+        wt = np.zeros((g.channels, g.kh, g.kw, opad), dtype=out.dtype)
+        wt[..., :g.outs] = weights.transpose(1, 2, 3, 0)
+    bias_padded = bias
+    if bias.size != opad:
+        bias_padded = np.zeros(opad, dtype=out.dtype)
+        bias_padded[:bias.size] = bias
+    # One kernel call per thread, each claiming one sample at a time from a
+    # shared counter: no Python between samples, and no thread waits for a
+    # late one (it takes what is left when it starts).
+    next_sample = np.zeros(1, dtype=np.int64)
+    chunk = 1 if threads > 1 else g.samples
+    args = (next_sample, g.samples, chunk, lanes, g.pad_top, g.pad_left, g.hp, g.wp)
+    _engine.run_parallel(lambda _: kc.direct_samples(x, swap_x, wt, bias_padded, out, *args),
+                         range(threads), threads)
 
 
 def _run_scatter(x, weights, bias, out, g, threads):

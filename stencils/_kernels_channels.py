@@ -356,16 +356,34 @@ _mac_narrow = _mac_intrinsic(DIRECT_ROWS, DIRECT_COLUMNS, 256)
 _mac_wide = _mac_intrinsic(DIRECT_ROWS, DIRECT_COLUMNS, 512)
 
 
+@intrinsic
+def _claim(typingctx, counter, count):
+    """``counter[0] += count`` as one atomic step; the value before it."""
+    sig = counter.dtype(counter, count)
+
+    def codegen(context, builder, signature, args):
+        ptr = cgutils.create_struct_proxy(signature.args[0])(
+            context, builder, value=args[0]).data
+        amount = context.cast(builder, args[1], signature.args[1], signature.args[0].dtype)
+        return builder.atomic_rmw("add", ptr, amount, "monotonic")
+    return sig, codegen
+
+
 @njit(cache=CACHE, nogil=True)
-def direct_samples(x, swap_x, wt, bias, out, start, stop, lanes, pad_top, pad_left, hp, wp):
+def direct_samples(x, swap_x, wt, bias, out, next_sample, stop, chunk, lanes, pad_top, pad_left,
+                   hp, wp):
     """Stride-1 correlation out[n] = correlate(pad(x[n]), w) + bias, blocks in registers.
 
     x is (N, C, H, W), or (C, N, H, W) when swap_x, C-contiguous; wt is
     (C, KH, KW, Op) and bias (Op,), with Op the output channels rounded up to
     a multiple of `lanes` (`direct_lanes`; the extra weights are zeros and
     their sums are dropped); out is (N, O, Ho, Wo), C-contiguous, with
-    Ho >= DIRECT_ROWS and Wo >= DIRECT_COLUMNS.  A padded input is copied per
-    sample into a zeroed (C, hp, wp) buffer; an unpadded one is read in place.
+    Ho >= DIRECT_ROWS and Wo >= DIRECT_COLUMNS.  The samples come `chunk` at
+    a time from the one-element int64 array `next_sample`, claimed atomically,
+    until `stop`: every thread that runs this call with the same counter takes
+    what is left, so a thread the OS runs late leaves nobody waiting.  A
+    padded input is copied per sample into a zeroed (C, hp, wp) buffer; an
+    unpadded one is read in place.
     """
     height, width = x.shape[2], x.shape[3]
     channels, kh, kw, opad = wt.shape[0], wt.shape[1], wt.shape[2], wt.shape[3]
@@ -375,10 +393,6 @@ def direct_samples(x, swap_x, wt, bias, out, start, stop, lanes, pad_top, pad_le
     channel_step = x.shape[1] * plane if swap_x else plane
     padded = pad_top or pad_left or hp != height or wp != width
     buffer = np.zeros(channels * hp * wp if padded else 0, dtype=out.dtype)
-    flat_x = x.reshape(-1)
-    flat_w = wt.reshape(-1)
-    flat_out = out.reshape(-1)
-    narrow = lanes * out.itemsize == 32
     # Offsets of the (c, u, v) taps from a window's corner, in the buffer or in x.
     taps = np.empty(channels * kh * kw, dtype=np.intp)
     for c in range(channels):
@@ -386,26 +400,40 @@ def direct_samples(x, swap_x, wt, bias, out, start, stop, lanes, pad_top, pad_le
             for v in range(kw):
                 taps[(c * kh + u) * kw + v] = (c * hp * wp + u * wp + v if padded
                                                else c * channel_step + u * width + v)
-    for n in range(start, stop):
-        if padded:
-            for c in range(channels):
-                _pad_into(x[c, n] if swap_x else x[n, c], buffer[c * hp * wp:(c + 1) * hp * wp],
-                          pad_top, pad_left, wp)
-            src, base, cols = buffer, 0, wp
-        else:
-            base = n * plane if swap_x else n * channels * plane
-            src, cols = flat_x, width
-        for block_i in range(0, ho, DIRECT_ROWS):
-            i0 = min(block_i, ho - DIRECT_ROWS)
-            for block_j in range(0, wo, DIRECT_COLUMNS):
-                j0 = min(block_j, wo - DIRECT_COLUMNS)
-                x_at = base + i0 * cols + j0
-                for group in range(0, opad, lanes):
-                    out_at = ((n * outs + group) * ho + i0) * wo + j0
-                    valid = min(lanes, outs - group)
-                    if narrow:
-                        _mac_narrow(flat_out, out_at, ho * wo, wo, valid, src, x_at, cols, taps,
-                                    flat_w, group, opad, bias)
-                    else:
-                        _mac_wide(flat_out, out_at, ho * wo, wo, valid, src, x_at, cols, taps,
-                                  flat_w, group, opad, bias)
+    while True:
+        first = _claim(next_sample, chunk)
+        if first >= stop:
+            return
+        for n in range(first, min(first + chunk, stop)):
+            if padded:
+                for c in range(channels):
+                    _pad_into(x[c, n] if swap_x else x[n, c],
+                              buffer[c * hp * wp:(c + 1) * hp * wp], pad_top, pad_left, wp)
+                _direct_sample(buffer, 0, wp, wt, bias, out, n, lanes, taps)
+            else:
+                _direct_sample(x.reshape(-1), n * plane if swap_x else n * channels * plane,
+                               width, wt, bias, out, n, lanes, taps)
+
+
+@njit(cache=CACHE, nogil=True)
+def _direct_sample(src, base, cols, wt, bias, out, n, lanes, taps):
+    """out[n] from the window corners at src[base + i*cols + j], block by block."""
+    opad = wt.shape[3]
+    outs, ho, wo = out.shape[1], out.shape[2], out.shape[3]
+    flat_w = wt.reshape(-1)
+    flat_out = out.reshape(-1)
+    narrow = lanes * out.itemsize == 32
+    for block_i in range(0, ho, DIRECT_ROWS):
+        i0 = min(block_i, ho - DIRECT_ROWS)
+        for block_j in range(0, wo, DIRECT_COLUMNS):
+            j0 = min(block_j, wo - DIRECT_COLUMNS)
+            x_at = base + i0 * cols + j0
+            for group in range(0, opad, lanes):
+                out_at = ((n * outs + group) * ho + i0) * wo + j0
+                valid = min(lanes, outs - group)
+                if narrow:
+                    _mac_narrow(flat_out, out_at, ho * wo, wo, valid, src, x_at, cols, taps,
+                                flat_w, group, opad, bias)
+                else:
+                    _mac_wide(flat_out, out_at, ho * wo, wo, valid, src, x_at, cols, taps,
+                              flat_w, group, opad, bias)
