@@ -1,6 +1,7 @@
 """correlate_channels against a plain NumPy reference (einsum over sliding windows)."""
 
 import threading
+import weakref
 
 import hypothesis.extra.numpy as hnp
 import hypothesis.strategies as hs
@@ -381,6 +382,24 @@ def test_direct_ieee_values_as_rows():
         results.append(out)
     assert np.isnan(results[0]).any() and np.isinf(results[0]).any()
     np.testing.assert_allclose(results[1], results[0], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("algorithm", ["rows", "direct", "scatter"])
+def test_parallel_call_lets_go_of_its_output(algorithm):
+    # Once the call returns, no helper thread holds the output: dropped by its
+    # caller, it is freed there and then (freed later by a helper, its memory
+    # left the heap and every fresh output took page faults).
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((4, 6, 14, 14)).astype(np.float32)
+    weights = rng.standard_normal((16, 6, 5, 5)).astype(np.float32)
+    geometry = _geometry(x.shape, weights.shape, 0, 1)
+    bias = _check_bias(None, geometry.outs, x.dtype)
+    for _ in range(20):
+        out = np.empty((4, 16, 10, 10), np.float32)
+        freed = weakref.ref(out)
+        _ALGORITHMS[algorithm](x, weights, bias, out, geometry, 2)
+        del out
+        assert freed() is None
 
 
 @pytest.mark.parametrize("stride", [(10**30, 1), (1, 2**62), 10**18])
