@@ -82,10 +82,10 @@ class Geometry(NamedTuple):
 
         Products plus buffer copies, a copy counted as two multiply-adds (BLAS
         runs near peak, copies are memory bound).  Direct computes whole
-        vectors of float32 output channels over whole blocks of columns, each
-        multiply-add costing `_DIRECT_COST` of BLAS's; it is left out (None)
-        where its blocks do not fit the output row or its sums are too short
-        to pay for a block's set-up.
+        vectors of float32 output channels over whole blocks of rows and
+        columns, each multiply-add costing `_DIRECT_COST` of BLAS's; it is left
+        out (None) where one block does not fit the output or its sums are too
+        short to pay for a block's set-up.
         """
         c, o, kh, kw = self.channels, self.outs, self.kh, self.kw
         lanes = kc.direct_lanes(4, o)

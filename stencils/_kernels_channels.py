@@ -27,16 +27,18 @@ there is one) added to each finished sample:
   takes a range of input channels, for partial sums when the batch is smaller
   than the thread count;
 - *direct* (`direct_samples`), stride 1: no buffer and no BLAS; blocks
-  of output columns, each a vector of output channels, are summed in
-  registers over all (c, u, v) taps by a kernel written in LLVM IR (many
-  taps a sum, as LeNet's conv2 and its weight gradient have);
+  of output pixels (2 rows x 5 columns), each a vector of output channels,
+  are summed in registers over all (c, u, v) taps by a kernel written in
+  LLVM IR and stored into the output (many taps a sum, as LeNet's conv2 and
+  its weight gradient have);
 - *scatter* (`scatter_samples`), stride 1: col2im; the
   transposed weights multiply the input in place, and each product row is
   added into the output at its tap's offset, one image row at a time.  Wins
   when the input is mostly padding (the input gradient of a convolution).
 
-Each kernel computes a range of samples and releases the GIL: a serial call
-runs it over the whole batch, a parallel one over ranges on the engine's
+Each kernel computes a range of samples (direct: the samples it claims from
+a shared counter) and releases the GIL: a serial call runs it over the whole
+batch, a parallel one over ranges (direct: once per thread) on the engine's
 helper threads (`stencils._channels`), with no `prange` (a prange waits for a
 worker the OS does not run).  Helpers live in this file so the disk cache
 notices when they change (numba#1833).
