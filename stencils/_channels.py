@@ -35,11 +35,12 @@ _METHODS = ("auto", "gather", "scatter")
 # more than it saves.
 _SERIAL_WORK = 300_000
 
-# Direct's cost per multiply-add against BLAS's (LeNet's conv2 forward on one
-# thread, one process: direct 0.62 ms for 240 k multiply-adds a sample against
-# rows' 0.72 ms for 378 k), and the shortest sum per output (C*KH*KW) it takes:
-# conv1's 25 taps ran 2.4x slower than rows.
-_DIRECT_COST = 1.4
+# Direct's cost per multiply-add against BLAS's, and the shortest sum per output
+# (C*KH*KW) it takes.  LeNet's conv2 forward on one thread: 1 x 5 blocks took
+# 0.62 ms for 240 k multiply-adds a sample against rows' 0.72 ms for 378 k (a
+# cost of 1.4); 2 x 5 blocks run the same sums in 0.8 of that time (0.28 against
+# 0.35 ms, one process).  conv1's 25 taps ran 2.4x slower than rows.
+_DIRECT_COST = 1.15
 _DIRECT_MIN_TAPS = 64
 
 # Columns' cost per multiply-add against BLAS's, and per block of registers,
@@ -93,18 +94,18 @@ class Geometry(NamedTuple):
 
         Products plus buffer copies, a copy counted as two multiply-adds (BLAS
         runs near peak, copies are memory bound).  Direct computes whole
-        vectors of float32 output channels over whole blocks of columns, each
-        multiply-add costing `_DIRECT_COST` of BLAS's; it is left out (None)
-        where its blocks do not fit the output row or its sums are too short
-        to pay for a block's set-up.
+        vectors of float32 output channels over whole blocks of rows and
+        columns, each multiply-add costing `_DIRECT_COST` of BLAS's; it is left
+        out (None) where one block does not fit the output or its sums are too
+        short to pay for a block's set-up.
         """
         c, o, kh, kw = self.channels, self.outs, self.kh, self.kw
         lanes = kc.direct_lanes(4, o)
-        blocks = -(-self.wo // kc.DIRECT_COLUMNS)
+        rows, columns = kc.DIRECT_ROWS, kc.DIRECT_COLUMNS
         direct = None
-        if self.wo >= kc.DIRECT_COLUMNS and c * kh * kw >= _DIRECT_MIN_TAPS:
-            direct = (_DIRECT_COST * c * kh * kw * self.ho * blocks * kc.DIRECT_COLUMNS
-                      * -(-o // lanes) * lanes)
+        if self.ho >= rows and self.wo >= columns and c * kh * kw >= _DIRECT_MIN_TAPS:
+            pixels = -(-self.ho // rows) * rows * -(-self.wo // columns) * columns
+            direct = _DIRECT_COST * c * kh * kw * pixels * -(-o // lanes) * lanes
         return {
             "rows": c * kh * kw * self.ho * self.wp * (o + 2),
             "positions": c * kh * self.wp * self.ho * self.wo * (o + 2),
@@ -447,7 +448,14 @@ def _run(x, weights, bias, out, geometry, method, parallel):
 
 def _over_ranges(kernel, ranges, threads):
     """kernel(start, stop) for each range, on this thread and the engine's helpers."""
-    _engine.run_parallel(lambda bounds: kernel(*bounds), ranges, threads)
+    # A helper can still hold the call's closure after it returns; the kernel
+    # (and the arrays it closes over, the output among them) is dropped here, so
+    # the output is freed when its caller drops it.  Freed later, from the
+    # helper, its memory left the heap each call: a fresh output then took ~100
+    # page faults (conv2's forward 0.36 -> 0.51 ms on 2 threads).
+    holder = [kernel]
+    _engine.run_parallel(lambda bounds: holder[0](*bounds), ranges, threads)
+    holder.clear()
 
 
 def _run_strided(x, weights, bias, out, g, threads):
@@ -493,14 +501,25 @@ def _run_positions(x, weights, bias, out, g, threads):
 def _run_direct(x, weights, bias, out, g, threads):
     x, swap_x = _c_or_channel_major(x)
     lanes = kc.direct_lanes(out.itemsize, g.outs)
+    opad = -(-g.outs // lanes) * lanes
     # Weights (C, KH, KW, O), O rounded up to whole vectors with zero weights.
-    wt = np.zeros((g.channels, g.kh, g.kw, -(-g.outs // lanes) * lanes), dtype=out.dtype)
-    wt[..., :g.outs] = weights.transpose(1, 2, 3, 0)
-    bias_padded = np.zeros(wt.shape[3], dtype=out.dtype)
-    bias_padded[:bias.size] = bias
-    args = (lanes, g.pad_top, g.pad_left, g.hp, g.wp)
-    _over_ranges(lambda a, b: kc.direct_samples(x, swap_x, wt, bias_padded, out, a, b, *args),
-                 _engine.split_range(g.samples, threads), threads)
+    if opad == g.outs:
+        wt = np.ascontiguousarray(weights.transpose(1, 2, 3, 0))
+    else:
+        wt = np.zeros((g.channels, g.kh, g.kw, opad), dtype=out.dtype)
+        wt[..., :g.outs] = weights.transpose(1, 2, 3, 0)
+    bias_padded = bias
+    if bias.size != opad:
+        bias_padded = np.zeros(opad, dtype=out.dtype)
+        bias_padded[:bias.size] = bias
+    # One kernel call per thread, each claiming one sample at a time from a
+    # shared counter: no Python between samples, and no thread waits for a
+    # late one (it takes what is left when it starts).
+    next_sample = np.zeros(1, dtype=np.int64)
+    chunk = 1 if threads > 1 else g.samples
+    args = (next_sample, g.samples, chunk, lanes, g.pad_top, g.pad_left, g.hp, g.wp)
+    _over_ranges(lambda a, b: kc.direct_samples(x, swap_x, wt, bias_padded, out, *args),
+                 [(0, g.samples)] * threads, threads)
 
 
 def _run_scatter(x, weights, bias, out, g, threads):

@@ -27,9 +27,10 @@ there is one) added to each finished sample:
   takes a range of input channels, for partial sums when the batch is smaller
   than the thread count;
 - *direct* (`direct_samples`), stride 1: no buffer and no BLAS; blocks
-  of output columns, each a vector of output channels, are summed in
-  registers over all (c, u, v) taps by a kernel written in LLVM IR (many
-  taps a sum, as LeNet's conv2 and its weight gradient have);
+  of output pixels (2 rows x 5 columns), each a vector of output channels,
+  are summed in registers over all (c, u, v) taps by a kernel written in
+  LLVM IR and stored into the output (many taps a sum, as LeNet's conv2 and
+  its weight gradient have);
 - *scatter* (`scatter_samples`), stride 1: col2im; the
   transposed weights multiply the input in place, and each product row is
   added into the output at its tap's offset, one image row at a time.  Wins
@@ -42,8 +43,9 @@ there is one) added to each finished sample:
   and only the taps whose pixel is in the image are summed: no lane is spent
   on padding (the input gradient of a small convolution over a batch).
 
-Each kernel computes a range of samples and releases the GIL: a serial call
-runs it over the whole batch, a parallel one over ranges on the engine's
+Each kernel computes a range of samples (direct: the samples it claims from
+a shared counter) and releases the GIL: a serial call runs it over the whole
+batch, a parallel one over ranges (direct: once per thread) on the engine's
 helper threads (`stencils._channels`), with no `prange` (a prange waits for a
 worker the OS does not run).  Helpers live in this file so the disk cache
 notices when they change (numba#1833).
@@ -260,18 +262,20 @@ def scatter_samples(x, wt, bias, out, start, stop, kh, kw, pad_top, pad_left):
 
 
 # Direct: no im2col buffer and no BLAS.  Each call of `_mac_wide` /
-# `_mac_narrow` keeps DIRECT_COLUMNS output columns of one output row, each a
-# vector of output channels, in registers, and runs the whole sum over
-# (c, u, v) on them: one vector of weights (laid out (C, KH, KW, O),
-# contiguous in O) is loaded per tap and multiplied with a broadcast input
-# value per column, a separate multiply and add per term (no FMA).  Numba has
-# no vector type, so the two are written in LLVM IR; LLVM keeps the
-# accumulators in registers (they live in allocas that it promotes).
+# `_mac_narrow` keeps a block of DIRECT_ROWS x DIRECT_COLUMNS output pixels,
+# each a vector of output channels, in registers, starts them from the bias,
+# runs the whole sum over (c, u, v) on them and stores them into the (O, Ho, Wo)
+# output sample: per tap one vector of weights (laid out (C, KH, KW, O),
+# contiguous in O) is loaded and multiplied with a broadcast input value per
+# pixel, a separate multiply and add per term (no FMA).  Numba has no vector
+# type, so the two are written in LLVM IR; LLVM keeps the accumulators in
+# registers (they live in allocas that it promotes).
 
-# The output rows and columns of a block of accumulators: 1 x 5 ran as fast as
-# 2 x 5 on conv2's forward and faster on its weight gradient (5 rows: a pair
-# overlaps), 4, 6, 8 or 10 columns slower (one process, busy machine).
-DIRECT_ROWS = 1
+# The output rows and columns of a block: 2 x 5 shares each weight vector
+# between 10 accumulators (10 of the 32 vector registers).  Rows and columns of
+# the last block overlap the one before it where the output does not divide
+# into blocks; the shared pixels are computed twice, the same sums.
+DIRECT_ROWS = 2
 DIRECT_COLUMNS = 5
 
 
@@ -285,32 +289,35 @@ def direct_lanes(itemsize, outs):
 
 
 def _mac_intrinsic(rows, columns, vector_bits):
-    """An intrinsic ``mac(acc, aoff, arow, astride, x, xoff, xrow, taps, w, woff, ws)``.
+    """An intrinsic ``mac(out, oat, oplane, orow, valid, x, xoff, xrow, taps, w, woff, ws, bias)``.
 
-    For each tap t < len(taps), row q < `rows` and column k < `columns`:
-    ``acc[aoff + q*arow + k*astride : +lanes] += x[xoff + q*xrow + taps[t] + k]
-    * w[woff + t*ws : +lanes]``, with vectors of `vector_bits` bits; `acc`,
-    `x` and `w` are flat 1-D arrays of one dtype, `taps` a 1-D array of ints
-    (the offsets of all (c, u, v) taps from a window's corner: one loop of
-    C*KH*KW taps for LLVM to unroll, not C*KH loops of KW).
+    For each row q < `rows`, column k < `columns` and lane l < `valid`:
+    ``out[oat + l*oplane + q*orow + k] = bias[woff + l] + sum over t of
+    x[xoff + q*xrow + taps[t] + k] * w[woff + t*ws + l]``, the sum in tap order,
+    over vectors of `vector_bits` bits (`valid` at most their lanes); `out`,
+    `x`, `w` and `bias` are flat 1-D arrays of one dtype, `taps` a 1-D array
+    of ints (the offsets of all (c, u, v) taps from a window's corner: one
+    loop of C*KH*KW taps for LLVM to unroll, not C*KH loops of KW).
     """
     @intrinsic
-    def mac(typingctx, acc, aoff, arow, astride, x, xoff, xrow, taps, w, woff, ws):
-        lanes = vector_bits // acc.dtype.bitwidth
-        sig = types.void(acc, aoff, arow, astride, x, xoff, xrow, taps, w, woff, ws)
+    def mac(typingctx, out, oat, oplane, orow, valid, x, xoff, xrow, taps, w, woff, ws, bias):
+        lanes = vector_bits // out.dtype.bitwidth
+        sig = types.void(out, oat, oplane, orow, valid, x, xoff, xrow, taps, w, woff, ws, bias)
 
         def codegen(context, builder, signature, args):
             arg_types = signature.args
-            acc_ptr, x_ptr, taps_ptr, w_ptr = (
-                cgutils.create_struct_proxy(arg_types[k])(context, builder, value=args[k]).data
-                for k in (0, 4, 7, 8))
+
+            def data(k):
+                return cgutils.create_struct_proxy(arg_types[k])(
+                    context, builder, value=args[k])
+
+            out_ptr, x_ptr, taps_ptr, w_ptr, bias_ptr = (data(k).data for k in (0, 5, 8, 9, 12))
+            taps_count = data(8).nitems
             intp = context.get_value_type(types.intp)
-            taps_count = cgutils.create_struct_proxy(arg_types[7])(
-                context, builder, value=args[7]).nitems
-            aoff, arow, astride, xoff, xrow, woff, ws = (
+            oat, oplane, orow, valid, xoff, xrow, woff, ws = (
                 context.cast(builder, args[k], arg_types[k], types.intp)
-                for k in (1, 2, 3, 5, 6, 9, 10))
-            vector = ir.VectorType(acc_ptr.type.pointee, lanes)
+                for k in (1, 2, 3, 4, 6, 7, 10, 11))
+            vector = ir.VectorType(out_ptr.type.pointee, lanes)
 
             def vector_at(ptr, offset):
                 return builder.bitcast(builder.gep(ptr, [offset]), vector.as_pointer())
@@ -319,20 +326,18 @@ def _mac_intrinsic(rows, columns, vector_bits):
                 return ir.Constant(intp, value)
 
             blocks = [(q, k) for q in range(rows) for k in range(columns)]
-            columns_at = [vector_at(acc_ptr, builder.add(aoff, builder.add(
-                builder.mul(arow, const(q)), builder.mul(astride, const(k)))))
-                for q, k in blocks]
             x_shifts = [builder.add(builder.mul(xrow, const(q)), const(k)) for q, k in blocks]
+            start = builder.load(vector_at(bias_ptr, woff), align=1)
             slots = []
-            for column in columns_at:
+            for _ in blocks:
                 slot = cgutils.alloca_once(builder, vector)
-                builder.store(builder.load(column, align=1), slot)
+                builder.store(start, slot)
                 slots.append(slot)
             undef = ir.Constant(vector, ir.Undefined)
             splat = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
             with cgutils.for_range(builder, taps_count) as loop:
                 tap = context.cast(builder, builder.load(builder.gep(taps_ptr, [loop.index])),
-                                   arg_types[7].dtype, types.intp)
+                                   arg_types[8].dtype, types.intp)
                 x_tap = builder.add(xoff, tap)
                 weights = builder.load(vector_at(
                     w_ptr, builder.add(woff, builder.mul(loop.index, ws))), align=1)
@@ -342,8 +347,16 @@ def _mac_intrinsic(rows, columns, vector_bits):
                         undef, value, ir.Constant(ir.IntType(32), 0)), undef, splat)
                     builder.store(builder.fadd(builder.load(slot),
                                                builder.fmul(values, weights)), slot)
-            for column, slot in zip(columns_at, slots):
-                builder.store(builder.load(slot), column, align=1)
+            sums = [builder.load(slot) for slot in slots]
+            # One output channel (lane) at a time: its pixels of the block.
+            for lane in range(lanes):
+                with builder.if_then(builder.icmp_signed("<", const(lane), valid)):
+                    channel_at = builder.add(oat, builder.mul(oplane, const(lane)))
+                    for (q, k), total in zip(blocks, sums):
+                        at = builder.add(channel_at, builder.add(builder.mul(orow, const(q)),
+                                                                 const(k)))
+                        builder.store(builder.extract_element(total, ir.Constant(
+                            ir.IntType(32), lane)), builder.gep(out_ptr, [at]))
             return context.get_dummy_value()
         return sig, codegen
     return mac
@@ -353,24 +366,34 @@ _mac_narrow = _mac_intrinsic(DIRECT_ROWS, DIRECT_COLUMNS, 256)
 _mac_wide = _mac_intrinsic(DIRECT_ROWS, DIRECT_COLUMNS, 512)
 
 
-@njit(cache=CACHE, nogil=True)
-def _copy_row(src, dst):
-    """dst[:] = src, as a loop (an array assignment costs seconds of compile time)."""
-    for k in range(np.uintp(dst.shape[0])):
-        dst[k] = src[k]
+@intrinsic
+def _claim(typingctx, counter, count):
+    """``counter[0] += count`` as one atomic step; the value before it."""
+    sig = counter.dtype(counter, count)
+
+    def codegen(context, builder, signature, args):
+        ptr = cgutils.create_struct_proxy(signature.args[0])(
+            context, builder, value=args[0]).data
+        amount = context.cast(builder, args[1], signature.args[1], signature.args[0].dtype)
+        return builder.atomic_rmw("add", ptr, amount, "monotonic")
+    return sig, codegen
 
 
 @njit(cache=CACHE, nogil=True)
-def direct_samples(x, swap_x, wt, bias, out, start, stop, lanes, pad_top, pad_left, hp, wp):
+def direct_samples(x, swap_x, wt, bias, out, next_sample, stop, chunk, lanes, pad_top, pad_left,
+                   hp, wp):
     """Stride-1 correlation out[n] = correlate(pad(x[n]), w) + bias, blocks in registers.
 
     x is (N, C, H, W), or (C, N, H, W) when swap_x, C-contiguous; wt is
     (C, KH, KW, Op) and bias (Op,), with Op the output channels rounded up to
     a multiple of `lanes` (`direct_lanes`; the extra weights are zeros and
-    their sums are dropped); out is (N, O, Ho, Wo) with Wo >= DIRECT_COLUMNS.  A padded input is
-    copied per sample into a zeroed (C, hp, wp) buffer; an unpadded one is
-    read in place.  Each sample is summed channels-last, (Ho, Wo, Op), then
-    transposed into out[n].
+    their sums are dropped); out is (N, O, Ho, Wo), C-contiguous, with
+    Ho >= DIRECT_ROWS and Wo >= DIRECT_COLUMNS.  The samples come `chunk` at
+    a time from the one-element int64 array `next_sample`, claimed atomically,
+    until `stop`: every thread that runs this call with the same counter takes
+    what is left, so a thread the OS runs late leaves nobody waiting.  A
+    padded input is copied per sample into a zeroed (C, hp, wp) buffer; an
+    unpadded one is read in place.
     """
     height, width = x.shape[2], x.shape[3]
     channels, kh, kw, opad = wt.shape[0], wt.shape[1], wt.shape[2], wt.shape[3]
@@ -380,11 +403,6 @@ def direct_samples(x, swap_x, wt, bias, out, start, stop, lanes, pad_top, pad_le
     channel_step = x.shape[1] * plane if swap_x else plane
     padded = pad_top or pad_left or hp != height or wp != width
     buffer = np.zeros(channels * hp * wp if padded else 0, dtype=out.dtype)
-    flat_x = x.reshape(-1)
-    flat_w = wt.reshape(-1)
-    sums = np.empty((ho * wo, opad), dtype=out.dtype)
-    flat_sums = sums.reshape(-1)
-    narrow = lanes * out.itemsize == 32
     # Offsets of the (c, u, v) taps from a window's corner, in the buffer or in x.
     taps = np.empty(channels * kh * kw, dtype=np.intp)
     for c in range(channels):
@@ -392,40 +410,43 @@ def direct_samples(x, swap_x, wt, bias, out, start, stop, lanes, pad_top, pad_le
             for v in range(kw):
                 taps[(c * kh + u) * kw + v] = (c * hp * wp + u * wp + v if padded
                                                else c * channel_step + u * width + v)
-    for n in range(start, stop):
-        if padded:
-            for c in range(channels):
-                _pad_into(x[c, n] if swap_x else x[n, c], buffer[c * hp * wp:(c + 1) * hp * wp],
-                          pad_top, pad_left, wp)
-            src, base, cols = buffer, 0, wp
-        else:
-            base = n * plane if swap_x else n * channels * plane
-            src, cols = flat_x, width
-        for p in range(ho * wo):
-            _copy_row(bias, sums[p])
-        for block_i in range(0, ho, DIRECT_ROWS):
-            # The last block ends at the last row or column: the sums it shares
-            # with the ones before start again from the bias.
-            i0 = min(block_i, ho - DIRECT_ROWS)
-            for block_j in range(0, wo, DIRECT_COLUMNS):
-                j0 = min(block_j, wo - DIRECT_COLUMNS)
-                for i in range(i0, i0 + DIRECT_ROWS):
-                    for j in range(j0, j0 + DIRECT_COLUMNS):
-                        if i < block_i or j < block_j:
-                            _copy_row(bias, sums[i * wo + j])
-                for group in range(0, opad, lanes):
-                    acc_at = (i0 * wo + j0) * opad + group
-                    x_at = base + i0 * cols + j0
-                    if narrow:
-                        _mac_narrow(flat_sums, acc_at, wo * opad, opad, src, x_at, cols, taps,
-                                    flat_w, group, opad)
-                    else:
-                        _mac_wide(flat_sums, acc_at, wo * opad, opad, src, x_at, cols, taps,
-                                  flat_w, group, opad)
-        for o in range(outs):
-            res = out[n, o].reshape(-1)
-            for p in range(ho * wo):
-                res[p] = sums[p, o]
+    while True:
+        first = _claim(next_sample, chunk)
+        if first >= stop:
+            return
+        for n in range(first, min(first + chunk, stop)):
+            if padded:
+                for c in range(channels):
+                    _pad_into(x[c, n] if swap_x else x[n, c],
+                              buffer[c * hp * wp:(c + 1) * hp * wp], pad_top, pad_left, wp)
+                _direct_sample(buffer, 0, wp, wt, bias, out, n, lanes, taps)
+            else:
+                _direct_sample(x.reshape(-1), n * plane if swap_x else n * channels * plane,
+                               width, wt, bias, out, n, lanes, taps)
+
+
+@njit(cache=CACHE, nogil=True)
+def _direct_sample(src, base, cols, wt, bias, out, n, lanes, taps):
+    """out[n] from the window corners at src[base + i*cols + j], block by block."""
+    opad = wt.shape[3]
+    outs, ho, wo = out.shape[1], out.shape[2], out.shape[3]
+    flat_w = wt.reshape(-1)
+    flat_out = out.reshape(-1)
+    narrow = lanes * out.itemsize == 32
+    for block_i in range(0, ho, DIRECT_ROWS):
+        i0 = min(block_i, ho - DIRECT_ROWS)
+        for block_j in range(0, wo, DIRECT_COLUMNS):
+            j0 = min(block_j, wo - DIRECT_COLUMNS)
+            x_at = base + i0 * cols + j0
+            for group in range(0, opad, lanes):
+                out_at = ((n * outs + group) * ho + i0) * wo + j0
+                valid = min(lanes, outs - group)
+                if narrow:
+                    _mac_narrow(flat_out, out_at, ho * wo, wo, valid, src, x_at, cols, taps,
+                                flat_w, group, opad, bias)
+                else:
+                    _mac_wide(flat_out, out_at, ho * wo, wo, valid, src, x_at, cols, taps,
+                              flat_w, group, opad, bias)
 
 
 # Columns: the direct kernel's roles swapped, for few output channels over
@@ -565,8 +586,6 @@ def columns_samples(x, wt, starts, bias, out, start, stop, lanes, pad_top, pad_l
 # position, each such a vector, over exactly the taps whose pixel is in the
 # image (rows and columns of padding both skipped: no lane reads a zero it did
 # not need).
-
-
 
 
 @njit(cache=CACHE, nogil=True)
