@@ -589,17 +589,25 @@ class _Helpers:
                                  name=f"stencils-helper-{self._count}").start()
                 self._count += 1
         counter = itertools.count()
-        left = [len(boxes)]
+        total = len(boxes)
+        left = [total]
         done = threading.Event()
         errors = []
+        # The call's function and boxes, emptied when the call returns: a helper
+        # that runs its job late then holds none of the call's arrays.  An output
+        # freed later on a helper thread leaves the heap, and the next fresh
+        # output of the same size takes page faults (conv2's forward 0.36 ->
+        # 0.51 ms on 2 threads).
+        work = [fn, boxes]
 
         def drain():
             while True:
                 i = next(counter)
-                if i >= len(boxes):
+                if i >= total:
                     return
+                # Box i is claimed and not done, so `work` is not emptied yet.
                 try:
-                    fn(boxes[i])
+                    work[0](work[1][i])
                 except BaseException as exc:  # noqa: BLE001 - re-raised by the caller
                     errors.append(exc)
                 with _LOCK:
@@ -607,10 +615,11 @@ class _Helpers:
                     if left[0] == 0:
                         done.set()
 
-        for _ in range(min(threads - 1, len(boxes) - 1)):
+        for _ in range(min(threads - 1, total - 1)):
             self._jobs.put(drain)
         drain()
         done.wait()
+        work.clear()
         if errors:
             raise errors[0]
 

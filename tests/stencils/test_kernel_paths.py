@@ -3,6 +3,7 @@ reference on edges, strides and borders (every operator: test_operators.py);
 serial and parallel agree; and several Python threads may compute at once."""
 
 import threading
+import weakref
 
 import numpy as np
 import pytest
@@ -86,6 +87,32 @@ def test_threads_computing_at_once_give_the_serial_results():
     assert not errors
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)
+
+
+def test_parallel_call_lets_go_of_its_arrays():
+    # Once run_parallel returns, no helper holds the call's function or what it
+    # closes over, even a helper that takes its job after every part is done:
+    # an output dropped by its caller is freed there and then.
+    for _ in range(20):
+        out = np.zeros(1000)
+        freed = weakref.ref(out)
+
+        def fill(part, out=out):
+            out[part::2] = part
+
+        _engine.run_parallel(fill, [0, 1, 0, 1], 2)
+        assert out[:4].tolist() == [0.0, 1.0, 0.0, 1.0]
+        del out, fill
+        assert freed() is None
+
+
+def test_parallel_call_raises_a_part_s_error():
+    def fail(part):
+        if part == 3:
+            raise ValueError("part 3")
+
+    with pytest.raises(ValueError, match="part 3"):
+        _engine.run_parallel(fail, list(range(8)), 2)
 
 
 def test_out_may_alias_the_input():
