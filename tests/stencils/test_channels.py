@@ -372,23 +372,28 @@ def assert_algorithm_matches_reference(algorithm, x, weights, bias, padding, thr
     np.testing.assert_allclose(out, want, rtol=tol, atol=tol * scale)
 
 
-def test_direct_ieee_values_as_rows():
-    # An inf or NaN pixel or weight spreads exactly where rows spreads it: the
-    # zero weights of direct's spare lanes meet the pixels, but those sums are dropped.
-    rng = np.random.default_rng(7)
-    x = rng.standard_normal((2, 3, 8, 9))
-    weights = rng.standard_normal((6, 3, 3, 3))
-    x[0, 1, 2, 3], x[1, 2, 7, 8], weights[2, 0, 1, 1] = np.inf, np.nan, -np.inf
-    geometry = _geometry(x.shape, weights.shape, 1, 1)
+def _assert_ieee_values_as_rows(x, weights, padding, algorithms):
+    """Each algorithm spreads x's and the weights' inf and NaN exactly where rows does."""
+    geometry = _geometry(x.shape, weights.shape, padding, 1)
     shape = (geometry.samples, geometry.outs, geometry.ho, geometry.wo)
     bias = _check_bias(None, geometry.outs, x.dtype)
     results = []
-    for algorithm in ("rows", "direct"):
+    for algorithm in ("rows",) + algorithms:
         out = np.empty(shape)
         _ALGORITHMS[algorithm](x, weights, bias, out, geometry, 1)
         results.append(out)
     assert np.isnan(results[0]).any() and np.isinf(results[0]).any()
-    np.testing.assert_allclose(results[1], results[0], rtol=1e-12, atol=1e-12)
+    for result in results[1:]:
+        np.testing.assert_allclose(result, results[0], rtol=1e-12, atol=1e-12)
+
+
+def test_direct_ieee_values_as_rows():
+    # The zero weights of direct's spare lanes meet the pixels, but those sums are dropped.
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 3, 8, 9))
+    weights = rng.standard_normal((6, 3, 3, 3))
+    x[0, 1, 2, 3], x[1, 2, 7, 8], weights[2, 0, 1, 1] = np.inf, np.nan, -np.inf
+    _assert_ieee_values_as_rows(x, weights, 1, ("direct",))
 
 
 @pytest.mark.parametrize("algorithm", ["rows", "direct", "scatter"])
@@ -422,7 +427,6 @@ def test_huge_stride_keeps_the_first_window(stride):
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
-
 @hs.composite
 def columns_problems(draw):
     """Stride-1 problems around the columns and batch kernels' edges: fewer, as many and
@@ -449,21 +453,12 @@ def test_columns_and_batch_match_reference(problem, algorithm, threads):
 
 
 def test_columns_and_batch_ieee_values_as_rows():
-    # An inf or NaN pixel spreads exactly as rows spreads it: the zero weights
-    # of a block's spare channels and the spare lanes past a row meet the
-    # pixels, but those sums are dropped.  (Columns skips the rows of padding,
-    # so an inf weight needs rows: see test_choose_algorithm_by_cost_and_ieee_rules.)
+    # The zero weights of a block's spare channels and the spare lanes past a
+    # row meet the pixels, but those sums are dropped.  (Columns and batch skip
+    # padding, so an inf weight needs a gathering algorithm: see
+    # test_choose_algorithm_by_cost_and_ieee_rules.)
     rng = np.random.default_rng(8)
     x = rng.standard_normal((2, 3, 8, 9))
     weights = rng.standard_normal((4, 3, 3, 3))
     x[0, 1, 2, 3], x[1, 2, 7, 8], x[1, 0, 0, 0] = np.inf, np.nan, -np.inf
-    geometry = _geometry(x.shape, weights.shape, 2, 1)
-    shape = (geometry.samples, geometry.outs, geometry.ho, geometry.wo)
-    bias = _check_bias(None, geometry.outs, x.dtype)
-    results = []
-    for algorithm in ("rows", "columns", "batch"):
-        out = np.empty(shape)
-        _ALGORITHMS[algorithm](x, weights, bias, out, geometry, 1)
-        results.append(out)
-    assert np.isnan(results[0]).any() and np.isinf(results[0]).any()
-    np.testing.assert_allclose(results[1], results[0], rtol=1e-12, atol=1e-12)
+    _assert_ieee_values_as_rows(x, weights, 2, ("columns", "batch"))
