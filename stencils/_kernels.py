@@ -343,27 +343,27 @@ def _read_taps(d, src, row, fill, j0, j1, edges, lo_l, step_l, taps, t0, count, 
                n_l, code):
     """d[0 : j1-j0] += the weighted reads of taps t0 .. t0+count-1 of source
     row `row` (of the flat source `src`; weights consts[p0 ...]), added in tap
-    order at every point.  `row` < 0 is a row outside the array (Fill).  The interior, where every
+    order at every point.  `row` < 0 is a row outside the array (Fill): every
+    column of it takes the edge columns' loop, which reads the fill value (a
+    loop of its own would be one more for LLVM to vectorise in tier 0's cold
+    compile, for rows only a constant border has).  The interior, where every
     read is in the row, goes up to four taps per pass over the block."""
     last = taps.shape[1] - 1
-    if row < 0:
-        for i in range(count):
-            v = consts[p0 + i] * fill
-            for j in range(j1 - j0):
-                d[j] += v
-        return
     start = row * n_l  # the row in the flat source
     inner_lo, inner_hi, cols = edges
-    ja = j0 if inner_lo < j0 else (j1 if inner_lo > j1 else inner_lo)  # inner_lo in [j0, j1]
-    jb = ja if inner_hi < ja else (j1 if inner_hi > j1 else inner_hi)  # inner_hi in [ja, j1]
+    if row < 0:
+        ja = jb = j1
+    else:
+        ja = j0 if inner_lo < j0 else (j1 if inner_lo > j1 else inner_lo)  # inner_lo in [j0, j1]
+        jb = ja if inner_hi < ja else (j1 if inner_hi > j1 else inner_hi)  # inner_hi in [ja, j1]
     for part in range(2):
         # The edge columns, left then right, through the border rule.
         for j in range(j0, ja) if part == 0 else range(jb, j1):
             e = j if j < inner_lo else j - inner_hi + inner_lo
             for i in range(count):
                 k = taps[t0 + i, last]
-                v = consts[p0 + i] * _edge_read(src, start, cols, k, e, j * step_l + lo_l + k,
-                                                n_l, code, fill)
+                v = consts[p0 + i] * (fill if row < 0 else _edge_read(
+                    src, start, cols, k, e, j * step_l + lo_l + k, n_l, code, fill))
                 d[j - j0] += v
     if jb > ja:
         _interior_taps(d[ja - j0:], src, start + ja * step_l + lo_l, jb - ja, step_l, taps,
