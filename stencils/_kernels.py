@@ -305,8 +305,8 @@ _TABLE_MAX = 1 << 16
 
 @njit(cache=CACHE, nogil=True, error_model="numpy", inline="always")
 def _edge_columns(width, lo_l, step_l, kspan, n_l, code, table_space):
-    """(inner_lo, inner_hi, cols): the output columns [inner_lo, inner_hi) read
-    inside the row for every tap; cols[k, e] the source column (-1: Fill) that
+    """(inner_lo, inner_hi, cols, nedge): the output columns [inner_lo, inner_hi)
+    read inside the row for every tap; cols[k * nedge + e] the source column (-1: Fill) that
     tap k reads for the e-th column outside them (left ones first).  The same
     for every row, so each is resolved once per call, not once per row and tap;
     cols is empty when there are more than `table_space` holds (huge paddings
@@ -321,20 +321,20 @@ def _edge_columns(width, lo_l, step_l, kspan, n_l, code, table_space):
     inner_hi = width if inner_hi > width else inner_hi
     nedge = inner_lo + width - inner_hi
     if kspan * nedge > table_space.shape[0]:
-        return inner_lo, inner_hi, table_space[:0].reshape((0, 0))
-    cols = table_space[:kspan * nedge].reshape((kspan, nedge))
+        return inner_lo, inner_hi, table_space[:0], nedge
+    cols = table_space[:kspan * nedge]
     for k in range(kspan):
         for e in range(nedge):
             j = e if e < inner_lo else e - inner_lo + inner_hi
-            cols[k, e] = resolve_index(j * step_l + lo_l + k, n_l, code)
-    return inner_lo, inner_hi, cols
+            cols[k * nedge + e] = resolve_index(j * step_l + lo_l + k, n_l, code)
+    return inner_lo, inner_hi, cols, nedge
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy", inline="always")
-def _edge_read(src, start, cols, k, e, i, n_l, code, fill):
+def _edge_read(src, start, cols, nedge, k, e, i, n_l, code, fill):
     # The value tap k reads at source column i (of the row at `start` in the
     # flat source), the e-th edge column's read.
-    c = cols[k, e] if cols.shape[1] > 0 else resolve_index(i, n_l, code)
+    c = cols[k * nedge + e] if cols.shape[0] > 0 else resolve_index(i, n_l, code)
     return src[start + c] if c >= 0 else fill
 
 
@@ -350,7 +350,7 @@ def _read_taps(d, src, row, fill, j0, j1, edges, lo_l, step_l, taps, t0, count, 
     read is in the row, goes up to four taps per pass over the block."""
     last = taps.shape[1] - 1
     start = row * n_l  # the row in the flat source
-    inner_lo, inner_hi, cols = edges
+    inner_lo, inner_hi, cols, nedge = edges
     if row < 0:
         ja = jb = j1
     else:
@@ -363,7 +363,7 @@ def _read_taps(d, src, row, fill, j0, j1, edges, lo_l, step_l, taps, t0, count, 
             for i in range(count):
                 k = taps[t0 + i, last]
                 v = consts[p0 + i] * (fill if row < 0 else _edge_read(
-                    src, start, cols, k, e, j * step_l + lo_l + k, n_l, code, fill))
+                    src, start, cols, nedge, k, e, j * step_l + lo_l + k, n_l, code, fill))
                 d[j - j0] += v
     if jb > ja:
         _interior_taps(d[ja - j0:], src, start + ja * step_l + lo_l, jb - ja, step_l, taps,
@@ -459,8 +459,8 @@ def _apply_op(op, d, x, y, z, n, one, zero):  # noqa: C901 - one loop per cheap 
 @njit(cache=CACHE, nogil=True, error_model="numpy", inline="always")
 def _resolve_rows(tap_rows, line, group, prog, prog_taps, out_outer, src_outer, lo, step, code,
                   outer_index):
-    """tap_rows[r, t]: the source row tap t reads for output row line + r (-1:
-    Fill), for each tap t that starts a read instruction of `prog` (the only
+    """tap_rows[r * ntaps + t]: the source row tap t reads for output row
+    line + r (-1: Fill), for each tap t that starts a read instruction of `prog` (the only
     ones the interpreter looks up; its reads of one row are one instruction).
 
     Each of these is resolved by itself, once per output row: a few
@@ -492,7 +492,7 @@ def _resolve_rows(tap_rows, line, group, prog, prog_taps, out_outer, src_outer, 
                     row = -1
                     break
                 row = row * src_outer[a] + ra
-            tap_rows[r, t] = row
+            tap_rows[r * prog_taps.shape[0] + t] = row
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy", inline="always")
@@ -559,10 +559,11 @@ def _interpreter(with_operators):
         # The int64 tables live in the caller's `index_space`.  Rows of 1-D
         # arrays are all row 0.
         ntaps = taps.shape[0]
-        tap_rows = index_space[:group * ntaps].reshape((group, ntaps))
-        for r in range(group):
-            for t in range(ntaps):
-                tap_rows[r, t] = 0
+        # 1-D tables, indexed by hand: a reshape of an int64 array would be
+        # one more of numba's internal compiles.
+        tap_rows = index_space[:group * ntaps]
+        for t in range(group * ntaps):
+            tap_rows[t] = 0
         outer_index = index_space[group * ntaps:group * ntaps + ndim]
         result = prog[prog.shape[0] - 1, 1]
         n_l = src2.shape[1]
@@ -593,9 +594,9 @@ def _interpreter(with_operators):
                         d[t] = v
                 if op == READ_SET or op == READ_ADD:
                     for r in range(rows):
-                        _read_taps(d[r * nb:], src, tap_rows[r, prog[ins, 2]], fill, j0, j1, edges,
-                                   lo_l, step_l, taps, prog[ins, 2], prog[ins, 4], consts,
-                                   prog[ins, 3], n_l, code)
+                        _read_taps(d[r * nb:], src, tap_rows[r * ntaps + prog[ins, 2]], fill, j0,
+                                   j1, edges, lo_l, step_l, taps, prog[ins, 2], prog[ins, 4],
+                                   consts, prog[ins, 3], n_l, code)
                 elif op == MULC or op == MAC:
                     # MULC adds the product onto -0.0, which changes none of its
                     # bits: one loop for both.
