@@ -743,9 +743,9 @@ def _interpreter_kernel(entry, src, border):
         # src2, consts and src_outer).
         _INTERPRETERS_LOOKED_UP.add((interpret, src.dtype.char))
         item = np.int64(0)
-        _numba_cache.load(interpret, (src2, src2, consts, consts, src_outer, prog.prog, prog.taps,
-                                      sizes, src_outer, src_outer, src_outer, src_outer, code, item,
-                                      item, item, item))
+        _numba_cache.load(interpret, (src2, src2, consts, consts, src_outer, prog.prog,
+                                      prog.taps, sizes, src_outer, src_outer, src_outer,
+                                      src_outer, code, item, item, item, item))
 
     def kernel(out2, out_outer, lo, step):
         nrows, width = out2.shape

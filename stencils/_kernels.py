@@ -343,27 +343,27 @@ def _read_taps(d, src, row, fill, j0, j1, edges, lo_l, step_l, taps, t0, count, 
                n_l, code):
     """d[0 : j1-j0] += the weighted reads of taps t0 .. t0+count-1 of source
     row `row` (of the flat source `src`; weights consts[p0 ...]), added in tap
-    order at every point.  `row` < 0 is a row outside the array (Fill): every
-    column of it takes the edge columns' loop, which reads the fill value (a
-    loop of its own would be one more for LLVM to vectorise in tier 0's cold
-    compile, for rows only a constant border has).  The interior, where every
+    order at every point.  `row` < 0 is a row outside the array (Fill).  The interior, where every
     read is in the row, goes up to four taps per pass over the block."""
     last = taps.shape[1] - 1
+    if row < 0:
+        for i in range(count):
+            v = consts[p0 + i] * fill
+            for j in range(j1 - j0):
+                d[j] += v
+        return
     start = row * n_l  # the row in the flat source
     inner_lo, inner_hi, cols, nedge = edges
-    if row < 0:
-        ja = jb = j1
-    else:
-        ja = j0 if inner_lo < j0 else (j1 if inner_lo > j1 else inner_lo)  # inner_lo in [j0, j1]
-        jb = ja if inner_hi < ja else (j1 if inner_hi > j1 else inner_hi)  # inner_hi in [ja, j1]
+    ja = j0 if inner_lo < j0 else (j1 if inner_lo > j1 else inner_lo)  # inner_lo in [j0, j1]
+    jb = ja if inner_hi < ja else (j1 if inner_hi > j1 else inner_hi)  # inner_hi in [ja, j1]
     for part in range(2):
         # The edge columns, left then right, through the border rule.
         for j in range(j0, ja) if part == 0 else range(jb, j1):
             e = j if j < inner_lo else j - inner_hi + inner_lo
             for i in range(count):
                 k = taps[t0 + i, last]
-                v = consts[p0 + i] * (fill if row < 0 else _edge_read(
-                    src, start, cols, nedge, k, e, j * step_l + lo_l + k, n_l, code, fill))
+                v = consts[p0 + i] * _edge_read(src, start, cols, nedge, k, e,
+                                                j * step_l + lo_l + k, n_l, code, fill)
                 d[j - j0] += v
     if jb > ja:
         _interior_taps(d[ja - j0:], src, start + ja * step_l + lo_l, jb - ja, step_l, taps,
@@ -460,8 +460,9 @@ def _apply_op(op, d, x, y, z, n, one, zero):  # noqa: C901 - one loop per cheap 
 def _resolve_rows(tap_rows, line, group, prog, prog_taps, out_outer, src_outer, lo, step, code,
                   outer_index):
     """tap_rows[r * ntaps + t]: the source row tap t reads for output row
-    line + r (-1: Fill), for each tap t that starts a read instruction of `prog` (the only
-    ones the interpreter looks up; its reads of one row are one instruction).
+    line + r (-1: Fill), for each tap t that starts a read instruction of
+    `prog` (the only ones the interpreter looks up; its reads of one row are
+    one instruction).
 
     Each of these is resolved by itself, once per output row: a few
     resolve_index calls per row, against a block's hundreds of points per tap
@@ -556,11 +557,10 @@ def _interpreter(with_operators):
         negzero = regs[nregs]
         for t in range(negzero.shape[0]):
             negzero[t] = -consts[0]
-        # The int64 tables live in the caller's `index_space`.  Rows of 1-D
-        # arrays are all row 0.
+        # The int64 tables live in the caller's `index_space`, 1-D and indexed
+        # by hand (a reshape of an int64 array is one more of numba's internal
+        # compiles).  Rows of 1-D arrays are all row 0.
         ntaps = taps.shape[0]
-        # 1-D tables, indexed by hand: a reshape of an int64 array would be
-        # one more of numba's internal compiles.
         tap_rows = index_space[:group * ntaps]
         for t in range(group * ntaps):
             tap_rows[t] = 0
