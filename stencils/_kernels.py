@@ -320,7 +320,7 @@ def _edge_columns(width, lo_l, step_l, kspan, n_l, code, table_space):
     inner_hi = inner_lo if inner_hi < inner_lo else inner_hi
     inner_hi = width if inner_hi > width else inner_hi
     nedge = inner_lo + width - inner_hi
-    if kspan * nedge > table_space.shape[0]:
+    if nedge > table_space.shape[0] // kspan:  # kspan * nedge could overflow (huge boxes)
         return inner_lo, inner_hi, table_space[:0], nedge
     cols = table_space[:kspan * nedge]
     for k in range(kspan):
