@@ -752,17 +752,18 @@ def _interpreter_kernel(entry, src, border):
         # src2, consts and src_outer).
         _INTERPRETERS_LOOKED_UP.add((interpret, src.dtype.char))
         item = np.int64(0)
-        _numba_cache.load(interpret, (src2, src2, consts, consts, prog.prog, prog.taps, sizes,
-                                      src_outer, src_outer, src_outer, src_outer, code, item, item,
-                                      item, item))
+        _numba_cache.load(interpret, (src2, src2, consts, consts, src_outer, prog.prog,
+                                      prog.taps, sizes, src_outer, src_outer, src_outer,
+                                      src_outer, code, item, item, item, item))
 
     def kernel(out2, out_outer, lo, step):
         nrows, width = out2.shape
         colblock, group = _interpreter_blocks(nrows, width)
         nitems = -(-nrows // group) * -(-width // colblock)
         space = kn.register_space(sizes, group * colblock, src2.dtype)
-        interpret(src2, out2, consts, space, prog.prog, prog.taps, sizes, out_outer, src_outer,
-                  lo, step, code, np.int64(colblock), np.int64(group), np.int64(0),
+        index_space = kn.index_space(prog.taps, group, width, sizes)
+        interpret(src2, out2, consts, space, index_space, prog.prog, prog.taps, sizes, out_outer,
+                  src_outer, lo, step, code, np.int64(colblock), np.int64(group), np.int64(0),
                   np.int64(nitems))
 
     return kernel

@@ -298,42 +298,43 @@ def unary_op(op, a, one, zero):  # noqa: C901 - one branch per op, by design
 # per-instruction dispatch is paid once per block, not once per point.
 
 
-@njit(cache=CACHE, nogil=True, error_model="numpy", inline="always")
-def _ceil_div(a, b):
-    return -((-a) // b)
-
-
-# Border tables (edge columns, box rows) hold at most this many entries; huge
-# paddings or boxes resolve each read as it comes instead.
+# Border tables (edge columns) hold at most this many entries; huge paddings
+# or boxes resolve each read as it comes instead.
 _TABLE_MAX = 1 << 16
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy", inline="always")
-def _edge_columns(width, lo_l, step_l, kspan, n_l, code):
-    """(inner_lo, inner_hi, cols): the output columns [inner_lo, inner_hi) read
-    inside the row for every tap; cols[k, e] the source column (-1: Fill) that
+def _edge_columns(width, lo_l, step_l, kspan, n_l, code, table_space):
+    """(inner_lo, inner_hi, cols, nedge): the output columns [inner_lo, inner_hi)
+    read inside the row for every tap; cols[k * nedge + e] the source column (-1: Fill) that
     tap k reads for the e-th column outside them (left ones first).  The same
     for every row, so each is resolved once per call, not once per row and tap;
-    cols is empty when there are very many (huge paddings or boxes): then each
-    read is resolved as it comes."""
-    inner_lo = min(width, max(0, _ceil_div(-lo_l, step_l)))
-    inner_hi = min(width, max(inner_lo, (n_l - lo_l - kspan) // step_l + 1))
+    cols is empty when there are more than `table_space` holds (huge paddings
+    or boxes): then each read is resolved as it comes.  Integer bounds are
+    written out, not numba's max/min: each of those is a compile of its own
+    in tier 0's cold start."""
+    inner_lo = -((lo_l) // step_l)  # ceil(-lo_l / step_l)
+    inner_lo = 0 if inner_lo < 0 else inner_lo
+    inner_lo = width if inner_lo > width else inner_lo
+    inner_hi = (n_l - lo_l - kspan) // step_l + 1
+    inner_hi = inner_lo if inner_hi < inner_lo else inner_hi
+    inner_hi = width if inner_hi > width else inner_hi
     nedge = inner_lo + width - inner_hi
-    if nedge > _TABLE_MAX // kspan:
-        return inner_lo, inner_hi, np.empty((0, 0), dtype=np.int64)
-    cols = np.empty((kspan, nedge), dtype=np.int64)
+    if nedge > table_space.shape[0] // kspan:  # kspan * nedge could overflow (huge boxes)
+        return inner_lo, inner_hi, table_space[:0], nedge
+    cols = table_space[:kspan * nedge]
     for k in range(kspan):
         for e in range(nedge):
             j = e if e < inner_lo else e - inner_lo + inner_hi
-            cols[k, e] = resolve_index(j * step_l + lo_l + k, n_l, code)
-    return inner_lo, inner_hi, cols
+            cols[k * nedge + e] = resolve_index(j * step_l + lo_l + k, n_l, code)
+    return inner_lo, inner_hi, cols, nedge
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy", inline="always")
-def _edge_read(src, start, cols, k, e, i, n_l, code, fill):
+def _edge_read(src, start, cols, nedge, k, e, i, n_l, code, fill):
     # The value tap k reads at source column i (of the row at `start` in the
     # flat source), the e-th edge column's read.
-    c = cols[k, e] if cols.shape[1] > 0 else resolve_index(i, n_l, code)
+    c = cols[k * nedge + e] if cols.shape[0] > 0 else resolve_index(i, n_l, code)
     return src[start + c] if c >= 0 else fill
 
 
@@ -352,17 +353,17 @@ def _read_taps(d, src, row, fill, j0, j1, edges, lo_l, step_l, taps, t0, count, 
                 d[j] += v
         return
     start = row * n_l  # the row in the flat source
-    inner_lo, inner_hi, cols = edges
-    ja = min(j1, max(j0, inner_lo))
-    jb = max(ja, min(j1, inner_hi))
+    inner_lo, inner_hi, cols, nedge = edges
+    ja = j0 if inner_lo < j0 else (j1 if inner_lo > j1 else inner_lo)  # inner_lo in [j0, j1]
+    jb = ja if inner_hi < ja else (j1 if inner_hi > j1 else inner_hi)  # inner_hi in [ja, j1]
     for part in range(2):
         # The edge columns, left then right, through the border rule.
         for j in range(j0, ja) if part == 0 else range(jb, j1):
             e = j if j < inner_lo else j - inner_hi + inner_lo
             for i in range(count):
                 k = taps[t0 + i, last]
-                v = consts[p0 + i] * _edge_read(src, start, cols, k, e, j * step_l + lo_l + k,
-                                                n_l, code, fill)
+                v = consts[p0 + i] * _edge_read(src, start, cols, nedge, k, e,
+                                                j * step_l + lo_l + k, n_l, code, fill)
                 d[j - j0] += v
     if jb > ja:
         _interior_taps(d[ja - j0:], src, start + ja * step_l + lo_l, jb - ja, step_l, taps,
@@ -458,9 +459,10 @@ def _apply_op(op, d, x, y, z, n, one, zero):  # noqa: C901 - one loop per cheap 
 @njit(cache=CACHE, nogil=True, error_model="numpy", inline="always")
 def _resolve_rows(tap_rows, line, group, prog, prog_taps, out_outer, src_outer, lo, step, code,
                   outer_index):
-    """tap_rows[r, t]: the source row tap t reads for output row line + r (-1:
-    Fill), for each tap t that starts a read instruction of `prog` (the only
-    ones the interpreter looks up; its reads of one row are one instruction).
+    """tap_rows[r * ntaps + t]: the source row tap t reads for output row
+    line + r (-1: Fill), for each tap t that starts a read instruction of
+    `prog` (the only ones the interpreter looks up; its reads of one row are
+    one instruction).
 
     Each of these is resolved by itself, once per output row: a few
     resolve_index calls per row, against a block's hundreds of points per tap
@@ -491,7 +493,7 @@ def _resolve_rows(tap_rows, line, group, prog, prog_taps, out_outer, src_outer, 
                     row = -1
                     break
                 row = row * src_outer[a] + ra
-            tap_rows[r, t] = row
+            tap_rows[r * prog_taps.shape[0] + t] = row
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy", inline="always")
@@ -516,6 +518,17 @@ def register_space(sizes, points, dtype):
     return np.empty((int(sizes[0]) + 1) * points + 4096 // np.dtype(dtype).itemsize, dtype=dtype)
 
 
+def index_space(taps, group, width, sizes):
+    """The memory the interpreter's int64 tables live in (its `index_space`
+    argument): the source row of each tap for `group` output rows, the index
+    of an output row, and the edge columns' table of an output `width` (when
+    it is small enough; see `_edge_columns`).  The caller allocates it for
+    the same reason as `register_space`."""
+    kspan = int(sizes[1])
+    edge_table = kspan * min(width, _TABLE_MAX // kspan)
+    return np.empty(group * taps.shape[0] + taps.shape[1] + edge_table, dtype=np.int64)
+
+
 def _interpreter(with_operators):
     """The interpreter, compiled with the operators' code (OPERATORS) only if
     `with_operators`.  It is a constant of the closure, so numba prunes the
@@ -525,14 +538,15 @@ def _interpreter(with_operators):
     compiles (or loads) only the build its program needs."""
 
     @njit(cache=CACHE, nogil=True, error_model="numpy", fastmath=FASTMATH)
-    def interpret_rows(src2, out2, consts, space, prog, taps, sizes, out_outer, src_outer, lo,
-                       step, code, colblock, group, first, last):
+    def interpret_rows(src2, out2, consts, space, index_space, prog, taps, sizes, out_outer,
+                       src_outer, lo, step, code, colblock, group, first, last):
         """Run the program for work items [first, last).
 
         Item i covers output rows [g, g + group) x columns [j0, j0 + colblock) of
-        out2 (`group` > 1 only when colblock is the whole row).  `space`: see
-        `register_space`; `sizes`: `program_sizes`.  Releases the GIL: the
-        engine runs several ranges at once on its own threads.
+        out2 (`group` > 1 only when colblock is the whole row).  `space` and
+        `index_space`: see `register_space` and `index_space`; `sizes`:
+        `program_sizes`.  Releases the GIL: the engine runs several ranges at
+        once on its own threads.
         """
         nrows, width = out2.shape
         nblk = (width + colblock - 1) // colblock
@@ -543,26 +557,27 @@ def _interpreter(with_operators):
         negzero = regs[nregs]
         for t in range(negzero.shape[0]):
             negzero[t] = -consts[0]
-        # Every int64 array of the same rank and kind: numba compiles one
-        # np.empty for them all (a compile of each kind costs tier 0's first
-        # call 0.1-0.3 s).  Rows of 1-D arrays are all row 0.
-        tap_rows = np.empty((group, taps.shape[0]), dtype=np.int64)
-        for r in range(group):
-            for t in range(taps.shape[0]):
-                tap_rows[r, t] = 0
-        outer_index = np.empty((1, max(ndim - 1, 1)), dtype=np.int64)[0]
+        # The int64 tables live in the caller's `index_space`, 1-D and indexed
+        # by hand (a reshape of an int64 array is one more of numba's internal
+        # compiles).  Rows of 1-D arrays are all row 0.
+        ntaps = taps.shape[0]
+        tap_rows = index_space[:group * ntaps]
+        for t in range(group * ntaps):
+            tap_rows[t] = 0
+        outer_index = index_space[group * ntaps:group * ntaps + ndim]
         result = prog[prog.shape[0] - 1, 1]
         n_l = src2.shape[1]
         lo_l = lo[ndim - 1]
         step_l = step[ndim - 1]
         zero, one, fill = consts[0], consts[1], consts[2]
-        edges = _edge_columns(width, lo_l, step_l, kspan, n_l, code)
+        edges = _edge_columns(width, lo_l, step_l, kspan, n_l, code,
+                              index_space[group * ntaps + ndim:])
         src = src2.reshape(-1)
         for item in range(first, last):
             line = (item // nblk) * group
             j0 = (item % nblk) * colblock
-            j1 = min(j0 + colblock, width)
-            rows = min(group, nrows - line)
+            j1 = j0 + colblock if j0 + colblock < width else width
+            rows = group if group < nrows - line else nrows - line
             nb = j1 - j0
             if ndim > 1:
                 _resolve_rows(tap_rows, line, rows, prog, taps, out_outer, src_outer, lo, step,
@@ -579,9 +594,9 @@ def _interpreter(with_operators):
                         d[t] = v
                 if op == READ_SET or op == READ_ADD:
                     for r in range(rows):
-                        _read_taps(d[r * nb:], src, tap_rows[r, prog[ins, 2]], fill, j0, j1, edges,
-                                   lo_l, step_l, taps, prog[ins, 2], prog[ins, 4], consts,
-                                   prog[ins, 3], n_l, code)
+                        _read_taps(d[r * nb:], src, tap_rows[r * ntaps + prog[ins, 2]], fill, j0,
+                                   j1, edges, lo_l, step_l, taps, prog[ins, 2], prog[ins, 4],
+                                   consts, prog[ins, 3], n_l, code)
                 elif op == MULC or op == MAC:
                     # MULC adds the product onto -0.0, which changes none of its
                     # bits: one loop for both.

@@ -256,3 +256,50 @@ def test_short_interior_passes_change_no_bit(width):
     np.testing.assert_array_equal(got, want)
     zeros = want == 0
     np.testing.assert_array_equal(np.signbit(got[zeros]), np.signbit(want[zeros]))
+
+
+@pytest.mark.parametrize("width", [200, 250])
+def test_edge_columns_past_the_table_are_resolved_one_by_one(width):
+    # A 300-wide box over a row of 200 or 250: every output column is an edge
+    # column; 300 x 200 resolved columns fit tier 0's table (its caller's
+    # `index_space`), 300 x 250 do not, and each read is resolved as it comes.
+    s = st.make_stencil((1, 300), (0, 0), lambda g: np.maximum(g(0, 0), g(0, 299)) - g(0, 150))
+    a = _array((2, width), np.float64, width)
+    with st.config(engine="interpreter"):
+        got = st.compute(st.map_stencil(st.Reflect, s, a))
+    np.testing.assert_array_equal(got, ref.apply(s, a, (0, 0), (0, 299), st.Reflect))
+
+
+COLD_CHILD = textwrap.dedent("""
+    import json
+    import numpy as np
+    from numba.core import event
+    import stencils as st
+
+    compiled = []
+
+    class Listener(event.Listener):
+        def on_start(self, ev):
+            compiled.append(ev.data["dispatcher"].py_func.__name__)
+
+        def on_end(self, ev):
+            pass
+
+    event.register("numba:compile", Listener())
+    image = np.ones((64, 64), dtype=np.float32)
+    st.correlate(image, np.ones((7, 7), dtype=np.float32), mode="reflect")
+    print(json.dumps(compiled))
+""")
+
+
+def test_tier0_cold_compile_compiles_nothing_else(tmp_path):
+    # On empty caches the first correlation compiles tier 0's build and
+    # resolve_index, nothing more: each helper numba compiles by itself (its
+    # np.empty, integer max/min) adds 0.05-0.3 s to that first call.
+    env = dict(os.environ, STENCILS_CACHE_DIR=str(tmp_path / "kernels"),
+               NUMBA_CACHE_DIR=str(tmp_path / "numba"), STENCILS_NUMBA_CACHE="1")
+    proc = subprocess.run([sys.executable, "-c", COLD_CHILD], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    compiled = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert sorted(compiled) == ["interpret_rows", "resolve_index"], compiled
