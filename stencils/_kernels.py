@@ -500,10 +500,10 @@ def _resolve_rows(tap_rows, line, group, prog, prog_taps, out_outer, src_outer, 
 def _registers(space, nregs, points, src2):
     """(nregs, points) registers in `space` (see `register_space`), placed
     1 KiB past the source's address modulo 4 KiB.  A register whose address is
-    just past a source row's, modulo 4 KiB, can make the CPU take stores for ones the next loads depend on ("4K
-    aliasing"; one micro-benchmark here ran a pass 13x slower).  Rows of a
-    power-of-two length, the common case, sit at one or two offsets modulo
-    4 KiB, so this keeps them away."""
+    just past a source row's, modulo 4 KiB, can make the CPU take stores for
+    ones the next loads depend on ("4K aliasing"; one micro-benchmark here ran
+    a pass 13x slower).  Rows of a power-of-two length, the common case, sit at
+    one or two offsets modulo 4 KiB, so this keeps them away."""
     size = src2.itemsize
     shift = ((src2.ctypes.data + 1024 - space.ctypes.data) % 4096) // size
     return space[shift:shift + nregs * points].reshape((nregs, points))

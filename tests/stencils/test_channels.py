@@ -332,7 +332,8 @@ def test_choose_algorithm_by_cost_and_ieee_rules():
 
 @hs.composite
 def direct_problems(draw):
-    """Stride-1 problems with outputs of at least one block (`kc.DIRECT_ROWS` x `kc.DIRECT_COLUMNS`)."""
+    """Stride-1 problems with outputs of at least one block
+    (`kc.DIRECT_ROWS` x `kc.DIRECT_COLUMNS`)."""
     n, c, o = draw(hs.integers(1, 3)), draw(hs.integers(1, 5)), draw(hs.integers(1, 20))
     kh, kw = draw(hs.integers(1, 5)), draw(hs.integers(1, 5))
     pads = [draw(hs.integers(0, 3)) for _ in range(4)]
