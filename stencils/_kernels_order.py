@@ -147,6 +147,30 @@ def _row_pass(line, spare, out_row, n, size, lo, code, cval, is_min):
     _box_line(line, spare, out_row, length, size, is_min)
 
 
+@njit(cache=CACHE, nogil=True)
+def _advance_prefix(dst, suffix_row, prefix, src, o, e, lo, n, code, cval, cw, is_min, first):
+    """prefix = `_combine_row` of itself and extended row ``e``; dst = pick(suffix_row, prefix).
+
+    One loop for both where the row is a source row (three loads, two stores).
+    """
+    r = resolve_index(e - lo, n, code)
+    if r < 0:
+        _combine_row(prefix, prefix, src, o, e, lo, n, code, cval, 0, cw, is_min, first)
+        _pick_rows(dst, suffix_row, prefix, 0, 0, cw, is_min)
+        return
+    row = src[o, r]
+    if first:
+        for c in range(uintp(cw)):
+            p = row[c]
+            prefix[c] = p
+            dst[c] = _pick(suffix_row[c], p, is_min)
+    else:
+        for c in range(uintp(cw)):
+            p = _pick(prefix[c], row[c], is_min)
+            prefix[c] = p
+            dst[c] = _pick(suffix_row[c], p, is_min)
+
+
 @njit(parallel=True, cache=CACHE, nogil=True)
 def minmax_box2d(src, out, ky, loy, codey, kx, lox, codex, cval, is_min, ntasks, check_nan):
     """Box min/max over the last two axes of (outer, H, W) arrays, both axes in one pass.
@@ -188,9 +212,8 @@ def minmax_box2d(src, out, ky, loy, codey, kx, lox, codex, cval, is_min, ntasks,
                 if t == 0:
                     _copy_row(line[lox:], suffix[0], 0, W)
                 else:
-                    _combine_row(prefix, prefix, src, o, base + ky + t - 1, loy, H, codey,
-                                 cval, 0, W, is_min, t == 1)
-                    _pick_rows(line[lox:], suffix[t], prefix, 0, 0, W, is_min)
+                    _advance_prefix(line[lox:], suffix[t], prefix, src, o, base + ky + t - 1,
+                                    loy, H, codey, cval, W, is_min, t == 1)
                 _row_pass(line, spare, out[o, base + t], W, kx, lox, codex, cval, is_min)
     return nan.sum()
 
