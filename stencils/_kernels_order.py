@@ -103,6 +103,33 @@ def _combine_row(dst, prev, src, o, e, lo, n, code, cval, c0, cw, is_min, first)
         _pick_rows(dst, prev, src[o, r], 0, c0, cw, is_min)
 
 
+@njit(cache=CACHE, nogil=True)
+def _advance_prefix(dst, suffix_row, prefix, src, o, e, lo, n, code, cval, c0, cw, is_min,
+                    first):
+    """One van Herk prefix step and the output row it completes, columns c0..c0+cw.
+
+    prefix = `_combine_row` of itself and extended row ``e`` (that row itself
+    when ``first``), then dst = pick(suffix_row, prefix): one loop of three
+    loads and two stores where ``e`` reads a source row.
+    """
+    r = resolve_index(e - lo, n, code)
+    if r < 0:
+        _combine_row(prefix, prefix, src, o, e, lo, n, code, cval, c0, cw, is_min, first)
+        _pick_rows(dst, suffix_row, prefix, 0, 0, cw, is_min)
+        return
+    row = src[o, r, c0:]
+    if first:
+        for c in range(uintp(cw)):
+            p = row[c]
+            prefix[c] = p
+            dst[c] = _pick(suffix_row[c], p, is_min)
+    else:
+        for c in range(uintp(cw)):
+            p = _pick(prefix[c], row[c], is_min)
+            prefix[c] = p
+            dst[c] = _pick(suffix_row[c], p, is_min)
+
+
 @njit(parallel=True, cache=CACHE, nogil=True)
 def minmax_middle_axis(src, out, size, lo, code, cval, is_min):
     """Box min/max along axis 1 of (outer, n, inner) arrays, van Herk / Gil-Werman."""
@@ -114,7 +141,7 @@ def minmax_middle_axis(src, out, size, lo, code, cval, is_min):
         c0 = (task % nchunks) * _CHUNK
         cw = min(_CHUNK, inner - c0)
         suffix = np.empty((size, cw), src.dtype)
-        prefix = np.empty((size, cw), src.dtype)
+        prefix = np.empty(cw, src.dtype)
         for b in range(nblocks):
             base = b * size
             last = min(size, n - base)  # outputs of this block
@@ -123,15 +150,10 @@ def minmax_middle_axis(src, out, size, lo, code, cval, is_min):
             for t in range(size - 2, -1, -1):
                 _combine_row(suffix[t], suffix[t + 1], src, o, base + t, lo, n, code, cval,
                              c0, cw, is_min, False)
-            if last > 1:
-                _combine_row(prefix[0], prefix[0], src, o, base + size, lo, n, code, cval,
-                             c0, cw, is_min, True)
-            for t in range(1, last - 1):
-                _combine_row(prefix[t], prefix[t - 1], src, o, base + size + t, lo, n, code,
-                             cval, c0, cw, is_min, False)
             _copy_row(out[o, base, c0:], suffix[0], 0, cw)
             for t in range(1, last):
-                _pick_rows(out[o, base + t, c0:], suffix[t], prefix[t - 1], 0, 0, cw, is_min)
+                _advance_prefix(out[o, base + t, c0:], suffix[t], prefix, src, o,
+                                base + size + t - 1, lo, n, code, cval, c0, cw, is_min, t == 1)
 
 
 @njit(cache=CACHE, nogil=True)
@@ -145,30 +167,6 @@ def _row_pass(line, spare, out_row, n, size, lo, code, cval, is_min):
         r = resolve_index(e - lo, n, code)
         line[e] = cval if r < 0 else line[lo + r]
     _box_line(line, spare, out_row, length, size, is_min)
-
-
-@njit(cache=CACHE, nogil=True)
-def _advance_prefix(dst, suffix_row, prefix, src, o, e, lo, n, code, cval, cw, is_min, first):
-    """prefix = `_combine_row` of itself and extended row ``e``; dst = pick(suffix_row, prefix).
-
-    One loop for both where the row is a source row (three loads, two stores).
-    """
-    r = resolve_index(e - lo, n, code)
-    if r < 0:
-        _combine_row(prefix, prefix, src, o, e, lo, n, code, cval, 0, cw, is_min, first)
-        _pick_rows(dst, suffix_row, prefix, 0, 0, cw, is_min)
-        return
-    row = src[o, r]
-    if first:
-        for c in range(uintp(cw)):
-            p = row[c]
-            prefix[c] = p
-            dst[c] = _pick(suffix_row[c], p, is_min)
-    else:
-        for c in range(uintp(cw)):
-            p = _pick(prefix[c], row[c], is_min)
-            prefix[c] = p
-            dst[c] = _pick(suffix_row[c], p, is_min)
 
 
 @njit(parallel=True, cache=CACHE, nogil=True)
@@ -213,7 +211,7 @@ def minmax_box2d(src, out, ky, loy, codey, kx, lox, codex, cval, is_min, ntasks,
                     _copy_row(line[lox:], suffix[0], 0, W)
                 else:
                     _advance_prefix(line[lox:], suffix[t], prefix, src, o, base + ky + t - 1,
-                                    loy, H, codey, cval, W, is_min, t == 1)
+                                    loy, H, codey, cval, 0, W, is_min, t == 1)
                 _row_pass(line, spare, out[o, base + t], W, kx, lox, codex, cval, is_min)
     return nan.sum()
 
