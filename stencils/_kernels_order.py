@@ -11,13 +11,13 @@ output index ``j`` reads the source cells ``j - lo + k`` for ``k`` in
 Algorithms
 ----------
 - min/max of a box over the last two axes (`minmax_box2d`): both axes in one
-  kernel, van Herk / Gil-Werman down the columns feeding the row doubling
+  kernel, van Herk / Gil-Werman down the columns feeding the row pass
   below, row by row, so the intermediate image stays in cache.
 - min/max of a box, one axis at a time: van Herk / Gil-Werman (three
   comparisons per point whatever the window) along an axis that is not the
-  last, vectorised across the contiguous columns; along the last axis, doubling
-  (max over 2, 4, 8, ... cells, each a contiguous vector pass, then two
-  overlapping spans), ``ceil(log2(size))`` vector passes.
+  last, vectorised across the contiguous columns; along the last axis,
+  quadrupling (max over 4, 16, ... cells, each a contiguous vector pass of
+  four loads, then four overlapping spans), ``ceil(log4(size))`` vector passes.
 - min/max of a footprint: the footprint as runs along its last axis; each
   padded row's doubling levels are computed once per band of output rows and
   every run is two lookups.
@@ -103,6 +103,33 @@ def _combine_row(dst, prev, src, o, e, lo, n, code, cval, c0, cw, is_min, first)
         _pick_rows(dst, prev, src[o, r], 0, c0, cw, is_min)
 
 
+@njit(cache=CACHE, nogil=True)
+def _advance_prefix(dst, suffix_row, prefix, src, o, e, lo, n, code, cval, c0, cw, is_min,
+                    first):
+    """One van Herk prefix step and the output row it completes, columns c0..c0+cw.
+
+    prefix = `_combine_row` of itself and extended row ``e`` (that row itself
+    when ``first``), then dst = pick(suffix_row, prefix): one loop of three
+    loads and two stores where ``e`` reads a source row.
+    """
+    r = resolve_index(e - lo, n, code)
+    if r < 0:
+        _combine_row(prefix, prefix, src, o, e, lo, n, code, cval, c0, cw, is_min, first)
+        _pick_rows(dst, suffix_row, prefix, 0, 0, cw, is_min)
+        return
+    row = src[o, r, c0:]
+    if first:
+        for c in range(uintp(cw)):
+            p = row[c]
+            prefix[c] = p
+            dst[c] = _pick(suffix_row[c], p, is_min)
+    else:
+        for c in range(uintp(cw)):
+            p = _pick(prefix[c], row[c], is_min)
+            prefix[c] = p
+            dst[c] = _pick(suffix_row[c], p, is_min)
+
+
 @njit(parallel=True, cache=CACHE, nogil=True)
 def minmax_middle_axis(src, out, size, lo, code, cval, is_min):
     """Box min/max along axis 1 of (outer, n, inner) arrays, van Herk / Gil-Werman."""
@@ -114,7 +141,7 @@ def minmax_middle_axis(src, out, size, lo, code, cval, is_min):
         c0 = (task % nchunks) * _CHUNK
         cw = min(_CHUNK, inner - c0)
         suffix = np.empty((size, cw), src.dtype)
-        prefix = np.empty((size, cw), src.dtype)
+        prefix = np.empty(cw, src.dtype)
         for b in range(nblocks):
             base = b * size
             last = min(size, n - base)  # outputs of this block
@@ -123,15 +150,10 @@ def minmax_middle_axis(src, out, size, lo, code, cval, is_min):
             for t in range(size - 2, -1, -1):
                 _combine_row(suffix[t], suffix[t + 1], src, o, base + t, lo, n, code, cval,
                              c0, cw, is_min, False)
-            if last > 1:
-                _combine_row(prefix[0], prefix[0], src, o, base + size, lo, n, code, cval,
-                             c0, cw, is_min, True)
-            for t in range(1, last - 1):
-                _combine_row(prefix[t], prefix[t - 1], src, o, base + size + t, lo, n, code,
-                             cval, c0, cw, is_min, False)
             _copy_row(out[o, base, c0:], suffix[0], 0, cw)
             for t in range(1, last):
-                _pick_rows(out[o, base + t, c0:], suffix[t], prefix[t - 1], 0, 0, cw, is_min)
+                _advance_prefix(out[o, base + t, c0:], suffix[t], prefix, src, o,
+                                base + size + t - 1, lo, n, code, cval, c0, cw, is_min, t == 1)
 
 
 @njit(cache=CACHE, nogil=True)
@@ -144,8 +166,7 @@ def _row_pass(line, spare, out_row, n, size, lo, code, cval, is_min):
     for e in range(lo + n, length):
         r = resolve_index(e - lo, n, code)
         line[e] = cval if r < 0 else line[lo + r]
-    lev, span = _doubling(line, spare, length, size, is_min)
-    _pick_rows(out_row, lev, lev, 0, size - span, n, is_min)
+    _box_line(line, spare, out_row, length, size, is_min)
 
 
 @njit(parallel=True, cache=CACHE, nogil=True)
@@ -155,7 +176,7 @@ def minmax_box2d(src, out, ky, loy, codey, kx, lox, codex, cval, is_min, ntasks,
     Each task takes bands of ``ky`` output rows: van Herk / Gil-Werman down the
     columns (suffix maxima of the band's rows kept, the prefix run in one row),
     and every finished column-extremum row goes straight through the row
-    doubling while it is in cache, so the intermediate image never reaches
+    pass (`_box_line`) while it is in cache, so the intermediate image never reaches
     memory.  The same values as one pass per axis (no NaN: see the caller).
     ``ntasks``: how many tasks share the bands (each allocates its buffers once).
     With ``check_nan`` it returns how many NaN the source holds (each band
@@ -189,9 +210,8 @@ def minmax_box2d(src, out, ky, loy, codey, kx, lox, codex, cval, is_min, ntasks,
                 if t == 0:
                     _copy_row(line[lox:], suffix[0], 0, W)
                 else:
-                    _combine_row(prefix, prefix, src, o, base + ky + t - 1, loy, H, codey,
-                                 cval, 0, W, is_min, t == 1)
-                    _pick_rows(line[lox:], suffix[t], prefix, 0, 0, W, is_min)
+                    _advance_prefix(line[lox:], suffix[t], prefix, src, o, base + ky + t - 1,
+                                    loy, H, codey, cval, 0, W, is_min, t == 1)
                 _row_pass(line, spare, out[o, base + t], W, kx, lox, codex, cval, is_min)
     return nan.sum()
 
@@ -244,28 +264,46 @@ def _extend_line(row, n, lo, code, cval, buf, length):
 
 
 @njit(cache=CACHE, nogil=True)
-def _doubling(a, b, length, size, is_min):
-    """Levels in place: returns (buffer, span) with buffer[i] = extremum of [i, i + span)."""
+def _pick4_rows(dst, a, s1, s2, s3, cw, is_min):
+    """dst[c] = pick of a[c], a[s1 + c], a[s2 + c], a[s3 + c], left to right (s1 <= s2 <= s3)."""
+    s1 = uintp(s1)
+    s2 = uintp(s2)
+    s3 = uintp(s3)
+    for c in range(uintp(cw)):
+        dst[c] = _pick(_pick(a[c], a[s1 + c], is_min), _pick(a[s2 + c], a[s3 + c], is_min),
+                       is_min)
+
+
+@njit(cache=CACHE, nogil=True)
+def _box_line(a, b, out_row, length, size, is_min):
+    """out_row[j] = extremum of a[j:j + size] for j < length - size + 1 (`a`, `b` overwritten).
+
+    Levels by quadrupling (a[i] = extremum of [i, i + span), span x4 per vector
+    pass) until four overlapping spans cover the window, then one pass of four
+    lookups: ``ceil(log4(size))`` passes of four loads and one store, where
+    a doubling makes twice as many (each a store).  Ties keep the leftmost
+    cell, as a doubling does, so the bits match one (-0.0 against 0.0 included).
+    """
     span = 1
-    while span * 2 <= size:
-        _pick_rows(b, a, a, 0, span, length - span, is_min)
+    while 4 * span < size:
+        length -= 3 * span
+        _pick4_rows(b, a, span, 2 * span, 3 * span, length, is_min)
         a, b = b, a
-        length -= span
-        span *= 2
-    return a, span
+        span *= 4
+    last = size - span
+    _pick4_rows(out_row, a, min(span, last), min(2 * span, last), last, length - last, is_min)
 
 
 @njit(parallel=True, cache=CACHE, nogil=True)
 def minmax_last_axis(src, out, size, lo, code, cval, is_min):
-    """Box min/max along the last axis of (rows, n) arrays, by doubling."""
+    """Box min/max along the last axis of (rows, n) arrays, by quadrupling (`_box_line`)."""
     rows, n = src.shape
     length = n + size - 1
     for r in prange(rows):
         a = np.empty(length, src.dtype)
         b = np.empty(length, src.dtype)
         _extend_line(src[r], n, lo, code, cval, a, length)
-        lev, span = _doubling(a, b, length, size, is_min)
-        _pick_rows(out[r], lev, lev, 0, size - span, n, is_min)
+        _box_line(a, b, out[r], length, size, is_min)
 
 
 @njit(parallel=True, cache=CACHE, nogil=True)
