@@ -62,6 +62,10 @@ class Workload:
     dtype: str = "float32"
     group: str = ""
     repeats: int | None = None
+    # Calls timed together per sample (their mean is the sample): for rows of a
+    # fraction of a millisecond, a loop as users run it, the implementations
+    # alternating between samples.
+    number: int = 1
 
 
 @dataclasses.dataclass
@@ -133,8 +137,9 @@ def time_workload(workload, *, quick=False, repeats=None, warmup=2):
         order = impls if r % 2 == 0 else impls[::-1]
         for impl in order:
             start = time.perf_counter()
-            impl.run()
-            times[impl.name].append(time.perf_counter() - start)
+            for _ in range(workload.number):
+                impl.run()
+            times[impl.name].append((time.perf_counter() - start) / workload.number)
     results = [
         Result(workload.name, impl.name, statistics.median(times[impl.name]),
                min(times[impl.name]), max(times[impl.name]), repeats,

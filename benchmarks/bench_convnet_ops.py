@@ -25,6 +25,9 @@ except ImportError:  # pragma: no cover - optional peer
     torch = None
 
 NO_TORCH = "torch is not installed"
+# Each sample is the mean of 20 consecutive calls, as a training loop makes them
+# (thread pools warm on both sides); the implementations alternate between samples.
+_LOOP = dict(number=20, repeats=11)
 BATCH = 64
 POOLS = {"pool1": (BATCH, 6, 28, 28), "pool2": (BATCH, 16, 10, 10)}
 POOL_SHAPE = POOLS["pool1"]
@@ -193,11 +196,11 @@ def _conv_macs(layer):
 
 WORKLOADS = [
     Workload("maxpool-fwd", "2x2 max pooling, stride 2, of (64, 6, 28, 28) float32",
-             _pool_forward, group="convnet",
+             _pool_forward, group="convnet", **_LOOP,
              bytes=lambda q: 4 * 1.25 * np.prod(POOL_SHAPE),
              ops=lambda q: 0.75 * np.prod(POOL_SHAPE)),
     Workload("maxpool-bwd", "its gradient (64, 6, 14, 14) -> (64, 6, 28, 28)", _pool_backward,
-             group="convnet", bytes=lambda q: 4 * 1.5 * np.prod(POOL_SHAPE),
+             group="convnet", **_LOOP, bytes=lambda q: 4 * 1.5 * np.prod(POOL_SHAPE),
              ops=lambda q: 1.0 * np.prod(POOL_SHAPE)),
 ]
 for _layer, _suffix in (("pool1", ""), ("pool2", "2")):
@@ -205,22 +208,22 @@ for _layer, _suffix in (("pool1", ""), ("pool2", "2")):
     WORKLOADS.append(Workload(
         f"maxpool{_suffix}-train-fwd", f"2x2 max pooling of {_shape} float32 in training "
         f"mode, keeping what backward needs (argmax codes / indices)",
-        _pool_train_forward(_layer), group="convnet",
+        _pool_train_forward(_layer), group="convnet", **_LOOP,
         bytes=lambda q, m=_size: 4 * 1.5 * m, ops=lambda q, m=_size: 1.5 * m))
     for _argmax, _what in ((False, "max"), (True, "argmax")):
         WORKLOADS.append(Workload(
             f"{_what}{_suffix}-stencil", f"the {_what} stencil of LeNet's {_layer} alone, "
             f"{_shape} float32, stride 2, against a plain Numba loop (target: within 2x)",
-            _pool_stencil(_layer, _argmax), group="convnet",
+            _pool_stencil(_layer, _argmax), group="convnet", **_LOOP,
             bytes=lambda q, m=_size: 4 * 1.25 * m, ops=lambda q, m=_size: 0.75 * m))
 for _layer, _desc in (("conv1", "1->6, 5x5 'same' on (64, 1, 28, 28)"),
                       ("conv2", "6->16, 5x5 'valid' on (64, 6, 14, 14)")):
     _macs, _bytes = _conv_macs(_layer)
     WORKLOADS += [
         Workload(f"{_layer}-fwd", f"LeNet {_layer} forward, float32, {_desc}",
-                 _conv_forward(_layer), group="convnet",
+                 _conv_forward(_layer), group="convnet", **_LOOP,
                  bytes=lambda q, b=_bytes: b, ops=lambda q, m=_macs: m),
         Workload(f"{_layer}-bwd", f"LeNet {_layer} backward (input, weight and bias "
-                 f"gradients), float32, {_desc}", _conv_backward(_layer), group="convnet",
+                 f"gradients), float32, {_desc}", _conv_backward(_layer), group="convnet", **_LOOP,
                  bytes=lambda q, b=_bytes: 2 * b, ops=lambda q, m=_macs: 2 * m),
     ]

@@ -511,8 +511,12 @@ def _run_direct(x, weights, bias, out, g, threads):
     next_sample = np.zeros(1, dtype=np.int64)
     chunk = 1 if threads > 1 else g.samples
     args = (next_sample, g.samples, chunk, lanes, g.pad_top, g.pad_left, g.hp, g.wp)
-    _over_ranges(lambda a, b: kc.direct_samples(x, swap_x, wt, bias_padded, out, *args),
-                 [(0, g.samples)] * threads, threads)
+    call = lambda: kc.direct_samples(x, swap_x, wt, bias_padded, out, *args)  # noqa: E731
+    if threads == 1:
+        call()
+        return
+    block = kc.direct_block(x, swap_x, wt, bias_padded, out, *args)
+    _engine.run_team(kc.direct_entry(out.dtype), block, call, threads)
 
 
 def _run_scatter(x, weights, bias, out, g, threads):

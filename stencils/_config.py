@@ -20,6 +20,7 @@ _SETTINGS = {
     "jit_min_work": ("STENCILS_JIT_MIN_WORK", int),
     "jit_total_work": ("STENCILS_JIT_TOTAL_WORK", int),
     "max_unrolled_nodes": ("STENCILS_MAX_UNROLLED_NODES", int),
+    "spin_us": ("STENCILS_SPIN_US", int),
 }
 
 
@@ -71,6 +72,13 @@ def config(**settings):
         from its second call once its calls have brought `jit_total_work`;
         expressions of more than `max_unrolled_nodes` nodes stay on the
         interpreter under 'auto'.
+    spin_us : int
+        ``STENCILS_SPIN_US`` (default 300).  Microseconds a helper thread
+        keeps polling for the next parallel call's work after it finished a
+        job, before it sleeps: a call that comes within that time starts on
+        the helper at once instead of waking it (tens of microseconds).  A
+        helper that finds itself descheduled (a busy machine) sleeps at once.
+        0 never polls.
 
     Examples
     --------

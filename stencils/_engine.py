@@ -51,6 +51,7 @@ from numba.np.ufunc import parallel as numba_parallel
 import numpy as np
 
 from . import _kernels as kn
+from . import _kernels_team as kt
 from . import _kernels_run, _lower, _numba_cache
 
 __all__ = ["run", "compile_stencil", "cache_dir", "config", "tier_of", "wait_for_compiles"]
@@ -71,6 +72,9 @@ class _Config:
         self.jit_total_work = int(env("STENCILS_JIT_TOTAL_WORK", 1 << 24))
         # Expressions larger than this are never unrolled (compile time grows with them).
         self.max_unrolled_nodes = int(env("STENCILS_MAX_UNROLLED_NODES", 400))
+        # Microseconds a helper polls for the next job of the team before it
+        # sleeps (0: helpers always sleep on their queue).
+        self.spin_us = int(env("STENCILS_SPIN_US", 300))
         # 'auto', 'interpreter' or 'generated': force a tier (tests, benchmarks).
         self.engine = env("STENCILS_ENGINE", "auto")
         # 'background' (a helper process), 'thread' or 'sync': where a kernel
@@ -575,19 +579,29 @@ def _boxes(shape, n):
 
 
 class _Helpers:
-    """Daemon threads that help a calling thread through the boxes of one call."""
+    """Daemon threads that help a calling thread through the boxes of one call.
+
+    Helper ``h`` owns slot ``h`` of the team's board: once the team is in use
+    (`run_team`), a helper that finished a job polls the board in native code
+    for `config.spin_us` before it goes back to sleep on the queue.
+    """
 
     def __init__(self):
         self._jobs = queue.SimpleQueue()
         self._count = 0
+        self.board = None  # the team's board, once a team call has run
+
+    def start(self, helpers):
+        """Make sure `helpers` helper threads exist."""
+        with _LOCK:
+            while self._count < helpers:
+                threading.Thread(target=self._serve, args=(self._count,), daemon=True,
+                                 name=f"stencils-helper-{self._count}").start()
+                self._count += 1
 
     def run(self, fn, boxes, threads):
         """fn(box) for every box, on the calling thread and up to threads - 1 helpers."""
-        with _LOCK:
-            while self._count < threads - 1:
-                threading.Thread(target=self._serve, daemon=True,
-                                 name=f"stencils-helper-{self._count}").start()
-                self._count += 1
+        self.start(threads - 1)
         counter = itertools.count()
         total = len(boxes)
         left = [total]
@@ -615,6 +629,9 @@ class _Helpers:
                     if left[0] == 0:
                         done.set()
 
+        if self.board is not None:
+            # Spinning helpers leave the board for the queue.
+            self.board[kt.KICK * kt.LINE] += 1
         for _ in range(min(threads - 1, total - 1)):
             self._jobs.put(drain)
         drain()
@@ -623,9 +640,26 @@ class _Helpers:
         if errors:
             raise errors[0]
 
-    def _serve(self):
+    def wake(self, helpers):
+        """Send the sleeping ones of the first `helpers` slots to the board."""
+        board = self.board
+        for slot in range(helpers):
+            state = (kt.SLOT + 2 * slot) * kt.LINE
+            if board[state] == kt.ASLEEP:
+                board[state] = kt.WAKING
+                self._jobs.put(_nothing)
+
+    def _serve(self, slot):
         while True:
             self._jobs.get()()
+            board = self.board
+            if board is not None and config.spin_us:
+                board[(kt.SLOT + 2 * slot) * kt.LINE] = kt.SPINNING
+                kt.serve(board, slot, _TEAM_CLOCK.cycles(config.spin_us))
+
+
+def _nothing():
+    pass
 
 
 _HELPERS = _Helpers()
@@ -663,6 +697,59 @@ def run_parallel(fn, parts, threads):
     else:
         for part in parts:
             fn(part)
+
+
+class _Clock:
+    """The cycle counter's rate, measured once, for spin times in microseconds."""
+
+    def __init__(self):
+        self._per_us = None
+
+    def cycles(self, us):
+        if self._per_us is None:
+            start, begun = kt.clock(), time.perf_counter()
+            while time.perf_counter() - begun < 1e-3:
+                pass
+            self._per_us = (kt.clock() - start) / ((time.perf_counter() - begun) * 1e6)
+        return int(us * self._per_us)
+
+
+_TEAM_CLOCK = _Clock()
+_TEAM_LOCK = threading.Lock()
+
+
+def run_team(entry, block, call, threads):
+    """call() on this thread while up to threads - 1 helpers run the C entry point at
+    address `entry` (``void(int64)``) on the int64 array `block`.
+
+    Both sides must take their work from shared atomic counters (the kernel's
+    own), so a helper that joins late, or never, takes what is left.  Helpers
+    that are polling the team's board start within a microsecond, where a
+    sleeping thread takes 20-60 us to wake and then waits for the GIL; when
+    the team is busy (another thread's call) or spinning is off
+    (``config.spin_us == 0``) the helpers run `call` through the queue.
+    """
+    helpers = min(threads - 1, kt.MAX_SLOTS)
+    if helpers < 1:
+        call()
+        return
+    if not config.spin_us or not _TEAM_LOCK.acquire(blocking=False):
+        run_parallel(lambda _: call(), [None] * threads, threads)
+        return
+    try:
+        if _HELPERS.board is None:
+            _TEAM_CLOCK.cycles(1)
+            _HELPERS.board = np.zeros(kt.BOARD_WORDS, dtype=np.int64)
+        board = _HELPERS.board
+        _HELPERS.start(helpers)
+        _HELPERS.wake(helpers)
+        sequence = kt.post(board, entry, block.ctypes.data)
+        try:
+            call()
+        finally:
+            kt.finish(board, sequence)
+    finally:
+        _TEAM_LOCK.release()
 
 
 def _consts(params, fill, dtype):

@@ -55,14 +55,16 @@ from __future__ import annotations
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import carray, cfunc, njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ._kernels import CACHE
+from ._kernels_team import pointer_at
 
 __all__ = ["add_bias", "im2col", "strided_samples", "rows_samples", "positions_block",
-           "scatter_samples", "direct_samples", "DIRECT_COLUMNS", "direct_lanes",
+           "scatter_samples", "direct_samples", "direct_block", "direct_entry",
+           "DIRECT_COLUMNS", "direct_lanes",
            "columns_samples", "COLUMNS_OUTS", "columns_lanes", "batch_groups"]
 
 
@@ -423,6 +425,55 @@ def direct_samples(x, swap_x, wt, bias, out, next_sample, stop, chunk, lanes, pa
             else:
                 _direct_sample(x.reshape(-1), n * plane if swap_x else n * channels * plane,
                                width, wt, bias, out, n, lanes, taps)
+
+
+# `direct_samples` for helper threads of the engine's team: the arrays and
+# numbers of one call as an int64 block (`direct_block`), unpacked by a
+# C-callable entry point compiled per dtype on first use (`direct_entry`).
+_DIRECT_BLOCK_WORDS = 26
+
+
+def direct_block(x, swap_x, wt, bias, out, next_sample, stop, chunk, lanes, pad_top, pad_left,
+                 hp, wp):
+    """`direct_samples`' arguments as the int64 block its team entry point reads."""
+    words = [x.ctypes.data, *x.shape, wt.ctypes.data, *wt.shape, bias.ctypes.data, bias.size,
+             out.ctypes.data, *out.shape, next_sample.ctypes.data, int(swap_x), stop, chunk,
+             lanes, pad_top, pad_left, hp, wp]
+    return np.array(words, dtype=np.int64)
+
+
+@njit(cache=CACHE, nogil=True)
+def _direct_from_block(address, zero):
+    b = carray(pointer_at(address, np.int64(0)), (_DIRECT_BLOCK_WORDS,))
+    x = carray(pointer_at(b[0], zero), (b[1], b[2], b[3], b[4]))
+    wt = carray(pointer_at(b[5], zero), (b[6], b[7], b[8], b[9]))
+    bias = carray(pointer_at(b[10], zero), (b[11],))
+    out = carray(pointer_at(b[12], zero), (b[13], b[14], b[15], b[16]))
+    next_sample = carray(pointer_at(b[17], np.int64(0)), (1,))
+    direct_samples(x, b[18] != 0, wt, bias, out, next_sample, b[19], b[20], b[21], b[22],
+                   b[23], b[24], b[25])
+
+
+def _direct_entry_float32(address):
+    _direct_from_block(address, np.float32(0))
+
+
+def _direct_entry_float64(address):
+    _direct_from_block(address, np.float64(0))
+
+
+_DIRECT_ENTRIES = {np.dtype(np.float32): _direct_entry_float32,
+                   np.dtype(np.float64): _direct_entry_float64}
+_DIRECT_ENTRY_ADDRESSES = {}
+
+
+def direct_entry(dtype):
+    """The address of a C function ``void(int64 block)`` running `direct_samples`
+    on a `direct_block` of `dtype` arrays (compiled, or loaded from disk, once)."""
+    if dtype not in _DIRECT_ENTRY_ADDRESSES:
+        entry = cfunc(types.void(types.int64), cache=CACHE)(_DIRECT_ENTRIES[dtype])
+        _DIRECT_ENTRY_ADDRESSES[dtype] = (entry, entry.address)
+    return _DIRECT_ENTRY_ADDRESSES[dtype][1]
 
 
 @njit(cache=CACHE, nogil=True)

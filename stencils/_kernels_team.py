@@ -1,0 +1,195 @@
+"""A team of spinning helper threads in native code: the kernels' side.
+
+A parallel call hands its helpers work through one small int64 array, the
+*board* (see ``stencils._engine.Team``), instead of a Python queue: a helper
+that finished a job keeps polling the board for a while in ``nogil`` code, so
+the next call's job starts on it within a microsecond, with no wake-up of a
+sleeping thread and no wait for the GIL.  A job is the address of a C-callable
+entry point (a Numba ``cfunc`` of signature ``void(int64)``) and the address of
+the int64 block of arguments it unpacks with `pointer_at`.
+
+Board words, each on its own cache line (index = word * LINE):
+
+- ``JOB``: ``(sequence << 8) | joined``; ``joined`` counts the helpers that
+  took the posted job, and ``CLOSED`` in its place means no helper may join
+  any more (the caller finished its share);
+- ``ENTRY``, ``ENTRY + 1``: the job's entry address and argument block address,
+  written before ``JOB`` publishes them;
+- ``DONE``: helpers that finished the job (reset by the caller before posting);
+- ``KICK``: changed by the caller when Python work waits for the helpers, so
+  spinning helpers return to their queue;
+- ``SLOT + 2h``: helper slot ``h``'s state (``ASLEEP``, ``WAKING`` or
+  ``SPINNING``) and ``SLOT + 2h + 1`` the sequence of the last job it saw.
+"""
+
+from __future__ import annotations
+
+import platform
+
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+__all__ = ["LINE", "JOB", "ENTRY", "DONE", "KICK", "SLOT", "CLOSED", "ASLEEP", "SPINNING",
+           "WAKING", "MAX_SLOTS", "BOARD_WORDS", "pointer_at", "serve", "post", "finish", "clock"]
+
+LINE = 8  # int64 words per cache line: each board word on a line of its own
+JOB, ENTRY, DONE, KICK, SLOT = 0, 1, 2, 3, 4
+CLOSED = 0xFF
+ASLEEP, SPINNING, WAKING = 0, 1, 2
+MAX_SLOTS = 64
+BOARD_WORDS = (SLOT + 2 * MAX_SLOTS) * LINE
+
+# A gap this long between two polls means the OS did not run the helper: the
+# machine has more runnable threads than cores, and spinning only takes time
+# from them.
+_PREEMPTED_CYCLES = 200_000
+
+_X86 = platform.machine().lower() in ("x86_64", "amd64")
+
+
+def _word_pointer(context, builder, board_type, board, index):
+    data = cgutils.create_struct_proxy(board_type)(context, builder, value=board).data
+    return builder.gep(data, [index])
+
+
+@intrinsic
+def _load(typingctx, board, index):
+    """board[index] read as one atomic acquire load (never hoisted out of a loop)."""
+    def codegen(context, builder, signature, args):
+        ptr = _word_pointer(context, builder, signature.args[0], args[0], args[1])
+        return builder.load_atomic(ptr, "acquire", 8)
+    return types.int64(board, index), codegen
+
+
+@intrinsic
+def _store(typingctx, board, index, value):
+    """board[index] = value as one atomic release store."""
+    def codegen(context, builder, signature, args):
+        ptr = _word_pointer(context, builder, signature.args[0], args[0], args[1])
+        builder.store_atomic(args[2], ptr, "release", 8)
+        return context.get_dummy_value()
+    return types.none(board, index, value), codegen
+
+
+@intrinsic
+def _add(typingctx, board, index, amount):
+    """board[index] += amount atomically; the value before."""
+    def codegen(context, builder, signature, args):
+        ptr = _word_pointer(context, builder, signature.args[0], args[0], args[1])
+        return builder.atomic_rmw("add", ptr, args[2], "acq_rel")
+    return types.int64(board, index, amount), codegen
+
+
+@intrinsic
+def _swap_if(typingctx, board, index, expected, value):
+    """board[index] = value if it still holds `expected` (one compare-and-swap)."""
+    def codegen(context, builder, signature, args):
+        ptr = _word_pointer(context, builder, signature.args[0], args[0], args[1])
+        pair = builder.cmpxchg(ptr, args[2], args[3], "acq_rel", "acquire")
+        return builder.extract_value(pair, 1)
+    return types.boolean(board, index, expected, value), codegen
+
+
+@intrinsic
+def cycles(typingctx):
+    """The CPU's cycle counter (the TSC on x86)."""
+    def codegen(context, builder, signature, args):
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.IntType(64), []), "llvm.readcyclecounter")
+        return builder.call(fn, [])
+    return types.int64(), codegen
+
+
+@intrinsic
+def _pause(typingctx):
+    """A spin-wait hint: lets the other hardware thread of a core run."""
+    def codegen(context, builder, signature, args):
+        if _X86:
+            fn = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(ir.VoidType(), []), "llvm.x86.sse2.pause")
+            builder.call(fn, [])
+        return context.get_dummy_value()
+    return types.none(), codegen
+
+
+@intrinsic
+def _call(typingctx, entry, block):
+    """Call the C function at address `entry` with the int64 `block`."""
+    def codegen(context, builder, signature, args):
+        fnty = ir.FunctionType(ir.VoidType(), [ir.IntType(64)])
+        builder.call(builder.inttoptr(args[0], fnty.as_pointer()), [args[1]])
+        return context.get_dummy_value()
+    return types.none(entry, block), codegen
+
+
+@intrinsic
+def pointer_at(typingctx, address, zero):
+    """A pointer to elements of `zero`'s type at the integer `address` (for ``carray``)."""
+    pointer = types.CPointer(zero)
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], context.get_value_type(pointer))
+    return pointer(address, zero), codegen
+
+
+@njit(nogil=True, cache=True)
+def serve(board, slot, spin_cycles):
+    """Take posted jobs until the board is quiet for `spin_cycles`, or kicked, or the
+    thread is found descheduled; then mark slot `slot` asleep and return."""
+    state = (SLOT + 2 * slot) * LINE
+    last = _load(board, state + LINE)
+    kick = _load(board, KICK * LINE)
+    idle_since = cycles()
+    polled = idle_since
+    while True:
+        word = _load(board, JOB * LINE)
+        sequence = word >> 8
+        if sequence != last:
+            if word & CLOSED == CLOSED:
+                last = sequence
+            elif _swap_if(board, JOB * LINE, word, word + 1):
+                _call(_load(board, ENTRY * LINE), _load(board, ENTRY * LINE + 1))
+                _add(board, DONE * LINE, 1)
+                last = sequence
+                idle_since = cycles()
+                polled = idle_since
+            continue
+        now = cycles()
+        if (_load(board, KICK * LINE) != kick or now - idle_since > spin_cycles
+                or now - polled > _PREEMPTED_CYCLES):
+            break
+        polled = now
+        _pause()
+    _store(board, state + LINE, last)
+    _store(board, state, ASLEEP)
+
+
+@njit(nogil=True, cache=True)
+def post(board, entry, block):
+    """Publish a job (`entry` called with `block`) for the spinning helpers; its sequence."""
+    sequence = (_load(board, JOB * LINE) >> 8) + 1
+    _store(board, DONE * LINE, 0)
+    _store(board, ENTRY * LINE, entry)
+    _store(board, ENTRY * LINE + 1, block)
+    _store(board, JOB * LINE, sequence << 8)
+    return sequence
+
+
+@njit(nogil=True, cache=True)
+def finish(board, sequence):
+    """Close job `sequence` to new helpers and wait for those that took it."""
+    while True:
+        word = _load(board, JOB * LINE)
+        if _swap_if(board, JOB * LINE, word, (sequence << 8) | CLOSED):
+            break
+    joined = word & CLOSED
+    while _load(board, DONE * LINE) < joined:
+        _pause()
+
+
+@njit(nogil=True, cache=True)
+def clock():
+    """`cycles()` for Python (the engine measures the counter's rate with it)."""
+    return cycles()

@@ -1,0 +1,160 @@
+"""The engine's team of spinning helpers: the board protocol and `run_team`."""
+
+import threading
+import time
+
+import numba
+import numpy as np
+import pytest
+from numba import carray, cfunc, types
+
+import stencils as st
+from stencils import _engine
+from stencils import _kernels_team as kt
+
+
+def _count_calls(address):
+    """A team entry point: adds one to the int64 counter at the block's first word."""
+    block = carray(kt.pointer_at(address, np.int64(0)), (1,))
+    counter = carray(kt.pointer_at(block[0], np.int64(0)), (1,))
+    counter[0] += 1
+
+
+_COUNT_CALLS = cfunc(types.void(types.int64))(_count_calls)
+
+
+@pytest.fixture
+def board():
+    board = np.zeros(kt.BOARD_WORDS, dtype=np.int64)
+    kt.serve(board, 0, 0)  # compiled before a test's helper thread needs it
+    kt.finish(board, kt.post(board, 0, 0))
+    return np.zeros(kt.BOARD_WORDS, dtype=np.int64)
+
+
+def _spinner(board, slot, spin_cycles):
+    board[(kt.SLOT + 2 * slot) * kt.LINE] = kt.SPINNING
+    thread = threading.Thread(target=kt.serve, args=(board, slot, spin_cycles), daemon=True)
+    thread.start()
+    return thread
+
+
+def _state(board, slot):
+    return board[(kt.SLOT + 2 * slot) * kt.LINE]
+
+
+def test_a_spinning_helper_runs_each_posted_job_once(board):
+    counter = np.zeros(1, dtype=np.int64)
+    block = np.array([counter.ctypes.data], dtype=np.int64)
+    helper = _spinner(board, 0, 10**12)
+    try:
+        for job in range(1, 51):
+            sequence = kt.post(board, _COUNT_CALLS.address, block.ctypes.data)
+            # Give the helper the chance to take the job before it is closed.
+            deadline = time.monotonic() + 1.0
+            while board[kt.JOB * kt.LINE] & kt.CLOSED == 0 and time.monotonic() < deadline:
+                time.sleep(0)
+            kt.finish(board, sequence)
+            assert counter[0] == job
+            assert board[kt.DONE * kt.LINE] == 1
+    finally:
+        board[kt.KICK * kt.LINE] += 1
+        helper.join(5)
+    assert not helper.is_alive()
+    assert _state(board, 0) == kt.ASLEEP
+
+
+def test_a_closed_job_is_not_taken(board):
+    counter = np.zeros(1, dtype=np.int64)
+    block = np.array([counter.ctypes.data], dtype=np.int64)
+    sequence = kt.post(board, _COUNT_CALLS.address, block.ctypes.data)
+    kt.finish(board, sequence)  # nobody joined: returns at once
+    helper = _spinner(board, 0, 10**12)
+    time.sleep(0.05)
+    board[kt.KICK * kt.LINE] += 1
+    helper.join(5)
+    assert not helper.is_alive()
+    assert counter[0] == 0
+    # It saw the closed job: a later wake-up does not take it either.
+    assert board[(kt.SLOT + 1) * kt.LINE] == sequence
+
+
+def test_a_helper_sleeps_after_its_spin_time(board):
+    helper = _spinner(board, 3, 1000)
+    helper.join(5)
+    assert not helper.is_alive()
+    assert _state(board, 3) == kt.ASLEEP
+
+
+def _direct_case():
+    # LeNet's conv2 at batch 64: 'auto' takes the direct algorithm, the one
+    # whose helpers run on the team.
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 6, 14, 14)).astype(np.float32)
+    w = rng.standard_normal((16, 6, 5, 5)).astype(np.float32)
+    b = rng.standard_normal(16).astype(np.float32)
+    return x, w, b
+
+
+def _serial(x, w, b):
+    return st.correlate_channels(x, w, bias=b, parallel=False)
+
+
+def test_run_team_runs_the_direct_kernel_with_the_helpers():
+    x, w, b = _direct_case()
+    expected = _serial(x, w, b)
+    threads = numba.get_num_threads()
+    numba.set_num_threads(2)
+    try:
+        joined = 0
+        for _ in range(20):
+            got = st.correlate_channels(x, w, bias=b, parallel=True)
+            np.testing.assert_array_equal(got, expected)
+            joined += _engine._HELPERS.board[kt.DONE * kt.LINE]
+    finally:
+        numba.set_num_threads(threads)
+    # The helper took part in the calls (it spins between them).
+    assert joined > 0
+
+
+@pytest.mark.parametrize("spin_us", [0, 300])
+def test_threads_calling_at_once_get_the_serial_results(spin_us):
+    x, w, b = _direct_case()
+    expected = _serial(x, w, b)
+    results, errors = [], []
+
+    def calls():
+        try:
+            for _ in range(10):
+                results.append(st.correlate_channels(x, w, bias=b,
+                                                     parallel=True))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    with st.config(spin_us=spin_us):
+        threads = [threading.Thread(target=calls) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    assert not errors
+    assert len(results) == 40
+    for got in results:
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_no_spinning_leaves_the_board_alone():
+    x, w, b = _direct_case()
+    st.correlate_channels(x, w, bias=b, parallel=True)
+    board = _engine._HELPERS.board
+    before = None if board is None else board[kt.JOB * kt.LINE] >> 8
+    with st.config(spin_us=0):
+        got = st.correlate_channels(x, w, bias=b, parallel=True)
+    np.testing.assert_array_equal(got, _serial(x, w, b))
+    board = _engine._HELPERS.board
+    assert before is None or board[kt.JOB * kt.LINE] >> 8 == before
+
+
+def test_spin_us_is_checked():
+    with pytest.raises(ValueError, match="spin_us"):
+        with st.config(spin_us=-1):
+            pass
