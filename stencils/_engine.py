@@ -653,9 +653,12 @@ class _Helpers:
         while True:
             self._jobs.get()()
             board = self.board
-            if board is not None and config.spin_us:
-                board[(kt.SLOT + 2 * slot) * kt.LINE] = kt.SPINNING
-                kt.serve(board, slot, _TEAM_CLOCK.cycles(config.spin_us))
+            if board is None:
+                continue
+            spin = _TEAM.spin_cycles()
+            board[(kt.SLOT + 2 * slot) * kt.LINE] = kt.SPINNING if spin else kt.ASLEEP
+            if spin:
+                kt.serve(board, slot, spin)
 
 
 def _nothing():
@@ -699,23 +702,63 @@ def run_parallel(fn, parts, threads):
             fn(part)
 
 
-class _Clock:
-    """The cycle counter's rate, measured once, for spin times in microseconds."""
+class _Team:
+    """The spinning helpers' side of a call: posting a job on the board, and when not to.
+
+    A helper that took a job and is then descheduled (another process wants
+    its core) keeps the call waiting until the OS runs it again, a time slice
+    of milliseconds.  A call that waits that long for its helpers sends the
+    team to the queue for `_BACKOFF_S`: helpers neither spin nor take jobs from
+    the board, and calls hand out work as `run_parallel` does.
+    """
+
+    _BACKOFF_S = 0.1
 
     def __init__(self):
-        self._per_us = None
+        self._lock = threading.Lock()
+        self._cycles_per_us = None
+        self._backoff_until = 0.0
 
-    def cycles(self, us):
-        if self._per_us is None:
+    def spin_cycles(self):
+        """Cycles a helper polls for (0: it does not); measures the counter's rate once."""
+        if not config.spin_us or time.monotonic() < self._backoff_until:
+            return 0
+        if self._cycles_per_us is None:
             start, begun = kt.clock(), time.perf_counter()
             while time.perf_counter() - begun < 1e-3:
                 pass
-            self._per_us = (kt.clock() - start) / ((time.perf_counter() - begun) * 1e6)
-        return int(us * self._per_us)
+            self._cycles_per_us = (kt.clock() - start) / ((time.perf_counter() - begun) * 1e6)
+        return int(config.spin_us * self._cycles_per_us)
+
+    def run(self, entry, block, call, threads):
+        helpers = min(threads - 1, kt.MAX_SLOTS)
+        if helpers < 1:
+            call()
+            return
+        if not self.spin_cycles() or not self._lock.acquire(blocking=False):
+            run_parallel(lambda _: call(), [None] * threads, threads)
+            return
+        try:
+            if _HELPERS.board is None:
+                _HELPERS.board = np.zeros(kt.BOARD_WORDS, dtype=np.int64)
+            board = _HELPERS.board
+            _HELPERS.start(helpers)
+            _HELPERS.wake(helpers)
+            sequence = kt.post(board, entry, block.ctypes.data)
+            begun = time.perf_counter()
+            try:
+                call()
+            finally:
+                ended = time.perf_counter()
+                kt.finish(board, sequence)
+            waited = time.perf_counter() - ended
+            if waited > max(2e-4, 0.5 * (ended - begun)):
+                self._backoff_until = time.monotonic() + self._BACKOFF_S
+        finally:
+            self._lock.release()
 
 
-_TEAM_CLOCK = _Clock()
-_TEAM_LOCK = threading.Lock()
+_TEAM = _Team()
 
 
 def run_team(entry, block, call, threads):
@@ -726,30 +769,11 @@ def run_team(entry, block, call, threads):
     own), so a helper that joins late, or never, takes what is left.  Helpers
     that are polling the team's board start within a microsecond, where a
     sleeping thread takes 20-60 us to wake and then waits for the GIL; when
-    the team is busy (another thread's call) or spinning is off
-    (``config.spin_us == 0``) the helpers run `call` through the queue.
+    the team is busy (another thread's call), backing off (`_Team`) or
+    spinning is off (``config.spin_us == 0``) the helpers run `call` through
+    the queue.
     """
-    helpers = min(threads - 1, kt.MAX_SLOTS)
-    if helpers < 1:
-        call()
-        return
-    if not config.spin_us or not _TEAM_LOCK.acquire(blocking=False):
-        run_parallel(lambda _: call(), [None] * threads, threads)
-        return
-    try:
-        if _HELPERS.board is None:
-            _TEAM_CLOCK.cycles(1)
-            _HELPERS.board = np.zeros(kt.BOARD_WORDS, dtype=np.int64)
-        board = _HELPERS.board
-        _HELPERS.start(helpers)
-        _HELPERS.wake(helpers)
-        sequence = kt.post(board, entry, block.ctypes.data)
-        try:
-            call()
-        finally:
-            kt.finish(board, sequence)
-    finally:
-        _TEAM_LOCK.release()
+    _TEAM.run(entry, block, call, threads)
 
 
 def _consts(params, fill, dtype):

@@ -166,9 +166,13 @@ def serve(board, slot, spin_cycles):
     _store(board, state, ASLEEP)
 
 
-@njit(nogil=True, cache=True)
+@njit(cache=True)
 def post(board, entry, block):
-    """Publish a job (`entry` called with `block`) for the spinning helpers; its sequence."""
+    """Publish a job (`entry` called with `block`) for the spinning helpers; its sequence.
+
+    It keeps the GIL: a helper thread woken just before would take it
+    otherwise, and the caller would wait for that thread to be run again.
+    """
     sequence = (_load(board, JOB * LINE) >> 8) + 1
     _store(board, DONE * LINE, 0)
     _store(board, ENTRY * LINE, entry)

@@ -158,3 +158,30 @@ def test_spin_us_is_checked():
     with pytest.raises(ValueError, match="spin_us"):
         with st.config(spin_us=-1):
             pass
+
+
+def test_a_team_backing_off_runs_through_the_queue_then_comes_back():
+    x, w, b = _direct_case()
+    expected = _serial(x, w, b)
+    threads = numba.get_num_threads()
+    numba.set_num_threads(2)
+    try:
+        st.correlate_channels(x, w, bias=b, parallel=True)
+        board = _engine._HELPERS.board
+        _engine._TEAM._backoff_until = time.monotonic() + 60
+        sequence = board[kt.JOB * kt.LINE] >> 8
+        for _ in range(5):
+            np.testing.assert_array_equal(
+                st.correlate_channels(x, w, bias=b, parallel=True), expected)
+        assert board[kt.JOB * kt.LINE] >> 8 == sequence
+        _engine._TEAM._backoff_until = 0.0
+        joined = 0
+        for _ in range(20):
+            np.testing.assert_array_equal(
+                st.correlate_channels(x, w, bias=b, parallel=True), expected)
+            joined += board[kt.DONE * kt.LINE]
+        assert board[kt.JOB * kt.LINE] >> 8 == sequence + 20
+        assert joined > 0
+    finally:
+        _engine._TEAM._backoff_until = 0.0
+        numba.set_num_threads(threads)
