@@ -31,6 +31,12 @@ threads and on the calling thread.  A box is taken only by a thread that is
 running, so when another process keeps a core busy the call goes on without
 the thread that cannot run (numba's parallel loops wait for every worker:
 measured 8 ms instead of 0.42 ms a call, see docs/performance.md).
+
+Kernels with a C-callable entry point (the direct convolution) run on the
+*team* instead (`run_team`, stencils._kernels_team): helpers that finished a
+job poll a board in native code for ``config.spin_us``, so the next call's
+job starts on them at once, without a wake-up or the GIL; a call that waits
+long for a descheduled helper sends the team back to the queue for a while.
 """
 
 from __future__ import annotations
@@ -657,8 +663,8 @@ class _Helpers:
                 continue
             spin = _TEAM.spin_cycles()
             board[(kt.SLOT + 2 * slot) * kt.LINE] = kt.SPINNING if spin else kt.ASLEEP
-            if spin:
-                kt.serve(board, slot, spin)
+            if spin and kt.serve(board, slot, spin):
+                _TEAM.back_off()
 
 
 def _nothing():
@@ -707,9 +713,11 @@ class _Team:
 
     A helper that took a job and is then descheduled (another process wants
     its core) keeps the call waiting until the OS runs it again, a time slice
-    of milliseconds.  A call that waits that long for its helpers sends the
-    team to the queue for `_BACKOFF_S`: helpers neither spin nor take jobs from
-    the board, and calls hand out work as `run_parallel` does.
+    of milliseconds, and a spinning helper takes time from the threads that
+    have work.  A call that waits that long for its helpers, or a helper that
+    finds itself descheduled while it spins, sends the team to the queue for
+    `_BACKOFF_S`: helpers neither spin nor take jobs from the board, and calls
+    hand out work as `run_parallel` does.
     """
 
     _BACKOFF_S = 0.1
@@ -729,6 +737,10 @@ class _Team:
                 pass
             self._cycles_per_us = (kt.clock() - start) / ((time.perf_counter() - begun) * 1e6)
         return int(config.spin_us * self._cycles_per_us)
+
+    def back_off(self):
+        """Send the team to the queue for `_BACKOFF_S`: a helper was descheduled."""
+        self._backoff_until = time.monotonic() + self._BACKOFF_S
 
     def run(self, entry, block, call, threads):
         helpers = min(threads - 1, kt.MAX_SLOTS)
@@ -753,7 +765,7 @@ class _Team:
                 kt.finish(board, sequence)
             waited = time.perf_counter() - ended
             if waited > max(2e-4, 0.5 * (ended - begun)):
-                self._backoff_until = time.monotonic() + self._BACKOFF_S
+                self.back_off()
         finally:
             self._lock.release()
 

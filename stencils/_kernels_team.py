@@ -137,7 +137,8 @@ def pointer_at(typingctx, address, zero):
 @njit(nogil=True, cache=True)
 def serve(board, slot, spin_cycles):
     """Take posted jobs until the board is quiet for `spin_cycles`, or kicked, or the
-    thread is found descheduled; then mark slot `slot` asleep and return."""
+    thread is found descheduled; then mark slot `slot` asleep and return whether it
+    was descheduled."""
     state = (SLOT + 2 * slot) * LINE
     last = _load(board, state + LINE)
     kick = _load(board, KICK * LINE)
@@ -157,13 +158,14 @@ def serve(board, slot, spin_cycles):
                 polled = idle_since
             continue
         now = cycles()
-        if (_load(board, KICK * LINE) != kick or now - idle_since > spin_cycles
-                or now - polled > _PREEMPTED_CYCLES):
+        descheduled = now - polled > _PREEMPTED_CYCLES
+        if descheduled or _load(board, KICK * LINE) != kick or now - idle_since > spin_cycles:
             break
         polled = now
         _pause()
     _store(board, state + LINE, last)
     _store(board, state, ASLEEP)
+    return descheduled
 
 
 @njit(cache=True)
