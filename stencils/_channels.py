@@ -508,15 +508,16 @@ def _run_direct(x, weights, bias, out, g, threads):
     # One kernel call per thread, each claiming one sample at a time from a
     # shared counter: no Python between samples, and no thread waits for a
     # late one (it takes what is left when it starts).
+    # The block holds addresses only: every array it names stays referenced here.
     next_sample = np.zeros(1, dtype=np.int64)
-    chunk = 1 if threads > 1 else g.samples
-    args = (next_sample, g.samples, chunk, lanes, g.pad_top, g.pad_left, g.hp, g.wp)
-    call = lambda: kc.direct_samples(x, swap_x, wt, bias_padded, out, *args)  # noqa: E731
-    if threads == 1:
-        call()
-        return
-    block = kc.direct_block(x, swap_x, wt, bias_padded, out, *args)
-    _engine.run_team(kc.direct_entry(out.dtype), block, call, threads)
+    args = (g.samples, 1, lanes, g.pad_top, g.pad_left, g.hp, g.wp)
+    block = kc.direct_block(x, swap_x, wt, bias_padded, out, next_sample, *args)
+
+    def serially():
+        kc.direct_samples(x, swap_x, wt, bias_padded, out, np.zeros(1, dtype=np.int64),
+                          g.samples, g.samples, *args[2:])
+
+    _engine.run_team(lambda: kc.direct_entry(out.dtype), block, serially, threads)
 
 
 def _run_scatter(x, weights, bias, out, g, threads):

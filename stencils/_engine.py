@@ -742,50 +742,68 @@ class _Team:
         """Send the team to the queue for `_BACKOFF_S`: a helper was descheduled."""
         self._backoff_until = time.monotonic() + self._BACKOFF_S
 
-    def run(self, entry, block, call, threads):
+    def run(self, entry, block, serially, threads):
         helpers = min(threads - 1, kt.MAX_SLOTS)
         if helpers < 1:
-            call()
+            serially()
             return
+        address, data, failed = entry(), block.ctypes.data, []
+
+        def share(_):
+            if not kt.run_entry(address, data):
+                failed.append(True)
+
         if not self.spin_cycles() or not self._lock.acquire(blocking=False):
-            run_parallel(lambda _: call(), [None] * threads, threads)
-            return
-        try:
-            if _HELPERS.board is None:
-                _HELPERS.board = np.zeros(kt.BOARD_WORDS, dtype=np.int64)
-            board = _HELPERS.board
-            _HELPERS.start(helpers)
-            _HELPERS.wake(helpers)
-            sequence = kt.post(board, entry, block.ctypes.data)
-            begun = time.perf_counter()
+            run_parallel(share, [None] * threads, threads)
+        else:
             try:
-                call()
+                self._run_on_board(address, data, share, helpers, failed)
             finally:
-                ended = time.perf_counter()
-                kt.finish(board, sequence)
-            waited = time.perf_counter() - ended
-            if waited > max(2e-4, 0.5 * (ended - begun)):
-                self.back_off()
+                self._lock.release()
+        if failed:
+            # The entry point reports an exception only as a status: computed
+            # again through Python, the kernel raises it (or its result is right).
+            serially()
+
+    def _run_on_board(self, address, data, share, helpers, failed):
+        if _HELPERS.board is None:
+            _HELPERS.board = np.zeros(kt.BOARD_WORDS, dtype=np.int64)
+        board = _HELPERS.board
+        _HELPERS.start(helpers)
+        _HELPERS.wake(helpers)
+        sequence = kt.post(board, address, data)
+        begun = time.perf_counter()
+        try:
+            share(None)
         finally:
-            self._lock.release()
+            ended = time.perf_counter()
+            if kt.finish(board, sequence):
+                failed.append(True)
+        if time.perf_counter() - ended > max(2e-4, 0.5 * (ended - begun)):
+            self.back_off()
 
 
 _TEAM = _Team()
 
 
-def run_team(entry, block, call, threads):
-    """call() on this thread while up to threads - 1 helpers run the C entry point at
-    address `entry` (``void(int64)``) on the int64 array `block`.
+def run_team(entry, block, serially, threads):
+    """Run a kernel's C entry point on this thread and up to threads - 1 helpers.
 
-    Both sides must take their work from shared atomic counters (the kernel's
-    own), so a helper that joins late, or never, takes what is left.  Helpers
-    that are polling the team's board start within a microsecond, where a
-    sleeping thread takes 20-60 us to wake and then waits for the GIL; when
-    the team is busy (another thread's call), backing off (`_Team`) or
-    spinning is off (``config.spin_us == 0``) the helpers run `call` through
-    the queue.
+    ``entry()`` gives the address of a C function ``int64(int64)`` (asked for
+    only when more than one thread runs), called by every thread with the
+    address of the int64 array `block`; it returns 1, or 0 when its kernel
+    raised.  Every call must take its work from shared atomic counters (the
+    kernel's own), so a helper that joins late, or never, takes what is left.
+    With one thread, or when an entry point failed, ``serially()`` computes the
+    whole result through Python (raising the kernel's own exception).
+
+    Helpers that are polling the team's board start within a microsecond,
+    where a sleeping thread takes 20-60 us to wake and then waits for the GIL;
+    when the team is busy (another thread's call), backing off (`_Team`) or
+    spinning is off (``config.spin_us == 0``), the threads run the entry point
+    through the queue (`run_parallel`).
     """
-    _TEAM.run(entry, block, call, threads)
+    _TEAM.run(entry, block, serially, threads)
 
 
 def _consts(params, fill, dtype):

@@ -5,8 +5,9 @@ A parallel call hands its helpers work through one small int64 array, the
 that finished a job keeps polling the board for a while in ``nogil`` code, so
 the next call's job starts on it within a microsecond, with no wake-up of a
 sleeping thread and no wait for the GIL.  A job is the address of a C-callable
-entry point (a Numba ``cfunc`` of signature ``void(int64)``) and the address of
-the int64 block of arguments it unpacks with `pointer_at`.
+entry point (a Numba ``cfunc`` of signature ``int64(int64)``, returning 1, or 0
+when its kernel raised) and the address of the int64 block of arguments it
+unpacks with `pointer_at`.
 
 Board words, each on its own cache line (index = word * LINE):
 
@@ -15,7 +16,8 @@ Board words, each on its own cache line (index = word * LINE):
   any more (the caller finished its share);
 - ``ENTRY``, ``ENTRY + 1``: the job's entry address and argument block address,
   written before ``JOB`` publishes them;
-- ``DONE``: helpers that finished the job (reset by the caller before posting);
+- ``DONE``: helpers that finished the job, and ``DONE + 1`` those whose entry
+  point failed (returned 0), both reset by the caller before posting;
 - ``KICK``: changed by the caller when Python work waits for the helpers, so
   spinning helpers return to their queue;
 - ``SLOT + 2h``: helper slot ``h``'s state (``ASLEEP``, ``WAKING`` or
@@ -32,7 +34,8 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 __all__ = ["LINE", "JOB", "ENTRY", "DONE", "KICK", "SLOT", "CLOSED", "ASLEEP", "SPINNING",
-           "WAKING", "MAX_SLOTS", "BOARD_WORDS", "pointer_at", "serve", "post", "finish", "clock"]
+           "WAKING", "MAX_SLOTS", "BOARD_WORDS", "pointer_at", "serve", "post", "run_entry",
+           "finish", "clock"]
 
 LINE = 8  # int64 words per cache line: each board word on a line of its own
 JOB, ENTRY, DONE, KICK, SLOT = 0, 1, 2, 3, 4
@@ -116,12 +119,11 @@ def _pause(typingctx):
 
 @intrinsic
 def _call(typingctx, entry, block):
-    """Call the C function at address `entry` with the int64 `block`."""
+    """Call the C function ``int64(int64)`` at address `entry` with `block`."""
     def codegen(context, builder, signature, args):
-        fnty = ir.FunctionType(ir.VoidType(), [ir.IntType(64)])
-        builder.call(builder.inttoptr(args[0], fnty.as_pointer()), [args[1]])
-        return context.get_dummy_value()
-    return types.none(entry, block), codegen
+        fnty = ir.FunctionType(ir.IntType(64), [ir.IntType(64)])
+        return builder.call(builder.inttoptr(args[0], fnty.as_pointer()), [args[1]])
+    return types.int64(entry, block), codegen
 
 
 @intrinsic
@@ -151,7 +153,8 @@ def serve(board, slot, spin_cycles):
             if word & CLOSED == CLOSED:
                 last = sequence
             elif _swap_if(board, JOB * LINE, word, word + 1):
-                _call(_load(board, ENTRY * LINE), _load(board, ENTRY * LINE + 1))
+                if not _call(_load(board, ENTRY * LINE), _load(board, ENTRY * LINE + 1)):
+                    _add(board, DONE * LINE + 1, 1)
                 _add(board, DONE * LINE, 1)
                 last = sequence
                 idle_since = cycles()
@@ -177,6 +180,7 @@ def post(board, entry, block):
     """
     sequence = (_load(board, JOB * LINE) >> 8) + 1
     _store(board, DONE * LINE, 0)
+    _store(board, DONE * LINE + 1, 0)
     _store(board, ENTRY * LINE, entry)
     _store(board, ENTRY * LINE + 1, block)
     _store(board, JOB * LINE, sequence << 8)
@@ -184,8 +188,15 @@ def post(board, entry, block):
 
 
 @njit(nogil=True, cache=True)
+def run_entry(entry, block):
+    """Call the entry point at address `entry` with `block` (the caller's share); its status."""
+    return _call(entry, block)
+
+
+@njit(nogil=True, cache=True)
 def finish(board, sequence):
-    """Close job `sequence` to new helpers and wait for those that took it."""
+    """Close job `sequence` to new helpers and wait for those that took it; how many of
+    them failed."""
     while True:
         word = _load(board, JOB * LINE)
         if _swap_if(board, JOB * LINE, word, (sequence << 8) | CLOSED):
@@ -193,6 +204,7 @@ def finish(board, sequence):
     joined = word & CLOSED
     while _load(board, DONE * LINE) < joined:
         _pause()
+    return _load(board, DONE * LINE + 1)
 
 
 @njit(nogil=True, cache=True)

@@ -18,9 +18,15 @@ def _count_calls(address):
     block = carray(kt.pointer_at(address, np.int64(0)), (1,))
     counter = carray(kt.pointer_at(block[0], np.int64(0)), (1,))
     counter[0] += 1
+    return 1
 
 
-_COUNT_CALLS = cfunc(types.void(types.int64))(_count_calls)
+def _fail(address):
+    return 0
+
+
+_COUNT_CALLS = cfunc(types.int64(types.int64))(_count_calls)
+_FAIL = cfunc(types.int64(types.int64))(_fail)
 
 
 @pytest.fixture
@@ -195,3 +201,24 @@ def test_a_team_backing_off_runs_through_the_queue_then_comes_back():
         numba.set_num_threads(threads)
     assert _team_calls_until_a_helper_joins(x, w, b, expected)
     assert board[kt.JOB * kt.LINE] >> 8 > sequence
+
+
+@pytest.mark.parametrize("spin_us", [0, 300])
+def test_a_failing_entry_point_has_the_call_computed_serially(spin_us):
+    computed = []
+    with st.config(spin_us=spin_us):
+        for _ in range(3):
+            _engine._TEAM._backoff_until = 0.0
+            _engine.run_team(lambda: _FAIL.address, np.zeros(1, dtype=np.int64),
+                             lambda: computed.append(True), 2)
+    assert computed == [True] * 3
+
+
+def test_one_thread_computes_serially_and_asks_for_no_entry_point():
+    computed = []
+
+    def entry():
+        raise AssertionError("asked for an entry point")
+
+    _engine.run_team(entry, np.zeros(1, dtype=np.int64), lambda: computed.append(True), 1)
+    assert computed == [True]
