@@ -720,7 +720,7 @@ class _Team:
     hand out work as `run_parallel` does.
     """
 
-    _BACKOFF_S = 0.1
+    _BACKOFF_S = 1.0
 
     def __init__(self):
         self._lock = threading.Lock()

@@ -47,7 +47,7 @@ BOARD_WORDS = (SLOT + 2 * MAX_SLOTS) * LINE
 # A gap this long between two polls means the OS did not run the helper: the
 # machine has more runnable threads than cores, and spinning only takes time
 # from them.
-_PREEMPTED_CYCLES = 200_000
+_PREEMPTED_CYCLES = 50_000
 
 _X86 = platform.machine().lower() in ("x86_64", "amd64")
 
