@@ -784,20 +784,18 @@ def _tier0_ready(interpret, dtype, args):
     char = np.dtype(dtype).char
     with _TIER0_LOCK:
         read_run = _ROW_READERS.get(char)
-        loaded = (interpret, char) in _INTERPRETERS_LOOKED_UP
+        build_looked_up = (interpret, char) in _INTERPRETERS_LOOKED_UP
+        _INTERPRETERS_LOOKED_UP.add((interpret, char))
         if read_run is None:
             read_run = kn.row_reader(dtype)
-            if not (kn.CACHE and _numba_cache.load_callback(read_run)):
-                if not loaded and kn.CACHE:
-                    loaded = True
-                    _INTERPRETERS_LOOKED_UP.add((interpret, char))
-                    _compile_tier0(interpret, read_run, args)
-                if read_run.address is None and not _numba_cache.load_callback(read_run):
-                    read_run.compile()
+            if kn.CACHE and not _numba_cache.load_callback(read_run) and not build_looked_up:
+                build_looked_up = True
+                _compile_tier0(interpret, read_run, args)
+            if read_run.address is None:
+                read_run.compile()  # loads what a forked child left on disk, or compiles
             _ROW_READERS[char] = read_run
-        if kn.CACHE and not loaded:
+        if kn.CACHE and not build_looked_up:
             # Its code on disk loads without numba's compiler set-up.
-            _INTERPRETERS_LOOKED_UP.add((interpret, char))
             _numba_cache.load(interpret, (read_run,) + args)
     return read_run
 

@@ -12,7 +12,8 @@ Two kinds of kernel compute a stencil:
 
 - the *interpreter* (this module, tier 0) runs a small register program over
   blocks of output points, so it serves every stencil without compiling
-  anything new;
+  anything new; its reads run in a C callback compiled apart (`row_reader`),
+  so that the two halves of its first compile can run at once;
 - *generated* kernels (source from stencils._lower, tier 1) unroll one
   stencil's expression into straight-line code; they use `resolve_index` and
   the operator table below, so both kinds answer identically.
@@ -603,7 +604,8 @@ def _interpreter(with_operators):
         """Run the program for work items [first, last).
 
         Item i covers output rows [g, g + group) x columns [j0, j0 + colblock) of
-        out2 (`group` > 1 only when colblock is the whole row).  `space` and
+        out2 (`group` > 1 only when colblock is the whole row).  `read_run`:
+        the row reader of src2's dtype (`row_reader`), compiled.  `space` and
         `index_space`: see `register_space` and `index_space`; `sizes`:
         `program_sizes`.  Releases the GIL: the engine runs several ranges at
         once on its own threads.

@@ -142,14 +142,31 @@ def compile_beside(child_compile, parent_compile, *, timeout=None):
 
 
 def _reap(pid, timeout):
-    # Wait for the child (no zombie is left), killing it after `timeout` s.
+    # Wait for the child (no zombie is left), killing it after `timeout` s or
+    # when this process is interrupted while it waits.
     deadline = time.monotonic() + timeout
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status) == 0
-        if time.monotonic() >= deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            return False
-        time.sleep(0.002)
+    try:
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return os.waitstatus_to_exitcode(status) == 0
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.002)
+    except ChildProcessError:
+        # Reaped elsewhere (SIGCHLD ignored): its outcome is unknown, and the
+        # caller looks in the disk cache for what it compiled.
+        return False
+    except BaseException:
+        _kill(pid)
+        raise
+    _kill(pid)
+    return False
+
+
+def _kill(pid):
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ChildProcessError, ProcessLookupError):
+        pass
