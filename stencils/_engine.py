@@ -779,8 +779,8 @@ def _tier0_ready(interpret, dtype, args):
     With neither on disk (a fresh machine), the reader compiles in a forked
     child process while this one compiles the build, then loads from the disk
     cache what the child wrote: the two halves of tier 0's first compile run
-    on two cores (`_numba_cache.compile_beside`; off with
-    ``STENCILS_PARALLEL_COMPILE=0``)."""
+    on two cores (`_numba_cache.compile_beside`; only while a core looks
+    free; off with ``STENCILS_PARALLEL_COMPILE=0``)."""
     char = np.dtype(dtype).char
     with _TIER0_LOCK:
         read_run = _ROW_READERS.get(char)
@@ -806,7 +806,7 @@ def _compile_tier0(interpret, read_run, args):
     values = (read_run,) + args
     if _numba_cache.load(interpret, values):
         return
-    if not (config.parallel_compile and _numba_cache.can_fork()):
+    if not (config.parallel_compile and _numba_cache.can_fork() and _numba_cache.core_free()):
         return
     types = tuple(interpret.typeof_pyval(a) for a in values)
     _numba_cache.compile_beside(read_run.compile, lambda: interpret.compile(types))

@@ -102,6 +102,17 @@ def can_fork():
         return (os.cpu_count() or 1) >= 2
 
 
+def core_free():
+    """Whether a CPU looks free for a second compile: the load average of the
+    last minute leaves at least half a CPU unused.  With none free, the child
+    and the parent share one CPU and the two compiles take longer than one
+    process doing both (the child compiles a few small functions again)."""
+    try:
+        return os.getloadavg()[0] <= len(os.sched_getaffinity(0)) - 0.5
+    except (AttributeError, OSError):
+        return True
+
+
 def compile_beside(child_compile, parent_compile, *, timeout=None):
     """Run `child_compile` in a forked child while this process runs
     `parent_compile`; True if the child finished (its code, compiled with
@@ -115,7 +126,7 @@ def compile_beside(child_compile, parent_compile, *, timeout=None):
     atexit handlers, no flushing of buffers it shares with this process).
     numba writes each cache file whole (a temporary file renamed into place),
     so a child killed mid-compile leaves no entry anyone would load.  The
-    caller checks `can_fork` first.
+    caller checks `can_fork` (and `core_free`) first.
     """
     from numba.core.compiler_lock import global_compiler_lock
     from numba.core.registry import cpu_target
