@@ -14,7 +14,9 @@ Rows: ``loop-*``: 400 calls of ``st.correlate`` on a 512^2 float32 image, 7x7
 kernel, 'reflect' (the first call included), against
 ``scipy.ndimage.correlate``'s 400 calls; ``first-5x5-4096-*``: the time to the
 first result of a 5x5 correlation on a 4096^2 float32 image, against scipy's
-first call.  Imports are not timed (the note gives them: stencils and numba
+first call; ``tier0-compile-fresh-machine``: the first call of the loop on a
+fresh machine (tier 0's compile, issue 10's target: <= 3 s), with half of the
+compile in a forked child (default) and with it off.  Imports are not timed (the note gives them: stencils and numba
 about 1 s, scipy 0.3 s).  A helper process that a measured process leaves
 compiling is waited for before the next measurement starts.
 
@@ -36,7 +38,7 @@ import textwrap
 import time
 
 CHILD = textwrap.dedent("""
-    import json, sys, time
+    import json, os, sys, time
     t = time.perf_counter()
     import numpy as np
     which, calls, size, ksize = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
@@ -55,12 +57,16 @@ CHILD = textwrap.dedent("""
     kernel = rng.standard_normal((ksize, ksize)).astype(np.float32)
     times = []
     for _ in range(calls):
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         call()
         times.append(time.perf_counter() - t)
+        if len(times) == 1:
+            cpu = time.process_time() - cpu
     stats = _engine.stats if which == "ours" else {}
+    # CPU time of the first call, and of child processes it waited for (a forked compile).
+    children = os.times().children_user + os.times().children_system
     print(json.dumps({"total": sum(times), "first": times[0], "rest": sorted(times[1:]),
-                      "import": imported, "stats": stats}))
+                      "import": imported, "stats": stats, "cpu": cpu, "children_cpu": children}))
 """)
 
 # Cache states: (name, stencils' kernel cache, numba's cache), folders under the run's root.
@@ -69,8 +75,8 @@ STATES = (("warm", "kernels-warm", "numba-warm"),
           ("fresh-machine", "kernels-fresh{}", "numba-fresh{}"))
 
 
-def _child(which, calls, size, ksize, caches=None, engine=None):
-    env = dict(os.environ)
+def _child(which, calls, size, ksize, caches=None, engine=None, **settings):
+    env = dict(os.environ, **settings)
     if caches is not None:
         env["STENCILS_CACHE_DIR"], env["NUMBA_CACHE_DIR"] = caches
     if engine is not None:
@@ -136,6 +142,23 @@ def measure(quick=False):
                              _note(ours, theirs), desc))
             rows.append(_row(f"first-5x5-{big}-{state[0]}", "scipy.ndimage", theirs["first"], "",
                              desc))
+        if not quick:
+            rows += _tier0_compile_rows(caches)
+    return rows
+
+
+def _tier0_compile_rows(caches):
+    """Tier 0's first compile (the first call of the 512^2 7x7 loop on a fresh
+    machine), with half of it in a forked child (default) and all of it in one
+    process (``STENCILS_PARALLEL_COMPILE=0``)."""
+    rows = []
+    desc = "first call of correlate, 512^2 float32, 7x7 'reflect', fresh machine: tier 0's compile"
+    for impl, setting in (("ours", "1"), ("ours, STENCILS_PARALLEL_COMPILE=0", "0")):
+        ours = _child("ours", 1, 512, 7, caches(STATES[2], "-compile" + setting),
+                      STENCILS_PARALLEL_COMPILE=setting)
+        note = (f"CPU {ours['cpu']:.2f} s in the process, {ours['children_cpu']:.2f} s in "
+                f"child processes it waited for; imports {ours['import']:.2f} s")
+        rows.append(_row("tier0-compile-fresh-machine", impl, ours["first"], note, desc))
     return rows
 
 

@@ -16,6 +16,7 @@ __all__ = ["config", "warmup"]
 _SETTINGS = {
     "engine": ("STENCILS_ENGINE", ("auto", "interpreter", "generated")),
     "compile": ("STENCILS_COMPILE", ("background", "thread", "sync")),
+    "parallel_compile": ("STENCILS_PARALLEL_COMPILE", (True, False)),
     "parallel_min_work": ("STENCILS_PARALLEL_MIN_WORK", int),
     "jit_min_work": ("STENCILS_JIT_MIN_WORK", int),
     "jit_total_work": ("STENCILS_JIT_TOTAL_WORK", int),
@@ -65,6 +66,12 @@ def config(**settings):
         switch once it is there); 'thread' on a thread of this process (lost
         if the process ends first; the choice when there is no disk cache);
         'sync' in the call that asks (reproducible timing).
+    parallel_compile : bool
+        ``STENCILS_PARALLEL_COMPILE`` (``0`` turns it off).  True (default):
+        the interpreter's first compile on a machine with nothing on disk
+        runs half of itself in a forked child process, on another core
+        (Linux, two CPUs or more); False compiles it all in the calling
+        process.
     parallel_min_work, jit_min_work, jit_total_work, max_unrolled_nodes : int
         ``STENCILS_PARALLEL_MIN_WORK`` ..., counted in output points times
         expression nodes: a call goes parallel above `parallel_min_work`; a

@@ -86,6 +86,10 @@ class _Config:
         # 'background' (a helper process), 'thread' or 'sync': where a kernel
         # the policy asks for is compiled.
         self.compile = env("STENCILS_COMPILE", "background")
+        # Whether tier 0's first compile on a fresh machine runs half of itself
+        # in a forked child process (stencils._numba_cache.compile_beside).
+        self.parallel_compile = env("STENCILS_PARALLEL_COMPILE", "1").lower() not in (
+            "0", "false", "no", "off")
 
 
 config = _Config()
@@ -877,6 +881,8 @@ def _generated_kernel(module, entry, src, border):
 
 
 _INTERPRETERS_LOOKED_UP = set()  # (interpreter build, dtype char) looked for on disk
+_ROW_READERS = {}  # dtype char -> tier 0's compiled row reader (kn.row_reader)
+_TIER0_LOCK = threading.Lock()  # held while a build of tier 0 is loaded or compiled
 
 
 def _interpreter_kernel(entry, src, border):
@@ -887,15 +893,11 @@ def _interpreter_kernel(entry, src, border):
     code = np.int64(border.code)
     interpret = kn.interpret_rows if prog.uses_operators else kn.interpret_sums
     sizes = kn.program_sizes(prog.prog, prog.taps)
-    if kn.CACHE and (interpret, src.dtype.char) not in _INTERPRETERS_LOOKED_UP:
-        # Its code on disk loads without numba's compiler set-up: the types
-        # every call passes (outputs, register space and index arrays typed as
-        # src2, consts and src_outer).
-        _INTERPRETERS_LOOKED_UP.add((interpret, src.dtype.char))
-        item = np.int64(0)
-        _numba_cache.load(interpret, (src2, src2, consts, consts, src_outer, prog.prog,
-                                      prog.taps, sizes, src_outer, src_outer, src_outer,
-                                      src_outer, code, item, item, item, item))
+    item = np.int64(0)
+    read_run = _tier0_ready(interpret, src.dtype, (src2, src2, consts, consts, src_outer,
+                                                   prog.prog, prog.taps, sizes, src_outer,
+                                                   src_outer, src_outer, src_outer, code, item,
+                                                   item, item, item))
 
     def kernel(out2, out_outer, lo, step):
         nrows, width = out2.shape
@@ -903,8 +905,49 @@ def _interpreter_kernel(entry, src, border):
         nitems = -(-nrows // group) * -(-width // colblock)
         space = kn.register_space(sizes, group * colblock, src2.dtype)
         index_space = kn.index_space(prog.taps, group, width, sizes)
-        interpret(src2, out2, consts, space, index_space, prog.prog, prog.taps, sizes, out_outer,
-                  src_outer, lo, step, code, np.int64(colblock), np.int64(group), np.int64(0),
-                  np.int64(nitems))
+        interpret(read_run, src2, out2, consts, space, index_space, prog.prog, prog.taps, sizes,
+                  out_outer, src_outer, lo, step, code, np.int64(colblock), np.int64(group),
+                  np.int64(0), np.int64(nitems))
 
     return kernel
+
+
+def _tier0_ready(interpret, dtype, args):
+    """Tier 0's row reader for `dtype`, with it and the `interpret` build loaded
+    or compiled for `args` (every call's types: outputs, register space and
+    index arrays typed as src2, consts and src_outer; the reader comes first).
+
+    With neither on disk (a fresh machine), the reader compiles in a forked
+    child process while this one compiles the build, then loads from the disk
+    cache what the child wrote: the two halves of tier 0's first compile run
+    on two cores (`_numba_cache.compile_beside`; only while a core looks
+    free; off with ``STENCILS_PARALLEL_COMPILE=0``)."""
+    char = np.dtype(dtype).char
+    with _TIER0_LOCK:
+        read_run = _ROW_READERS.get(char)
+        build_looked_up = (interpret, char) in _INTERPRETERS_LOOKED_UP
+        _INTERPRETERS_LOOKED_UP.add((interpret, char))
+        if read_run is None:
+            read_run = kn.row_reader(dtype)
+            if kn.CACHE and not _numba_cache.load_callback(read_run) and not build_looked_up:
+                build_looked_up = True
+                _compile_tier0(interpret, read_run, args)
+            if read_run.address is None:
+                read_run.compile()  # loads what a forked child left on disk, or compiles
+            _ROW_READERS[char] = read_run
+        if kn.CACHE and not build_looked_up:
+            # Its code on disk loads without numba's compiler set-up.
+            _numba_cache.load(interpret, (read_run,) + args)
+    return read_run
+
+
+def _compile_tier0(interpret, read_run, args):
+    # A fresh machine: `interpret` here and the reader in a forked child, when
+    # both are missing from the disk cache (else each loads or compiles alone).
+    values = (read_run,) + args
+    if _numba_cache.load(interpret, values):
+        return
+    if not (config.parallel_compile and _numba_cache.can_fork() and _numba_cache.core_free()):
+        return
+    types = tuple(interpret.typeof_pyval(a) for a in values)
+    _numba_cache.compile_beside(read_run.compile, lambda: interpret.compile(types))

@@ -12,7 +12,8 @@ Two kinds of kernel compute a stencil:
 
 - the *interpreter* (this module, tier 0) runs a small register program over
   blocks of output points, so it serves every stencil without compiling
-  anything new;
+  anything new; its reads run in a C callback compiled apart (`row_reader`),
+  so that the two halves of its first compile can run at once;
 - *generated* kernels (source from stencils._lower, tier 1) unroll one
   stencil's expression into straight-line code; they use `resolve_index` and
   the operator table below, so both kinds answer identically.
@@ -24,7 +25,9 @@ A new operator goes in `OPERATORS` (name, arity, spelling), `binary_op` or
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import carray, from_dtype, njit, types
+from numba.core.ccallback import CFunc
+from numba.experimental import function_type  # noqa: F401 - typeof(CFunc), for calls that load from disk
 
 from ._kernels_border import (CACHE, CONTINUE, EDGE, FILL, REFLECT, SCIPY_MIRROR,  # noqa: F401
                               SCIPY_REFLECT, WRAP, resolve_index)
@@ -409,6 +412,64 @@ def _interior_taps(o, src, first, n, step, taps, t0, count, consts, p0):
             o[t] = o[t] + w0 * s0[t]
 
 
+def _read_run(regs, nregs, points, rows, nb, src, nsrc, tap_rows, j0, j1, inner_lo, inner_hi,
+              cols, ncols, nedge, lo_l, step_l, taps, ntaps, ndim, consts, nconsts, prog, nins,
+              first, n_l, code):
+    """Run the program's read instructions from `first` on, up to the next
+    instruction of another kind, over one block of `rows` x `nb` output points
+    (see `interpret_rows`); return the index of that next instruction.
+
+    Compiled apart from the interpreter as a C callback, arrays passed as raw
+    pointers (see `row_reader`); one call serves a whole run of reads (a
+    correlation's every row), so the call costs little next to the reads."""
+    r2 = carray(regs, (nregs, points))
+    values = carray(consts, (nconsts,))
+    program = carray(prog, (nins, 5))
+    source_rows = carray(tap_rows, (rows * ntaps,))
+    source = carray(src, (nsrc,))
+    tap_table = carray(taps, (ntaps, ndim))
+    edges = (inner_lo, inner_hi, carray(cols, (ncols,)), nedge)
+    ins = first
+    while ins < nins and (program[ins, 0] == READ_SET or program[ins, 0] == READ_ADD):
+        d = r2[program[ins, 1]]
+        t0 = program[ins, 2]
+        if program[ins, 0] == READ_SET:
+            # -0.0 + x is x for every x, -0.0 included: a sum starts exact.
+            for t in range(rows * nb):
+                d[t] = -values[0]
+        for r in range(rows):
+            _read_taps(d[r * nb:], source, source_rows[r * ntaps + t0], values[2], j0, j1,
+                       edges, lo_l, step_l, tap_table, t0, program[ins, 4], values,
+                       program[ins, 3], n_l, code)
+        ins += 1
+    return ins
+
+
+def row_reader_signature(dtype):
+    """The C signature of tier 0's row reader for `dtype` (see `_read_run`)."""
+    real, index = types.CPointer(from_dtype(np.dtype(dtype))), types.CPointer(types.int64)
+    i = types.int64
+    return types.int64(real, i, i, i, i, real, i, index, i, i, i, i, index, i, i, i, i, index, i,
+                       i, real, i, index, i, i, i, i)
+
+
+def row_reader(dtype):
+    """Tier 0's row reader for `dtype`, not compiled yet (``.compile()`` compiles it,
+    or loads it from numba's disk cache; `_numba_cache.load_callback` loads it
+    without numba's compiler set-up).
+
+    The interpreter calls it through a function pointer, its first argument,
+    so the two are compiled apart: the interpreter's compile types the call
+    from the signature alone, and the reader's compile (about half of tier
+    0's) can run at the same time in another process (stencils._engine)."""
+    sig = row_reader_signature(dtype)
+    reader = CFunc(_read_run, (sig.args, sig.return_type), {},
+                   {"nopython": True, "error_model": "numpy", "fastmath": FASTMATH})
+    if CACHE:
+        reader.enable_caching()
+    return reader
+
+
 @njit(cache=CACHE, nogil=True, error_model="numpy", inline="always")
 def _apply_op(op, d, x, y, z, n, one, zero):  # noqa: C901 - one loop per cheap op, by design
     """d[:n] = op(x, y, z) point by point.
@@ -538,12 +599,13 @@ def _interpreter(with_operators):
     compiles (or loads) only the build its program needs."""
 
     @njit(cache=CACHE, nogil=True, error_model="numpy", fastmath=FASTMATH)
-    def interpret_rows(src2, out2, consts, space, index_space, prog, taps, sizes, out_outer,
-                       src_outer, lo, step, code, colblock, group, first, last):
+    def interpret_rows(read_run, src2, out2, consts, space, index_space, prog, taps, sizes,
+                       out_outer, src_outer, lo, step, code, colblock, group, first, last):
         """Run the program for work items [first, last).
 
         Item i covers output rows [g, g + group) x columns [j0, j0 + colblock) of
-        out2 (`group` > 1 only when colblock is the whole row).  `space` and
+        out2 (`group` > 1 only when colblock is the whole row).  `read_run`:
+        the row reader of src2's dtype (`row_reader`), compiled.  `space` and
         `index_space`: see `register_space` and `index_space`; `sizes`:
         `program_sizes`.  Releases the GIL: the engine runs several ranges at
         once on its own threads.
@@ -569,9 +631,9 @@ def _interpreter(with_operators):
         n_l = src2.shape[1]
         lo_l = lo[ndim - 1]
         step_l = step[ndim - 1]
-        zero, one, fill = consts[0], consts[1], consts[2]
-        edges = _edge_columns(width, lo_l, step_l, kspan, n_l, code,
-                              index_space[group * ntaps + ndim:])
+        zero, one = consts[0], consts[1]
+        inner_lo, inner_hi, cols, nedge = _edge_columns(width, lo_l, step_l, kspan, n_l, code,
+                                                        index_space[group * ntaps + ndim:])
         src = src2.reshape(-1)
         for item in range(first, last):
             line = (item // nblk) * group
@@ -584,19 +646,21 @@ def _interpreter(with_operators):
                               code, outer_index)
             # Every instruction over the whole block before the next one.
             npts = rows * nb
-            for ins in range(prog.shape[0]):
+            ins = 0
+            while ins < prog.shape[0]:
                 op = prog[ins, 0]
+                if op == READ_SET or op == READ_ADD:
+                    ins = read_run(regs.ctypes, nregs + 1, regs.shape[1], rows, nb, src.ctypes,
+                                   src.shape[0], tap_rows.ctypes, j0, j1, inner_lo, inner_hi,
+                                   cols.ctypes, cols.shape[0], nedge, lo_l, step_l, taps.ctypes,
+                                   ntaps, ndim, consts.ctypes, consts.shape[0], prog.ctypes,
+                                   prog.shape[0], ins, n_l, code)
+                    continue
                 d = regs[prog[ins, 1]]
-                if op == READ_SET or op == CONST:
-                    # -0.0 + x is x for every x, -0.0 included: a sum starts exact.
-                    v = consts[prog[ins, 2]] if op == CONST else -zero
+                if op == CONST:
+                    v = consts[prog[ins, 2]]
                     for t in range(npts):
                         d[t] = v
-                if op == READ_SET or op == READ_ADD:
-                    for r in range(rows):
-                        _read_taps(d[r * nb:], src, tap_rows[r * ntaps + prog[ins, 2]], fill, j0,
-                                   j1, edges, lo_l, step_l, taps, prog[ins, 2], prog[ins, 4],
-                                   consts, prog[ins, 3], n_l, code)
                 elif op == MULC or op == MAC:
                     # MULC adds the product onto -0.0, which changes none of its
                     # bits: one loop for both.
@@ -605,9 +669,10 @@ def _interpreter(with_operators):
                     w = consts[prog[ins, 3]]
                     for t in range(npts):
                         d[t] = acc[t] + w * x[t]
-                elif with_operators and op != CONST:
+                elif with_operators:
                     _apply_op(op, d, regs[prog[ins, 2]], regs[prog[ins, 3]], regs[prog[ins, 4]],
                               npts, one, zero)
+                ins += 1
             res = regs[result]
             for r in range(rows):
                 o = out2[line + r, j0:j1]

@@ -16,10 +16,19 @@ kernel on disk loads this way), so any failure leaves the dispatcher as it
 was and the caller's ordinary call goes through numba's own path.  A compile
 later in the process runs ``refresh()`` itself, as every numba compile does.
 
+`compile_beside` runs two compiles at once, one in a forked child that
+leaves its code in the disk cache: tier 0's first compile on a machine with
+nothing on disk uses both cores (stencils._engine).
+
 Kernel-level: imports nothing from stencils.
 """
 
 from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
 
 
 def load(dispatcher, args):
@@ -48,3 +57,127 @@ def load(dispatcher, args):
         return True
     except Exception:  # noqa: BLE001 - numba's own path loads (or compiles) it instead
         return False
+
+
+def load_callback(callback):
+    """Load a C callback (numba's ``CFunc``, `enable_caching` done, not compiled)
+    from numba's disk cache, as `load` does a dispatcher's code.
+
+    True if it is now compiled; False if ``callback.compile()`` must do it.
+    """
+    try:
+        from numba.core.compiler_lock import global_compiler_lock
+        from numba.core.runtime import rtsys
+
+        context = callback._targetdescr.target_context
+        with global_compiler_lock:
+            rtsys.initialize(context)
+            cres = callback._cache._load_overload(callback._sig, context)
+            if cres is None:
+                return False
+            callback._library = cres.library
+            callback._wrapper_name = cres.fndesc.llvm_cfunc_wrapper_name
+            callback._wrapper_address = cres.library.get_pointer_to_function(
+                callback._wrapper_name)
+            callback._cache_hits += 1
+        return True
+    except Exception:  # noqa: BLE001 - numba's own path loads (or compiles) it instead
+        return False
+
+
+# How long the parent waits for a forked compile past its own; a child still
+# at work then is killed and its piece compiled here.
+CHILD_TIMEOUT = 60.0
+
+
+def can_fork():
+    """Whether `compile_beside` forks: Linux (fork is what the platform's
+    processes are made with; elsewhere it is unsafe or absent) with two or
+    more CPUs to run on."""
+    if not sys.platform.startswith("linux") or not hasattr(os, "fork"):
+        return False
+    try:
+        return len(os.sched_getaffinity(0)) >= 2
+    except (AttributeError, OSError):
+        return (os.cpu_count() or 1) >= 2
+
+
+def core_free():
+    """Whether a CPU looks free for a second compile: the load average of the
+    last minute leaves at least half a CPU unused.  With none free, the child
+    and the parent share one CPU and the two compiles take longer than one
+    process doing both (the child compiles a few small functions again)."""
+    try:
+        return os.getloadavg()[0] <= len(os.sched_getaffinity(0)) - 0.5
+    except (AttributeError, OSError):
+        return True
+
+
+def compile_beside(child_compile, parent_compile, *, timeout=None):
+    """Run `child_compile` in a forked child while this process runs
+    `parent_compile`; True if the child finished (its code, compiled with
+    caching on, is then in numba's disk cache), False if it failed or took
+    longer than `timeout` seconds past the parent's own compile (it is killed).
+
+    numba's per-process set-up (``refresh()``, the runtime) runs first, so the
+    child inherits it.  Fork happens while this thread holds numba's compiler
+    lock: no thread of this process is then inside numba or LLVM.  The child
+    runs the compile and nothing else, and leaves with ``os._exit`` (no
+    atexit handlers, no flushing of buffers it shares with this process).
+    numba writes each cache file whole (a temporary file renamed into place),
+    so a child killed mid-compile leaves no entry anyone would load.  The
+    caller checks `can_fork` (and `core_free`) first.
+    """
+    from numba.core.compiler_lock import global_compiler_lock
+    from numba.core.registry import cpu_target
+    from numba.core.runtime import rtsys
+
+    with global_compiler_lock:
+        context = cpu_target.target_context
+        context.refresh()
+        rtsys.initialize(context)
+        pid = os.fork()
+        if pid == 0:  # the child
+            status = 1
+            try:
+                child_compile()
+                status = 0
+            finally:
+                os._exit(status)
+        try:
+            parent_compile()
+        except BaseException:
+            _reap(pid, 0.0)
+            raise
+    return _reap(pid, CHILD_TIMEOUT if timeout is None else timeout)
+
+
+def _reap(pid, timeout):
+    # Wait for the child (no zombie is left), killing it after `timeout` s or
+    # when this process is interrupted while it waits.
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return os.waitstatus_to_exitcode(status) == 0
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.002)
+    except ChildProcessError:
+        # Reaped elsewhere (SIGCHLD ignored): its outcome is unknown, and the
+        # caller looks in the disk cache for what it compiled.
+        return False
+    except BaseException:
+        _kill(pid)
+        raise
+    _kill(pid)
+    return False
+
+
+def _kill(pid):
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ChildProcessError, ProcessLookupError):
+        pass

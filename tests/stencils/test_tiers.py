@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import stencils as st
-from stencils import _engine
+from stencils import _engine, _numba_cache
 from stencils import _reference as ref
 
 SPECIALS = np.array([np.nan, -0.0, 0.0, 1.5, -2.0, np.inf, -np.inf, 3.0, -0.0, np.nan, 0.25, 7.0])
@@ -271,12 +271,13 @@ def test_edge_columns_past_the_table_are_resolved_one_by_one(width):
 
 
 COLD_CHILD = textwrap.dedent("""
-    import json
+    import json, os, sys
     import numpy as np
     from numba.core import event
     import stencils as st
+    from stencils import _engine, _numba_cache
 
-    compiled = []
+    compiled, forks = [], []
 
     class Listener(event.Listener):
         def on_start(self, ev):
@@ -285,21 +286,99 @@ COLD_CHILD = textwrap.dedent("""
         def on_end(self, ev):
             pass
 
+    compile_beside = _numba_cache.compile_beside
+
+    def recorded(child_compile, parent_compile, **options):
+        if os.environ.get("TEST_CHILD_FAILS"):
+            child_compile = lambda: os._exit(3)
+        forks.append(compile_beside(child_compile, parent_compile, **options))
+        return forks[-1]
+
+    _numba_cache.compile_beside = recorded
+    _numba_cache.core_free = lambda: True  # whatever else runs on the machine now
     event.register("numba:compile", Listener())
-    image = np.ones((64, 64), dtype=np.float32)
-    st.correlate(image, np.ones((7, 7), dtype=np.float32), mode="reflect")
-    print(json.dumps(compiled))
+    rng = np.random.default_rng(3)
+    image = rng.standard_normal((64, 70)).astype(np.float32)
+    image[5, 7], image[9, 0] = np.nan, -0.0
+    np.save(sys.argv[1], st.correlate(image, rng.standard_normal((7, 7)).astype(np.float32),
+                                      mode="constant"))
+    reader = _engine._ROW_READERS["f"]
+    print(json.dumps({"compiled": compiled, "forks": forks, "reader_hits": reader.cache_hits,
+                      "reader_ready": reader.address is not None,
+                      "compiler_set_up": "numba.np.linalg" in sys.modules}))
 """)
 
 
-def test_tier0_cold_compile_compiles_nothing_else(tmp_path):
-    # On empty caches the first correlation compiles tier 0's build and
-    # resolve_index, nothing more: each helper numba compiles by itself (its
-    # np.empty, integer max/min) adds 0.05-0.3 s to that first call.
+def _cold_child(tmp_path, name, **env):
     env = dict(os.environ, STENCILS_CACHE_DIR=str(tmp_path / "kernels"),
-               NUMBA_CACHE_DIR=str(tmp_path / "numba"), STENCILS_NUMBA_CACHE="1")
-    proc = subprocess.run([sys.executable, "-c", COLD_CHILD], env=env, capture_output=True,
-                          text=True, timeout=600)
+               NUMBA_CACHE_DIR=str(tmp_path / "numba"), STENCILS_NUMBA_CACHE="1",
+               STENCILS_ENGINE="interpreter", **env)
+    out = tmp_path / f"{name}.npy"
+    proc = subprocess.run([sys.executable, "-c", COLD_CHILD, str(out)], env=env,
+                          capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    compiled = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert sorted(compiled) == ["interpret_rows", "resolve_index"], compiled
+    return json.loads(proc.stdout.strip().splitlines()[-1]), np.load(out)
+
+
+def _tier0_here():
+    rng = np.random.default_rng(3)
+    image = rng.standard_normal((64, 70)).astype(np.float32)
+    image[5, 7], image[9, 0] = np.nan, -0.0
+    with st.config(engine="interpreter"):
+        return st.correlate(image, rng.standard_normal((7, 7)).astype(np.float32),
+                            mode="constant")
+
+
+def test_tier0_cold_compile_forks_and_leaves_both_halves_on_disk(tmp_path):
+    # On empty caches the first correlation compiles tier 0's build and
+    # resolve_index in this process, nothing more (each helper numba compiles
+    # by itself, its np.empty, integer max/min, adds 0.05-0.3 s to that first
+    # call); the row reader compiles in a forked child, and this process loads
+    # it from the disk cache instead of compiling it again.
+    cold, got = _cold_child(tmp_path, "cold")
+    assert sorted(cold["compiled"]) == ["interpret_rows", "resolve_index"], cold
+    if _numba_cache.can_fork():
+        assert cold["forks"] == [True] and cold["reader_hits"] == 1, cold
+    want = _tier0_here()
+    np.testing.assert_array_equal(_bits(got), _bits(want))
+    # A later process loads both halves from the disk, without numba's compiler.
+    warm, again = _cold_child(tmp_path, "warm")
+    assert warm == {"compiled": [], "forks": [], "reader_hits": 1, "reader_ready": True,
+                    "compiler_set_up": False}, warm
+    np.testing.assert_array_equal(_bits(again), _bits(want))
+
+
+def test_a_forked_compile_that_fails_is_done_in_process(tmp_path):
+    if not _numba_cache.can_fork():
+        pytest.skip("tier 0 compiles in one process here")
+    failed, got = _cold_child(tmp_path, "failed", TEST_CHILD_FAILS="1")
+    # The child exited 3: the reader was compiled here, not loaded.
+    assert failed["forks"] == [False] and failed["reader_hits"] == 0, failed
+    assert failed["reader_ready"], failed
+    np.testing.assert_array_equal(_bits(got), _bits(_tier0_here()))
+
+
+def test_compile_beside_kills_a_hanging_child_and_reaps_every_child(monkeypatch):
+    if not _numba_cache.can_fork():
+        pytest.skip("no fork here")
+    children = []
+    fork = os.fork
+
+    def recorded_fork():
+        pid = fork()
+        if pid:
+            children.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "fork", recorded_fork)
+    ran = []
+    t = time.monotonic()
+    assert not _numba_cache.compile_beside(lambda: time.sleep(60), lambda: ran.append(1),
+                                           timeout=0.3)
+    assert time.monotonic() - t < 30 and ran == [1]
+    assert not _numba_cache.compile_beside(lambda: 1 / 0, lambda: ran.append(2))
+    assert _numba_cache.compile_beside(lambda: None, lambda: ran.append(3))
+    assert ran == [1, 2, 3] and len(children) == 3
+    for pid in children:  # each one waited for: no zombie left
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
