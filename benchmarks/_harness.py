@@ -66,6 +66,10 @@ class Workload:
     # fraction of a millisecond, a loop as users run it, the implementations
     # alternating between samples.
     number: int = 1
+    # Untimed calls before each sample: the loop settles after the other
+    # implementation's (its thread pool's spinning threads go idle, this one's
+    # start spinning).
+    settle: int = 0
 
 
 @dataclasses.dataclass
@@ -136,6 +140,8 @@ def time_workload(workload, *, quick=False, repeats=None, warmup=2):
         # Alternate the order so that drift hits every implementation alike.
         order = impls if r % 2 == 0 else impls[::-1]
         for impl in order:
+            for _ in range(workload.settle):
+                impl.run()
             start = time.perf_counter()
             for _ in range(workload.number):
                 impl.run()

@@ -25,9 +25,11 @@ except ImportError:  # pragma: no cover - optional peer
     torch = None
 
 NO_TORCH = "torch is not installed"
-# Each sample is the mean of 20 consecutive calls, as a training loop makes them
-# (thread pools warm on both sides); the implementations alternate between samples.
-_LOOP = dict(number=20, repeats=11)
+# Each sample is the mean of 100 consecutive calls after 20 untimed ones, as a
+# training loop makes them: the implementations alternate between samples, and
+# each one's thread pool settles first (torch's OpenMP threads spin for
+# milliseconds after its calls, ours for 0.3 ms, each taking the other's cores).
+_LOOP = dict(number=100, settle=20, repeats=9)
 BATCH = 64
 POOLS = {"pool1": (BATCH, 6, 28, 28), "pool2": (BATCH, 16, 10, 10)}
 POOL_SHAPE = POOLS["pool1"]

@@ -591,9 +591,10 @@ def _boxes(shape, n):
 class _Helpers:
     """Daemon threads that help a calling thread through the boxes of one call.
 
-    Helper ``h`` owns slot ``h`` of the team's board: once the team is in use
-    (`run_team`), a helper that finished a job polls the board in native code
-    for `config.spin_us` before it goes back to sleep on the queue.
+    Helper ``h`` owns slot ``h`` of the team's board: a team call (`run_team`)
+    sends sleeping helpers there, and a helper polls it in native code for
+    `config.spin_us` after its last job before it goes back to sleep on the
+    queue.
     """
 
     def __init__(self):
@@ -657,22 +658,26 @@ class _Helpers:
             state = (kt.SLOT + 2 * slot) * kt.LINE
             if board[state] == kt.ASLEEP:
                 board[state] = kt.WAKING
-                self._jobs.put(_nothing)
+                self._jobs.put(_join_team)
 
     def _serve(self, slot):
         while True:
-            self._jobs.get()()
+            job = self._jobs.get()
+            job()
             board = self.board
-            if board is None:
+            if job is not _join_team:
+                # After a Python job a helper sleeps: spinning then only takes
+                # time from a neighbour (the 512^2 7x7 loop beside a busy core:
+                # 1.65 against 1.41 ms a call, mean).
                 continue
             spin = _TEAM.spin_cycles()
             board[(kt.SLOT + 2 * slot) * kt.LINE] = kt.SPINNING if spin else kt.ASLEEP
-            if spin and kt.serve(board, slot, spin):
+            if spin and kt.serve(board, slot, spin, _TEAM.gap_cycles()):
                 _TEAM.back_off()
 
 
-def _nothing():
-    pass
+def _join_team():
+    """A helper's job that sends it to the team's board."""
 
 
 _HELPERS = _Helpers()
@@ -718,33 +723,52 @@ class _Team:
     A helper that took a job and is then descheduled (another process wants
     its core) keeps the call waiting until the OS runs it again, a time slice
     of milliseconds, and a spinning helper takes time from the threads that
-    have work.  A call that waits that long for its helpers, or a helper that
-    finds itself descheduled while it spins, sends the team to the queue for
-    `_BACKOFF_S`: helpers neither spin nor take jobs from the board, and calls
-    hand out work as `run_parallel` does.
+    have work.  A call that was descheduled during its own share, or waits
+    that long for its helpers, or a helper that finds itself descheduled while
+    it spins, sends the team to the queue for a while: helpers neither spin nor take jobs from the board, and calls hand
+    out work as `run_parallel` does.  The while starts at 10 ms (another
+    library's threads spinning for a moment after their own call) and doubles,
+    up to 1 s, while it keeps happening as soon as it ends (a process that
+    keeps a core busy).
     """
 
-    _BACKOFF_S = 1.0
+    _BACKOFF_S = (0.01, 1.0)
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._cycles_per_us = None
+        self._rate = None  # cycles of `kt.clock` per microsecond
         self._backoff_until = 0.0
+        self._backoff_s = self._BACKOFF_S[0]
+
+    # A helper is descheduled when this many microseconds pass between two of
+    # its polls: the OS gave its core to another thread for a time slice
+    # (shorter gaps are interrupts and the hypervisor's own stalls).
+    _GAP_US = 500
 
     def spin_cycles(self):
         """Cycles a helper polls for (0: it does not); measures the counter's rate once."""
         if not config.spin_us or time.monotonic() < self._backoff_until:
             return 0
-        if self._cycles_per_us is None:
+        return int(config.spin_us * self._cycles_per_us())
+
+    def gap_cycles(self):
+        return int(self._GAP_US * self._cycles_per_us())
+
+    def _cycles_per_us(self):
+        if self._rate is None:
             start, begun = kt.clock(), time.perf_counter()
             while time.perf_counter() - begun < 1e-3:
                 pass
-            self._cycles_per_us = (kt.clock() - start) / ((time.perf_counter() - begun) * 1e6)
-        return int(config.spin_us * self._cycles_per_us)
+            self._rate = (kt.clock() - start) / ((time.perf_counter() - begun) * 1e6)
+        return self._rate
 
     def back_off(self):
-        """Send the team to the queue for `_BACKOFF_S`: a helper was descheduled."""
-        self._backoff_until = time.monotonic() + self._BACKOFF_S
+        """Send the team to the queue for a while: a helper was descheduled."""
+        now = time.monotonic()
+        shortest, longest = self._BACKOFF_S
+        lasting = now < self._backoff_until + self._backoff_s
+        self._backoff_s = min(2 * self._backoff_s, longest) if lasting else shortest
+        self._backoff_until = now + self._backoff_s
 
     def run(self, entry, block, serially, threads):
         helpers = min(threads - 1, kt.MAX_SLOTS)
@@ -776,14 +800,18 @@ class _Team:
         _HELPERS.start(helpers)
         _HELPERS.wake(helpers)
         sequence = kt.post(board, address, data)
-        begun = time.perf_counter()
+        begun, begun_cpu = time.perf_counter(), time.thread_time()
         try:
             share(None)
         finally:
-            ended = time.perf_counter()
+            ended, cpu = time.perf_counter(), time.thread_time() - begun_cpu
             if kt.finish(board, sequence):
                 failed.append(True)
-        if time.perf_counter() - ended > max(2e-4, 0.5 * (ended - begun)):
+        # Descheduled: this thread (its share took more time than it ran), or a
+        # helper it waited for.
+        share_s = ended - begun
+        if (share_s > 1e-4 and cpu < 0.7 * share_s
+                or time.perf_counter() - ended > max(2e-4, 0.5 * share_s)):
             self.back_off()
 
 

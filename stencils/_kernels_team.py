@@ -44,11 +44,6 @@ ASLEEP, SPINNING, WAKING = 0, 1, 2
 MAX_SLOTS = 64
 BOARD_WORDS = (SLOT + 2 * MAX_SLOTS) * LINE
 
-# A gap this long between two polls means the OS did not run the helper: the
-# machine has more runnable threads than cores, and spinning only takes time
-# from them.
-_PREEMPTED_CYCLES = 50_000
-
 _X86 = platform.machine().lower() in ("x86_64", "amd64")
 
 
@@ -137,10 +132,11 @@ def pointer_at(typingctx, address, zero):
 
 
 @njit(nogil=True, cache=True)
-def serve(board, slot, spin_cycles):
+def serve(board, slot, spin_cycles, gap_cycles):
     """Take posted jobs until the board is quiet for `spin_cycles`, or kicked, or the
-    thread is found descheduled; then mark slot `slot` asleep and return whether it
-    was descheduled."""
+    thread is found descheduled (`gap_cycles` or more between two polls: the OS
+    ran something else on its core for a time slice); then mark slot `slot`
+    asleep and return whether it was descheduled."""
     state = (SLOT + 2 * slot) * LINE
     last = _load(board, state + LINE)
     kick = _load(board, KICK * LINE)
@@ -161,7 +157,7 @@ def serve(board, slot, spin_cycles):
                 polled = idle_since
             continue
         now = cycles()
-        descheduled = now - polled > _PREEMPTED_CYCLES
+        descheduled = now - polled > gap_cycles
         if descheduled or _load(board, KICK * LINE) != kick or now - idle_since > spin_cycles:
             break
         polled = now

@@ -103,12 +103,26 @@ def can_fork():
 
 
 def core_free():
-    """Whether a CPU looks free for a second compile: the load average of the
-    last minute leaves at least half a CPU unused.  With none free, the child
-    and the parent share one CPU and the two compiles take longer than one
-    process doing both (the child compiles a few small functions again)."""
+    """Whether a CPU looks free for a second compile: besides this thread, at
+    most CPUs - 2 threads are runnable now (``procs_running`` of /proc/stat;
+    the load average of the last minute where there is none, which lags: a
+    program's own parallel work a moment ago counts in it).  With no CPU free,
+    the child and the parent share one CPU and the two compiles take longer
+    than one process doing both (the child compiles a few small functions
+    again)."""
     try:
-        return os.getloadavg()[0] <= len(os.sched_getaffinity(0)) - 0.5
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return True
+    try:
+        with open("/proc/stat") as stat:
+            running = next(int(line.split()[1]) for line in stat
+                           if line.startswith("procs_running"))
+        return running - 1 <= cpus - 2
+    except (OSError, StopIteration, ValueError, IndexError):
+        pass
+    try:
+        return os.getloadavg()[0] <= cpus - 0.5
     except (AttributeError, OSError):
         return True
 

@@ -32,7 +32,7 @@ _FAIL = cfunc(types.int64(types.int64))(_fail)
 @pytest.fixture
 def board():
     board = np.zeros(kt.BOARD_WORDS, dtype=np.int64)
-    kt.serve(board, 0, 0)  # compiled before a test's helper thread needs it
+    kt.serve(board, 0, 0, 10**12)  # compiled before a test's helper thread needs it
     kt.finish(board, kt.post(board, 0, 0))
     return np.zeros(kt.BOARD_WORDS, dtype=np.int64)
 
@@ -44,7 +44,7 @@ def _spinner(board, slot, spin_cycles):
         kick = board[kt.KICK * kt.LINE]
         while board[kt.KICK * kt.LINE] == kick:
             board[(kt.SLOT + 2 * slot) * kt.LINE] = kt.SPINNING
-            kt.serve(board, slot, spin_cycles)
+            kt.serve(board, slot, spin_cycles, 10**12)
 
     thread = threading.Thread(target=spin, daemon=True)
     thread.start()
@@ -93,7 +93,7 @@ def test_a_closed_job_is_not_taken(board):
 
 def test_a_helper_sleeps_after_its_spin_time(board):
     board[(kt.SLOT + 6) * kt.LINE] = kt.SPINNING
-    helper = threading.Thread(target=kt.serve, args=(board, 3, 1000), daemon=True)
+    helper = threading.Thread(target=kt.serve, args=(board, 3, 1000, 10**12), daemon=True)
     helper.start()
     helper.join(5)
     assert not helper.is_alive()
