@@ -1,7 +1,7 @@
 """A team of spinning helper threads in native code: the kernels' side.
 
 A parallel call hands its helpers work through one small int64 array, the
-*board* (see ``stencils._engine.Team``), instead of a Python queue: a helper
+*board* (see ``stencils._engine.run_team``), instead of a Python queue: a helper
 that finished a job keeps polling the board for a while in ``nogil`` code, so
 the next call's job starts on it within a microsecond, with no wake-up of a
 sleeping thread and no wait for the GIL.  A job is the address of a C-callable
@@ -14,14 +14,14 @@ Board words, each on its own cache line (index = word * LINE):
 - ``JOB``: ``(sequence << 8) | joined``; ``joined`` counts the helpers that
   took the posted job, and ``CLOSED`` in its place means no helper may join
   any more (the caller finished its share);
-- ``ENTRY``, ``ENTRY + 1``: the job's entry address and argument block address,
-  written before ``JOB`` publishes them;
-- ``DONE``: helpers that finished the job, and ``DONE + 1`` those whose entry
-  point failed (returned 0), both reset by the caller before posting;
+- ``ENTRY``: the job's entry address, and in the int64 after it the address of
+  its argument block, both written before ``JOB`` publishes them;
+- ``DONE``: helpers that finished the job, and in the int64 after it those
+  whose entry point failed (returned 0), both reset by the caller before posting;
 - ``KICK``: changed by the caller when Python work waits for the helpers, so
   spinning helpers return to their queue;
 - ``SLOT + 2h``: helper slot ``h``'s state (``ASLEEP``, ``WAKING`` or
-  ``SPINNING``) and ``SLOT + 2h + 1`` the sequence of the last job it saw.
+  ``SPINNING``), and ``SLOT + 2h + 1`` the sequence of the last job it saw.
 """
 
 from __future__ import annotations
