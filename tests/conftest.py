@@ -19,7 +19,11 @@ settings.register_profile(
     "ci", deadline=None, max_examples=60, derandomize=True, print_blob=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+# The bounds-checked CI run (.ci/run) looks for out-of-bounds accesses: fewer
+# examples there, each already compared with its reference in the first run.
+settings.register_profile("bounds", settings.get_profile("ci"), max_examples=20)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE")
+                      or ("ci" if os.environ.get("CI") else "dev"))
 
 
 # -- helpers shared by test files: `from conftest import ...` ------------------
