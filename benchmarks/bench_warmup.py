@@ -16,9 +16,10 @@ kernel, 'reflect' (the first call included), against
 first result of a 5x5 correlation on a 4096^2 float32 image, against scipy's
 first call; ``tier0-compile-fresh-machine``: the first call of the loop on a
 fresh machine (tier 0's compile, issue 10's target: <= 3 s), with half of the
-compile in a forked child (default) and with it off.  Imports are not timed (the note gives them: stencils and numba
-about 1 s, scipy 0.3 s).  A helper process that a measured process leaves
-compiling is waited for before the next measurement starts.
+compile in a forked child (default) and with it off.  Imports are not timed
+(the note gives them: stencils and numba about 1 s, scipy 0.3 s).  A helper
+process that a measured process leaves compiling is waited for before the next
+measurement starts.
 
 Targets (issue 10): the warm loop >= 8x faster than scipy's, the loop with an
 empty kernel cache never slower; the first 5x5 result with an empty kernel

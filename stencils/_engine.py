@@ -725,11 +725,11 @@ class _Team:
     of milliseconds, and a spinning helper takes time from the threads that
     have work.  A call that was descheduled during its own share, or waits
     that long for its helpers, or a helper that finds itself descheduled while
-    it spins, sends the team to the queue for a while: helpers neither spin nor take jobs from the board, and calls hand
-    out work as `run_parallel` does.  The while starts at 10 ms (another
-    library's threads spinning for a moment after their own call) and doubles,
-    up to 1 s, while it keeps happening as soon as it ends (a process that
-    keeps a core busy).
+    it spins, sends the team to the queue for a while: helpers neither spin
+    nor take jobs from the board, and calls hand out work as `run_parallel`
+    does.  The while starts at 10 ms (another library's threads spinning for a
+    moment after their own call) and doubles, up to 1 s, while it keeps
+    happening as soon as it ends (a process that keeps a core busy).
     """
 
     _BACKOFF_S = (0.01, 1.0)

@@ -27,7 +27,8 @@ from __future__ import annotations
 import numpy as np
 from numba import carray, from_dtype, njit, types
 from numba.core.ccallback import CFunc
-from numba.experimental import function_type  # noqa: F401 - typeof(CFunc), for calls that load from disk
+# typeof(CFunc), for calls that load from disk:
+from numba.experimental import function_type  # noqa: F401
 
 from ._kernels_border import (CACHE, CONTINUE, EDGE, FILL, REFLECT, SCIPY_MIRROR,  # noqa: F401
                               SCIPY_REFLECT, WRAP, resolve_index)
