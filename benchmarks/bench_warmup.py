@@ -57,12 +57,12 @@ CHILD = textwrap.dedent("""
     image = rng.standard_normal((size, size)).astype(np.float32)
     kernel = rng.standard_normal((ksize, ksize)).astype(np.float32)
     times = []
-    for _ in range(calls):
-        t, cpu = time.perf_counter(), time.process_time()
+    for i in range(calls):
+        t, started_cpu = time.perf_counter(), time.process_time()
         call()
         times.append(time.perf_counter() - t)
-        if len(times) == 1:
-            cpu = time.process_time() - cpu
+        if i == 0:
+            cpu = time.process_time() - started_cpu
     stats = _engine.stats if which == "ours" else {}
     # CPU time of the first call, and of child processes it waited for (a forked compile).
     children = os.times().children_user + os.times().children_system

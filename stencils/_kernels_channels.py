@@ -401,8 +401,7 @@ def direct_samples(x, swap_x, wt, bias, out, next_sample, stop, chunk, lanes, pa
     unpadded one is read in place.
     """
     height, width = x.shape[2], x.shape[3]
-    channels, kh, kw, opad = wt.shape[0], wt.shape[1], wt.shape[2], wt.shape[3]
-    outs, ho, wo = out.shape[1], out.shape[2], out.shape[3]
+    channels, kh, kw = wt.shape[0], wt.shape[1], wt.shape[2]
     plane = height * width
     # Where a sample's channel c starts in the flat x: base + c * channel_step.
     channel_step = x.shape[1] * plane if swap_x else plane
