@@ -508,16 +508,22 @@ def _run_direct(x, weights, bias, out, g, threads):
     # One kernel call per thread, each claiming one sample at a time from a
     # shared counter: no Python between samples, and no thread waits for a
     # late one (it takes what is left when it starts).
-    # The block holds addresses only: every array it names stays referenced here.
-    next_sample = np.zeros(1, dtype=np.int64)
     args = (g.samples, 1, lanes, g.pad_top, g.pad_left, g.hp, g.wp)
-    block = kc.direct_block(x, swap_x, wt, bias_padded, out, next_sample, *args)
 
     def serially():
         kc.direct_samples(x, swap_x, wt, bias_padded, out, np.zeros(1, dtype=np.int64),
                           g.samples, g.samples, *args[2:])
 
-    _engine.run_team(lambda: kc.direct_entry(out.dtype), block, serially, threads)
+    _run_on_team("direct", (x, wt, bias_padded, out), (swap_x,) + args, serially, threads)
+
+
+def _run_on_team(kernel, arrays, numbers, serially, threads):
+    """`kernel`'s team entry point on `arrays`, a fresh work counter and `numbers`."""
+    # The block holds addresses only: every array it names stays referenced here.
+    counter = np.zeros(1, dtype=np.int64)
+    block = kc.team_block(*arrays, counter, *numbers)
+    _engine.run_team(lambda: kc.team_entry(kernel, arrays[-1].dtype), block, serially,
+                     threads)
 
 
 def _run_scatter(x, weights, bias, out, g, threads):
@@ -546,9 +552,13 @@ def _run_batch(x, weights, bias, out, g, threads):
     starts, wt = _channel_blocks(weights, g, (1, 2, 0), out.dtype)
     groups = np.array([min(n, max(0, g.samples - lanes)) for n in range(0, g.samples, lanes)],
                       dtype=np.intp)
-    _over_ranges(lambda a, b: kc.batch_groups(x, wt, starts, groups, bias, out, a, b,
-                                              g.pad_top, g.pad_left),
-                 _engine.split_range(groups.size, threads), threads)
+    # As `_run_direct`: each thread claims groups from a shared counter.
+    numbers = (g.pad_top, g.pad_left)
+
+    def serially():
+        kc.batch_groups(x, wt, starts, groups, bias, out, np.zeros(1, dtype=np.int64), *numbers)
+
+    _run_on_team("batch", (x, wt, starts, groups, bias, out), numbers, serially, threads)
 
 
 def _channel_blocks(weights, g, order, dtype):

@@ -43,11 +43,12 @@ there is one) added to each finished sample:
   and only the taps whose pixel is in the image are summed: no lane is spent
   on padding (the input gradient of a small convolution over a batch).
 
-Each kernel computes a range of samples (direct: the samples it claims from
-a shared counter) and releases the GIL: a serial call runs it over the whole
-batch, a parallel one over ranges (direct: once per thread) on the engine's
-helper threads (`stencils._channels`), with no `prange` (a prange waits for a
-worker the OS does not run).  Helpers live in this file so the disk cache
+Each kernel computes a range of samples (direct and batch: the samples or
+groups it claims from a shared counter) and releases the GIL: a serial call
+runs it over the whole batch, a parallel one over ranges on the engine's
+helper threads (direct and batch: once per thread, on the engine's team of
+spinning helpers through a C entry point, `team_entry`), with no `prange` (a
+prange waits for a worker the OS does not run).  Helpers live in this file so the disk cache
 notices when they change (numba#1833).
 """
 
@@ -63,7 +64,7 @@ from ._kernels import CACHE
 from ._kernels_team import pointer_at
 
 __all__ = ["add_bias", "im2col", "strided_samples", "rows_samples", "positions_block",
-           "scatter_samples", "direct_samples", "direct_block", "direct_entry",
+           "scatter_samples", "direct_samples", "team_block", "team_entry",
            "DIRECT_COLUMNS", "direct_lanes",
            "columns_samples", "COLUMNS_OUTS", "columns_lanes", "batch_groups"]
 
@@ -381,9 +382,9 @@ def _claim(typingctx, counter, count):
     return sig, codegen
 
 
-# Inlined into its team entry point (`direct_entry`): compiled as a callee of
+# Inlined into its team entry point (`team_entry`): compiled as a callee of
 # its own, its machine code would be generated twice, once more inside the
-# entry's (about 2.5 s more on an empty cache).
+# entry's (about 2.5 s more on an empty cache).  The same holds for `batch_groups`.
 @njit(cache=CACHE, nogil=True, inline="always")
 def direct_samples(x, swap_x, wt, bias, out, next_sample, stop, chunk, lanes, pad_top, pad_left,
                    hp, wp):
@@ -429,32 +430,55 @@ def direct_samples(x, swap_x, wt, bias, out, next_sample, stop, chunk, lanes, pa
                                width, wt, bias, out, n, lanes, taps)
 
 
-# `direct_samples` for the engine's team (`stencils._engine.run_team`): the
-# arrays and numbers of one call as an int64 block (`direct_block`), unpacked
-# by a C-callable entry point compiled per dtype on first use (`direct_entry`)
-# that returns 1, or 0 when the kernel raised.
-_DIRECT_BLOCK_WORDS = 26
+# The kernels on the engine's team (`stencils._engine.run_team`): the arrays and
+# numbers of one call as an int64 block (`team_block`), unpacked by a
+# C-callable entry point compiled per kernel and dtype on first use
+# (`team_entry`) that returns 1, or 0 when its kernel raised.
 
 
-def direct_block(x, swap_x, wt, bias, out, next_sample, stop, chunk, lanes, pad_top, pad_left,
-                 hp, wp):
-    """`direct_samples`' arguments as the int64 block its team entry point reads."""
-    words = [x.ctypes.data, *x.shape, wt.ctypes.data, *wt.shape, bias.ctypes.data, bias.size,
-             out.ctypes.data, *out.shape, next_sample.ctypes.data, int(swap_x), stop, chunk,
-             lanes, pad_top, pad_left, hp, wp]
+def team_block(*items):
+    """Arguments as the int64 block a team entry point reads: an array as its
+    address and then its shape, a number as itself."""
+    words = []
+    for item in items:
+        if isinstance(item, np.ndarray):
+            words += [item.ctypes.data, *item.shape]
+        else:
+            words.append(int(item))
     return np.array(words, dtype=np.int64)
 
 
 @njit(cache=CACHE, nogil=True, inline="always")
+def _array4(b, at, zero):
+    return carray(pointer_at(b[at], zero), (b[at + 1], b[at + 2], b[at + 3], b[at + 4]))
+
+
+@njit(cache=CACHE, nogil=True, inline="always")
+def _array1(b, at, zero):
+    return carray(pointer_at(b[at], zero), (b[at + 1],))
+
+
+# direct_samples(x, swap_x, wt, bias, out, next_sample, stop, chunk, lanes,
+# pad_top, pad_left, hp, wp) from team_block(x, wt, bias, out, next_sample,
+# swap_x, stop, chunk, lanes, pad_top, pad_left, hp, wp).
+@njit(cache=CACHE, nogil=True, inline="always")
 def _direct_from_block(address, zero):
-    b = carray(pointer_at(address, np.int64(0)), (_DIRECT_BLOCK_WORDS,))
-    x = carray(pointer_at(b[0], zero), (b[1], b[2], b[3], b[4]))
-    wt = carray(pointer_at(b[5], zero), (b[6], b[7], b[8], b[9]))
-    bias = carray(pointer_at(b[10], zero), (b[11],))
-    out = carray(pointer_at(b[12], zero), (b[13], b[14], b[15], b[16]))
-    next_sample = carray(pointer_at(b[17], np.int64(0)), (1,))
-    direct_samples(x, b[18] != 0, wt, bias, out, next_sample, b[19], b[20], b[21], b[22],
-                   b[23], b[24], b[25])
+    b = carray(pointer_at(address, np.int64(0)), (27,))
+    direct_samples(_array4(b, 0, zero), b[19] != 0, _array4(b, 5, zero), _array1(b, 10, zero),
+                   _array4(b, 12, zero), _array1(b, 17, np.int64(0)), b[20], b[21], b[22],
+                   b[23], b[24], b[25], b[26])
+    return 1
+
+
+# batch_groups(x, wt, starts, groups, bias, out, next_group, pad_top, pad_left)
+# from team_block of the same arguments.
+@njit(cache=CACHE, nogil=True, inline="always")
+def _batch_from_block(address, zero):
+    b = carray(pointer_at(address, np.int64(0)), (26,))
+    wt = carray(pointer_at(b[5], zero), (b[6], b[7], b[8], b[9], b[10]))
+    batch_groups(_array4(b, 0, zero), wt, _array1(b, 11, np.intp(0)),
+                 _array1(b, 13, np.intp(0)), _array1(b, 15, zero), _array4(b, 17, zero),
+                 _array1(b, 22, np.int64(0)), b[24], b[25])
     return 1
 
 
@@ -466,18 +490,30 @@ def _direct_entry_float64(address):
     return _direct_from_block(address, np.float64(0))
 
 
-_DIRECT_ENTRIES = {np.dtype(np.float32): _direct_entry_float32,
-                   np.dtype(np.float64): _direct_entry_float64}
-_DIRECT_ENTRY_ADDRESSES = {}
+def _batch_entry_float32(address):
+    return _batch_from_block(address, np.float32(0))
 
 
-def direct_entry(dtype):
-    """The address of a C function ``int64(int64 block)`` running `direct_samples`
-    on a `direct_block` of `dtype` arrays (compiled, or loaded from disk, once)."""
-    if dtype not in _DIRECT_ENTRY_ADDRESSES:
-        entry = cfunc(types.int64(types.int64), cache=CACHE)(_DIRECT_ENTRIES[dtype])
-        _DIRECT_ENTRY_ADDRESSES[dtype] = (entry, entry.address)
-    return _DIRECT_ENTRY_ADDRESSES[dtype][1]
+def _batch_entry_float64(address):
+    return _batch_from_block(address, np.float64(0))
+
+
+_TEAM_ENTRIES = {("direct", np.dtype(np.float32)): _direct_entry_float32,
+                 ("direct", np.dtype(np.float64)): _direct_entry_float64,
+                 ("batch", np.dtype(np.float32)): _batch_entry_float32,
+                 ("batch", np.dtype(np.float64)): _batch_entry_float64}
+_TEAM_ENTRY_ADDRESSES = {}
+
+
+def team_entry(kernel, dtype):
+    """The address of a C function ``int64(int64 block)`` running `kernel`
+    ("direct": `direct_samples`, "batch": `batch_groups`) on a `team_block` of
+    its arguments, `dtype` arrays (compiled, or loaded from disk, once)."""
+    key = (kernel, np.dtype(dtype))
+    if key not in _TEAM_ENTRY_ADDRESSES:
+        entry = cfunc(types.int64(types.int64), cache=CACHE)(_TEAM_ENTRIES[key])
+        _TEAM_ENTRY_ADDRESSES[key] = (entry, entry.address)
+    return _TEAM_ENTRY_ADDRESSES[key][1]
 
 
 @njit(cache=CACHE, nogil=True)
@@ -643,8 +679,8 @@ def columns_samples(x, wt, starts, bias, out, start, stop, lanes, pad_top, pad_l
 # not need).
 
 
-@njit(cache=CACHE, nogil=True)
-def batch_groups(x, wt, starts, groups, bias, out, g0, g1, pad_top, pad_left):
+@njit(cache=CACHE, nogil=True, inline="always")
+def batch_groups(x, wt, starts, groups, bias, out, next_group, pad_top, pad_left):
     """Stride-1 correlation out = correlate(pad(x), w) + bias, vectors of samples.
 
     x is (N, C, H, W) C-contiguous; wt is (B, KH, KW, C, K) with K =
@@ -652,7 +688,8 @@ def batch_groups(x, wt, starts, groups, bias, out, g0, g1, pad_top, pad_left):
     - 1 (as `columns_samples`); groups[g] is the first of the `lanes` samples
     of group g (groups may overlap; with fewer samples than lanes, zero
     samples fill the vectors and are dropped); bias is (O,) or empty; out is
-    (N, O, Ho, Wo).  Computes the groups in [g0, g1): each group's samples
+    (N, O, Ho, Wo).  Computes the groups it claims, one at a time, from the
+    one-element int64 array `next_group` (as `direct_samples`): each group's samples
     transposed into a buffer (C, H, W, lanes), summed into a buffer of
     vectors (B*K, Ho, Wo, lanes), then transposed into out (stored straight
     into out, the lanes of a vector land a sample apart each, and cost more
@@ -671,7 +708,10 @@ def batch_groups(x, wt, starts, groups, bias, out, g0, g1, pad_top, pad_left):
         for v in range(kw):
             for c in range(channels):
                 taps[(u * kw + v) * channels + c] = ((c * height + u) * width + v) * lanes
-    for g in range(g0, g1):
+    while True:
+        g = _claim(next_group, 1)
+        if g >= groups.shape[0]:
+            return
         n0 = groups[g]
         for lane in range(min(lanes, samples - n0)):
             pixel = x[n0 + lane].reshape(-1)

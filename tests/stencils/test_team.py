@@ -9,7 +9,7 @@ import pytest
 from numba import carray, cfunc, types
 
 import stencils as st
-from stencils import _engine
+from stencils import _channels, _engine
 from stencils import _kernels_team as kt
 
 
@@ -110,11 +110,20 @@ def _direct_case():
     return x, w, b
 
 
-def _serial(x, w, b):
-    return st.correlate_channels(x, w, bias=b, parallel=False)
+def _batch_case():
+    # conv2's input gradient: the delta fully correlated with the flipped,
+    # channel-transposed kernels; 'auto' takes the batch algorithm.
+    rng = np.random.default_rng(1)
+    dy = rng.standard_normal((64, 16, 10, 10)).astype(np.float32)
+    w = rng.standard_normal((6, 16, 5, 5)).astype(np.float32)
+    return dy, w, rng.standard_normal(6).astype(np.float32)
 
 
-def _team_calls_until_a_helper_joins(x, w, b, expected, seconds=10.0):
+def _serial(x, w, b, padding=0):
+    return st.correlate_channels(x, w, bias=b, padding=padding, parallel=False)
+
+
+def _team_calls_until_a_helper_joins(x, w, b, expected, seconds=10.0, padding=0):
     """Calls on 2 threads, each checked, until a helper takes part in one (a busy
     machine sends the team to the queue for a while: that is undone before each)."""
     threads = numba.get_num_threads()
@@ -123,7 +132,7 @@ def _team_calls_until_a_helper_joins(x, w, b, expected, seconds=10.0):
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             _engine._TEAM._backoff_until = 0.0
-            got = st.correlate_channels(x, w, bias=b, parallel=True)
+            got = st.correlate_channels(x, w, bias=b, padding=padding, parallel=True)
             np.testing.assert_array_equal(got, expected)
             board = _engine._HELPERS.board
             if board is not None and board[kt.DONE * kt.LINE] > 0:
@@ -133,9 +142,14 @@ def _team_calls_until_a_helper_joins(x, w, b, expected, seconds=10.0):
         numba.set_num_threads(threads)
 
 
-def test_run_team_runs_the_direct_kernel_with_the_helpers():
-    x, w, b = _direct_case()
-    assert _team_calls_until_a_helper_joins(x, w, b, _serial(x, w, b))
+@pytest.mark.parametrize("case, padding, algorithm",
+                         [(_direct_case, 0, "direct"), (_batch_case, 4, "batch")])
+def test_run_team_runs_each_team_kernel_with_the_helpers(case, padding, algorithm):
+    x, w, b = case()
+    geometry = _channels._geometry(x.shape, w.shape, padding, 1)
+    assert _channels.choose_algorithm(geometry) == algorithm
+    expected = _serial(x, w, b, padding)
+    assert _team_calls_until_a_helper_joins(x, w, b, expected, padding=padding)
 
 
 @pytest.mark.parametrize("spin_us", [0, 300])
