@@ -521,7 +521,7 @@ def _run_on_team(kernel, arrays, numbers, serially, threads):
     """`kernel`'s team entry point on `arrays`, a fresh work counter and `numbers`."""
     # The block holds addresses only: every array it names stays referenced here.
     counter = np.zeros(1, dtype=np.int64)
-    block = kc.team_block(*arrays, counter, *numbers)
+    block = kc.team_block(arrays + (counter,), tuple(int(n) for n in numbers))
     _engine.run_team(lambda: kc.team_entry(kernel, arrays[-1].dtype), block, serially,
                      threads)
 

@@ -36,7 +36,7 @@ Kernels with a C-callable entry point (the direct convolution) run on the
 *team* instead (`run_team`, stencils._kernels_team): helpers that finished a
 job poll a board in native code for ``config.spin_us``, so the next call's
 job starts on them at once, without a wake-up or the GIL; a call that waits
-long for a descheduled helper sends the team back to the queue for a while.
+long for a descheduled helper sends the team away for a while (calls then run alone).
 """
 
 from __future__ import annotations
@@ -725,9 +725,9 @@ class _Team:
     of milliseconds, and a spinning helper takes time from the threads that
     have work.  A call that was descheduled during its own share, or waits
     that long for its helpers, or a helper that finds itself descheduled while
-    it spins, sends the team to the queue for a while: helpers neither spin
-    nor take jobs from the board, and calls hand out work as `run_parallel`
-    does.  The while starts at 10 ms (another library's threads spinning for a
+    it spins, sends the team away for a while: helpers neither spin nor take
+    jobs from the board, and each call runs alone on its calling thread.  The
+    while starts at 10 ms (another library's threads spinning for a
     moment after their own call) and doubles, up to 1 s, while it keeps
     happening as soon as it ends (a process that keeps a core busy).
     """
@@ -747,9 +747,12 @@ class _Team:
 
     def spin_cycles(self):
         """Cycles a helper polls for (0: it does not); measures the counter's rate once."""
-        if not config.spin_us or time.monotonic() < self._backoff_until:
+        if not config.spin_us or self.backing_off():
             return 0
         return int(config.spin_us * self._cycles_per_us())
+
+    def backing_off(self):
+        return time.monotonic() < self._backoff_until
 
     def gap_cycles(self):
         return int(self._GAP_US * self._cycles_per_us())
@@ -763,7 +766,7 @@ class _Team:
         return self._rate
 
     def back_off(self):
-        """Send the team to the queue for a while: a helper was descheduled."""
+        """Send the team away for a while: a thread of the call was descheduled."""
         now = time.monotonic()
         shortest, longest = self._BACKOFF_S
         lasting = now < self._backoff_until + self._backoff_s
@@ -781,7 +784,13 @@ class _Team:
             if not kt.run_entry(address, data):
                 failed.append(True)
 
-        if not self.spin_cycles() or not self._lock.acquire(blocking=False):
+        if config.spin_us and self.backing_off():
+            # Another process holds a core: a helper would take work and then
+            # wait for it, and so would the call (conv2's forward right after
+            # torch's calls, whose threads spin for ~10 ms: 0.4-0.8 ms a call
+            # through the queue, 0.31 ms alone, 0.19 ms on a quiet team).
+            share(None)
+        elif not self.spin_cycles() or not self._lock.acquire(blocking=False):
             run_parallel(share, [None] * threads, threads)
         else:
             try:

@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import numpy as np
 from llvmlite import ir
-from numba import carray, cfunc, njit, types
+from numba import carray, cfunc, literal_unroll, njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
@@ -436,16 +436,27 @@ def direct_samples(x, swap_x, wt, bias, out, next_sample, stop, chunk, lanes, pa
 # (`team_entry`) that returns 1, or 0 when its kernel raised.
 
 
-def team_block(*items):
-    """Arguments as the int64 block a team entry point reads: an array as its
-    address and then its shape, a number as itself."""
-    words = []
-    for item in items:
-        if isinstance(item, np.ndarray):
-            words += [item.ctypes.data, *item.shape]
-        else:
-            words.append(int(item))
-    return np.array(words, dtype=np.int64)
+@njit(cache=CACHE)
+def team_block(arrays, numbers):
+    """The int64 block a team entry point reads: each of the tuple `arrays` as
+    its address and then its shape, then the tuple of ints `numbers`.
+
+    Compiled: built in Python, the same block took 7-14 us a call (each
+    ``ndarray.ctypes`` alone takes 1 us), a tenth of a LeNet layer's time."""
+    words = len(numbers)
+    for a in literal_unroll(arrays):
+        words += 1 + a.ndim
+    block = np.empty(words, dtype=np.int64)
+    at = 0
+    for a in literal_unroll(arrays):
+        block[at] = a.ctypes.data
+        for axis in range(a.ndim):
+            block[at + 1 + axis] = a.shape[axis]
+        at += 1 + a.ndim
+    for number in numbers:
+        block[at] = number
+        at += 1
+    return block
 
 
 @njit(cache=CACHE, nogil=True, inline="always")

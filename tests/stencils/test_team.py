@@ -201,7 +201,7 @@ def test_spin_us_is_checked():
             pass
 
 
-def test_a_team_backing_off_runs_through_the_queue_then_comes_back():
+def test_a_team_backing_off_runs_calls_alone_then_comes_back(monkeypatch):
     x, w, b = _direct_case()
     expected = _serial(x, w, b)
     threads = numba.get_num_threads()
@@ -211,9 +211,12 @@ def test_a_team_backing_off_runs_through_the_queue_then_comes_back():
         board = _engine._HELPERS.board
         _engine._TEAM._backoff_until = time.monotonic() + 60
         sequence = board[kt.JOB * kt.LINE] >> 8
-        for _ in range(5):
-            np.testing.assert_array_equal(
-                st.correlate_channels(x, w, bias=b, parallel=True), expected)
+        with monkeypatch.context() as patch:
+            # Alone: neither the board nor the helpers' queue.
+            patch.setattr(_engine, "run_parallel", None)
+            for _ in range(5):
+                np.testing.assert_array_equal(
+                    st.correlate_channels(x, w, bias=b, parallel=True), expected)
         assert board[kt.JOB * kt.LINE] >> 8 == sequence
     finally:
         _engine._TEAM._backoff_until = 0.0
