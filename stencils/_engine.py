@@ -568,9 +568,14 @@ def _choose_kernel(stencil, entry, dtype, work, step_last):
 # Output points one interpreter block holds (a row segment, or whole short
 # rows): its registers stay in the L1 and L2 caches.
 _BLOCK_POINTS = 512
-# Boxes per thread in a parallel call: enough that a thread the OS runs late
-# leaves little for the others to wait for, few enough to pay the call cost.
-_BOXES_PER_THREAD = 4
+# Boxes per thread in a parallel call.  Each box is a Python call, and every
+# box after a thread's first waits to take the GIL back from a thread running
+# Python: on 2 threads, 4 boxes each took 0.70 ms for a 512^2 7x7 call on tier
+# 1 and 1.48 ms on tier 0, one box each 0.65 and 1.12 ms.  Beside a process
+# that keeps a core busy, one box each did as well as four (0.76-0.90 against
+# 0.88-0.98 ms, serial 0.77-0.82): the box a thread takes is taken by a
+# thread that runs.
+_BOXES_PER_THREAD = 1
 
 
 def _boxes(shape, n):
@@ -685,8 +690,7 @@ _HELPERS = _Helpers()
 
 def split_range(count, threads):
     """[start, stop) ranges splitting `count` items for `threads` threads: as many per
-    thread as the engine's boxes (a thread the OS runs late leaves little for the others
-    to wait for)."""
+    thread as the engine's boxes."""
     chunks = max(1, min(count, threads * _BOXES_PER_THREAD if threads > 1 else 1))
     return [(t * count // chunks, (t + 1) * count // chunks) for t in range(chunks)]
 
