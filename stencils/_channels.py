@@ -24,6 +24,7 @@ import numpy as np
 
 from . import _engine
 from . import _kernels_channels as kc
+from . import _kernels_team as kt
 from ._validate import as_real_array, clamp_steps, int_tuple, is_int, prepare_out
 from .errors import StencilValueError
 
@@ -520,10 +521,12 @@ def _run_direct(x, weights, bias, out, g, threads):
 def _run_on_team(kernel, arrays, numbers, serially, threads):
     """`kernel`'s team entry point on `arrays`, a fresh work counter and `numbers`."""
     # The block holds addresses only: every array it names stays referenced here.
+    dtype = arrays[-1].dtype  # the output's
     counter = np.zeros(1, dtype=np.int64)
-    block = kc.team_block(arrays + (counter,), tuple(int(n) for n in numbers))
-    _engine.run_team(lambda: kc.team_entry(kernel, arrays[-1].dtype), block, serially,
-                     threads)
+    arrays, numbers = arrays + (counter,), tuple(int(n) for n in numbers)
+    _engine.load_once(("team_block", kernel, dtype.char), kt.team_block, (arrays, numbers))
+    block = kt.team_block(arrays, numbers)
+    _engine.run_team(lambda: kc.team_entry(kernel, dtype), block, serially, threads)
 
 
 def _run_scatter(x, weights, bias, out, g, threads):

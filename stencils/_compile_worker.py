@@ -1,7 +1,7 @@
 """A helper process that compiles one generated kernel into the disk cache.
 
 Started by stencils._engine (``python -m stencils._compile_worker FOLDER
-MODULE NDIM NPARAMS DTYPE MARKER LOCK``) in a session of its own, so it
+MODULE DTYPE MARKER LOCK``) in a session of its own, so it
 outlives a process shorter than the compile: the next process, or this one
 later, finds the kernel on disk.  It compiles the module already written to
 FOLDER, writes MARKER (atomically) once numba has cached the code, and
@@ -17,13 +17,13 @@ import sys
 
 
 def main(argv):
-    folder, name, ndim, nparams, dtype, marker, lock = argv
+    folder, name, dtype, marker, lock = argv
     try:
         from . import _engine
 
         _engine.set_cache_dir(folder)
         module = _engine.import_generated(name, None)
-        _engine.first_call(module, int(ndim), int(nparams), dtype)
+        _engine.team_entry(module, dtype)
         _engine.write_atomic(marker, "")
     finally:
         try:

@@ -53,6 +53,7 @@ import time
 import weakref
 
 import numba
+from numba.core.ccallback import CFunc
 from numba.np.ufunc import parallel as numba_parallel
 import numpy as np
 
@@ -119,7 +120,7 @@ def source_digest(modules):
 def _fingerprint():
     from . import _codegen, _kernels_border, _kernels_run
 
-    return source_digest((kn, _kernels_border, _kernels_run, _codegen, _lower))
+    return source_digest((kn, _kernels_border, _kernels_run, kt, _codegen, _lower))
 
 
 _FINGERPRINT = _fingerprint()
@@ -292,21 +293,41 @@ def _load_module(structure):
         return structure.module
 
 
-def first_call(module, ndim, nparams, dtype, *, cached=False):
-    """Call a generated module's kernel once on a 1x1 array: numba compiles it
-    for `dtype` (or loads it from its cache) with the types every call uses
-    (those `kernel_serial` passes).  `cached`: its code is on disk, loaded
-    without numba's compiler set-up (stencils._numba_cache) when possible."""
-    src = np.zeros((1, 1), dtype=dtype)
-    out = np.zeros((1, 1), dtype=dtype)
-    one = np.ones(max(ndim - 1, 1), dtype=np.int64)
-    zero = np.zeros(ndim, dtype=np.int64)
-    consts = np.zeros(3 + nparams, dtype=dtype)
-    args = (src, out, consts, one, one, zero, zero + 1, np.int64(kn.FILL), np.int64(1), 0,
-            _kernels_run.item_count(out, 1))
-    if cached:
-        _numba_cache.load(module.kernel, args)
-    module.kernel(*args)
+def team_entry(module, dtype, *, cached=False):
+    """The address of a generated module's team entry point for `dtype`, a C
+    callback ``int64(int64 block)`` (see `_codegen._entry_points_source`):
+    compiled, or loaded from numba's disk cache, once per process.  `cached`:
+    its code is on disk, loaded without numba's compiler set-up
+    (stencils._numba_cache) when possible."""
+    entries = module.__dict__.setdefault("_ENTRIES", {})
+    name = _TEAM_ENTRY_NAMES[np.dtype(dtype).char]
+    if name in entries:  # the common case, without the lock a compile may hold
+        return entries[name].address
+    with _ENTRY_LOCK:
+        if name not in entries:
+            entry = CFunc(getattr(module, name), ((numba.types.int64,), numba.types.int64), {},
+                          {"nopython": True, "error_model": "numpy"})
+            if kn.CACHE:
+                entry.enable_caching()
+            if not (cached and _numba_cache.load_callback(entry)):
+                entry.compile()
+            entries[name] = entry
+        return entries[name].address
+
+
+_ENTRY_LOCK = threading.Lock()
+_TEAM_ENTRY_NAMES = {"f": "team_float32", "d": "team_float64"}
+_LOOKED_UP = set()  # keys of `load_once`
+
+
+def load_once(key, dispatcher, args):
+    """Look for `dispatcher`'s code for the types of `args` on numba's disk cache,
+    once per `key` (a cheap stand-in for those types): found there, it loads
+    without numba's compiler set-up (stencils._numba_cache), as a kernel's
+    first call in a process with a warm cache should."""
+    if key not in _LOOKED_UP:
+        _LOOKED_UP.add(key)
+        _numba_cache.load(dispatcher, args)
 
 
 def _compile(structure, dtype):
@@ -318,8 +339,7 @@ def _compile(structure, dtype):
     module = _load_module(structure)
     marker = structure.marker(dtype)
     hit = kn.CACHE and os.path.exists(marker)
-    first_call(module, structure.stencil.ndim, len(_lower.kernel_params(structure.stencil)),
-               dtype, cached=hit)
+    team_entry(module, dtype, cached=hit)
     if kn.CACHE and not hit:
         write_atomic(marker, "")
     with _LOCK:
@@ -434,9 +454,8 @@ def _spawn_worker(structure, dtype, lock):
     env = dict(os.environ, NUMBA_NUM_THREADS="1")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, (package_root, env.get("PYTHONPATH"))))
     args = [sys.executable, "-m", "stencils._compile_worker", cache_dir(),
-            f"stencils_kernel_{structure.key}", str(structure.stencil.ndim),
-            str(len(_lower.kernel_params(structure.stencil))), np.dtype(dtype).name,
-            structure.marker(dtype), lock]
+            f"stencils_kernel_{structure.key}", np.dtype(dtype).name, structure.marker(dtype),
+            lock]
     # Its own session: it outlives this process, and a Ctrl-C here does not reach it.
     return subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
@@ -763,6 +782,7 @@ class _Team:
 
     def _cycles_per_us(self):
         if self._rate is None:
+            load_once("clock", kt.clock, ())
             start, begun = kt.clock(), time.perf_counter()
             while time.perf_counter() - begun < 1e-3:
                 pass
@@ -779,16 +799,16 @@ class _Team:
 
     def run(self, entry, block, serially, threads):
         helpers = min(threads - 1, kt.MAX_SLOTS)
-        if helpers < 1:
-            serially()
-            return
         address, data, failed = entry(), block.ctypes.data, []
+        load_once("run_entry", kt.run_entry, (address, data))
 
         def share(_):
             if not kt.run_entry(address, data):
                 failed.append(True)
 
-        if config.spin_us and self.backing_off():
+        if helpers < 1:
+            share(None)
+        elif config.spin_us and self.backing_off():
             # Another process holds a core: a helper would take work and then
             # wait for it, and so would the call (conv2's forward right after
             # torch's calls, whose threads spin for ~10 ms: 0.4-0.8 ms a call
@@ -808,7 +828,11 @@ class _Team:
 
     def _run_on_board(self, address, data, share, helpers, failed):
         if _HELPERS.board is None:
-            _HELPERS.board = np.zeros(kt.BOARD_WORDS, dtype=np.int64)
+            board = np.zeros(kt.BOARD_WORDS, dtype=np.int64)
+            for name, args in (("post", (board, 0, 0)), ("finish", (board, 0)),
+                               ("serve", (board, 0, 0, 0))):
+                load_once(name, getattr(kt, name), args)
+            _HELPERS.board = board
         board = _HELPERS.board
         _HELPERS.start(helpers)
         _HELPERS.wake(helpers)
@@ -820,11 +844,13 @@ class _Team:
             ended, cpu = time.perf_counter(), time.thread_time() - begun_cpu
             if kt.finish(board, sequence):
                 failed.append(True)
-        # Descheduled: this thread (its share took more time than it ran), or a
-        # helper it waited for.
-        share_s = ended - begun
-        if (share_s > 1e-4 and cpu < 0.7 * share_s
-                or time.perf_counter() - ended > max(2e-4, 0.5 * share_s)):
+        # Descheduled for a time slice: this thread (its share took that much
+        # more time than it ran), or a helper it waited for.  Shorter losses are
+        # interrupts and the hypervisor's own stalls, which come and go: on a
+        # shared host they sent LeNet's pooling calls (50 us shares) away from
+        # the team for most of a run.
+        gap_s = self._GAP_US * 1e-6
+        if (ended - begun) - cpu > gap_s or time.perf_counter() - ended > gap_s:
             self.back_off()
 
 
@@ -834,13 +860,13 @@ _TEAM = _Team()
 def run_team(entry, block, serially, threads):
     """Run a kernel's C entry point on this thread and up to threads - 1 helpers.
 
-    ``entry()`` gives the address of a C function ``int64(int64)`` (asked for
-    only when more than one thread runs), called by every thread with the
-    address of the int64 array `block`; it returns 1, or 0 when its kernel
-    raised.  Every call must take its work from shared atomic counters (the
-    kernel's own), so a helper that joins late, or never, takes what is left.
-    With one thread, or when an entry point failed, ``serially()`` computes the
-    whole result through Python (raising the kernel's own exception).
+    ``entry()`` gives the address of a C function ``int64(int64)``, called by
+    every thread with the address of the int64 array `block`; it returns 1,
+    or 0 when its kernel raised.  Every call must take its work from shared
+    atomic counters (the kernel's own), so a helper that joins late, or never,
+    takes what is left, and one thread alone computes everything.  When an
+    entry point failed, ``serially()`` computes the whole result through
+    Python (raising the kernel's own exception).
 
     Helpers that are polling the team's board start within a microsecond,
     where a sleeping thread takes 20-60 us to wake and then waits for the GIL;
@@ -885,10 +911,12 @@ def run(stencil, src, out, lo, step, border, *, parallel=None):
     entry = _entry(stencil)
     work = out.size * entry.program.nodes
     module = _choose_kernel(stencil, entry, src.dtype, work, int(step[-1]))
-    kernel = _generated_kernel(module, entry, src, border) if module is not None else \
-        _interpreter_kernel(entry, src, border)
     with _LOCK:
         stats["tier1" if module is not None else "tier0"] += 1
+    if module is not None:
+        _run_generated(module, entry, src, out, lo, step, border, parallel, work)
+        return out
+    kernel = _interpreter_kernel(entry, src, border)
     if parallel is None:
         parallel = work >= config.parallel_min_work
     threads = thread_count() if parallel else 1
@@ -907,18 +935,41 @@ def run(stencil, src, out, lo, step, border, *, parallel=None):
     return out
 
 
-def _generated_kernel(module, entry, src, border):
+# Work (output points x expression nodes) from which a call on tier 1 runs on
+# the team: its helpers start within a microsecond, so far smaller calls gain
+# from a second thread than through the queue (`config.parallel_min_work`).
+_TEAM_MIN_WORK = 1 << 16
+# Pieces of a call's items per thread, claimed one at a time: a thread the OS
+# runs late leaves at most one piece for the others to wait for.
+_PIECES_PER_THREAD = 8
+
+
+def _run_generated(module, entry, src, out, lo, step, border, parallel, work):
+    """Tier 1: the module's team entry point over the items of `out`, its rows."""
+    if parallel is None:
+        parallel = work >= _TEAM_MIN_WORK
+    threads = thread_count() if parallel else 1
     src2 = src.reshape(-1, src.shape[-1])
-    src_outer = np.array(src.shape[:-1] or (1,), dtype=np.int64)
+    out2 = out.reshape(-1, out.shape[-1])
     consts = _consts(entry.params, border.value, src.dtype)
-    code = np.int64(border.code)
-    fn = module.kernel_serial
+    out_outer = np.array(out.shape[:-1] or (1,), dtype=np.int64)
+    src_outer = np.array(src.shape[:-1] or (1,), dtype=np.int64)
+    lo_arr, step_arr = np.array(lo, dtype=np.int64), np.array(step, dtype=np.int64)
+    colblock = out2.shape[1]
+    items = _kernels_run.item_count(out2, colblock)
+    pieces = max(1, -(-items // (threads * _PIECES_PER_THREAD))) if threads > 1 else items
+    # The block holds addresses only: every array it names stays referenced here.
+    counter = np.zeros(1, dtype=np.int64)
+    arrays = (src2, out2, consts, out_outer, src_outer, lo_arr, step_arr, counter)
+    numbers = (int(border.code), colblock, items, pieces)
+    load_once(("team_block", src.dtype.char), kt.team_block, (arrays, numbers))
+    block = kt.team_block(arrays, numbers)
 
-    def kernel(out2, out_outer, lo, step):
-        fn(src2, out2, consts, out_outer, src_outer, lo, step, code, np.int64(out2.shape[1]),
-           np.int64(1))
+    def serially():
+        module.kernel_serial(src2, out2, consts, out_outer, src_outer, lo_arr, step_arr,
+                             np.int64(border.code), np.int64(colblock), np.int64(1))
 
-    return kernel
+    run_team(lambda: team_entry(module, src.dtype), block, serially, threads)
 
 
 _INTERPRETERS_LOOKED_UP = set()  # (interpreter build, dtype char) looked for on disk

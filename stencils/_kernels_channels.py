@@ -56,15 +56,15 @@ from __future__ import annotations
 
 import numpy as np
 from llvmlite import ir
-from numba import carray, cfunc, literal_unroll, njit, types
+from numba import carray, cfunc, njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ._kernels import CACHE
-from ._kernels_team import pointer_at
+from ._kernels_team import claim, pointer_at
 
 __all__ = ["add_bias", "im2col", "strided_samples", "rows_samples", "positions_block",
-           "scatter_samples", "direct_samples", "team_block", "team_entry",
+           "scatter_samples", "direct_samples", "team_entry",
            "DIRECT_COLUMNS", "direct_lanes",
            "columns_samples", "COLUMNS_OUTS", "columns_lanes", "batch_groups"]
 
@@ -369,19 +369,6 @@ _mac_narrow = _mac_intrinsic(DIRECT_ROWS, DIRECT_COLUMNS, 256)
 _mac_wide = _mac_intrinsic(DIRECT_ROWS, DIRECT_COLUMNS, 512)
 
 
-@intrinsic
-def _claim(typingctx, counter, count):
-    """``counter[0] += count`` as one atomic step; the value before it."""
-    sig = counter.dtype(counter, count)
-
-    def codegen(context, builder, signature, args):
-        ptr = cgutils.create_struct_proxy(signature.args[0])(
-            context, builder, value=args[0]).data
-        amount = context.cast(builder, args[1], signature.args[1], signature.args[0].dtype)
-        return builder.atomic_rmw("add", ptr, amount, "monotonic")
-    return sig, codegen
-
-
 # Inlined into its team entry point (`team_entry`): compiled as a callee of
 # its own, its machine code would be generated twice, once more inside the
 # entry's (about 2.5 s more on an empty cache).  The same holds for `batch_groups`.
@@ -416,7 +403,7 @@ def direct_samples(x, swap_x, wt, bias, out, next_sample, stop, chunk, lanes, pa
                 taps[(c * kh + u) * kw + v] = (c * hp * wp + u * wp + v if padded
                                                else c * channel_step + u * width + v)
     while True:
-        first = _claim(next_sample, chunk)
+        first = claim(next_sample, chunk)
         if first >= stop:
             return
         for n in range(first, min(first + chunk, stop)):
@@ -431,32 +418,9 @@ def direct_samples(x, swap_x, wt, bias, out, next_sample, stop, chunk, lanes, pa
 
 
 # The kernels on the engine's team (`stencils._engine.run_team`): the arrays and
-# numbers of one call as an int64 block (`team_block`), unpacked by a
+# numbers of one call as an int64 block (`_kernels_team.team_block`), unpacked by a
 # C-callable entry point compiled per kernel and dtype on first use
 # (`team_entry`) that returns 1, or 0 when its kernel raised.
-
-
-@njit(cache=CACHE)
-def team_block(arrays, numbers):
-    """The int64 block a team entry point reads: each of the tuple `arrays` as
-    its address and then its shape, then the tuple of ints `numbers`.
-
-    Compiled: built in Python, the same block took 7-14 us a call (each
-    ``ndarray.ctypes`` alone takes 1 us), a tenth of a LeNet layer's time."""
-    words = len(numbers)
-    for a in literal_unroll(arrays):
-        words += 1 + a.ndim
-    block = np.empty(words, dtype=np.int64)
-    at = 0
-    for a in literal_unroll(arrays):
-        block[at] = a.ctypes.data
-        for axis in range(a.ndim):
-            block[at + 1 + axis] = a.shape[axis]
-        at += 1 + a.ndim
-    for number in numbers:
-        block[at] = number
-        at += 1
-    return block
 
 
 @njit(cache=CACHE, nogil=True, inline="always")
@@ -720,7 +684,7 @@ def batch_groups(x, wt, starts, groups, bias, out, next_group, pad_top, pad_left
             for c in range(channels):
                 taps[(u * kw + v) * channels + c] = ((c * height + u) * width + v) * lanes
     while True:
-        g = _claim(next_group, 1)
+        g = claim(next_group, 1)
         if g >= groups.shape[0]:
             return
         n0 = groups[g]

@@ -28,14 +28,15 @@ from __future__ import annotations
 
 import platform
 
+import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import literal_unroll, njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
 __all__ = ["LINE", "JOB", "ENTRY", "DONE", "KICK", "SLOT", "CLOSED", "ASLEEP", "SPINNING",
-           "WAKING", "MAX_SLOTS", "BOARD_WORDS", "pointer_at", "serve", "post", "run_entry",
-           "finish", "clock"]
+           "WAKING", "MAX_SLOTS", "BOARD_WORDS", "pointer_at", "claim", "team_block", "serve",
+           "post", "run_entry", "finish", "clock"]
 
 LINE = 8  # int64 words per cache line: each board word on a line of its own
 JOB, ENTRY, DONE, KICK, SLOT = 0, 1, 2, 3, 4
@@ -129,6 +130,45 @@ def pointer_at(typingctx, address, zero):
     def codegen(context, builder, signature, args):
         return builder.inttoptr(args[0], context.get_value_type(pointer))
     return pointer(address, zero), codegen
+
+
+@intrinsic
+def claim(typingctx, counter, count):
+    """``counter[0] += count`` as one atomic step; the value before it.
+
+    How an entry point's threads share its work: each claims the next items
+    from the same counter until it passes the end."""
+    sig = counter.dtype(counter, count)
+
+    def codegen(context, builder, signature, args):
+        ptr = cgutils.create_struct_proxy(signature.args[0])(
+            context, builder, value=args[0]).data
+        amount = context.cast(builder, args[1], signature.args[1], signature.args[0].dtype)
+        return builder.atomic_rmw("add", ptr, amount, "monotonic")
+    return sig, codegen
+
+
+@njit(cache=True)
+def team_block(arrays, numbers):
+    """The int64 block an entry point reads: each of the tuple `arrays` as its
+    address and then its shape, then the tuple of ints `numbers`.
+
+    Compiled: built in Python, the same block took 7-14 us a call (each
+    ``ndarray.ctypes`` alone takes 1 us), a tenth of a LeNet layer's time."""
+    words = len(numbers)
+    for a in literal_unroll(arrays):
+        words += 1 + a.ndim
+    block = np.empty(words, dtype=np.int64)
+    at = 0
+    for a in literal_unroll(arrays):
+        block[at] = a.ctypes.data
+        for axis in range(a.ndim):
+            block[at + 1 + axis] = a.shape[axis]
+        at += 1 + a.ndim
+    for number in numbers:
+        block[at] = number
+        at += 1
+    return block
 
 
 @njit(nogil=True, cache=True)

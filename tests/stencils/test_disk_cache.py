@@ -31,9 +31,8 @@ CHILD = textwrap.dedent("""
     a = np.cos(np.arange(60 * 70, dtype=np.float64)).reshape(60, 70)
     out = st.compute(st.map_stencil(st.Reflect, s, a))
     np.save(result, out)
-    stats = {name: {"hits": sum(getattr(module, name).stats.cache_hits.values()),
-                    "misses": sum(getattr(module, name).stats.cache_misses.values())}
-             for name in ("kernel",)}
+    # What the engine compiles: the module's team entry point, a C callback.
+    stats = {"team_float64": {"hits": module._ENTRIES["team_float64"].cache_hits}}
     # numba imports its linear algebra only when it sets up its compiler.
     print(json.dumps({"cache_dir": _engine.cache_dir(), "stats": stats,
                       "compiler_set_up": "numba.np.linalg" in sys.modules}))
@@ -63,9 +62,9 @@ def test_two_processes_compiling_at_once_leave_a_usable_cache(tmp_path):
     assert racers[0]["cache_dir"] == racers[1]["cache_dir"]
 
     third = _finish(_spawn(tmp_path, cache, "loader"))
-    # Loaded from the disk cache: nothing compiled again, nothing missed.
+    # Loaded from the disk cache, not compiled again.
     for name, counts in third["stats"].items():
-        assert counts["misses"] == 0 and counts["hits"] >= 1, (name, third["stats"])
+        assert counts["hits"] == 1, (name, third["stats"])
     # ... without setting up numba's compiler (stencils._numba_cache), which the
     # processes that compiled it did.
     assert not third["compiler_set_up"] and racers[0]["compiler_set_up"], (third, racers)

@@ -236,11 +236,11 @@ def test_a_failing_entry_point_has_the_call_computed_serially(spin_us):
     assert computed == [True] * 3
 
 
-def test_one_thread_computes_serially_and_asks_for_no_entry_point():
+def test_one_thread_runs_the_entry_point_alone():
+    counter = np.zeros(1, dtype=np.int64)
+    block = np.array([counter.ctypes.data], dtype=np.int64)
     computed = []
-
-    def entry():
-        raise AssertionError("asked for an entry point")
-
-    _engine.run_team(entry, np.zeros(1, dtype=np.int64), lambda: computed.append(True), 1)
-    assert computed == [True]
+    for _ in range(3):
+        _engine.run_team(lambda: _COUNT_CALLS.address, block, lambda: computed.append(True), 1)
+    assert counter[0] == 3
+    assert computed == []
