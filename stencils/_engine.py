@@ -935,10 +935,11 @@ def run(stencil, src, out, lo, step, border, *, parallel=None):
     return out
 
 
-# Work (output points x expression nodes) from which a call on tier 1 runs on
-# the team: its helpers start within a microsecond, so far smaller calls gain
-# from a second thread than through the queue (`config.parallel_min_work`).
-_TEAM_MIN_WORK = 1 << 16
+# A call on tier 1 runs on the team from this fraction of `config.parallel_min_work`
+# (2^16 of the default 2^21): its helpers start within a microsecond, so far
+# smaller calls gain from a second thread than through the queue (LeNet's pool2
+# max stencil, 2^17: 0.060-0.070 ms on the team, 0.075-0.078 ms alone).
+_TEAM_WORK_SHIFT = 5
 # Pieces of a call's items per thread, claimed one at a time: a thread the OS
 # runs late leaves at most one piece for the others to wait for.
 _PIECES_PER_THREAD = 8
@@ -947,7 +948,7 @@ _PIECES_PER_THREAD = 8
 def _run_generated(module, entry, src, out, lo, step, border, parallel, work):
     """Tier 1: the module's team entry point over the items of `out`, its rows."""
     if parallel is None:
-        parallel = work >= _TEAM_MIN_WORK
+        parallel = work >= config.parallel_min_work >> _TEAM_WORK_SHIFT
     threads = thread_count() if parallel else 1
     src2 = src.reshape(-1, src.shape[-1])
     out2 = out.reshape(-1, out.shape[-1])
