@@ -274,9 +274,7 @@ def _kernel_source(plan):
               else "1")
     slots = plan.piece_rows // nrows + 1
     return [
-        # Inlined into the team's entry points, which are what the engine compiles:
-        # as a callee of its own, its machine code would be generated twice.
-        "@njit(cache=CACHE, nogil=True, error_model='numpy', inline='always')",
+        "@njit(cache=CACHE, nogil=True, error_model='numpy')",
         "def kernel(src2, out2, c, out_outer, src_outer, lo, step, code, colblock, first_item,",
         "           last_item):",
         "    fill = c[2]",

@@ -25,18 +25,19 @@ Which tier serves a call (settings in `config`, changed with `stencils.config`):
 
 Kernel caches live here, keyed by structure; the stencil value holds none.
 
-Parallel calls split the output into boxes along its leading axes and run
-the serial kernel, which releases the GIL, on each box, on this module's
-threads and on the calling thread.  A box is taken only by a thread that is
-running, so when another process keeps a core busy the call goes on without
-the thread that cannot run (numba's parallel loops wait for every worker:
-measured 8 ms instead of 0.42 ms a call, see docs/performance.md).
-
-Kernels with a C-callable entry point (the direct convolution) run on the
-*team* instead (`run_team`, stencils._kernels_team): helpers that finished a
-job poll a board in native code for ``config.spin_us``, so the next call's
-job starts on them at once, without a wake-up or the GIL; a call that waits
-long for a descheduled helper sends the team away for a while (calls then run alone).
+Kernels with a C-callable entry point (tier 1's generated kernels, the
+direct and batch convolutions) run on the *team* (`run_team`,
+stencils._kernels_team): every thread calls the entry point, which claims its
+work from a shared counter in native code, and helpers that finished a job
+poll a board in native code for ``config.spin_us``, so the next call's job
+starts on them at once, without a wake-up or the GIL.  Work is taken only by
+a thread that runs, so when another process keeps a core busy the call goes
+on without the thread that cannot run (numba's parallel loops wait for every
+worker: measured 8 ms instead of 0.42 ms a call, see docs/performance.md); a
+call that waits long for a descheduled helper sends the team away for a while
+(calls then run alone).  Tier 0 splits the output into one box per thread
+along its leading axes and runs its serial kernel, which releases the GIL, on
+each, on this module's helper threads and the calling thread.
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ def _rows(out2, src2, runs, rows, nruns, c, dense):
                 o[t] = x6
 
 
-@njit(cache=CACHE, nogil=True, error_model='numpy', inline='always')
+@njit(cache=CACHE, nogil=True, error_model='numpy')
 def kernel(src2, out2, c, out_outer, src_outer, lo, step, code, colblock, first_item,
            last_item):
     fill = c[2]
