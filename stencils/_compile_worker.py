@@ -24,6 +24,7 @@ def main(argv):
         _engine.set_cache_dir(folder)
         module = _engine.import_generated(name, None)
         _engine.team_entry(module, dtype)
+        _engine.prepare_team(dtype)
         _engine.write_atomic(marker, "")
     finally:
         try:

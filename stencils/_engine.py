@@ -321,6 +321,30 @@ _TEAM_ENTRY_NAMES = {"f": "team_float32", "d": "team_float64"}
 _LOOKED_UP = set()  # keys of `load_once`
 
 
+def prepare_team(dtype):
+    """Compile, or load from disk, the team's own kernels and tier 1's block
+    builder for `dtype`: every tier-1 compile does it (on the compile thread or
+    in the helper process), so no call compiles them (0.8 s, found in a loop's
+    first parallel call on tier 1)."""
+    board = np.zeros(kt.BOARD_WORDS, dtype=np.int64)
+    for name, args in (("clock", ()), ("post", (board, 0, 0)), ("finish", (board, 0)),
+                       ("serve", (board, 0, 0, 0)), ("run_entry", (0, 0))):
+        load_once(name, getattr(kt, name), args)
+    kt.clock()
+    kt.finish(board, kt.post(board, 0, 0))  # a job nobody joins
+    kt.serve(board, 0, 0, 0)  # sees it closed and returns
+    kt.run_entry.compile((numba.types.int64, numba.types.int64))
+    real2, real1 = np.zeros((1, 1), dtype=dtype), np.zeros(1, dtype=dtype)
+    index = np.zeros(1, dtype=np.int64)
+    _generated_block((real2, real2, real1) + (index,) * 5, (0, 0, 0, 0))
+
+
+def _generated_block(arrays, numbers):
+    """The team block of a tier-1 call (see `_run_generated`)."""
+    load_once(("team_block", arrays[0].dtype.char), kt.team_block, (arrays, numbers))
+    return kt.team_block(arrays, numbers)
+
+
 def load_once(key, dispatcher, args):
     """Look for `dispatcher`'s code for the types of `args` on numba's disk cache,
     once per `key` (a cheap stand-in for those types): found there, it loads
@@ -341,6 +365,7 @@ def _compile(structure, dtype):
     marker = structure.marker(dtype)
     hit = kn.CACHE and os.path.exists(marker)
     team_entry(module, dtype, cached=hit)
+    prepare_team(dtype)
     if kn.CACHE and not hit:
         write_atomic(marker, "")
     with _LOCK:
@@ -962,10 +987,8 @@ def _run_generated(module, entry, src, out, lo, step, border, parallel, work):
     pieces = max(1, -(-items // (threads * _PIECES_PER_THREAD))) if threads > 1 else items
     # The block holds addresses only: every array it names stays referenced here.
     counter = np.zeros(1, dtype=np.int64)
-    arrays = (src2, out2, consts, out_outer, src_outer, lo_arr, step_arr, counter)
-    numbers = (int(border.code), colblock, items, pieces)
-    load_once(("team_block", src.dtype.char), kt.team_block, (arrays, numbers))
-    block = kt.team_block(arrays, numbers)
+    block = _generated_block((src2, out2, consts, out_outer, src_outer, lo_arr, step_arr, counter),
+                             (int(border.code), colblock, items, pieces))
 
     def serially():
         module.kernel_serial(src2, out2, consts, out_outer, src_outer, lo_arr, step_arr,
