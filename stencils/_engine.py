@@ -1011,10 +1011,10 @@ def _interpreter_kernel(entry, src, border):
     interpret = kn.interpret_rows if prog.uses_operators else kn.interpret_sums
     sizes = kn.program_sizes(prog.prog, prog.taps)
     item = np.int64(0)
-    read_run = _tier0_ready(interpret, src.dtype, (src2, src2, consts, consts, src_outer,
-                                                   prog.prog, prog.taps, sizes, src_outer,
-                                                   src_outer, src_outer, src_outer, code, item,
-                                                   item, item, item))
+    reader = _tier0_ready(interpret, src.dtype, (src2, src2, consts, consts, src_outer,
+                                                 prog.prog, prog.taps, sizes, src_outer,
+                                                 src_outer, src_outer, src_outer, code, item,
+                                                 item, item, item)).address
 
     def kernel(out2, out_outer, lo, step):
         nrows, width = out2.shape
@@ -1022,7 +1022,7 @@ def _interpreter_kernel(entry, src, border):
         nitems = -(-nrows // group) * -(-width // colblock)
         space = kn.register_space(sizes, group * colblock, src2.dtype)
         index_space = kn.index_space(prog.taps, group, width, sizes)
-        interpret(read_run, src2, out2, consts, space, index_space, prog.prog, prog.taps, sizes,
+        interpret(reader, src2, out2, consts, space, index_space, prog.prog, prog.taps, sizes,
                   out_outer, src_outer, lo, step, code, np.int64(colblock), np.int64(group),
                   np.int64(0), np.int64(nitems))
 
@@ -1032,7 +1032,8 @@ def _interpreter_kernel(entry, src, border):
 def _tier0_ready(interpret, dtype, args):
     """Tier 0's row reader for `dtype`, with it and the `interpret` build loaded
     or compiled for `args` (every call's types: outputs, register space and
-    index arrays typed as src2, consts and src_outer; the reader comes first).
+    index arrays typed as src2, consts and src_outer; the reader's address
+    comes first).
 
     With neither on disk (a fresh machine), the reader compiles in a forked
     child process while this one compiles the build, then loads from the disk
@@ -1054,14 +1055,17 @@ def _tier0_ready(interpret, dtype, args):
             _ROW_READERS[char] = read_run
         if kn.CACHE and not build_looked_up:
             # Its code on disk loads without numba's compiler set-up.
-            _numba_cache.load(interpret, (read_run,) + args)
+            _numba_cache.load(interpret, (_READER_ADDRESS,) + args)
     return read_run
+
+
+_READER_ADDRESS = np.int64(0)  # a stand-in, for the interpreter's types
 
 
 def _compile_tier0(interpret, read_run, args):
     # A fresh machine: `interpret` here and the reader in a forked child, when
     # both are missing from the disk cache (else each loads or compiles alone).
-    values = (read_run,) + args
+    values = (_READER_ADDRESS,) + args
     if _numba_cache.load(interpret, values):
         return
     if not (config.parallel_compile and _numba_cache.can_fork() and _numba_cache.core_free()):
