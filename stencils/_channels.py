@@ -24,7 +24,6 @@ import numpy as np
 
 from . import _engine
 from . import _kernels_channels as kc
-from . import _kernels_team as kt
 from ._validate import as_real_array, clamp_steps, int_tuple, is_int, prepare_out
 from .errors import StencilValueError
 
@@ -524,8 +523,7 @@ def _run_on_team(kernel, arrays, numbers, serially, threads):
     dtype = arrays[-1].dtype  # the output's
     counter = np.zeros(1, dtype=np.int64)
     arrays, numbers = arrays + (counter,), tuple(int(n) for n in numbers)
-    _engine.load_once(("team_block", kernel, dtype.char), kt.team_block, (arrays, numbers))
-    block = kt.team_block(arrays, numbers)
+    block = _engine.team_block(arrays, numbers, (kernel, dtype.char))
     _engine.run_team(lambda: kc.team_entry(kernel, dtype), block, serially, threads)
 
 

@@ -54,7 +54,6 @@ import time
 import weakref
 
 import numba
-from numba.core.ccallback import CFunc
 from numba.np.ufunc import parallel as numba_parallel
 import numpy as np
 
@@ -306,13 +305,8 @@ def team_entry(module, dtype, *, cached=False):
         return entries[name].address
     with _ENTRY_LOCK:
         if name not in entries:
-            entry = CFunc(getattr(module, name), ((numba.types.int64,), numba.types.int64), {},
-                          {"nopython": True, "error_model": "numpy"})
-            if kn.CACHE:
-                entry.enable_caching()
-            if not (cached and _numba_cache.load_callback(entry)):
-                entry.compile()
-            entries[name] = entry
+            entries[name] = _numba_cache.entry_point(getattr(module, name), caching=kn.CACHE,
+                                                     load=cached)
         return entries[name].address
 
 
@@ -321,27 +315,37 @@ _TEAM_ENTRY_NAMES = {"f": "team_float32", "d": "team_float64"}
 _LOOKED_UP = set()  # keys of `load_once`
 
 
+def _load_team_kernels():
+    """Look for the team's own kernels on numba's disk cache, once per process."""
+    if "team" in _LOOKED_UP:
+        return
+    _LOOKED_UP.add("team")
+    board = np.zeros(kt.BOARD_WORDS, dtype=np.int64)
+    for name, args in (("clock", ()), ("post", (board, 0, 0)), ("finish", (board, 0)),
+                       ("serve", (board, 0, 0, 0)), ("run_entry", (0, 0))):
+        _numba_cache.load(getattr(kt, name), args)
+
+
 def prepare_team(dtype):
     """Compile, or load from disk, the team's own kernels and tier 1's block
     builder for `dtype`: every tier-1 compile does it (on the compile thread or
     in the helper process), so no call compiles them (0.8 s, found in a loop's
     first parallel call on tier 1)."""
+    _load_team_kernels()
     board = np.zeros(kt.BOARD_WORDS, dtype=np.int64)
-    for name, args in (("clock", ()), ("post", (board, 0, 0)), ("finish", (board, 0)),
-                       ("serve", (board, 0, 0, 0)), ("run_entry", (0, 0))):
-        load_once(name, getattr(kt, name), args)
     kt.clock()
     kt.finish(board, kt.post(board, 0, 0))  # a job nobody joins
     kt.serve(board, 0, 0, 0)  # sees it closed and returns
     kt.run_entry.compile((numba.types.int64, numba.types.int64))
     real2, real1 = np.zeros((1, 1), dtype=dtype), np.zeros(1, dtype=dtype)
     index = np.zeros(1, dtype=np.int64)
-    _generated_block((real2, real2, real1) + (index,) * 5, (0, 0, 0, 0))
+    team_block((real2, real2, real1) + (index,) * 5, (0, 0, 0, 0), ("tier1", real2.dtype.char))
 
 
-def _generated_block(arrays, numbers):
-    """The team block of a tier-1 call (see `_run_generated`)."""
-    load_once(("team_block", arrays[0].dtype.char), kt.team_block, (arrays, numbers))
+def team_block(arrays, numbers, key):
+    """``_kernels_team.team_block(arrays, numbers)``, its code for these types
+    (which `key` names) looked for on disk once (see `load_once`)."""
+    load_once(("team_block",) + key, kt.team_block, (arrays, numbers))
     return kt.team_block(arrays, numbers)
 
 
@@ -808,7 +812,6 @@ class _Team:
 
     def _cycles_per_us(self):
         if self._rate is None:
-            load_once("clock", kt.clock, ())
             start, begun = kt.clock(), time.perf_counter()
             while time.perf_counter() - begun < 1e-3:
                 pass
@@ -826,7 +829,7 @@ class _Team:
     def run(self, entry, block, serially, threads):
         helpers = min(threads - 1, kt.MAX_SLOTS)
         address, data, failed = entry(), block.ctypes.data, []
-        load_once("run_entry", kt.run_entry, (address, data))
+        _load_team_kernels()
 
         def share(_):
             if not kt.run_entry(address, data):
@@ -854,11 +857,7 @@ class _Team:
 
     def _run_on_board(self, address, data, share, helpers, failed):
         if _HELPERS.board is None:
-            board = np.zeros(kt.BOARD_WORDS, dtype=np.int64)
-            for name, args in (("post", (board, 0, 0)), ("finish", (board, 0)),
-                               ("serve", (board, 0, 0, 0))):
-                load_once(name, getattr(kt, name), args)
-            _HELPERS.board = board
+            _HELPERS.board = np.zeros(kt.BOARD_WORDS, dtype=np.int64)
         board = _HELPERS.board
         _HELPERS.start(helpers)
         _HELPERS.wake(helpers)
@@ -896,9 +895,10 @@ def run_team(entry, block, serially, threads):
 
     Helpers that are polling the team's board start within a microsecond,
     where a sleeping thread takes 20-60 us to wake and then waits for the GIL;
-    when the team is busy (another thread's call), backing off (`_Team`) or
-    spinning is off (``config.spin_us == 0``), the threads run the entry point
-    through the queue (`run_parallel`).
+    when the team is busy (another thread's call) or spinning is off
+    (``config.spin_us == 0``), the threads run the entry point through the
+    queue (`run_parallel`), and while the team backs off (`_Team`) the calling
+    thread runs it alone.
     """
     _TEAM.run(entry, block, serially, threads)
 
@@ -987,8 +987,8 @@ def _run_generated(module, entry, src, out, lo, step, border, parallel, work):
     pieces = max(1, -(-items // (threads * _PIECES_PER_THREAD))) if threads > 1 else items
     # The block holds addresses only: every array it names stays referenced here.
     counter = np.zeros(1, dtype=np.int64)
-    block = _generated_block((src2, out2, consts, out_outer, src_outer, lo_arr, step_arr, counter),
-                             (int(border.code), colblock, items, pieces))
+    block = team_block((src2, out2, consts, out_outer, src_outer, lo_arr, step_arr, counter),
+                       (int(border.code), colblock, items, pieces), ("tier1", src.dtype.char))
 
     def serially():
         module.kernel_serial(src2, out2, consts, out_outer, src_outer, lo_arr, step_arr,

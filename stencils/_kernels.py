@@ -25,13 +25,13 @@ A new operator goes in `OPERATORS` (name, arity, spelling), `binary_op` or
 from __future__ import annotations
 
 import numpy as np
-from llvmlite import ir
 from numba import carray, from_dtype, njit, types
 from numba.core.ccallback import CFunc
-from numba.extending import intrinsic
 
 from ._kernels_border import (CACHE, CONTINUE, EDGE, FILL, REFLECT, SCIPY_MIRROR,  # noqa: F401
                               SCIPY_REFLECT, WRAP, resolve_index)
+# An intrinsic, inlined: numba's cache does not notice it change (numba#1833).
+from ._kernels_team import call_c
 
 # No fast-math flag: 'contract' would let LLVM fuse a*b + c into one FMA
 # (one rounding instead of two) wherever it likes, so the interpreter and a
@@ -446,28 +446,6 @@ def _read_run(regs, nregs, points, rows, nb, src, nsrc, tap_rows, j0, j1, inner_
     return ins
 
 
-@intrinsic
-def _call_reader(typingctx, address, args):
-    """Call the C function at the integer `address` with the int64s of the tuple
-    `args`, its pointers passed as their addresses (a pointer and an int64 go
-    in the same registers and stack slots), and return its int64.
-
-    The interpreter holds the row reader as an address, not as a first-class
-    function: a call then types an int, where typing the function object took
-    numba 30 us a call, and the interpreter compiles without the reader."""
-    if not (isinstance(args, types.UniTuple) and args.dtype == types.int64):
-        return None
-
-    def codegen(context, builder, signature, arguments):
-        i64 = ir.IntType(64)
-        fnty = ir.FunctionType(i64, [i64] * args.count)
-        fn = builder.inttoptr(arguments[0], fnty.as_pointer())
-        values = [builder.extract_value(arguments[1], k) for k in range(args.count)]
-        return builder.call(fn, values)
-
-    return types.int64(address, args), codegen
-
-
 def row_reader_signature(dtype):
     """The C signature of tier 0's row reader for `dtype` (see `_read_run`)."""
     real, index = types.CPointer(from_dtype(np.dtype(dtype))), types.CPointer(types.int64)
@@ -678,7 +656,10 @@ def _interpreter(with_operators):
             while ins < prog.shape[0]:
                 op = prog[ins, 0]
                 if op == READ_SET or op == READ_ADD:
-                    ins = _call_reader(reader, (
+                    # The reader as an address: a call types an int, where typing a
+                    # first-class function took numba 30 us a call, and this
+                    # compiles without the reader.
+                    ins = call_c(reader, (
                         _address(regs), np.int64(nregs + 1), np.int64(regs.shape[1]),
                         np.int64(rows), np.int64(nb), _address(src), np.int64(src.shape[0]),
                         _address(tap_rows), np.int64(j0), np.int64(j1), np.int64(inner_lo),

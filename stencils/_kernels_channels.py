@@ -58,10 +58,11 @@ from __future__ import annotations
 
 import numpy as np
 from llvmlite import ir
-from numba import carray, cfunc, njit, types
+from numba import carray, njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from . import _numba_cache
 from ._kernels import CACHE
 from ._kernels_team import claim, pointer_at
 
@@ -488,7 +489,9 @@ def team_entry(kernel, dtype):
     its arguments, `dtype` arrays (compiled, or loaded from disk, once)."""
     key = (kernel, np.dtype(dtype))
     if key not in _TEAM_ENTRY_ADDRESSES:
-        entry = cfunc(types.int64(types.int64), cache=CACHE)(_TEAM_ENTRIES[key])
+        # Loaded from disk without numba's compiler set-up where it is there.
+        entry = _numba_cache.entry_point(_TEAM_ENTRIES[key], caching=CACHE,
+                                         error_model="python")
         _TEAM_ENTRY_ADDRESSES[key] = (entry, entry.address)
     return _TEAM_ENTRY_ADDRESSES[key][1]
 

@@ -35,8 +35,8 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 __all__ = ["LINE", "JOB", "ENTRY", "DONE", "KICK", "SLOT", "CLOSED", "ASLEEP", "SPINNING",
-           "WAKING", "MAX_SLOTS", "BOARD_WORDS", "pointer_at", "claim", "team_block", "serve",
-           "post", "run_entry", "finish", "clock"]
+           "WAKING", "MAX_SLOTS", "BOARD_WORDS", "call_c", "pointer_at", "claim", "team_block",
+           "serve", "post", "run_entry", "finish", "clock"]
 
 LINE = 8  # int64 words per cache line: each board word on a line of its own
 JOB, ENTRY, DONE, KICK, SLOT = 0, 1, 2, 3, 4
@@ -114,12 +114,19 @@ def _pause(typingctx):
 
 
 @intrinsic
-def _call(typingctx, entry, block):
-    """Call the C function ``int64(int64)`` at address `entry` with `block`."""
-    def codegen(context, builder, signature, args):
-        fnty = ir.FunctionType(ir.IntType(64), [ir.IntType(64)])
-        return builder.call(builder.inttoptr(args[0], fnty.as_pointer()), [args[1]])
-    return types.int64(entry, block), codegen
+def call_c(typingctx, address, args):
+    """Call the C function at the integer `address` with the int64s of the tuple
+    `args` and return its int64.  A pointer argument goes as its address: a
+    pointer and an int64 are passed in the same registers and stack slots."""
+    if not (isinstance(args, types.UniTuple) and args.dtype == types.int64):
+        return None
+
+    def codegen(context, builder, signature, arguments):
+        i64 = ir.IntType(64)
+        fnty = ir.FunctionType(i64, [i64] * args.count)
+        values = [builder.extract_value(arguments[1], k) for k in range(args.count)]
+        return builder.call(builder.inttoptr(arguments[0], fnty.as_pointer()), values)
+    return types.int64(address, args), codegen
 
 
 @intrinsic
@@ -189,7 +196,7 @@ def serve(board, slot, spin_cycles, gap_cycles):
             if word & CLOSED == CLOSED:
                 last = sequence
             elif _swap_if(board, JOB * LINE, word, word + 1):
-                if not _call(_load(board, ENTRY * LINE), _load(board, ENTRY * LINE + 1)):
+                if not call_c(_load(board, ENTRY * LINE), (_load(board, ENTRY * LINE + 1),)):
                     _add(board, DONE * LINE + 1, 1)
                 _add(board, DONE * LINE, 1)
                 last = sequence
@@ -226,7 +233,7 @@ def post(board, entry, block):
 @njit(nogil=True, cache=True)
 def run_entry(entry, block):
     """Call the entry point at address `entry` with `block` (the caller's share); its status."""
-    return _call(entry, block)
+    return call_c(entry, (block,))
 
 
 @njit(nogil=True, cache=True)

@@ -85,6 +85,23 @@ def load_callback(callback):
         return False
 
 
+def entry_point(pyfunc, *, caching, load=True, error_model="numpy"):
+    """`pyfunc` compiled as a C callback ``int64(int64)`` (numba's ``CFunc``):
+    with `caching`, kept in numba's disk cache and, with `load`, taken from it
+    as `load_callback` does when it is there; else compiled here."""
+    from numba import types
+    from numba.core.ccallback import CFunc
+
+    callback = CFunc(pyfunc, ((types.int64,), types.int64), {},
+                     {"nopython": True, "error_model": error_model})
+    if caching:
+        callback.enable_caching()
+        if load and load_callback(callback):
+            return callback
+    callback.compile()
+    return callback
+
+
 # How long the parent waits for a forked compile past its own; a child still
 # at work then is killed and its piece compiled here.
 CHILD_TIMEOUT = 60.0
