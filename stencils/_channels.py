@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _engine
+from . import _engine, _numba_cache
 from . import _kernels_channels as kc
 from ._validate import as_real_array, clamp_steps, int_tuple, is_int, prepare_out
 from .errors import StencilValueError
@@ -524,7 +524,20 @@ def _run_on_team(kernel, arrays, numbers, serially, threads):
     counter = np.zeros(1, dtype=np.int64)
     arrays, numbers = arrays + (counter,), tuple(int(n) for n in numbers)
     block = _engine.team_block(arrays, numbers, (kernel, dtype.char))
-    _engine.run_team(lambda: kc.team_entry(kernel, dtype), block, serially, threads)
+    _engine.run_team(lambda: _team_entry(kernel, dtype), block, serially, threads)
+
+
+_TEAM_ENTRY_POINTS = {}  # (kernel, dtype) -> its compiled entry point
+
+
+def _team_entry(kernel, dtype):
+    """The address of `kc.TEAM_ENTRIES[kernel, dtype]` compiled as a C callback
+    (once; loaded from disk without numba's compiler set-up where it is there)."""
+    key = (kernel, np.dtype(dtype))
+    if key not in _TEAM_ENTRY_POINTS:
+        _TEAM_ENTRY_POINTS[key] = _numba_cache.entry_point(
+            kc.TEAM_ENTRIES[key], caching=kc.CACHE, error_model="python")
+    return _TEAM_ENTRY_POINTS[key].address
 
 
 def _run_scatter(x, weights, bias, out, g, threads):

@@ -47,7 +47,7 @@ Each kernel computes a range of samples (direct and batch: the samples or
 groups it claims from a shared counter) and releases the GIL: a serial call
 runs it over the whole batch, a parallel one over ranges on the engine's
 helper threads (direct and batch: once per thread, on the engine's team of
-spinning helpers through a C entry point, `team_entry`), with no `prange` (a
+spinning helpers through a C entry point, `TEAM_ENTRIES`), with no `prange` (a
 prange waits for a worker the OS does not run).  Helpers live in this file so the disk cache
 notices when they change (numba#1833); the two intrinsics it takes from
 `_kernels_team` (`pointer_at`, `claim`) are not noticed: changing them asks for
@@ -62,12 +62,11 @@ from numba import carray, njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from . import _numba_cache
 from ._kernels import CACHE
 from ._kernels_team import claim, pointer_at
 
 __all__ = ["add_bias", "im2col", "strided_samples", "rows_samples", "positions_block",
-           "scatter_samples", "direct_samples", "team_entry",
+           "scatter_samples", "direct_samples", "TEAM_ENTRIES",
            "DIRECT_COLUMNS", "direct_lanes",
            "columns_samples", "COLUMNS_OUTS", "columns_lanes", "batch_groups"]
 
@@ -372,7 +371,7 @@ _mac_narrow = _mac_intrinsic(DIRECT_ROWS, DIRECT_COLUMNS, 256)
 _mac_wide = _mac_intrinsic(DIRECT_ROWS, DIRECT_COLUMNS, 512)
 
 
-# Inlined into its team entry point (`team_entry`): compiled as a callee of
+# Inlined into its team entry point (`TEAM_ENTRIES`): compiled as a callee of
 # its own, its machine code would be generated twice, once more inside the
 # entry's (about 2.5 s more on an empty cache).  The same holds for `batch_groups`.
 @njit(cache=CACHE, nogil=True, inline="always")
@@ -422,8 +421,8 @@ def direct_samples(x, swap_x, wt, bias, out, next_sample, stop, chunk, lanes, pa
 
 # The kernels on the engine's team (`stencils._engine.run_team`): the arrays and
 # numbers of one call as an int64 block (`_kernels_team.team_block`), unpacked by a
-# C-callable entry point compiled per kernel and dtype on first use
-# (`team_entry`) that returns 1, or 0 when its kernel raised.
+# C-callable entry point per kernel and dtype (`TEAM_ENTRIES`) that returns 1,
+# or 0 when its kernel raised.
 
 
 @njit(cache=CACHE, nogil=True, inline="always")
@@ -476,24 +475,12 @@ def _batch_entry_float64(address):
     return _batch_from_block(address, np.float64(0))
 
 
-_TEAM_ENTRIES = {("direct", np.dtype(np.float32)): _direct_entry_float32,
-                 ("direct", np.dtype(np.float64)): _direct_entry_float64,
-                 ("batch", np.dtype(np.float32)): _batch_entry_float32,
-                 ("batch", np.dtype(np.float64)): _batch_entry_float64}
-_TEAM_ENTRY_ADDRESSES = {}
-
-
-def team_entry(kernel, dtype):
-    """The address of a C function ``int64(int64 block)`` running `kernel`
-    ("direct": `direct_samples`, "batch": `batch_groups`) on a `team_block` of
-    its arguments, `dtype` arrays (compiled, or loaded from disk, once)."""
-    key = (kernel, np.dtype(dtype))
-    if key not in _TEAM_ENTRY_ADDRESSES:
-        # Loaded from disk without numba's compiler set-up where it is there.
-        entry = _numba_cache.entry_point(_TEAM_ENTRIES[key], caching=CACHE,
-                                         error_model="python")
-        _TEAM_ENTRY_ADDRESSES[key] = (entry, entry.address)
-    return _TEAM_ENTRY_ADDRESSES[key][1]
+# The entry points' functions, compiled as C callbacks by `stencils._channels`:
+# (kernel, dtype) -> a function of one int64, the address of a team block.
+TEAM_ENTRIES = {("direct", np.dtype(np.float32)): _direct_entry_float32,
+                ("direct", np.dtype(np.float64)): _direct_entry_float64,
+                ("batch", np.dtype(np.float32)): _batch_entry_float32,
+                ("batch", np.dtype(np.float64)): _batch_entry_float64}
 
 
 @njit(cache=CACHE, nogil=True)
