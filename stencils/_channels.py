@@ -55,6 +55,13 @@ _COLUMNS_CALL = 1400
 _BATCH_COST = 1.1
 _BATCH_CALL = 4000
 
+# Rows' products per output channel beyond its multiply-adds: its copies (two)
+# and numba's BLAS call on short rows of weights, which took twice NumPy's time
+# for conv1's (6, 25) @ (25, 896) (23 against 11.5 us, Zen 3, AVX2; conv1's
+# forward on one thread 1.8 ms against columns' 0.50, where on an AVX-512 core
+# the two tied, 0.314 against 0.311 ms).
+_ROWS_EXTRA = 4
+
 
 class Geometry(NamedTuple):
     """Sizes of one call: x (N, C, H, W), weights (O, C, KH, KW), output (N, O, Ho, Wo)."""
@@ -93,7 +100,7 @@ class Geometry(NamedTuple):
         """Estimated cost per sample of each stride-1 algorithm, in multiply-adds.
 
         Products plus buffer copies, a copy counted as two multiply-adds (BLAS
-        runs near peak, copies are memory bound).  Direct computes whole
+        runs near peak, copies are memory bound; rows adds `_ROWS_EXTRA`).  Direct computes whole
         vectors of float32 output channels over whole blocks of rows and
         columns, each multiply-add costing `_DIRECT_COST` of BLAS's; it is left
         out (None) where one block does not fit the output or its sums are too
@@ -101,13 +108,13 @@ class Geometry(NamedTuple):
         """
         c, o, kh, kw = self.channels, self.outs, self.kh, self.kw
         lanes = kc.direct_lanes(4, o)
-        rows, columns = kc.DIRECT_ROWS, kc.DIRECT_COLUMNS
+        rows, columns = kc.direct_rows(4, lanes), kc.DIRECT_COLUMNS
         direct = None
         if self.ho >= rows and self.wo >= columns and c * kh * kw >= _DIRECT_MIN_TAPS:
             pixels = -(-self.ho // rows) * rows * -(-self.wo // columns) * columns
             direct = _DIRECT_COST * c * kh * kw * pixels * -(-o // lanes) * lanes
         return {
-            "rows": c * kh * kw * self.ho * self.wp * (o + 2),
+            "rows": c * kh * kw * self.ho * self.wp * (o + _ROWS_EXTRA),
             "positions": c * kh * self.wp * self.ho * self.wo * (o + 2),
             "scatter": o * kh * kw * self.height * (self.width + kw - 1) * (c + 2),
             "direct": direct,
@@ -174,7 +181,7 @@ def choose_algorithm(geometry, method="auto", *, weights_finite=_true, x_finite=
     'direct'
     >>> conv1 = Geometry(64, 1, 28, 28, 6, 5, 5, 2, 2, 1, 1, 28, 28)
     >>> choose_algorithm(conv1)
-    'rows'
+    'columns'
     >>> choose_algorithm(Geometry(64, 6, 12, 12, 16, 5, 5, 0, 0, 2, 2, 4, 4))
     'strided'
     """

@@ -322,9 +322,12 @@ def test_choose_algorithm_by_cost_and_ieee_rules():
     weight_grad = Geometry(1, 64, 28, 28, 6, 28, 28, 2, 2, 1, 1, 5, 5)
     assert choose_algorithm(weight_grad, "gather") == "positions"
     assert choose_algorithm(weight_grad, x_finite=lambda: False) == "direct"
-    # conv1: 25 taps a sum are too few for direct; 4 output columns, fewer than a block.
+    # conv1: 25 taps a sum are too few for direct; columns skips the padded rows,
+    # and an inf or NaN weight (which must meet the padding) takes rows.
     conv1 = Geometry(64, 1, 28, 28, 6, 5, 5, 2, 2, 1, 1, 28, 28)
-    assert choose_algorithm(conv1) == "rows"
+    assert choose_algorithm(conv1) == "columns"
+    assert choose_algorithm(conv1, weights_finite=lambda: False) == "rows"
+    # 4 output columns, fewer than a block.
     assert Geometry(64, 6, 14, 8, 16, 5, 5, 0, 0, 1, 1, 10, 4).costs()["direct"] is None
     strided = Geometry(64, 6, 12, 12, 16, 5, 5, 0, 0, 2, 1, 4, 8)
     assert choose_algorithm(strided, weights_finite=_never, x_finite=_never) == "strided"
