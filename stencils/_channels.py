@@ -562,9 +562,14 @@ def _run_columns(x, weights, bias, out, g, threads):
     # A block's taps by kernel row, then channel, then column.
     starts, wt = _channel_blocks(weights, g, (1, 0, 2), out.dtype)
     row_width = max(g.wp, lanes + g.kw - 1)
-    args = (lanes, g.pad_top, g.pad_left, row_width)
-    _over_ranges(lambda a, b: kc.columns_samples(x, wt, starts, bias, out, a, b, *args),
-                 _engine.split_range(g.samples, threads), threads)
+    # As `_run_direct`: each thread claims samples from a shared counter.
+    numbers = (g.samples, 1, lanes, g.pad_top, g.pad_left, row_width)
+
+    def serially():
+        kc.columns_samples(x, wt, starts, bias, out, np.zeros(1, dtype=np.int64), g.samples,
+                           g.samples, *numbers[2:])
+
+    _run_on_team("columns", (x, wt, starts, bias, out), numbers, serially, threads)
 
 
 def _run_batch(x, weights, bias, out, g, threads):

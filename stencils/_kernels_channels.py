@@ -43,11 +43,11 @@ there is one) added to each finished sample:
   and only the taps whose pixel is in the image are summed: no lane is spent
   on padding (the input gradient of a small convolution over a batch).
 
-Each kernel computes a range of samples (direct and batch: the samples or
-groups it claims from a shared counter) and releases the GIL: a serial call
-runs it over the whole batch, a parallel one over ranges on the engine's
-helper threads (direct and batch: once per thread, on the engine's team of
-spinning helpers through a C entry point, `TEAM_ENTRIES`), with no `prange` (a
+Each kernel computes a range of samples (direct, columns and batch: the
+samples or groups it claims from a shared counter) and releases the GIL: a
+serial call runs it over the whole batch, a parallel one over ranges on the
+engine's helper threads (direct, columns and batch: once per thread, on the
+engine's team of spinning helpers through a C entry point, `TEAM_ENTRIES`), with no `prange` (a
 prange waits for a worker the OS does not run).  Helpers live in this file so the disk cache
 notices when they change (numba#1833); the two intrinsics it takes from
 `_kernels_team` (`pointer_at`, `claim`) are not noticed: changing them asks for
@@ -473,6 +473,19 @@ def _batch_from_block(address, zero):
     return 1
 
 
+# columns_samples(x, wt, starts, bias, out, next_sample, stop, chunk, lanes, pad_top,
+# pad_left, row_width) from team_block(x, wt, starts, bias, out, next_sample, stop,
+# chunk, lanes, pad_top, pad_left, row_width).
+@njit(cache=CACHE, nogil=True, inline="always")
+def _columns_from_block(address, zero):
+    b = carray(pointer_at(address, np.int64(0)), (28,))
+    wt = carray(pointer_at(b[5], zero), (b[6], b[7], b[8], b[9], b[10]))
+    columns_samples(_array4(b, 0, zero), wt, _array1(b, 11, np.intp(0)), _array1(b, 13, zero),
+                    _array4(b, 15, zero), _array1(b, 20, np.int64(0)), b[22], b[23], b[24],
+                    b[25], b[26], b[27])
+    return 1
+
+
 def _direct_entry_float32(address):
     return _direct_from_block(address, np.float32(0))
 
@@ -489,12 +502,22 @@ def _batch_entry_float64(address):
     return _batch_from_block(address, np.float64(0))
 
 
+def _columns_entry_float32(address):
+    return _columns_from_block(address, np.float32(0))
+
+
+def _columns_entry_float64(address):
+    return _columns_from_block(address, np.float64(0))
+
+
 # The entry points' functions, compiled as C callbacks by `stencils._channels`:
 # (kernel, dtype) -> a function of one int64, the address of a team block.
 TEAM_ENTRIES = {("direct", np.dtype(np.float32)): _direct_entry_float32,
                 ("direct", np.dtype(np.float64)): _direct_entry_float64,
                 ("batch", np.dtype(np.float32)): _batch_entry_float32,
-                ("batch", np.dtype(np.float64)): _batch_entry_float64}
+                ("batch", np.dtype(np.float64)): _batch_entry_float64,
+                ("columns", np.dtype(np.float32)): _columns_entry_float32,
+                ("columns", np.dtype(np.float64)): _columns_entry_float64}
 
 
 @njit(cache=CACHE, nogil=True)
@@ -602,8 +625,9 @@ def _broadcast_mac_intrinsic(outs, vector_bits):
 _broadcast_mac = _broadcast_mac_intrinsic(COLUMNS_OUTS, COLUMNS_BITS)
 
 
-@njit(cache=CACHE, nogil=True)
-def columns_samples(x, wt, starts, bias, out, start, stop, lanes, pad_top, pad_left, row_width):
+@njit(cache=CACHE, nogil=True, inline="always")
+def columns_samples(x, wt, starts, bias, out, next_sample, stop, chunk, lanes, pad_top,
+                    pad_left, row_width):
     """Stride-1 correlation out[n] = correlate(pad(x[n]), w) + bias, vectors of columns.
 
     x is (N, C, H, W) C-contiguous; wt is (B, KH, C, KW, K) with K =
@@ -612,11 +636,13 @@ def columns_samples(x, wt, starts, bias, out, start, stop, lanes, pad_top, pad_l
     empty; out is (N, O, Ho, Wo).  Each sample is copied into a zeroed
     (C, H, row_width) buffer at column pad_left, with row_width >= the padded
     columns read and >= lanes + KW - 1 (a vector of `lanes` columns starting
-    at 0 stays in its row); rows of padding are skipped, not stored.
+    at 0 stays in its row); rows of padding are skipped, not stored.  The
+    samples come `chunk` at a time from the counter `next_sample` until `stop`,
+    as in `direct_samples`.
     """
     channels, height = x.shape[1], x.shape[2]
-    blocks, kh, kw, k_outs = wt.shape[0], wt.shape[1], wt.shape[3], wt.shape[4]
-    outs, ho, wo = out.shape[1], out.shape[2], out.shape[3]
+    kh, kw, k_outs = wt.shape[1], wt.shape[3], wt.shape[4]
+    ho, wo = out.shape[2], out.shape[3]
     plane = height * row_width
     buffer = np.zeros(channels * plane, dtype=out.dtype)
     acc_width = max(wo, lanes)
@@ -626,31 +652,48 @@ def columns_samples(x, wt, starts, bias, out, start, stop, lanes, pad_top, pad_l
         for c in range(channels):
             for v in range(kw):
                 taps[(u * channels + c) * kw + v] = c * plane + u * row_width + v
-    for n in range(start, stop):
-        for c in range(channels):
-            _pad_into(x[n, c], buffer[c * plane:(c + 1) * plane], 0, pad_left, row_width)
-        for b in range(blocks):
-            flat_w = wt[b].reshape(-1)
+    while True:
+        first = claim(next_sample, chunk)
+        if first >= stop:
+            return
+        for n in range(first, min(first + chunk, stop)):
+            _columns_sample(x, wt, starts, bias, out, n, lanes, pad_top, pad_left, row_width,
+                            buffer, sums, taps)
+
+
+@njit(cache=CACHE, nogil=True)
+def _columns_sample(x, wt, starts, bias, out, n, lanes, pad_top, pad_left, row_width, buffer,
+                    sums, taps):
+    """out[n] of `columns_samples`, through its zeroed buffer and its sums."""
+    channels, height = x.shape[1], x.shape[2]
+    blocks, kh, kw, k_outs = wt.shape[0], wt.shape[1], wt.shape[3], wt.shape[4]
+    outs, ho, wo = out.shape[1], out.shape[2], out.shape[3]
+    plane = height * row_width
+    acc_width = sums.shape[0] // (k_outs * ho)
+    for c in range(channels):
+        _pad_into(x[n, c], buffer[c * plane:(c + 1) * plane], 0, pad_left, row_width)
+    for b in range(blocks):
+        flat_w = wt[b].reshape(-1)
+        for i in range(ho):
+            # Kernel rows u whose input row i + u - pad_top is in the image.
+            u0 = min(kh, max(0, pad_top - i))
+            u1 = max(u0, min(kh, height + pad_top - i))
+            t0, t1 = u0 * channels * kw, u1 * channels * kw
+            for block_j in range(0, wo, lanes):
+                j0 = max(0, min(block_j, wo - lanes))
+                _broadcast_mac(sums, i * acc_width + j0, ho * acc_width, buffer,
+                               (i - pad_top) * row_width + j0, taps, t0, 1, 0, t1 - t0,
+                               flat_w)
+        for k in range(min(k_outs, outs - starts[b])):
+            o = starts[b] + k
             for i in range(ho):
-                # Kernel rows u whose input row i + u - pad_top is in the image.
-                u0 = min(kh, max(0, pad_top - i))
-                u1 = max(u0, min(kh, height + pad_top - i))
-                t0, t1 = u0 * channels * kw, u1 * channels * kw
-                for block_j in range(0, wo, lanes):
-                    j0 = max(0, min(block_j, wo - lanes))
-                    _broadcast_mac(sums, i * acc_width + j0, ho * acc_width, buffer,
-                                   (i - pad_top) * row_width + j0, taps, t0, 1, 0, t1 - t0,
-                                   flat_w)
-            for k in range(min(k_outs, outs - starts[b])):
-                o = starts[b] + k
-                for i in range(ho):
-                    src = np.uintp((k * ho + i) * acc_width)
-                    dst = out[n, o, i]
+                src = np.uintp((k * ho + i) * acc_width)
+                dst = out[n, o, i]
+                for j in range(np.uintp(wo)):
+                    dst[j] = sums[src + j]
+                if bias.shape[0]:
                     for j in range(np.uintp(wo)):
-                        dst[j] = sums[src + j]
-                    if bias.shape[0]:
-                        for j in range(np.uintp(wo)):
-                            dst[j] += bias[o]
+                        dst[j] += bias[o]
 
 
 # Batch: vectors of samples.  Each group of `lanes` samples is transposed to

@@ -119,6 +119,14 @@ def _batch_case():
     return dy, w, rng.standard_normal(6).astype(np.float32)
 
 
+def _columns_case():
+    # LeNet's conv1 at batch 64, 'same' padding: 'auto' takes the columns algorithm.
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((64, 1, 28, 28)).astype(np.float32)
+    w = rng.standard_normal((6, 1, 5, 5)).astype(np.float32)
+    return x, w, rng.standard_normal(6).astype(np.float32)
+
+
 def _serial(x, w, b, padding=0):
     return st.correlate_channels(x, w, bias=b, padding=padding, parallel=False)
 
@@ -150,7 +158,8 @@ def _team_calls_until_a_helper_joins(x, w, b, expected, padding=0):
 
 
 @pytest.mark.parametrize("case, padding, algorithm",
-                         [(_direct_case, 0, "direct"), (_batch_case, 4, "batch")])
+                         [(_direct_case, 0, "direct"), (_batch_case, 4, "batch"),
+                          (_columns_case, 2, "columns")])
 def test_run_team_runs_each_team_kernel_with_the_helpers(case, padding, algorithm):
     x, w, b = case()
     geometry = _channels._geometry(x.shape, w.shape, padding, 1)
