@@ -55,12 +55,14 @@ _COLUMNS_CALL = 1400
 _BATCH_COST = 1.1
 _BATCH_CALL = 4000
 
-# Rows' products per output channel beyond its multiply-adds: its copies (two)
-# and numba's BLAS call on short rows of weights, which took twice NumPy's time
-# for conv1's (6, 25) @ (25, 896) (23 against 11.5 us, Zen 3, AVX2; conv1's
-# forward on one thread 1.8 ms against columns' 0.50, where on an AVX-512 core
-# the two tied, 0.314 against 0.311 ms).
-_ROWS_EXTRA = 4
+# The products per output channel that rows and positions pay beyond their
+# multiply-adds: their copies (two) and numba's BLAS call on few rows of
+# weights, which took twice NumPy's time for conv1's (6, 25) @ (25, 896) (23
+# against 11.5 us, Zen 3, AVX2).  On that core conv1's forward took 1.8 ms on
+# rows against 0.50 ms on columns (on an AVX-512 core they tied, 0.314 against
+# 0.311 ms), and its weight gradient 1.9-2.2 ms on positions against 1.0-1.2 ms
+# on direct (one thread each).
+_BLAS_EXTRA = 4
 
 
 class Geometry(NamedTuple):
@@ -100,9 +102,9 @@ class Geometry(NamedTuple):
         """Estimated cost per sample of each stride-1 algorithm, in multiply-adds.
 
         Products plus buffer copies, a copy counted as two multiply-adds (BLAS
-        runs near peak, copies are memory bound; rows adds `_ROWS_EXTRA`).  Direct computes whole
-        vectors of float32 output channels over whole blocks of rows and
-        columns, each multiply-add costing `_DIRECT_COST` of BLAS's; it is left
+        runs near peak, copies are memory bound), and `_BLAS_EXTRA` per output
+        channel for the two BLAS algorithms.  Direct computes whole vectors of
+        float32 output channels over whole blocks of rows and columns, each multiply-add costing `_DIRECT_COST` of BLAS's; it is left
         out (None) where one block does not fit the output or its sums are too
         short to pay for a block's set-up.
         """
@@ -114,8 +116,8 @@ class Geometry(NamedTuple):
             pixels = -(-self.ho // rows) * rows * -(-self.wo // columns) * columns
             direct = _DIRECT_COST * c * kh * kw * pixels * -(-o // lanes) * lanes
         return {
-            "rows": c * kh * kw * self.ho * self.wp * (o + _ROWS_EXTRA),
-            "positions": c * kh * self.wp * self.ho * self.wo * (o + 2),
+            "rows": c * kh * kw * self.ho * self.wp * (o + _BLAS_EXTRA),
+            "positions": c * kh * self.wp * self.ho * self.wo * (o + _BLAS_EXTRA),
             "scatter": o * kh * kw * self.height * (self.width + kw - 1) * (c + 2),
             "direct": direct,
             "columns": self._columns_cost(),

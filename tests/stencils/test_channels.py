@@ -318,10 +318,14 @@ def test_choose_algorithm_by_cost_and_ieee_rules():
     assert choose_algorithm(input_grad, weights_finite=lambda: False) == "direct"
     assert choose_algorithm(weight_grad, weights_finite=_never, x_finite=_never) == "direct"
     assert choose_algorithm(forward, "scatter", x_finite=_never) == "scatter"
-    # conv1's weight gradient: positions is the cheapest, but not for an inf or NaN pixel.
+    # conv1's weight gradient: direct, just ahead of positions.
     weight_grad = Geometry(1, 64, 28, 28, 6, 28, 28, 2, 2, 1, 1, 5, 5)
+    assert choose_algorithm(weight_grad, "gather") == "direct"
+    # A 4 x 4 weight gradient (narrower than a direct block): positions is the
+    # cheapest, but not for an inf or NaN pixel.
+    weight_grad = Geometry(1, 16, 8, 8, 6, 5, 5, 0, 0, 1, 1, 4, 4)
     assert choose_algorithm(weight_grad, "gather") == "positions"
-    assert choose_algorithm(weight_grad, x_finite=lambda: False) == "direct"
+    assert choose_algorithm(weight_grad, x_finite=lambda: False) == "rows"
     # conv1: 25 taps a sum are too few for direct; columns skips the padded rows,
     # and an inf or NaN weight (which must meet the padding) takes rows.
     conv1 = Geometry(64, 1, 28, 28, 6, 5, 5, 2, 2, 1, 1, 28, 28)
