@@ -8,6 +8,7 @@ import sys
 import numpy as np
 
 from . import functional as F
+from ._malloc import keep_freed_memory
 from .checkpoint import load_checkpoint
 from .data import load_dataset, normalize
 from .errors import ConvNetError
@@ -95,6 +96,7 @@ def main(argv=None):
                              "else the bundled MNIST)")
     parser.add_argument("--batch-size", type=int, default=1000)
     args = parser.parse_args(argv)
+    keep_freed_memory()
     try:
         model, meta = load_model(args.checkpoint)
         data = load_dataset(args.data if args.data is not None

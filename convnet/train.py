@@ -26,6 +26,7 @@ import numba
 import numpy as np
 
 from . import functional as F
+from ._malloc import keep_freed_memory
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import batch_indices, load_dataset, normalize
 from .errors import ConvNetError, ConvNetValueError, TrainingDivergedError
@@ -328,6 +329,7 @@ def main(argv=None):
     # still has work, and a step of many short parallel kernels slows down several-fold.
     # Only effective before Numba starts its thread pool (the first parallel kernel).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    keep_freed_memory()  # no page faults on each step's fresh arrays
     args = _parser().parse_args(argv)
     if args.threads is not None:
         if not 1 <= args.threads <= numba.config.NUMBA_NUM_THREADS:
