@@ -43,7 +43,7 @@ import numpy as np  # noqa: E402
 
 from convnet import SGD, LeNet  # noqa: E402
 from convnet import functional as F  # noqa: E402
-from convnet._malloc import keep_freed_memory  # noqa: E402
+from convnet import keep_freed_memory  # noqa: E402
 from convnet.data import batch_indices, load_dataset, normalize  # noqa: E402
 
 try:

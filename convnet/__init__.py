@@ -14,6 +14,7 @@ with ``python -m convnet.predict CHECKPOINT IMAGE...``.
 """
 
 from . import functional
+from ._malloc import keep_freed_memory
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import Dataset, load_dataset, normalize, read_idx
 from .errors import (CheckpointError, ConvNetError, ConvNetTypeError, ConvNetValueError,
@@ -43,6 +44,7 @@ __all__ = [
     "TrainingDivergedError",
     "cosine_lr",
     "functional",
+    "keep_freed_memory",
     "load_checkpoint",
     "load_dataset",
     "normalize",

@@ -10,7 +10,7 @@ thresholds raised (one process, 2 threads, Zen 3 under KVM, 2026-12-02).
 
 The setting is process-wide, so the library never makes it: the programs
 (`python -m convnet.train`, `python -m convnet.evaluate`) do, and a script
-of one's own can call `keep_freed_memory` or set glibc's environment
+of one's own can call `convnet.keep_freed_memory` or set glibc's environment
 variables (``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_MMAP_THRESHOLD_``).
 """
 
@@ -37,7 +37,8 @@ def keep_freed_memory():
 
     Examples
     --------
-    >>> keep_freed_memory() in (True, False)
+    >>> import convnet
+    >>> convnet.keep_freed_memory() in (True, False)
     True
     """
     if not sys.platform.startswith("linux"):

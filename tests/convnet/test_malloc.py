@@ -1,4 +1,4 @@
-"""`convnet._malloc.keep_freed_memory`: freed arrays are reused without page faults."""
+"""`convnet.keep_freed_memory`: freed arrays are reused without page faults."""
 
 import subprocess
 import sys
@@ -10,7 +10,7 @@ import pytest
 _SCRIPT = """
 import resource, sys
 import numpy as np
-from convnet._malloc import keep_freed_memory
+from convnet import keep_freed_memory
 applied = keep_freed_memory() if sys.argv[1] == "keep" else None
 def rounds(n):
     for _ in range(n):
