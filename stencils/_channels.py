@@ -104,9 +104,10 @@ class Geometry(NamedTuple):
         Products plus buffer copies, a copy counted as two multiply-adds (BLAS
         runs near peak, copies are memory bound), and `_BLAS_EXTRA` per output
         channel for the two BLAS algorithms.  Direct computes whole vectors of
-        float32 output channels over whole blocks of rows and columns, each multiply-add costing `_DIRECT_COST` of BLAS's; it is left
-        out (None) where one block does not fit the output or its sums are too
-        short to pay for a block's set-up.
+        float32 output channels over whole blocks of rows and columns, each
+        multiply-add costing `_DIRECT_COST` of BLAS's; it is left out (None)
+        where one block does not fit the output or its sums are too short to
+        pay for a block's set-up.
         """
         c, o, kh, kw = self.channels, self.outs, self.kh, self.kw
         lanes = kc.direct_lanes(4, o)

@@ -47,11 +47,11 @@ Each kernel computes a range of samples (direct, columns and batch: the
 samples or groups it claims from a shared counter) and releases the GIL: a
 serial call runs it over the whole batch, a parallel one over ranges on the
 engine's helper threads (direct, columns and batch: once per thread, on the
-engine's team of spinning helpers through a C entry point, `TEAM_ENTRIES`), with no `prange` (a
-prange waits for a worker the OS does not run).  Helpers live in this file so the disk cache
-notices when they change (numba#1833); the two intrinsics it takes from
-`_kernels_team` (`pointer_at`, `claim`) are not noticed: changing them asks for
-a cleared numba cache.
+engine's team of spinning helpers through a C entry point, `TEAM_ENTRIES`),
+with no `prange` (a prange waits for a worker the OS does not run).  Helpers
+live in this file so the disk cache notices when they change (numba#1833); the
+two intrinsics it takes from `_kernels_team` (`pointer_at`, `claim`) are not
+noticed: changing them asks for a cleared numba cache.
 """
 
 from __future__ import annotations
