@@ -61,7 +61,7 @@ from llvmlite import ir
 from llvmlite.binding import get_host_cpu_features
 from numba import carray, config, njit, types
 from numba.core import cgutils
-from numba.extending import intrinsic
+from numba.extending import intrinsic, register_jitable
 
 from ._kernels import CACHE
 from ._kernels_team import claim, pointer_at
@@ -302,6 +302,7 @@ def direct_lanes(itemsize, outs):
     return narrow if outs <= narrow else 2 * narrow
 
 
+@register_jitable
 def direct_rows(itemsize, lanes):
     """Output rows of `direct_samples`' blocks for vectors of `lanes` x `itemsize` bytes."""
     return DIRECT_ROWS if lanes * itemsize == 32 else _WIDE_ROWS
@@ -528,7 +529,7 @@ def _direct_sample(src, base, cols, wt, bias, out, n, lanes, taps):
     flat_w = wt.reshape(-1)
     flat_out = out.reshape(-1)
     narrow = lanes * out.itemsize == 32
-    rows = DIRECT_ROWS if narrow else _WIDE_ROWS
+    rows = direct_rows(out.itemsize, lanes)
     for block_i in range(0, ho, rows):
         i0 = min(block_i, ho - rows)
         for block_j in range(0, wo, DIRECT_COLUMNS):
