@@ -134,12 +134,13 @@ def _serial(x, w, b, padding=0):
 def _calls_until_a_helper_joins(call, expected, seconds=10.0):
     """``call()`` on 2 threads, each result checked, until a helper takes part in
     one (a busy machine sends the team away for a while: that is undone before
-    each)."""
+    each).  The `seconds` count from the end of the first call, which may compile
+    (11 s with bounds checks on an empty cache, on a Zen 3 core)."""
     threads = numba.get_num_threads()
     numba.set_num_threads(2)
     try:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
+        deadline = None
+        while deadline is None or time.monotonic() < deadline:
             _engine._TEAM._backoff_until = 0.0
             if _engine._HELPERS.board is not None:  # no count left from an earlier call
                 _engine._HELPERS.board[kt.DONE * kt.LINE] = 0
@@ -147,6 +148,8 @@ def _calls_until_a_helper_joins(call, expected, seconds=10.0):
             board = _engine._HELPERS.board
             if board is not None and board[kt.DONE * kt.LINE] > 0:
                 return True
+            if deadline is None:
+                deadline = time.monotonic() + seconds
         return False
     finally:
         numba.set_num_threads(threads)
