@@ -313,3 +313,79 @@ def test_zero_sized_and_size_one_arrays(data):
     a = np.ones(shape, np.float32)
     for name in ("maximum_filter", "median_filter"):
         assert_same(getattr(ndi, name)(a, size=2), getattr(sndi, name)(a, size=2))
+
+
+# -- whole stores: an extremum updated in place is stored whole, bit for bit --------
+
+
+def test_whole_store_gives_every_value_back_bit_for_bit():
+    from numba import njit
+
+    from stencils._kernels_order import store_identity, whole_store
+
+    @njit
+    def restore(a, out):
+        zero = store_identity(out)
+        for i in range(a.shape[0]):
+            out[i] = whole_store(a[i], zero)
+
+    tiny = np.finfo(np.float64).smallest_subnormal
+    for dtype in (np.float32, np.float64):
+        a = np.array([-0.0, 0.0, np.nan, -np.nan, np.inf, -np.inf, tiny, -tiny, 1.5, -3.25],
+                     dtype=dtype)
+        out = np.full_like(a, 7)
+        restore(a, out)
+        assert out.tobytes() == a.tobytes()
+    for dtype in (np.uint8, np.int8, np.int32, np.int64):
+        info = np.iinfo(dtype)
+        a = np.array([info.min, info.max, 0, 1], dtype=dtype)
+        out = np.full_like(a, 7)
+        restore(a, out)
+        assert out.tobytes() == a.tobytes()
+
+
+_MASKED_STORES_CHILD = r"""
+import numpy as np
+from numba import njit
+from stencils import _kernels_order as ko
+
+@njit
+def in_place_max(dst, row):
+    for c in range(dst.shape[0]):
+        v = row[c]
+        d = dst[c]
+        dst[c] = v if v > d else d
+
+def masked(dispatcher):
+    return sum(dispatcher.inspect_asm(sig).count("maskmov") for sig in dispatcher.signatures)
+
+for dtype in (np.float32, np.float64):
+    a, b = np.zeros(64, dtype), np.zeros(80, dtype)
+    in_place_max(a, b)
+    ko._pick3_rows(a, b, 3, 7, 64, False)
+    ko._advance_prefix(a, a.copy(), a.copy(), b.reshape(1, 1, 80), 0, 0, 0, 1, 0, 0.0, 0, 64,
+                       True, False)
+    big = np.zeros(64)
+    ko.run_extremes(np.zeros(80), 5, big, big.copy())
+    ko.combine_rows(np.zeros((2, 64)), np.zeros((2, 64)), np.array([0, 1]), big, big.copy())
+print(masked(in_place_max), *(masked(getattr(ko, name)) for name in
+      ("_pick3_rows", "_advance_prefix", "run_extremes", "combine_rows")))
+"""
+
+
+def test_in_place_extremum_loops_make_no_masked_stores(tmp_path):
+    # Compiled in a fresh process for Zen 3 (AVX2, no AVX-512), where LLVM turns a
+    # plain in-place update into VMASKMOVPS: the first count shows this LLVM does.
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, NUMBA_CPU_NAME="znver3", NUMBA_CACHE_DIR=str(tmp_path / "numba"),
+               STENCILS_CACHE_DIR=str(tmp_path / "stencils"))
+    done = subprocess.run([sys.executable, "-c", _MASKED_STORES_CHILD], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    plain, *kernels = map(int, done.stdout.split())
+    if plain == 0:
+        pytest.skip("this LLVM makes no masked store of a plain in-place update either")
+    assert kernels == [0, 0, 0, 0]
