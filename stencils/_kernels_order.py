@@ -60,11 +60,12 @@ def store_identity(typingctx, array):
 
     def codegen(context, builder, signature, args):
         value_type = context.get_value_type(dtype)
-        is_float = isinstance(dtype, types.Float)
-        identity = ir.Constant(value_type, -0.0 if is_float else 0)
-        asm_type = ir.FunctionType(value_type, [value_type])
-        return builder.asm(asm_type, "", "=x,0" if is_float else "=r,0", [identity],
-                           side_effect=False)
+        identity = ir.Constant(value_type, -0.0 if isinstance(dtype, types.Float) else 0)
+        # Its bits through a general-purpose register, a constraint every target has.
+        bits = ir.IntType(dtype.bitwidth)
+        opaque = builder.asm(ir.FunctionType(bits, [bits]), "", "=r,0",
+                             [builder.bitcast(identity, bits)], side_effect=False)
+        return builder.bitcast(opaque, value_type)
 
     return dtype(array), codegen
 
