@@ -64,3 +64,23 @@ def in_layout(a, layout, rng):
         return b
     return a.copy()
 
+
+
+# -- every comparison with scipy is with scipy -----------------------------------
+
+
+import pytest  # noqa: E402
+import scipy.ndimage  # noqa: E402
+
+from stencils import ndimage as _ndi  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _scipy_ndimage_is_scipys():
+    """Fails a test if scipy.ndimage's functions are not scipy's when it starts (the
+    scipy-suite plugin, tests/ndimage/scipy_routing.py, replaces them by ours in its
+    own process only): a test comparing ours with them would compare ours with ours."""
+    swapped = [name for name in _ndi.__all__
+               if not getattr(getattr(scipy.ndimage, name, None), "__module__", "scipy")
+               .startswith("scipy")]
+    assert swapped == [], f"scipy.ndimage's {swapped} are not scipy's in this process"

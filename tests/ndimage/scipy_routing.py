@@ -4,8 +4,8 @@ Use::
 
     python -m pytest -p tests.ndimage.scipy_routing --pyargs scipy.ndimage.tests.test_filters
 
-(`tests/ndimage/test_ndi_scipy_suite.py` runs exactly that in a subprocess).  On
-load, before scipy's test module is imported, every function that
+(`tests/ndimage/test_ndi_scipy_suite.py` runs exactly that in a subprocess).  When
+pytest configures the plugin, before scipy's test module is imported, every function that
 `stencils.ndimage` provides replaces scipy's in `scipy.ndimage` and
 `scipy.ndimage._filters` (scipy's own filters call ``correlate1d`` and others
 from there).  Two traps: parametrize lists built at import hold whatever
@@ -69,7 +69,14 @@ def _install():
     return replaced
 
 
-REPLACED = _install()
+REPLACED = []  # the names replaced, once pytest has loaded this module as a plugin
+
+
+def pytest_configure(config):
+    # Here, not on import: pytest imports every module of the project to collect its
+    # doctests, and a patch on import would swap scipy's functions for ours under
+    # every test of that session that compares the two.
+    REPLACED[:] = _install()
 
 
 def pytest_collection_modifyitems(config, items):
