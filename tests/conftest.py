@@ -65,7 +65,6 @@ def in_layout(a, layout, rng):
     return a.copy()
 
 
-
 # -- every comparison with scipy is with scipy -----------------------------------
 
 
