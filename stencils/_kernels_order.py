@@ -45,7 +45,7 @@ from ._kernels_window import as_window, box_window, replaces_max, replaces_min
 # A loop ``a[c] = v if keep(v, a[c]) else a[c]`` (an extremum updated in place)
 # is, to LLVM, a store only where the new value wins: without AVX-512 it becomes
 # VMASKMOVPS, which AMD's Zen 3 runs microcoded, 7x slower than a load, a
-# select and a store (0.78 against 0.11 ns a float32 element, a 3-row update).
+# select and a store (0.78 against 0.11 ns a float32 element, updated from two loads).
 # Adding the additive identity (-0.0 for floats: exact for every value, -0.0
 # and NaN included) makes the stored value a new one, so the store is whole.
 # The identity passes through an empty inline assembly once per call, so
