@@ -209,14 +209,15 @@ def _scatter_reference(dy, codes, input_shape):
     return dx
 
 
-@settings(max_examples=30)
-@given(h=hs.integers(2, 7), w=hs.integers(2, 7), dtype=hs.sampled_from(["float32", "float64"]),
+@settings(max_examples=60)
+@given(h=hs.integers(2, 7), w=hs.integers(2, 40), dtype=hs.sampled_from(["float32", "float64"]),
        codes_dtype=hs.sampled_from(["float32", "float64", "int64", "uint8"]),
        layout=hs.sampled_from(LAYOUTS), seed=hs.integers(0, 2**32 - 1))
 def test_max_pool_scatter_2x2_equals_masked_products(h, w, dtype, codes_dtype, layout, seed):
     # The compiled 2x2 scatter against NumPy's product per tap: NaN, inf and
     # -0.0 gradients, codes of any numeric dtype (out-of-range codes route
-    # nothing), odd sizes whose last row or column no window covers.
+    # nothing), odd sizes whose last row or column no window covers; rows of 1 to 20
+    # windows (one at a time, blocks of 4 or 8, a last block overlapping the one before).
     rng = np.random.default_rng(seed)
     shape = (2, 3, h, w)
     dy = values(rng, (2, 3, h // 2, w // 2), dtype, special=True)
