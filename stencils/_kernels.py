@@ -382,6 +382,15 @@ def _interior_taps(o, src, first, n, step, taps, t0, count, consts, p0):
     # taps: each adds its taps left to right onto o, as one longer pass would,
     # and every loop here is one more for LLVM to vectorise at tier 0's compile.
     last = taps.shape[1] - 1
+    if step == 2:
+        # Pooling's stride: a constant stride lets LLVM load vectors and pick
+        # every other lane, where a stride read at run time gathers lane by lane.
+        for i in range(count):
+            si = src[first + taps[t0 + i, last]:]
+            w = consts[p0 + i]
+            for t in range(n):
+                o[t] += w * si[2 * t]
+        return
     if step != 1:
         for i in range(count):
             si = src[first + taps[t0 + i, last]:]
@@ -512,7 +521,10 @@ def _apply_op(op, d, x, y, z, n, one, zero):  # noqa: C901 - one loop per cheap 
             d[j] = one if x[j] != y[j] else zero
     elif op == OP_WHERE:
         for j in range(n):
-            d[j] = y[j] if x[j] != zero else z[j]
+            # Both loads unconditional: a load only on one branch stops LLVM
+            # vectorising the loop (it would need masked loads).
+            a, b = y[j], z[j]
+            d[j] = a if x[j] != zero else b
     else:
         for j in range(n):
             d[j] = scalar_op(op, x[j], y[j], z[j], one, zero)
@@ -528,25 +540,40 @@ def _resolve_rows(tap_rows, line, group, prog, prog_taps, out_outer, src_outer, 
 
     Each of these is resolved by itself, once per output row: a few
     resolve_index calls per row, against a block's hundreds of points per tap
-    (a table over the box's rows would cost tier 0's cold compile more)."""
+    (a table over the box's rows would cost tier 0's cold compile more); from
+    one row to the next along the inner outer axis, a tap inside the array
+    moves on by the step without them (LeNet's max pooling of (64, 6, 28, 28)
+    on tier 0, one thread: 8.1 against 9.2 ns a point)."""
     nouter = lo.shape[0] - 1
+    inner = nouter - 1  # the outer axis whose index moves with every row
+    ntaps = prog_taps.shape[0]
     rem = line
     for a in range(nouter - 1, -1, -1):
         outer_index[a] = rem % out_outer[a]
         rem //= out_outer[a]
+    carried = True
     for r in range(group):
         if r > 0:
             # The next row: an odometer step, no divisions.
-            a = nouter - 1
+            a = inner
             outer_index[a] += 1
             while a > 0 and outer_index[a] == out_outer[a]:
                 outer_index[a] = 0
                 a -= 1
                 outer_index[a] += 1
+            carried = a != inner
         for ins in range(prog.shape[0]):
             if prog[ins, 0] != READ_SET and prog[ins, 0] != READ_ADD:
                 continue
             t = prog[ins, 2]
+            if not carried:
+                # Only the inner index moved: a tap that read inside the axis
+                # there and still does reads `step` source rows further on.
+                at = outer_index[inner] * step[inner] + lo[inner] + prog_taps[t, inner]
+                before = tap_rows[(r - 1) * ntaps + t]
+                if before >= 0 and at - step[inner] >= 0 and at < src_outer[inner]:
+                    tap_rows[r * ntaps + t] = before + step[inner]
+                    continue
             row = 0
             for a in range(nouter):
                 ra = resolve_index(outer_index[a] * step[a] + lo[a] + prog_taps[t, a],
@@ -555,7 +582,7 @@ def _resolve_rows(tap_rows, line, group, prog, prog_taps, out_outer, src_outer, 
                     row = -1
                     break
                 row = row * src_outer[a] + ra
-            tap_rows[r * prog_taps.shape[0] + t] = row
+            tap_rows[r * ntaps + t] = row
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy", inline="always")
@@ -569,6 +596,7 @@ def _registers(space, nregs, points, src2):
     size = src2.itemsize
     shift = ((src2.ctypes.data + 1024 - space.ctypes.data) % 4096) // size
     return space[shift:shift + nregs * points].reshape((nregs, points))
+
 
 
 def register_space(sizes, points, dtype):

@@ -42,7 +42,7 @@ def _engines_agree(stencil, array, padding, stride):
                                        err_msg=f"{padding.border}, stride {stride}")
 
 
-@pytest.mark.parametrize("stride", [(1, 1), (2, 3), (1, 1000)])
+@pytest.mark.parametrize("stride", [(1, 1), (2, 2), (2, 3), (1, 1000)])
 def test_generated_edges_on_large_arrays(stride):
     # The generated kernels compute edge columns, and whole rows that meet a Fill
     # row, from pieces queued in a buffer that is flushed when full: arrays big
