@@ -598,7 +598,6 @@ def _registers(space, nregs, points, src2):
     return space[shift:shift + nregs * points].reshape((nregs, points))
 
 
-
 def register_space(sizes, points, dtype):
     """The memory the interpreter's registers live in (its `space` argument),
     for a program's `sizes` (`program_sizes`) and blocks of `points` output
