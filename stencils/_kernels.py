@@ -375,29 +375,32 @@ def _read_taps(d, src, row, fill, j0, j1, edges, lo_l, step_l, taps, t0, count, 
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
+def _strided_taps(o, src, first, n, step, taps, t0, count, consts, p0):
+    # `_interior_taps` with a step other than 1: one pass per tap.
+    last = taps.shape[1] - 1
+    for i in range(count):
+        si = src[first + taps[t0 + i, last]:]
+        w = consts[p0 + i]
+        for t in range(n):
+            o[t] += w * si[t * step]
+
+
+@njit(cache=CACHE, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
 def _interior_taps(o, src, first, n, step, taps, t0, count, consts, p0):
     # One slice per tap, each from index 0: `t` alone indexes them, provably
     # >= 0, so LLVM vectorises (an index t + k with k read at run time gets
     # numba's negative-index check, and gathers).  Passes of four, two and one
     # taps: each adds its taps left to right onto o, as one longer pass would,
     # and every loop here is one more for LLVM to vectorise at tier 0's compile.
-    last = taps.shape[1] - 1
     if step == 2:
-        # Pooling's stride: a constant stride lets LLVM load vectors and pick
+        # Pooling's stride, inlined as a constant: LLVM loads vectors and keeps
         # every other lane, where a stride read at run time gathers lane by lane.
-        for i in range(count):
-            si = src[first + taps[t0 + i, last]:]
-            w = consts[p0 + i]
-            for t in range(n):
-                o[t] += w * si[2 * t]
+        _strided_taps(o, src, first, n, 2, taps, t0, count, consts, p0)
         return
     if step != 1:
-        for i in range(count):
-            si = src[first + taps[t0 + i, last]:]
-            w = consts[p0 + i]
-            for t in range(n):
-                o[t] += w * si[t * step]
+        _strided_taps(o, src, first, n, step, taps, t0, count, consts, p0)
         return
+    last = taps.shape[1] - 1
     i = 0
     while count - i >= 4:
         s0 = src[first + taps[t0 + i, last]:]
