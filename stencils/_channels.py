@@ -506,11 +506,11 @@ def _run_direct(x, weights, bias, out, g, threads):
     lanes = kc.direct_lanes(out.itemsize, g.outs)
     opad = -(-g.outs // lanes) * lanes
     # Weights (C, KH, KW, O), O rounded up to whole vectors with zero weights.
-    if opad == g.outs:
-        wt = np.ascontiguousarray(weights.transpose(1, 2, 3, 0))
-    else:
-        wt = np.zeros((g.channels, g.kh, g.kw, opad), dtype=out.dtype)
-        wt[..., :g.outs] = weights.transpose(1, 2, 3, 0)
+    planes = weights.reshape(g.outs, g.channels, g.kh * g.kw)
+    if planes.strides[2] != planes.itemsize:
+        planes = np.ascontiguousarray(planes)
+    wt = np.empty((g.channels, g.kh, g.kw, opad), dtype=out.dtype)
+    kc.channels_last(planes, wt.reshape(-1, opad))
     bias_padded = bias
     if bias.size != opad:
         bias_padded = np.zeros(opad, dtype=out.dtype)

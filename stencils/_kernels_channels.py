@@ -67,7 +67,7 @@ from ._kernels import CACHE
 from ._kernels_team import claim, pointer_at
 
 __all__ = ["add_bias", "im2col", "strided_samples", "rows_samples", "positions_block",
-           "scatter_samples", "direct_samples", "TEAM_ENTRIES",
+           "scatter_samples", "direct_samples", "channels_last", "TEAM_ENTRIES",
            "DIRECT_COLUMNS", "direct_lanes", "direct_rows",
            "columns_samples", "COLUMNS_OUTS", "columns_lanes", "batch_groups"]
 
@@ -384,6 +384,98 @@ def _mac_intrinsic(rows, columns, vector_bits):
 
 _mac_narrow = _mac_intrinsic(DIRECT_ROWS, DIRECT_COLUMNS, 256)
 _mac_wide = _mac_intrinsic(_WIDE_ROWS, DIRECT_COLUMNS, 512)
+
+
+def _transpose_block_intrinsic(vector_bits):
+    """An intrinsic ``transpose(w, o0, valid, c, p, wt, row)`` over square blocks.
+
+    For r, k < lanes (the vectors' lanes): ``wt[row + k, o0 + r] = w[o0 + r, c, p + k]``
+    for r < `valid` and 0 for the rest; `w` is 3-D with its last axis
+    contiguous, `wt` 2-D and C-contiguous.  One vector load per row of `w`,
+    log2(lanes) rounds of two-vector shuffles, one vector store per row of `wt`.
+    """
+    @intrinsic
+    def transpose(typingctx, w, o0, valid, c, p, wt, row):
+        lanes = vector_bits // w.dtype.bitwidth
+        sig = types.void(w, o0, valid, c, p, wt, row)
+
+        def codegen(context, builder, signature, args):
+            arg_types = signature.args
+            intp = context.get_value_type(types.intp)
+            source = cgutils.create_struct_proxy(arg_types[0])(context, builder, value=args[0])
+            target = cgutils.create_struct_proxy(arg_types[5])(context, builder, value=args[5])
+            o0, valid, c, p, row = (context.cast(builder, args[k], arg_types[k], types.intp)
+                                    for k in (1, 2, 3, 4, 6))
+            stride_o, stride_c, _ = cgutils.unpack_tuple(builder, source.strides, 3)
+            _, width = cgutils.unpack_tuple(builder, target.shape, 2)
+            vector = ir.VectorType(source.data.type.pointee, lanes)
+            byte = ir.IntType(8).as_pointer()
+
+            def const(value):
+                return ir.Constant(intp, value)
+
+            # Bytes from w's data to w[o0, c, p]: the strides are in bytes.
+            corner = builder.add(builder.add(builder.mul(o0, stride_o), builder.mul(c, stride_c)),
+                                 builder.mul(p, const(w.dtype.bitwidth // 8)))
+            start = builder.gep(builder.bitcast(source.data, byte), [corner])
+            zeros = ir.Constant(vector, None)
+            rows = []
+            for r in range(lanes):
+                slot = cgutils.alloca_once_value(builder, zeros)
+                with builder.if_then(builder.icmp_signed("<", const(r), valid)):
+                    at = builder.gep(start, [builder.mul(const(r), stride_o)])
+                    builder.store(builder.load(builder.bitcast(at, vector.as_pointer()), align=1),
+                                  slot)
+                rows.append(builder.load(slot))
+            # Round h swaps the off-diagonal h x h blocks of every 2h x 2h block.
+            h = lanes // 2
+            while h:
+                # Column block j of the new row r: block j of row r (j even) or block
+                # j - 1 of row r + h (j odd); of the new row r + h, one block further.
+                low = [k if k // h % 2 == 0 else lanes + k - h for k in range(lanes)]
+                high = [m + h for m in low]
+                for r in range(lanes):
+                    if r // h % 2 == 0:
+                        a, b = rows[r], rows[r + h]
+                        rows[r] = builder.shuffle_vector(a, b, ir.Constant(
+                            ir.VectorType(ir.IntType(32), lanes), low))
+                        rows[r + h] = builder.shuffle_vector(a, b, ir.Constant(
+                            ir.VectorType(ir.IntType(32), lanes), high))
+                h //= 2
+            first = builder.add(builder.mul(row, width), o0)
+            for k in range(lanes):
+                at = builder.gep(target.data, [builder.add(first, builder.mul(const(k), width))])
+                builder.store(rows[k], builder.bitcast(at, vector.as_pointer()), align=1)
+            return context.get_dummy_value()
+        return sig, codegen
+    return transpose
+
+
+_transpose_block = _transpose_block_intrinsic(256)
+
+
+@njit(cache=CACHE, nogil=True)
+def channels_last(w, wt):
+    """``wt[c*P + p, o] = w[o, c, p]``, zeros in columns o >= O: (O, C, P) to (C*P, Op).
+
+    `w` has a contiguous last axis; `wt` is C-contiguous with Op a multiple
+    of 256 bits.  The weights of `direct_samples` from any (O, C, KH, KW),
+    a transposed output gradient among them, in one pass.
+    """
+    outs, channels, plane = w.shape
+    lanes = 32 // w.itemsize
+    zero = wt.dtype.type(0)
+    for o0 in range(0, wt.shape[1], lanes):
+        valid = min(lanes, outs - o0)
+        for c in range(channels):
+            row = c * plane
+            p = 0
+            while p + lanes <= plane:
+                _transpose_block(w, o0, valid, c, p, wt, row + p)
+                p += lanes
+            for q in range(p, plane):
+                for r in range(lanes):
+                    wt[row + q, o0 + r] = w[o0 + r, c, q] if r < valid else zero
 
 
 # Inlined into its team entry point (`TEAM_ENTRIES`): compiled as a callee of

@@ -354,6 +354,12 @@ def direct_problems(draw):
     if draw(hs.booleans()):
         # Channel-major, as the weight gradient passes its input: read in place.
         x = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    layout = draw(hs.sampled_from(["C", "channel-major", "reversed columns"]))
+    if layout == "channel-major":
+        # As the weight gradient passes the output gradient: transposed in one pass.
+        weights = np.ascontiguousarray(weights.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    elif layout == "reversed columns":
+        weights = np.ascontiguousarray(weights[..., ::-1])[..., ::-1]
     return x, weights, bias, ((pads[0], pads[1]), (pads[2], pads[3]))
 
 
@@ -364,6 +370,20 @@ def test_direct_matches_reference(problem, threads):
     # padded and unpadded input, C-contiguous or channel-major, blocks that
     # overlap at the row's end.
     assert_algorithm_matches_reference("direct", *problem, threads)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("outs, plane, padded", [(6, 784, 8), (16, 100, 16), (3, 7, 8),
+                                                 (9, 33, 16), (17, 12, 32), (1, 1, 8)])
+def test_channels_last_is_the_zero_padded_transpose(dtype, outs, plane, padded):
+    # Whole vector blocks, a scalar tail, groups of lanes with no channel left in them.
+    rng = np.random.default_rng(outs)
+    w = rng.standard_normal((3, outs, plane)).astype(dtype).transpose(1, 0, 2)
+    wt = np.full((3 * plane, padded), np.nan, dtype=dtype)
+    kc.channels_last(w, wt)
+    want = np.zeros((3, plane, padded), dtype=dtype)
+    want[..., :outs] = w.transpose(1, 2, 0)
+    np.testing.assert_array_equal(wt, want.reshape(-1, padded))
 
 
 def assert_algorithm_matches_reference(algorithm, x, weights, bias, padding, threads):
