@@ -30,7 +30,8 @@ from numba.core.ccallback import CFunc
 
 from ._kernels_border import (CACHE, CONTINUE, EDGE, FILL, REFLECT, SCIPY_MIRROR,  # noqa: F401
                               SCIPY_REFLECT, WRAP, resolve_index)
-# An intrinsic, inlined: numba's cache does not notice it change (numba#1833).
+# Intrinsics, inlined: numba's cache does not notice them change (numba#1833).
+from ._kernels_simd import axpy_narrow, axpy_wide, copy_narrow, copy_wide
 from ._kernels_team import call_c
 
 # No fast-math flag: 'contract' would let LLVM fuse a*b + c into one FMA
@@ -425,6 +426,31 @@ def _interior_taps(o, src, first, n, step, taps, t0, count, consts, p0):
             o[t] = o[t] + w0 * s0[t]
 
 
+# Runs of fewer bytes than this are short: LLVM's vectorised loops need longer
+# ones (`_kernels_simd`).
+_SHORT_RUN_BYTES = 128
+
+
+@njit(cache=CACHE, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
+def _short_taps(o, oat, src, first, n, step, taps, t0, count, consts, p0):
+    """o[oat + t] += the weighted reads src[first + taps[k] + t * step], t < n, of
+    taps t0 .. t0+count-1 in tap order (as `_interior_taps`), a short run
+    (step 1 or 2, at least 16 bytes) as whole vectors, one pass per tap."""
+    last = taps.shape[1] - 1
+    wide = n * o.itemsize >= 32
+    for i in range(count):
+        at = first + taps[t0 + i, last]
+        w = consts[p0 + i]
+        if step == 2 and at + 2 * n > src.shape[0]:
+            # The vector pass would read one element past the array's end.
+            for t in range(n):
+                o[oat + t] += w * src[at + 2 * t]
+        elif wide:
+            axpy_wide(o, oat, src, at, n, step, w)
+        else:
+            axpy_narrow(o, oat, src, at, n, step, w)
+
+
 def _read_run(regs, nregs, points, rows, nb, src, nsrc, tap_rows, j0, j1, inner_lo, inner_hi,
               cols, ncols, nedge, lo_l, step_l, taps, ntaps, ndim, consts, nconsts, prog, nins,
               first, n_l, code):
@@ -442,6 +468,9 @@ def _read_run(regs, nregs, points, rows, nb, src, nsrc, tap_rows, j0, j1, inner_
     source = carray(src, (nsrc,))
     tap_table = carray(taps, (ntaps, ndim))
     edges = (inner_lo, inner_hi, carray(cols, (ncols,)), nedge)
+    # Rows of the block as short runs in vectors: every read inside its row.
+    short = (step_l <= 2 and 16 <= nb * r2.itemsize < _SHORT_RUN_BYTES and inner_lo <= j0
+             and j1 <= inner_hi)
     ins = first
     while ins < nins and (program[ins, 0] == READ_SET or program[ins, 0] == READ_ADD):
         d = r2[program[ins, 1]]
@@ -451,9 +480,13 @@ def _read_run(regs, nregs, points, rows, nb, src, nsrc, tap_rows, j0, j1, inner_
             for t in range(rows * nb):
                 d[t] = -values[0]
         for r in range(rows):
-            _read_taps(d[r * nb:], source, source_rows[r * ntaps + t0], values[2], j0, j1,
-                       edges, lo_l, step_l, tap_table, t0, program[ins, 4], values,
-                       program[ins, 3], n_l, code)
+            row = source_rows[r * ntaps + t0]
+            if short and row >= 0:
+                _short_taps(d, r * nb, source, row * n_l + j0 * step_l + lo_l, nb, step_l,
+                            tap_table, t0, program[ins, 4], values, program[ins, 3])
+            else:
+                _read_taps(d[r * nb:], source, row, values[2], j0, j1, edges, lo_l, step_l,
+                           tap_table, t0, program[ins, 4], values, program[ins, 3], n_l, code)
         ins += 1
     return ins
 
@@ -671,6 +704,7 @@ def _interpreter(with_operators):
         inner_lo, inner_hi, cols, nedge = _edge_columns(width, lo_l, step_l, kspan, n_l, code,
                                                         index_space[group * ntaps + ndim:])
         src = src2.reshape(-1)
+        out = out2.reshape(-1)
         for item in range(first, last):
             line = (item // nblk) * group
             j0 = (item % nblk) * colblock
@@ -717,6 +751,15 @@ def _interpreter(with_operators):
                               npts, one, zero)
                 ins += 1
             res = regs[result]
+            if 16 <= nb * res.itemsize < _SHORT_RUN_BYTES:
+                wide = nb * res.itemsize >= 32
+                for r in range(rows):
+                    at = (line + r) * width + j0
+                    if wide:
+                        copy_wide(out, at, res, r * nb, nb)
+                    else:
+                        copy_narrow(out, at, res, r * nb, nb)
+                continue
             for r in range(rows):
                 o = out2[line + r, j0:j1]
                 v = res[r * nb:]

@@ -54,6 +54,36 @@ def test_generated_edges_on_large_arrays(stride):
         _engines_agree(s, a, st.Padding((3, 4), (2, 5), border), stride)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("step", [1, 2, 3])
+def test_interpreter_rows_of_every_length(dtype, step):
+    # Output rows of 1 to 40 points: runs under 16 bytes (scalar loops), short
+    # runs as whole vectors, the last one overlapping (stencils._kernels_simd),
+    # and long runs; weighted sums of several taps and a max; rows with edge
+    # columns and Fill rows beside wholly interior ones; stride-2 reads of the
+    # array's last row, whose vector pass would read past its end.
+    rng = np.random.default_rng(step)
+    stencils = (st.make_correlation_stencil_from_kernel(rng.standard_normal((2, 3))),
+                st.max_stencil((2, 2)))
+    for width in range(1, 42 * step, step):
+        a = rng.standard_normal((5, width + 2)).astype(dtype)
+        a[1, 0], a[2, -1], a[3, width // 2] = np.nan, -0.0, np.inf
+        for s in stencils:
+            for padding in (st.Padding((0, 0), (0, 0), st.Edge),
+                            st.Padding((1, 1), (0, 2), st.Fill(0.5))):
+                if any(n + lo + hi < k for n, lo, hi, k in zip(
+                        a.shape, padding.from_origin, padding.from_bottom, s.size)):
+                    continue
+                with st.config(engine="interpreter"):
+                    got = st.apply_stencil(padding, s, a)._run((1, step), None, parallel=False)
+                want = ref.apply(s, a, padding.from_origin, padding.from_bottom, padding.border,
+                                 (1, step))
+                np.testing.assert_allclose(got, want, rtol=1e-6 if dtype == np.float32 else 1e-14,
+                                           atol=0, err_msg=f"width {width}, {padding}")
+                numbers = ~np.isnan(want)
+                assert np.array_equal(np.signbit(got[numbers]), np.signbit(want[numbers]))
+
+
 def test_generated_edges_nonlinear_3d_and_wide_kernel():
     rng = np.random.default_rng(7)
     a = rng.standard_normal((3, 40, 1100))
