@@ -75,7 +75,8 @@ def config(**settings):
     parallel_min_work, jit_min_work, jit_total_work, max_unrolled_nodes : int
         ``STENCILS_PARALLEL_MIN_WORK`` ..., counted in output points times
         expression nodes: a call goes parallel above `parallel_min_work` (a
-        call on tier 1, whose helpers start at once, above 1/32 of it); a
+        call on the team of spinning helpers, which start at once, above 1/32
+        of it: tier 1 always, tier 0 once the team's kernels are compiled); a
         structure's kernel is compiled when one call brings `jit_min_work`, or
         from its second call once its calls have brought `jit_total_work`;
         expressions of more than `max_unrolled_nodes` nodes stay on the

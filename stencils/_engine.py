@@ -43,6 +43,7 @@ each, on this module's helper threads and the calling thread.
 from __future__ import annotations
 
 import atexit
+import functools
 import importlib.util
 import itertools
 import os
@@ -942,22 +943,7 @@ def run(stencil, src, out, lo, step, border, *, parallel=None):
     if module is not None:
         _run_generated(module, entry, src, out, lo, step, border, parallel, work)
         return out
-    kernel = _interpreter_kernel(entry, src, border)
-    if parallel is None:
-        parallel = work >= config.parallel_min_work
-    threads = thread_count() if parallel else 1
-    boxes = _boxes(out.shape, threads * _BOXES_PER_THREAD) if threads > 1 else [()]
-    step_arr = np.array(step, dtype=np.int64)
-
-    def compute(box):
-        starts = [s.start for s in box] + [0] * (ndim - len(box))
-        part_lo = [lo_a + s0 * st for lo_a, s0, st in zip(lo, starts, step)]
-        part = out[box]
-        kernel(part.reshape(-1, part.shape[-1]),
-               np.array(part.shape[:-1] or (1,), dtype=np.int64),
-               np.array(part_lo, dtype=np.int64), step_arr)
-
-    run_parallel(compute, boxes, threads)
+    _run_interpreter(entry.program, src, out, lo, step, border, parallel, work)
     return out
 
 
@@ -997,78 +983,109 @@ def _run_generated(module, entry, src, out, lo, step, border, parallel, work):
     run_team(lambda: team_entry(module, src.dtype), block, serially, threads)
 
 
-_INTERPRETERS_LOOKED_UP = set()  # (interpreter build, dtype char) looked for on disk
 _ROW_READERS = {}  # dtype char -> tier 0's compiled row reader (kn.row_reader)
-_TIER0_LOCK = threading.Lock()  # held while a build of tier 0 is loaded or compiled
+_TIER0_ENTRIES = {}  # (uses operators, dtype char) -> tier 0's compiled entry point
+_TIER0_CALLERS = {}  # the same keys -> the entry point as a ctypes function
+_TIER0_LOCK = threading.Lock()  # held while a part of tier 0 is loaded or compiled
 
 
-def _interpreter_kernel(entry, src, border):
-    prog = entry.program
+def _run_interpreter(prog, src, out, lo, step, border, parallel, work):
+    """Tier 0: the interpreter's entry point over the blocks of `out`'s rows,
+    claimed `pieces` at a time by each thread (see `kn.tier0_block`)."""
+    entry, reader = _tier0_ready(prog.uses_operators, src.dtype)
     src2 = src.reshape(-1, src.shape[-1])
-    src_outer = np.array(src.shape[:-1] or (1,), dtype=np.int64)
+    out2 = out.reshape(-1, out.shape[-1])
+    nrows, width = out2.shape
+    colblock, group = _interpreter_blocks(nrows, width)
+    items = -(-nrows // group) * -(-width // colblock)
+    # The team starts within a microsecond, as for tier 1; the helper queue
+    # pays off only for more work.
+    team = _team_ready()
+    if parallel is None:
+        parallel = work >= (config.parallel_min_work >> _TEAM_WORK_SHIFT if team
+                            else config.parallel_min_work)
+    threads = min(thread_count(), items) if parallel else 1
+    pieces = max(1, -(-items // (threads * _PIECES_PER_THREAD))) if threads > 1 else items
     consts = _consts(prog.params, border.value, src.dtype)
-    code = np.int64(border.code)
-    interpret = kn.interpret_rows if prog.uses_operators else kn.interpret_sums
-    sizes = kn.program_sizes(prog.prog, prog.taps)
-    item = np.int64(0)
-    reader = _tier0_ready(interpret, src.dtype, (src2, src2, consts, consts, src_outer,
-                                                 prog.prog, prog.taps, sizes, src_outer,
-                                                 src_outer, src_outer, src_outer, code, item,
-                                                 item, item, item)).address
+    layout = kn.scratch_layout(prog.sizes, prog.taps, group, colblock, width, src.dtype)
+    scratch = np.empty(threads * layout[3], dtype=np.uint8)
+    out_outer, src_outer = out.shape[:-1] or (1,), src.shape[:-1] or (1,)
+    block = kn.tier0_block(
+        src2, out2, consts, prog.prog, prog.taps, prog.sizes, layout, threads, out_outer,
+        src_outer, lo, step, reader.address, int(border.code), colblock, group, items, pieces,
+        (src2.ctypes.data, out2.ctypes.data, consts.ctypes.data) + prog.addresses
+        + (scratch.ctypes.data,))
 
-    def kernel(out2, out_outer, lo, step):
-        nrows, width = out2.shape
-        colblock, group = _interpreter_blocks(nrows, width)
-        nitems = -(-nrows // group) * -(-width // colblock)
-        space = kn.register_space(sizes, group * colblock, src2.dtype)
-        index_space = kn.index_space(prog.taps, group, width, sizes)
-        interpret(reader, src2, out2, consts, space, index_space, prog.prog, prog.taps, sizes,
-                  out_outer, src_outer, lo, step, code, np.int64(colblock), np.int64(group),
-                  np.int64(0), np.int64(nitems))
+    def serially():
+        # Through Python, where a failed entry point's exception is raised: the
+        # entry point's function compiled as a numba function, from a fresh block.
+        block[kn.TIER0_COUNTERS] = 0
+        _tier0_in_python(prog.uses_operators, src.dtype.char)(block.ctypes.data)
 
-    return kernel
+    if threads > 1 and team:
+        run_team(lambda: entry.address, block, serially, threads)
+        return
+    call, address, failed = (_TIER0_CALLERS[prog.uses_operators, src.dtype.char],
+                             block.ctypes.data, [])
+
+    def share(_):
+        # A ctypes call lets go of the GIL while the entry point runs.
+        if not call(address):
+            failed.append(True)
+
+    run_parallel(share, [None] * threads, threads)
+    if failed:
+        serially()
 
 
-def _tier0_ready(interpret, dtype, args):
-    """Tier 0's row reader for `dtype`, with it and the `interpret` build loaded
-    or compiled for `args` (every call's types: outputs, register space and
-    index arrays typed as src2, consts and src_outer; the reader's address
-    comes first).
+@functools.lru_cache(maxsize=None)
+def _tier0_in_python(uses_operators, char):
+    """Tier 0's entry point as a numba function (compiled when first called):
+    its exceptions reach Python."""
+    return numba.njit(kn.TIER0_ENTRIES[uses_operators, char], error_model="numpy")
+
+
+def _team_ready():
+    """Whether the team's own kernels are compiled in this process (or load
+    from disk): tier 0 on a fresh machine does not wait for their compile; it
+    uses the helper queue until a tier-1 compile has made them (`prepare_team`)."""
+    _load_team_kernels()
+    return all(getattr(kt, name).overloads for name in ("clock", "post", "finish", "serve",
+                                                         "run_entry"))
+
+
+def _tier0_ready(uses_operators, dtype):
+    """Tier 0's entry point for programs that use operators or not and
+    `dtype`, and its row reader, both compiled or loaded from disk.
 
     With neither on disk (a fresh machine), the reader compiles in a forked
-    child process while this one compiles the build, then loads from the disk
-    cache what the child wrote: the two halves of tier 0's first compile run
-    on two cores (`_numba_cache.compile_beside`; only while a core looks
+    child process while this one compiles the entry point, then loads from the
+    disk cache what the child wrote: the two halves of tier 0's first compile
+    run on two cores (`_numba_cache.compile_beside`; only while a core looks
     free; off with ``STENCILS_PARALLEL_COMPILE=0``)."""
     char = np.dtype(dtype).char
+    key = (uses_operators, char)
+    entry, read_run = _TIER0_ENTRIES.get(key), _ROW_READERS.get(char)
+    if entry is not None and read_run is not None:
+        return entry, read_run
     with _TIER0_LOCK:
         read_run = _ROW_READERS.get(char)
-        build_looked_up = (interpret, char) in _INTERPRETERS_LOOKED_UP
-        _INTERPRETERS_LOOKED_UP.add((interpret, char))
         if read_run is None:
             read_run = kn.row_reader(dtype)
-            if kn.CACHE and not _numba_cache.load_callback(read_run) and not build_looked_up:
-                build_looked_up = True
-                _compile_tier0(interpret, read_run, args)
-            if read_run.address is None:
-                read_run.compile()  # loads what a forked child left on disk, or compiles
-            _ROW_READERS[char] = read_run
-        if kn.CACHE and not build_looked_up:
-            # Its code on disk loads without numba's compiler set-up.
-            _numba_cache.load(interpret, (_READER_ADDRESS,) + args)
-    return read_run
-
-
-_READER_ADDRESS = np.int64(0)  # a stand-in, for the interpreter's types
-
-
-def _compile_tier0(interpret, read_run, args):
-    # A fresh machine: `interpret` here and the reader in a forked child, when
-    # both are missing from the disk cache (else each loads or compiles alone).
-    values = (_READER_ADDRESS,) + args
-    if _numba_cache.load(interpret, values):
-        return
-    if not (config.parallel_compile and _numba_cache.can_fork() and _numba_cache.core_free()):
-        return
-    types = tuple(interpret.typeof_pyval(a) for a in values)
-    _numba_cache.compile_beside(read_run.compile, lambda: interpret.compile(types))
+            if kn.CACHE:
+                _numba_cache.load_callback(read_run)
+        entry = _TIER0_ENTRIES.get(key)
+        if entry is None:
+            entry = _numba_cache.callback(kn.TIER0_ENTRIES[key], caching=kn.CACHE)
+            if not (kn.CACHE and _numba_cache.load_callback(entry)):
+                if (read_run.address is None and kn.CACHE and config.parallel_compile
+                        and _numba_cache.can_fork() and _numba_cache.core_free()):
+                    _numba_cache.compile_beside(read_run.compile, entry.compile)
+                else:
+                    entry.compile()
+        if read_run.address is None:
+            read_run.compile()  # loads what a forked child left on disk, or compiles
+        _ROW_READERS[char] = read_run
+        _TIER0_CALLERS[key] = entry.ctypes
+        _TIER0_ENTRIES[key] = entry
+    return entry, read_run

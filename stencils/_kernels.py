@@ -12,8 +12,11 @@ Two kinds of kernel compute a stencil:
 
 - the *interpreter* (this module, tier 0) runs a small register program over
   blocks of output points, so it serves every stencil without compiling
-  anything new; its reads run in a C callback compiled apart (`row_reader`),
-  so that the two halves of its first compile can run at once;
+  anything new.  It is a C callback that reads its arguments from an int64
+  block (`TIER0_ENTRIES`, `tier0_block`), as tier 1's entry points do, so the
+  engine's team of spinning helpers runs it; its reads run in another C
+  callback compiled apart (`row_reader`), so that the two halves of its first
+  compile can run at once;
 - *generated* kernels (source from stencils._lower, tier 1) unroll one
   stencil's expression into straight-line code; they use `resolve_index` and
   the operator table below, so both kinds answer identically.
@@ -32,7 +35,7 @@ from ._kernels_border import (CACHE, CONTINUE, EDGE, FILL, REFLECT, SCIPY_MIRROR
                               SCIPY_REFLECT, WRAP, resolve_index)
 # Intrinsics, inlined: numba's cache does not notice them change (numba#1833).
 from ._kernels_simd import axpy_narrow, axpy_wide, copy_narrow, copy_wide
-from ._kernels_team import call_c
+from ._kernels_team import call_c, claim, pointer_at
 
 # No fast-math flag: 'contract' would let LLVM fuse a*b + c into one FMA
 # (one rounding instead of two) wherever it likes, so the interpreter and a
@@ -456,7 +459,7 @@ def _read_run(regs, nregs, points, rows, nb, src, nsrc, tap_rows, j0, j1, inner_
               first, n_l, code):
     """Run the program's read instructions from `first` on, up to the next
     instruction of another kind, over one block of `rows` x `nb` output points
-    (see `interpret_rows`); return the index of that next instruction.
+    (see `_interpreter`); return the index of that next instruction.
 
     Compiled apart from the interpreter as a C callback, arrays passed as raw
     pointers (see `row_reader`); one call serves a whole run of reads (a
@@ -633,7 +636,7 @@ def _resolve_rows(tap_rows, line, group, prog, prog_taps, out_outer, src_outer, 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy", inline="always")
 def _registers(space, nregs, points, src2):
-    """(nregs, points) registers in `space` (see `register_space`), placed
+    """(nregs, points) registers in `space` (see `scratch_layout`), placed
     1 KiB past the source's address modulo 4 KiB.  A register whose address is
     just past a source row's, modulo 4 KiB, can make the CPU take stores for
     ones the next loads depend on ("4K aliasing"; one micro-benchmark here ran
@@ -644,24 +647,25 @@ def _registers(space, nregs, points, src2):
     return space[shift:shift + nregs * points].reshape((nregs, points))
 
 
-def register_space(sizes, points, dtype):
-    """The memory the interpreter's registers live in (its `space` argument),
-    for a program's `sizes` (`program_sizes`) and blocks of `points` output
-    points.  The caller allocates it: a float array allocated in the
-    interpreter would be one more compile of numba's np.empty in tier 0's
-    cold start."""
-    return np.empty((int(sizes[0]) + 1) * points + 4096 // np.dtype(dtype).itemsize, dtype=dtype)
+def scratch_layout(sizes, taps, group, colblock, width, dtype):
+    """One thread's scratch memory for the interpreter, which the caller
+    allocates (a float array allocated in the interpreter would be one more
+    compile of numba's np.empty in tier 0's cold start):
+    (register elements, index offset in bytes, index elements, bytes).
 
-
-def index_space(taps, group, width, sizes):
-    """The memory the interpreter's int64 tables live in (its `index_space`
-    argument): the source row of each tap for `group` output rows, the index
-    of an output row, and the edge columns' table of an output `width` (when
-    it is small enough; see `_edge_columns`).  The caller allocates it for
-    the same reason as `register_space`."""
+    The registers (`space` in the entry point): the program's registers (`sizes`,
+    from `program_sizes`) for blocks of ``group * colblock`` points, and room
+    to place them (`_registers`).  The index space after them, 64-byte
+    aligned (`index_space`, int64): the source row of each tap
+    for `group` output rows, the index of an output row, and the edge
+    columns' table of an output `width` (when it is small enough; see
+    `_edge_columns`)."""
+    itemsize = np.dtype(dtype).itemsize
+    space = (int(sizes[0]) + 1) * group * colblock + 4096 // itemsize
     kspan = int(sizes[1])
-    edge_table = kspan * min(width, _TABLE_MAX // kspan)
-    return np.empty(group * taps.shape[0] + taps.shape[1] + edge_table, dtype=np.int64)
+    index = group * taps.shape[0] + taps.shape[1] + kspan * min(width, _TABLE_MAX // kspan)
+    index_at = -(-space * itemsize // 64) * 64
+    return space, index_at, index, index_at + -(-index * 8 // 64) * 64
 
 
 @njit(cache=CACHE, nogil=True, inline="always")
@@ -669,26 +673,50 @@ def _address(a):
     return np.int64(a.ctypes.data)
 
 
-def _interpreter(with_operators):
-    """The interpreter, compiled with the operators' code (OPERATORS) only if
-    `with_operators`.  It is a constant of the closure, so numba prunes the
-    branch before typing it: programs of reads, weighted sums and constants
-    (every correlation, convolution and sum) need only the smaller build,
-    which compiles in about half the time, and the first call of a process
-    compiles (or loads) only the build its program needs."""
+def _interpreter(with_operators, real):
+    """Tier 0's entry point ``entry(address)``, a C callback (`TIER0_ENTRIES`):
+    the interpreter over the items it claims from the block at `address`
+    (`tier0_block`), for the dtype of `real` (a zero of it), until none is
+    left; it returns 1.
 
-    @njit(cache=CACHE, nogil=True, error_model="numpy", fastmath=FASTMATH)
-    def interpret_rows(reader, src2, out2, consts, space, index_space, prog, taps, sizes,
-                       out_outer, src_outer, lo, step, code, colblock, group, first, last):
-        """Run the program for work items [first, last).
+    Item i covers output rows [g, g + group) x columns [j0, j0 + colblock) of
+    the output (`group` > 1 only when colblock is the whole row).  The block
+    names the row reader of the dtype (`row_reader`), compiled, and each
+    thread's scratch (`scratch_layout`).  Every thread of a call runs it on
+    the same block, the engine's team or its helper queue alike.
 
-        Item i covers output rows [g, g + group) x columns [j0, j0 + colblock) of
-        out2 (`group` > 1 only when colblock is the whole row).  `reader`: the
-        address of the row reader of src2's dtype (`row_reader`), compiled.  `space` and
-        `index_space`: see `register_space` and `index_space`; `sizes`:
-        `program_sizes`.  Releases the GIL: the engine runs several ranges at
-        once on its own threads.
-        """
+    Compiled with the operators' code (OPERATORS) only if `with_operators`: a
+    constant of the closure, so numba prunes the branch before typing it (the
+    closure holds only constants: numba's disk cache keys a closure by its
+    values, and a function among them pickles differently in every process).
+    Programs of reads, weighted sums and
+    constants (every correlation, convolution and sum) need only the smaller
+    build, which compiles in about half the time, and the first call of a
+    process compiles (or loads) only the build its program needs.  The whole
+    interpreter is this one function: inlined into an entry point, numba
+    copies its code once more (1.4 s more compile), and called from one, its
+    machine code is generated twice (0.8 s more)."""
+    def entry(address):
+        index = np.int64(0)
+        head = carray(pointer_at(address, index), (_HEAD_WORDS,))
+        thread = claim(head[_NEXT_THREAD:], 1)
+        if thread >= head[_THREADS]:
+            return 1
+        nouter, ndim = head[_NOUTER], head[_NDIM]
+        tail = carray(pointer_at(address + 8 * _HEAD_WORDS, index), (2 * nouter + 2 * ndim,))
+        out_outer, src_outer = tail[:nouter], tail[nouter:2 * nouter]
+        lo, step = tail[2 * nouter:2 * nouter + ndim], tail[2 * nouter + ndim:]
+        src2 = carray(pointer_at(head[_SRC], real), (head[_SRC + 1], head[_SRC + 2]))
+        out2 = carray(pointer_at(head[_OUT], real), (head[_OUT + 1], head[_OUT + 2]))
+        consts = carray(pointer_at(head[_CONSTS], real), (head[_CONSTS + 1],))
+        prog = carray(pointer_at(head[_PROG], index), (head[_PROG + 1], 5))
+        taps = carray(pointer_at(head[_TAPS], index), (head[_TAPS + 1], head[_TAPS + 2]))
+        sizes = head[_SIZES:_SIZES + 2]
+        scratch = head[_SCRATCH] + thread * head[_THREAD_BYTES]
+        space = carray(pointer_at(scratch, real), (head[_SPACE],))
+        index_space = carray(pointer_at(scratch + head[_INDEX_AT], index), (head[_INDEX],))
+        reader, code, colblock, group = head[_READER], head[_CODE], head[_COLBLOCK], head[_GROUP]
+        items, pieces = head[_ITEMS], head[_PIECES]
         nrows, width = out2.shape
         nblk = (width + colblock - 1) // colblock
         ndim = lo.shape[0]
@@ -698,7 +726,7 @@ def _interpreter(with_operators):
         negzero = regs[nregs]
         for t in range(negzero.shape[0]):
             negzero[t] = -consts[0]
-        # The int64 tables live in the caller's `index_space`, 1-D and indexed
+        # The int64 tables live in the thread's `index_space`, 1-D and indexed
         # by hand (a reshape of an int64 array is one more of numba's internal
         # compiles).  Rows of 1-D arrays are all row 0.
         ntaps = taps.shape[0]
@@ -715,73 +743,112 @@ def _interpreter(with_operators):
                                                         index_space[group * ntaps + ndim:])
         src = src2.reshape(-1)
         out = out2.reshape(-1)
-        for item in range(first, last):
-            line = (item // nblk) * group
-            j0 = (item % nblk) * colblock
-            j1 = j0 + colblock if j0 + colblock < width else width
-            rows = group if group < nrows - line else nrows - line
-            nb = j1 - j0
-            if ndim > 1:
-                _resolve_rows(tap_rows, line, rows, prog, taps, out_outer, src_outer, lo, step,
-                              code, outer_index)
-            # Every instruction over the whole block before the next one.
-            npts = rows * nb
-            ins = 0
-            while ins < prog.shape[0]:
-                op = prog[ins, 0]
-                if op == READ_SET or op == READ_ADD:
-                    # The reader as an address: a call types an int, where typing a
-                    # first-class function took numba 30 us a call, and this
-                    # compiles without the reader.
-                    ins = call_c(reader, (
-                        _address(regs), np.int64(nregs + 1), np.int64(regs.shape[1]),
-                        np.int64(rows), np.int64(nb), _address(src), np.int64(src.shape[0]),
-                        _address(tap_rows), np.int64(j0), np.int64(j1), np.int64(inner_lo),
-                        np.int64(inner_hi), _address(cols), np.int64(cols.shape[0]),
-                        np.int64(nedge), np.int64(lo_l), np.int64(step_l), _address(taps),
-                        np.int64(ntaps), np.int64(ndim), _address(consts),
-                        np.int64(consts.shape[0]), _address(prog), np.int64(prog.shape[0]),
-                        np.int64(ins), np.int64(n_l), np.int64(code)))
-                    continue
-                d = regs[prog[ins, 1]]
-                if op == CONST:
-                    v = consts[prog[ins, 2]]
-                    for t in range(npts):
-                        d[t] = v
-                elif op == MULC or op == MAC:
-                    # MULC adds the product onto -0.0, which changes none of its
-                    # bits: one loop for both.
-                    acc = d if op == MAC else negzero
-                    x = regs[prog[ins, 2]]
-                    w = consts[prog[ins, 3]]
-                    for t in range(npts):
-                        d[t] = acc[t] + w * x[t]
-                elif with_operators:
-                    _apply_op(op, d, regs[prog[ins, 2]], regs[prog[ins, 3]], regs[prog[ins, 4]],
-                              npts, one, zero)
-                ins += 1
-            res = regs[result]
-            if 16 <= nb * res.itemsize < _SHORT_RUN_BYTES:
-                wide = nb * res.itemsize >= 32
+        while True:
+            first = claim(head[_NEXT_ITEM:], pieces)
+            if first >= items:
+                return 1
+            last = first + pieces if first + pieces < items else items
+            for item in range(first, last):
+                line = (item // nblk) * group
+                j0 = (item % nblk) * colblock
+                j1 = j0 + colblock if j0 + colblock < width else width
+                rows = group if group < nrows - line else nrows - line
+                nb = j1 - j0
+                if ndim > 1:
+                    _resolve_rows(tap_rows, line, rows, prog, taps, out_outer, src_outer, lo, step,
+                                  code, outer_index)
+                # Every instruction over the whole block before the next one.
+                npts = rows * nb
+                ins = 0
+                while ins < prog.shape[0]:
+                    op = prog[ins, 0]
+                    if op == READ_SET or op == READ_ADD:
+                        # The reader as an address: a call types an int, where typing a
+                        # first-class function took numba 30 us a call, and this
+                        # compiles without the reader.
+                        ins = call_c(reader, (
+                            _address(regs), np.int64(nregs + 1), np.int64(regs.shape[1]),
+                            np.int64(rows), np.int64(nb), _address(src), np.int64(src.shape[0]),
+                            _address(tap_rows), np.int64(j0), np.int64(j1), np.int64(inner_lo),
+                            np.int64(inner_hi), _address(cols), np.int64(cols.shape[0]),
+                            np.int64(nedge), np.int64(lo_l), np.int64(step_l), _address(taps),
+                            np.int64(ntaps), np.int64(ndim), _address(consts),
+                            np.int64(consts.shape[0]), _address(prog), np.int64(prog.shape[0]),
+                            np.int64(ins), np.int64(n_l), np.int64(code)))
+                        continue
+                    d = regs[prog[ins, 1]]
+                    if op == CONST:
+                        v = consts[prog[ins, 2]]
+                        for t in range(npts):
+                            d[t] = v
+                    elif op == MULC or op == MAC:
+                        # MULC adds the product onto -0.0, which changes none of its
+                        # bits: one loop for both.
+                        acc = d if op == MAC else negzero
+                        x = regs[prog[ins, 2]]
+                        w = consts[prog[ins, 3]]
+                        for t in range(npts):
+                            d[t] = acc[t] + w * x[t]
+                    elif with_operators:
+                        _apply_op(op, d, regs[prog[ins, 2]], regs[prog[ins, 3]], regs[prog[ins, 4]],
+                                  npts, one, zero)
+                    ins += 1
+                res = regs[result]
+                # Each row as whole vectors (the runs of one point or a few
+                # points as they are): one loop fewer for LLVM to vectorise at
+                # tier 0's compile.
                 for r in range(rows):
                     at = (line + r) * width + j0
-                    if wide:
+                    if nb * res.itemsize >= 32:
                         copy_wide(out, at, res, r * nb, nb)
-                    else:
+                    elif nb * res.itemsize >= 16:
                         copy_narrow(out, at, res, r * nb, nb)
-                continue
-            for r in range(rows):
-                o = out2[line + r, j0:j1]
-                v = res[r * nb:]
-                for j in range(nb):
-                    o[j] = v[j]
+                    else:  # at most 3 points (float32), 1 (float64)
+                        out[at] = res[r * nb]
+                        if nb > 1:
+                            out[at + 1] = res[r * nb + 1]
+                        if nb > 2:
+                            out[at + 2] = res[r * nb + 2]
 
-    return interpret_rows
+    return entry
 
 
-# Every program; programs that use no operator (see `uses_operators`).
-interpret_rows = _interpreter(True)
-interpret_sums = _interpreter(False)
+# Tier 0's block (`tier0_block`): the words of its head, then the output's and
+# the source's outer shapes, the lows and the steps.
+(_SRC, _OUT, _CONSTS, _PROG, _TAPS, _SCRATCH, _THREADS, _THREAD_BYTES, _SPACE, _INDEX_AT,
+ _INDEX, _READER, _CODE, _COLBLOCK, _GROUP, _ITEMS, _PIECES, _NEXT_ITEM, _NEXT_THREAD,
+ _SIZES, _NOUTER, _NDIM) = (0, 3, 6, 8, 10, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25,
+                            26, 27, 29, 30)
+_HEAD_WORDS = 31
+# The block's two work counters (items, threads), zeroed to run it again.
+TIER0_COUNTERS = slice(_NEXT_ITEM, _NEXT_THREAD + 1)
+
+
+def tier0_block(src2, out2, consts, prog, taps, sizes, layout, threads, out_outer, src_outer,
+                lo, step, reader, code, colblock, group, items, pieces, addresses):
+    """The int64 block tier 0's entry points read (`TIER0_ENTRIES`).
+
+    `layout`: `scratch_layout`; `addresses`: the data addresses of (src2,
+    out2, consts, prog, taps, scratch), scratch holding `threads` rows of
+    ``layout[3]`` bytes, taken by the caller (each ``ndarray.ctypes`` costs a
+    microsecond: it keeps those of arrays that live long).  Built in Python:
+    compiling a builder would add to tier 0's first compile."""
+    space, index_at, index, thread_bytes = layout
+    src, out, consts_at, prog_at, taps_at, scratch_at = addresses
+    head = [src, *src2.shape, out, *out2.shape, consts_at, consts.shape[0], prog_at,
+            prog.shape[0], taps_at, *taps.shape, scratch_at, threads, thread_bytes, space,
+            index_at, index, reader, code, colblock, group, items, pieces, 0, 0, *sizes,
+            len(out_outer), len(lo)]
+    return np.array(head + list(out_outer) + list(src_outer) + list(lo) + list(step),
+                    dtype=np.int64)
+
+
+# Tier 0's entry points, compiled as C callbacks ``int64(int64 block)`` by
+# stencils._engine: (uses operators, dtype char) -> the function.
+TIER0_ENTRIES = {(True, "f"): _interpreter(True, np.float32(0)),
+                 (True, "d"): _interpreter(True, np.float64(0)),
+                 (False, "f"): _interpreter(False, np.float32(0)),
+                 (False, "d"): _interpreter(False, np.float64(0))}
 
 
 def program_sizes(prog, taps):
@@ -795,5 +862,6 @@ def program_sizes(prog, taps):
 
 
 def uses_operators(prog):
-    """Whether a register program needs `interpret_rows` (an opcode of OPERATORS)."""
+    """Whether a register program needs the interpreter's build with the operators
+    (an opcode of OPERATORS; see `_interpreter`)."""
     return bool(prog.shape[0]) and int(prog[:, 0].max()) >= SCALAR_BASE

@@ -56,12 +56,17 @@ def _fuse_reads(terms, taps):
 class Program:
     """A register program for the interpreter, and the values it reads."""
 
-    __slots__ = ("prog", "taps", "params", "nregs", "nodes", "uses_operators")
+    __slots__ = ("prog", "taps", "params", "nregs", "nodes", "uses_operators", "sizes",
+                 "addresses")
 
     def __init__(self, prog, taps, params, nregs, nodes):
+        prog, taps = np.ascontiguousarray(prog), np.ascontiguousarray(taps)
         self.prog, self.taps, self.params, self.nregs, self.nodes = prog, taps, params, nregs, nodes
         # Whether it needs the interpreter compiled with the operators' code.
         self.uses_operators = kn.uses_operators(prog)
+        self.sizes = kn.program_sizes(prog, taps)
+        # Where the interpreter finds the program and its taps (tier 0's block).
+        self.addresses = (prog.ctypes.data, taps.ctypes.data)
 
 
 def lower_program(stencil):

@@ -89,17 +89,24 @@ def entry_point(pyfunc, *, caching, load=True, error_model="numpy"):
     """`pyfunc` compiled as a C callback ``int64(int64)`` (numba's ``CFunc``):
     with `caching`, kept in numba's disk cache and, with `load`, taken from it
     as `load_callback` does when it is there; else compiled here."""
+    entry = callback(pyfunc, caching=caching, error_model=error_model)
+    if caching and load and load_callback(entry):
+        return entry
+    entry.compile()
+    return entry
+
+
+def callback(pyfunc, *, caching, error_model="numpy"):
+    """`pyfunc` as a C callback ``int64(int64)`` (numba's ``CFunc``), not
+    compiled yet; with `caching`, kept in numba's disk cache."""
     from numba import types
     from numba.core.ccallback import CFunc
 
-    callback = CFunc(pyfunc, ((types.int64,), types.int64), {},
-                     {"nopython": True, "error_model": error_model})
+    entry = CFunc(pyfunc, ((types.int64,), types.int64), {},
+                  {"nopython": True, "error_model": error_model})
     if caching:
-        callback.enable_caching()
-        if load and load_callback(callback):
-            return callback
-    callback.compile()
-    return callback
+        entry.enable_caching()
+    return entry
 
 
 # How long the parent waits for a forked compile past its own; a child still

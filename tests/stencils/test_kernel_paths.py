@@ -30,6 +30,33 @@ def test_serial_and_parallel_agree(engine):
     np.testing.assert_allclose(serial, want, rtol=1e-14, atol=1e-14)
 
 
+@pytest.mark.parametrize("team", [True, False])
+def test_interpreter_on_the_team_and_the_queue_agrees_with_one_thread(team, monkeypatch):
+    # Tier 0's entry point claims pieces of a call's blocks from the block's
+    # counter: on the team of spinning helpers (once its kernels are compiled)
+    # or through the helper queue, every thread gets its own scratch, and the
+    # result is the one thread's, bit for bit.
+    _engine.prepare_team(np.float32)
+    if not team:
+        monkeypatch.setattr(_engine, "_team_ready", lambda: False)
+    rng = np.random.default_rng(8)
+    pool = rng.standard_normal((64, 6, 28, 28)).astype(np.float32)
+    pool[3, 2, 5, 7], pool[9, 1, 0, 0] = np.nan, -0.0
+    cube = rng.standard_normal((5, 40, 70)).astype(np.float32)
+    s3 = st.make_stencil((2, 3, 3), (0, 1, 1), lambda g: np.maximum(g(0, 0, 0), g(1, -1, 1))
+                         - 0.5 * g(0, 1, -1))
+    cases = [(st.max_stencil((1, 1, 2, 2)), pool, st.Padding((0,) * 4, (0,) * 4, st.Edge),
+              (1, 1, 2, 2)),
+             (s3, cube, st.Padding((0, 1, 1), (1, 1, 1), st.Reflect), (1, 1, 1))]
+    with st.config(engine="interpreter"):
+        for stencil, array, padding, stride in cases:
+            w = st.apply_stencil(padding, stencil, array)
+            serial = w._run(stride, None, parallel=False)
+            parallel = w._run(stride, None, parallel=True)
+            np.testing.assert_array_equal(parallel.view(np.int32), serial.view(np.int32))
+    assert _engine._team_ready() is team
+
+
 def _engines_agree(stencil, array, padding, stride):
     w = st.apply_stencil(padding, stencil, array)
     with st.config(engine="interpreter"):
@@ -181,10 +208,8 @@ def test_repeated_calls_never_recompile():
 
 
 def test_interpreter_serves_many_stencils_with_one_compile():
-    from stencils import _kernels as kn
-
-    def compiled():  # the interpreter's two builds: with and without operators
-        return len(kn.interpret_rows.signatures) + len(kn.interpret_sums.signatures)
+    def compiled():  # the interpreter's two builds (with and without operators), per dtype
+        return len(_engine._TIER0_ENTRIES)
 
     a = np.random.default_rng(6).standard_normal((7, 9))
     st.compute(st.map_stencil(st.Edge, st.sum_stencil((2, 2)), a))

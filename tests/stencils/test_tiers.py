@@ -281,7 +281,7 @@ COLD_CHILD = textwrap.dedent("""
 
     class Listener(event.Listener):
         def on_start(self, ev):
-            compiled.append(ev.data["dispatcher"].py_func.__name__)
+            compiled.append(ev.data["dispatcher"].py_func.__qualname__)
 
         def on_end(self, ev):
             pass
@@ -302,9 +302,10 @@ COLD_CHILD = textwrap.dedent("""
     image[5, 7], image[9, 0] = np.nan, -0.0
     np.save(sys.argv[1], st.correlate(image, rng.standard_normal((7, 7)).astype(np.float32),
                                       mode="constant"))
-    reader = _engine._ROW_READERS["f"]
+    reader, entry = _engine._ROW_READERS["f"], _engine._TIER0_ENTRIES[False, "f"]
     print(json.dumps({"compiled": compiled, "forks": forks, "reader_hits": reader.cache_hits,
                       "reader_ready": reader.address is not None,
+                      "entry_hits": entry.cache_hits,
                       "compiler_set_up": "numba.np.linalg" in sys.modules}))
 """)
 
@@ -330,13 +331,16 @@ def _tier0_here():
 
 
 def test_tier0_cold_compile_forks_and_leaves_both_halves_on_disk(tmp_path):
-    # On empty caches the first correlation compiles tier 0's build and
-    # resolve_index in this process, nothing more (each helper numba compiles
-    # by itself, its np.empty, integer max/min, adds 0.05-0.3 s to that first
-    # call); the row reader compiles in a forked child, and this process loads
-    # it from the disk cache instead of compiling it again.
+    # On empty caches the first correlation compiles tier 0's entry point (a C
+    # callback: no dispatcher of its own), resolve_index and numba's carray
+    # for the entry point's four array types in this process, nothing more
+    # (each helper numba compiles by itself, its np.empty, integer max/min,
+    # adds 0.05-0.3 s to that first call); the row reader compiles in a forked
+    # child, and this process loads it from the disk cache instead of
+    # compiling it again.
     cold, got = _cold_child(tmp_path, "cold")
-    assert sorted(cold["compiled"]) == ["interpret_rows", "resolve_index"], cold
+    assert sorted(cold["compiled"]) == ["impl_carray.<locals>.impl"] * 4 + ["resolve_index"], cold
+    assert cold["entry_hits"] == 0, cold
     if _numba_cache.can_fork():
         assert cold["forks"] == [True] and cold["reader_hits"] == 1, cold
     want = _tier0_here()
@@ -344,7 +348,7 @@ def test_tier0_cold_compile_forks_and_leaves_both_halves_on_disk(tmp_path):
     # A later process loads both halves from the disk, without numba's compiler.
     warm, again = _cold_child(tmp_path, "warm")
     assert warm == {"compiled": [], "forks": [], "reader_hits": 1, "reader_ready": True,
-                    "compiler_set_up": False}, warm
+                    "entry_hits": 1, "compiler_set_up": False}, warm
     np.testing.assert_array_equal(_bits(again), _bits(want))
 
 
