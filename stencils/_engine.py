@@ -25,7 +25,7 @@ Which tier serves a call (settings in `config`, changed with `stencils.config`):
 
 Kernel caches live here, keyed by structure; the stencil value holds none.
 
-Kernels with a C-callable entry point (tier 1's generated kernels, the
+Kernels with a C-callable entry point (tier 1's generated kernels, tier 0, the
 direct and batch convolutions) run on the *team* (`run_team`,
 stencils._kernels_team): every thread calls the entry point, which claims its
 work from a shared counter in native code, and helpers that finished a job
@@ -35,9 +35,10 @@ a thread that runs, so when another process keeps a core busy the call goes
 on without the thread that cannot run (numba's parallel loops wait for every
 worker: measured 8 ms instead of 0.42 ms a call, see docs/performance.md); a
 call that waits long for a descheduled helper sends the team away for a while
-(calls then run alone).  Tier 0 splits the output into one box per thread
-along its leading axes and runs its serial kernel, which releases the GIL, on
-each, on this module's helper threads and the calling thread.
+(calls then run alone).  Tier 0 runs on the team once the team's own kernels
+are compiled (any tier-1 compile makes them); before, on a fresh machine, its
+threads take the same work through this module's helper queue, each calling
+its entry point through ctypes, which lets go of the GIL.
 """
 
 from __future__ import annotations
