@@ -693,9 +693,9 @@ def _interpreter(with_operators, real):
     convolution and sum) need only the smaller build, which compiles in about
     half the time, and the first call of a process compiles (or loads) only
     the build its program needs.  The whole interpreter is this one function:
-    inlined into an entry point, numba copies its code once more (3.7 against
-    2.6 s to compile), and called from one, its machine code is generated
-    twice (3.0 s)."""
+    inlined into an entry point, numba copies its code once more (1.1 s more
+    to compile), and called from one, its machine code is generated twice
+    (0.4 s more)."""
     def entry(address):
         index = np.int64(0)
         head = carray(pointer_at(address, index), (_HEAD_WORDS,))
