@@ -629,21 +629,6 @@ _BLOCK_POINTS = 512
 _BOXES_PER_THREAD = 1
 
 
-def _boxes(shape, n):
-    """About `n` boxes covering `shape`, each a C-contiguous part of the array:
-    leading axes of extent one, one axis sliced, the trailing ones whole."""
-    boxes = [()]
-    for a, m in enumerate(shape):
-        if a < len(shape) - 1 and len(boxes) * m <= n:
-            boxes = [b + (slice(i, i + 1),) for b in boxes for i in range(m)]
-            continue
-        parts = max(1, min(m, -(-n // len(boxes))))
-        boxes = [b + (slice(m * k // parts, m * (k + 1) // parts),)
-                 for b in boxes for k in range(parts)]
-        break
-    return boxes
-
-
 class _Helpers:
     """Daemon threads that help a calling thread through the boxes of one call.
 

@@ -673,6 +673,61 @@ def _address(a):
     return np.int64(a.ctypes.data)
 
 
+@njit(cache=CACHE, nogil=True, inline="always")
+def _thread_tables(space, index_space, nregs, group, colblock, ntaps, ndim, consts, src2):
+    """(regs, negzero, tap_rows, outer_index) in a thread's scratch: the
+    program's registers and one more, all -0.0 and never written by the
+    program (MULC adds onto it); the source row of each tap for `group` rows,
+    and the index of an output row.  The int64 tables are 1-D and indexed by
+    hand (a reshape of an int64 array is one more of numba's internal
+    compiles)."""
+    regs = _registers(space, nregs + 1, group * colblock, src2)
+    negzero = regs[nregs]
+    for t in range(negzero.shape[0]):
+        negzero[t] = -consts[0]
+    tap_rows = index_space[:group * ntaps]
+    for t in range(group * ntaps):
+        tap_rows[t] = 0
+    return regs, negzero, tap_rows, index_space[group * ntaps:group * ntaps + ndim]
+
+
+@njit(cache=CACHE, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
+def _sum_step(op, d, regs, consts, at, weight_at, negzero, n):
+    """d[:n] = consts[at] (CONST), or d (MAC) or -0.0 (MULC) + consts[weight_at] * regs[at]."""
+    if op == CONST:
+        v = consts[at]
+        for t in range(n):
+            d[t] = v
+        return
+    # MULC adds the product onto -0.0, which changes none of its bits: one
+    # loop for both.
+    acc = d if op == MAC else negzero
+    x = regs[at]
+    w = consts[weight_at]
+    for t in range(n):
+        d[t] = acc[t] + w * x[t]
+
+
+@njit(cache=CACHE, nogil=True, inline="always")
+def _copy_rows(out, res, line, rows, width, j0, nb):
+    """The block's rows of `res` (`rows` of `nb` points) into the flat output at
+    row `line`, column `j0`: each row as whole vectors, the runs of one point
+    or a few as they are (one loop fewer for LLVM to vectorise at tier 0's
+    compile)."""
+    for r in range(rows):
+        at = (line + r) * width + j0
+        if nb * res.itemsize >= 32:
+            copy_wide(out, at, res, r * nb, nb)
+        elif nb * res.itemsize >= 16:
+            copy_narrow(out, at, res, r * nb, nb)
+        else:  # at most 3 points (float32), 1 (float64)
+            out[at] = res[r * nb]
+            if nb > 1:
+                out[at + 1] = res[r * nb + 1]
+            if nb > 2:
+                out[at + 2] = res[r * nb + 2]
+
+
 def _interpreter(with_operators, real):
     """Tier 0's entry point ``entry(address)``, a C callback (`TIER0_ENTRIES`):
     the interpreter over the items it claims from the block at `address`
@@ -683,19 +738,9 @@ def _interpreter(with_operators, real):
     the output (`group` > 1 only when colblock is the whole row).  The block
     names the row reader of the dtype (`row_reader`), compiled, and each
     thread's scratch (`scratch_layout`).  Every thread of a call runs it on
-    the same block, the engine's team or its helper queue alike.
-
-    Compiled with the operators' code (OPERATORS) only if `with_operators`: a
-    constant of the closure, so numba prunes the branch before typing it (the
-    closure holds only constants: numba's disk cache keys a closure by its
-    values, and a function among them pickles differently in every process).
-    Programs of reads, weighted sums and constants (every correlation,
-    convolution and sum) need only the smaller build, which compiles in about
-    half the time, and the first call of a process compiles (or loads) only
-    the build its program needs.  The whole interpreter is this one function:
-    inlined into an entry point, numba copies its code once more (1.1 s more
-    to compile), and called from one, its machine code is generated twice
-    (0.4 s more)."""
+    the same block, the engine's team or its helper queue alike.  Compiled
+    with the operators' code (OPERATORS) only if `with_operators` (see
+    `TIER0_ENTRIES`)."""
     def entry(address):
         index = np.int64(0)
         head = carray(pointer_at(address, index), (_HEAD_WORDS,))
@@ -721,19 +766,9 @@ def _interpreter(with_operators, real):
         nblk = (width + colblock - 1) // colblock
         ndim = lo.shape[0]
         nregs, kspan = sizes[0], sizes[1]
-        # One register more, all -0.0, never written by the program: MULC adds onto it.
-        regs = _registers(space, nregs + 1, group * colblock, src2)
-        negzero = regs[nregs]
-        for t in range(negzero.shape[0]):
-            negzero[t] = -consts[0]
-        # The int64 tables live in the thread's `index_space`, 1-D and indexed
-        # by hand (a reshape of an int64 array is one more of numba's internal
-        # compiles).  Rows of 1-D arrays are all row 0.
         ntaps = taps.shape[0]
-        tap_rows = index_space[:group * ntaps]
-        for t in range(group * ntaps):
-            tap_rows[t] = 0
-        outer_index = index_space[group * ntaps:group * ntaps + ndim]
+        regs, negzero, tap_rows, outer_index = _thread_tables(space, index_space, nregs, group,
+                                                              colblock, ntaps, ndim, consts, src2)
         result = prog[prog.shape[0] - 1, 1]
         n_l = src2.shape[1]
         lo_l = lo[ndim - 1]
@@ -781,38 +816,13 @@ def _interpreter(with_operators, real):
                         np.int64(ins), np.int64(n_l), np.int64(code)))
                     continue
                 d = regs[prog[ins, 1]]
-                if op == CONST:
-                    v = consts[prog[ins, 2]]
-                    for t in range(npts):
-                        d[t] = v
-                elif op == MULC or op == MAC:
-                    # MULC adds the product onto -0.0, which changes none of its
-                    # bits: one loop for both.
-                    acc = d if op == MAC else negzero
-                    x = regs[prog[ins, 2]]
-                    w = consts[prog[ins, 3]]
-                    for t in range(npts):
-                        d[t] = acc[t] + w * x[t]
+                if op == CONST or op == MULC or op == MAC:
+                    _sum_step(op, d, regs, consts, prog[ins, 2], prog[ins, 3], negzero, npts)
                 elif with_operators:
                     _apply_op(op, d, regs[prog[ins, 2]], regs[prog[ins, 3]], regs[prog[ins, 4]],
                               npts, one, zero)
                 ins += 1
-            res = regs[result]
-            # Each row as whole vectors (the runs of one point or a few
-            # points as they are): one loop fewer for LLVM to vectorise at
-            # tier 0's compile.
-            for r in range(rows):
-                at = (line + r) * width + j0
-                if nb * res.itemsize >= 32:
-                    copy_wide(out, at, res, r * nb, nb)
-                elif nb * res.itemsize >= 16:
-                    copy_narrow(out, at, res, r * nb, nb)
-                else:  # at most 3 points (float32), 1 (float64)
-                    out[at] = res[r * nb]
-                    if nb > 1:
-                        out[at + 1] = res[r * nb + 1]
-                    if nb > 2:
-                        out[at + 2] = res[r * nb + 2]
+            _copy_rows(out, regs[result], line, rows, width, j0, nb)
 
     return entry
 
@@ -848,7 +858,17 @@ def tier0_block(src2, out2, consts, prog, taps, sizes, layout, threads, out_oute
 
 
 # Tier 0's entry points, compiled as C callbacks ``int64(int64 block)`` by
-# stencils._engine: (uses operators, dtype char) -> the function.
+# stencils._engine: (uses operators, dtype char) -> the function.  Whether it
+# has the operators' code is a constant of the closure, so numba prunes their
+# branch before typing it (the closure holds only constants: numba's disk
+# cache keys a closure by its values, and a function among them pickles
+# differently in every process).  Programs of reads, weighted sums and
+# constants (every correlation, convolution and sum) need only the smaller
+# build, which compiles in about half the time, and the first call of a
+# process compiles (or loads) only the build its program needs.  The whole
+# interpreter is one function: inlined into an entry point, numba copies its
+# code once more (1.1 s more to compile), and called from one, its machine
+# code is generated twice (0.4 s more); only small helpers are inlined.
 TIER0_ENTRIES = {(True, "f"): _interpreter(True, np.float32(0)),
                  (True, "d"): _interpreter(True, np.float64(0)),
                  (False, "f"): _interpreter(False, np.float32(0)),
