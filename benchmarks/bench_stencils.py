@@ -208,6 +208,23 @@ def _sobel_setup(quick):
     return impls
 
 
+def _tiers_setup(quick):
+    """The warm-up loop's call, 512^2 float32 7x7 'reflect', on tier 1 and on tier 0."""
+    rng = np.random.default_rng(0)
+    side = _side(512, quick)
+    img = rng.standard_normal((side, side)).astype(np.float32)
+    kernel = rng.standard_normal((7, 7)).astype(np.float32)
+
+    def on_tier0():
+        with st.config(engine="interpreter"):
+            return st.correlate(img, kernel, mode="reflect")
+
+    return [Implementation("stencils: the stencil's own kernel (tier 1)",
+                           lambda: st.correlate(img, kernel, mode="reflect")),
+            Implementation("the same call on tier 0 (the interpreter)", on_tier0,
+                           allclose(0, 0), "issue 10: within 3x of the stencil's own kernel")]
+
+
 def _px(n, quick):
     return float(_side(n, quick)) ** 2
 
@@ -240,6 +257,12 @@ WORKLOADS = _correlation_workloads() + [
     Workload("sobel", "Sobel gradient magnitude of a 4096^2 float32 image written with "
              "make_stencil", _sobel_setup, group="stencil",
              bytes=lambda q: 8 * _px(4096, q), ops=lambda q: 20 * _px(4096, q)),
+    # Both tiers on the same cores: in the warm-up group's loop with an empty
+    # kernel cache, tier 0 shares them with the compile of its tier-1 kernel.
+    Workload("tiers-7x7-512", "the warm-up loop's call (512^2 float32, 7x7 'reflect') on "
+             "tier 1 and on tier 0, in one process", _tiers_setup, group="warm-up",
+             number=100, settle=20, repeats=9,
+             bytes=lambda q: 8 * _px(512, q), ops=lambda q: 49 * _px(512, q)),
 ]
 
 

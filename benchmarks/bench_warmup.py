@@ -21,6 +21,11 @@ compile in a forked child (default) and with it off.  Imports are not timed
 process that a measured process leaves compiling is waited for before the next
 measurement starts.
 
+With an empty kernel cache the loop's calls run on tier 0 while the stencil's
+own kernel compiles beside them, on one of the two cores, so their fastest
+calls are tier 0 on one core; the ``tiers-7x7-512`` row (bench_stencils, in
+this group) times the two tiers on the same cores.
+
 Targets (issue 10): the warm loop >= 8x faster than scipy's, the loop with an
 empty kernel cache never slower; the first 5x5 result with an empty kernel
 cache <= 2 s.

@@ -370,8 +370,9 @@ def _compile(structure, dtype):
     module = _load_module(structure)
     marker = structure.marker(dtype)
     hit = kn.CACHE and os.path.exists(marker)
-    team_entry(module, dtype, cached=hit)
-    prepare_team(dtype)
+    with _numba_cache.collector_paused():
+        team_entry(module, dtype, cached=hit)
+        prepare_team(dtype)
     if kn.CACHE and not hit:
         write_atomic(marker, "")
     with _LOCK:
@@ -1054,7 +1055,7 @@ def _tier0_ready(uses_operators, dtype):
     entry, read_run = _TIER0_ENTRIES.get(key), _ROW_READERS.get(char)
     if entry is not None and read_run is not None:
         return entry, read_run
-    with _TIER0_LOCK:
+    with _TIER0_LOCK, _numba_cache.collector_paused():
         read_run = _ROW_READERS.get(char)
         if read_run is None:
             read_run = kn.row_reader(dtype)

@@ -25,9 +25,12 @@ Kernel-level: imports nothing from stencils.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import signal
 import sys
+import threading
 import time
 
 
@@ -57,6 +60,35 @@ def load(dispatcher, args):
         return True
     except Exception:  # noqa: BLE001 - numba's own path loads (or compiles) it instead
         return False
+
+
+_PAUSES = {"compiles": 0, "was_enabled": False}  # compiles holding the collector off
+_PAUSES_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def collector_paused():
+    """Python's cyclic garbage collector held off while numba compiles.
+
+    A compile makes hundreds of thousands of objects that live until it ends
+    (IR, types, LLVM text), so the collector's passes over the older
+    generations find little to free and took a tenth of tier 0's first
+    compile: the entry point 2.75 -> 2.50-2.61 s, the row reader 2.48 ->
+    2.10-2.17 s, for 47 MB more peak memory.  Nested and concurrent pauses
+    count; the collector is back on (if it was on) when the last one ends.
+    """
+    with _PAUSES_LOCK:
+        if _PAUSES["compiles"] == 0:
+            _PAUSES["was_enabled"] = gc.isenabled()
+            gc.disable()
+        _PAUSES["compiles"] += 1
+    try:
+        yield
+    finally:
+        with _PAUSES_LOCK:
+            _PAUSES["compiles"] -= 1
+            if _PAUSES["compiles"] == 0 and _PAUSES["was_enabled"]:
+                gc.enable()
 
 
 def load_callback(callback):
@@ -92,7 +124,8 @@ def entry_point(pyfunc, *, caching, load=True, error_model="numpy"):
     entry = callback(pyfunc, caching=caching, error_model=error_model)
     if caching and load and load_callback(entry):
         return entry
-    entry.compile()
+    with collector_paused():
+        entry.compile()
     return entry
 
 
@@ -170,7 +203,7 @@ def compile_beside(child_compile, parent_compile, *, timeout=None):
     from numba.core.registry import cpu_target
     from numba.core.runtime import rtsys
 
-    with global_compiler_lock:
+    with collector_paused(), global_compiler_lock:
         context = cpu_target.target_context
         context.refresh()
         rtsys.initialize(context)

@@ -159,3 +159,37 @@ def test_the_interpreter_on_disk_loads_without_numba_compiler_set_up(tmp_path):
     got = _finish(proc)
     assert got == {"hits": 1, "compiler_set_up": False}, got
     np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), want)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_compiles_hold_the_collector_off_and_give_it_back_as_it_was(enabled):
+    import gc
+    import threading
+
+    from stencils import _numba_cache
+
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        inside, release = threading.Event(), threading.Event()
+
+        def other_compile():
+            with _numba_cache.collector_paused():
+                inside.set()
+                release.wait(10)
+
+        thread = threading.Thread(target=other_compile)
+        with _numba_cache.collector_paused():
+            assert not gc.isenabled()
+            with _numba_cache.collector_paused():  # nested
+                assert not gc.isenabled()
+            assert not gc.isenabled()
+            thread.start()
+            inside.wait(10)
+        # The other thread's compile is still under way: the collector stays off.
+        assert not gc.isenabled()
+        release.set()
+        thread.join(10)
+        assert gc.isenabled() == enabled
+    finally:
+        (gc.enable if was else gc.disable)()
