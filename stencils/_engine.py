@@ -608,6 +608,10 @@ def _choose_kernel(stencil, entry, dtype, work, step_last):
     if wanted:
         if config.compile == "sync":
             return _compile(structure, dtype)
+        # Tier 0 serves this call: on a fresh machine its first compile, which
+        # the call waits for, runs first, on both cores, and the tier-1 compile
+        # after it (together, three compiles shared two cores).
+        _tier0_ready(entry.program.uses_operators, dtype)
         if config.compile == "thread":
             _start_compile(structure, dtype)
         else:

@@ -296,6 +296,10 @@ COLD_CHILD = textwrap.dedent("""
 
     _numba_cache.compile_beside = recorded
     _numba_cache.core_free = lambda: True  # whatever else runs on the machine now
+    # A tier-1 compile asked for: whether tier 0 was ready then (none starts).
+    tier1_asked = []
+    _engine._start_worker = lambda structure, dtype: tier1_asked.append(
+        (False, "f") in _engine._TIER0_ENTRIES)
     event.register("numba:compile", Listener())
     rng = np.random.default_rng(3)
     image = rng.standard_normal((64, 70)).astype(np.float32)
@@ -305,15 +309,15 @@ COLD_CHILD = textwrap.dedent("""
     reader, entry = _engine._ROW_READERS["f"], _engine._TIER0_ENTRIES[False, "f"]
     print(json.dumps({"compiled": compiled, "forks": forks, "reader_hits": reader.cache_hits,
                       "reader_ready": reader.address is not None,
-                      "entry_hits": entry.cache_hits,
+                      "entry_hits": entry.cache_hits, "tier1_asked": tier1_asked,
                       "compiler_set_up": "numba.np.linalg" in sys.modules}))
 """)
 
 
 def _cold_child(tmp_path, name, **env):
-    env = dict(os.environ, STENCILS_CACHE_DIR=str(tmp_path / "kernels"),
-               NUMBA_CACHE_DIR=str(tmp_path / "numba"), STENCILS_NUMBA_CACHE="1",
-               STENCILS_ENGINE="interpreter", **env)
+    env = {**os.environ, "STENCILS_CACHE_DIR": str(tmp_path / "kernels"),
+           "NUMBA_CACHE_DIR": str(tmp_path / "numba"), "STENCILS_NUMBA_CACHE": "1",
+           "STENCILS_ENGINE": "interpreter", **env}
     out = tmp_path / f"{name}.npy"
     proc = subprocess.run([sys.executable, "-c", COLD_CHILD, str(out)], env=env,
                           capture_output=True, text=True, timeout=600)
@@ -337,18 +341,21 @@ def test_tier0_cold_compile_forks_and_leaves_both_halves_on_disk(tmp_path):
     # (each helper numba compiles by itself, its np.empty, integer max/min,
     # adds 0.05-0.3 s to that first call); the row reader compiles in a forked
     # child, and this process loads it from the disk cache instead of
-    # compiling it again.
-    cold, got = _cold_child(tmp_path, "cold")
+    # compiling it again.  The call asks for its tier-1 kernel at once (no
+    # tier-1 compile runs here): tier 0's compile, which the call waits for,
+    # is done by then, so the two do not share the cores.
+    asks = dict(STENCILS_ENGINE="auto", STENCILS_JIT_MIN_WORK="1")
+    cold, got = _cold_child(tmp_path, "cold", **asks)
     assert sorted(cold["compiled"]) == ["impl_carray.<locals>.impl"] * 4 + ["resolve_index"], cold
-    assert cold["entry_hits"] == 0, cold
+    assert cold["entry_hits"] == 0 and cold["tier1_asked"] == [True], cold
     if _numba_cache.can_fork():
         assert cold["forks"] == [True] and cold["reader_hits"] == 1, cold
     want = _tier0_here()
     np.testing.assert_array_equal(_bits(got), _bits(want))
     # A later process loads both halves from the disk, without numba's compiler.
-    warm, again = _cold_child(tmp_path, "warm")
+    warm, again = _cold_child(tmp_path, "warm", **asks)
     assert warm == {"compiled": [], "forks": [], "reader_hits": 1, "reader_ready": True,
-                    "entry_hits": 1, "compiler_set_up": False}, warm
+                    "entry_hits": 1, "tier1_asked": [True], "compiler_set_up": False}, warm
     np.testing.assert_array_equal(_bits(again), _bits(want))
 
 
