@@ -11,7 +11,10 @@ thresholds raised (one process, 2 threads, Zen 3 under KVM, 2026-12-02).
 The setting is process-wide, so the library never makes it: the programs
 (`python -m convnet.train`, `python -m convnet.evaluate`) do, and a script
 of one's own can call `convnet.keep_freed_memory` or set glibc's environment
-variables (``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_MMAP_THRESHOLD_``).
+variables (``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_MMAP_THRESHOLD_``).  Since
+the convolutions keep their largest temporary (the weight gradient's layout)
+in per-thread memory, a step of one's own takes no faults without it either
+(3.60-3.70 against 3.44-3.51 ms a step with it, 2026-12-03).
 """
 
 from __future__ import annotations

@@ -490,3 +490,29 @@ def test_columns_and_batch_ieee_values_as_rows():
     weights = rng.standard_normal((4, 3, 3, 3))
     x[0, 1, 2, 3], x[1, 2, 7, 8], x[1, 0, 0, 0] = np.inf, np.nan, -np.inf
     _assert_ieee_values_as_rows(x, weights, 2, ("columns", "batch"))
+
+
+def test_scratch_memory_is_reused_per_thread_and_large_layouts_are_fresh():
+    from stencils import _channels
+
+    first = _channels._scratch((64, 28, 28, 8), np.float32)
+    again = _channels._scratch((6, 5, 5, 8), np.float64)
+    assert again.dtype == np.float64 and again.shape == (6, 5, 5, 8)
+    assert again.flags.c_contiguous and np.shares_memory(first, again)
+    others = []
+    worker = threading.Thread(target=lambda: others.append(
+        _channels._scratch((64, 28, 28, 8), np.float32)))
+    worker.start()
+    worker.join()
+    assert not np.shares_memory(first, others[0])
+    huge = _channels._scratch((_channels._SCRATCH_BYTES // 4 + 1,), np.float32)
+    assert not np.shares_memory(first, huge)
+
+
+def test_direct_layouts_of_every_size_in_turn_match_the_reference():
+    # The weights' layout reuses scratch memory that a larger layout wrote before.
+    rng = np.random.default_rng(11)
+    for n, c, o, side in ((8, 3, 12, 20), (2, 2, 5, 12), (8, 3, 12, 20), (1, 1, 3, 10)):
+        x = rng.standard_normal((n, c, side, side))
+        weights = rng.standard_normal((o, c, 5, 5))
+        assert_algorithm_matches_reference("direct", x, weights, np.zeros(o), ((2, 2), (2, 2)), 2)
