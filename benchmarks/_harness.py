@@ -70,6 +70,11 @@ class Workload:
     # implementation's (its thread pool's spinning threads go idle, this one's
     # start spinning).
     settle: int = 0
+    # Seconds of idle before each sample's settle calls, so that it starts as
+    # a loop of one library does, with no other library's threads spinning:
+    # torch's OpenMP workers spin for milliseconds after its calls, and ours
+    # meeting them on the cores back off from the team for 10 ms or more.
+    pause: float = 0.0
 
 
 @dataclasses.dataclass
@@ -140,6 +145,8 @@ def time_workload(workload, *, quick=False, repeats=None, warmup=2):
         # Alternate the order so that drift hits every implementation alike.
         order = impls if r % 2 == 0 else impls[::-1]
         for impl in order:
+            if workload.pause:
+                time.sleep(workload.pause)
             for _ in range(workload.settle):
                 impl.run()
             start = time.perf_counter()

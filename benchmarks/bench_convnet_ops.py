@@ -30,8 +30,9 @@ NO_TORCH = "torch is not installed"
 # Each sample is the mean of 100 consecutive calls after 20 untimed ones, as a
 # training loop makes them: the implementations alternate between samples, and
 # each one's thread pool settles first (torch's OpenMP threads spin for
-# milliseconds after its calls, ours for 0.3 ms, each taking the other's cores).
-_LOOP = dict(number=100, settle=20, repeats=9)
+# milliseconds after its calls, ours for 0.3 ms, each taking the other's cores),
+# after 20 ms idle, as a loop of one library starts with the other's threads asleep.
+_LOOP = dict(number=100, settle=20, repeats=9, pause=0.02)
 BATCH = 64
 POOLS = {"pool1": (BATCH, 6, 28, 28), "pool2": (BATCH, 16, 10, 10)}
 POOL_SHAPE = POOLS["pool1"]
