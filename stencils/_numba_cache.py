@@ -72,10 +72,13 @@ def collector_paused():
 
     A compile makes hundreds of thousands of objects that live until it ends
     (IR, types, LLVM text), so the collector's passes over the older
-    generations find little to free and took a tenth of tier 0's first
-    compile: the entry point 2.75 -> 2.50-2.61 s, the row reader 2.48 ->
-    2.10-2.17 s, for 47 MB more peak memory.  Nested and concurrent pauses
-    count; the collector is back on (if it was on) when the last one ends.
+    generations find little to free: tier 0's first call on a fresh machine
+    took 3.33-3.36 s with them, 3.21-3.23 s without (alternated), and a
+    second compile in one process gains more (tier 0's row reader after its
+    entry point: 2.48 -> 2.10-2.17 s), for 47 MB more peak memory.  A compile
+    on the background thread holds the collector off for the whole process
+    while it runs.  Nested and concurrent pauses count; the collector is
+    back on (if it was on) when the last one ends.
     """
     with _PAUSES_LOCK:
         if _PAUSES["compiles"] == 0:
