@@ -18,13 +18,13 @@ never a wait).
 from __future__ import annotations
 
 import functools
-import threading
 from typing import NamedTuple
 
 import numpy as np
 
 from . import _engine, _numba_cache
 from . import _kernels_channels as kc
+from ._scratch import Scratch
 from ._validate import as_real_array, clamp_steps, int_tuple, is_int, prepare_out
 from .errors import StencilValueError
 
@@ -503,27 +503,10 @@ def _run_positions(x, weights, bias, out, g, threads):
 
 
 # The direct kernel's weights, laid out per call (for a weight gradient, the
-# output gradient transposed: 1.5 MB in LeNet's conv1), go in memory each
-# thread keeps: a fresh array is fresh pages whenever glibc has given freed
-# memory back to the system, each faulted in on its first write (490 of a
-# LeNet step's 757 faults, and with this array no longer freed glibc kept the
-# rest: none, 5.05 -> 3.65 ms a step).  Larger layouts are allocated per call:
-# their faults are small next to their work.
-_SCRATCH = threading.local()
-_SCRATCH_BYTES = 16 << 20
-
-
-def _scratch(shape, dtype):
-    """An uninitialised C-contiguous array in this thread's scratch memory,
-    valid until the thread's next `_scratch` (a fresh array past `_SCRATCH_BYTES`)."""
-    dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape)) * dtype.itemsize
-    if nbytes > _SCRATCH_BYTES:
-        return np.empty(shape, dtype=dtype)
-    memory = getattr(_SCRATCH, "memory", None)
-    if memory is None or memory.nbytes < nbytes:
-        memory = _SCRATCH.memory = np.empty(max(nbytes, 4096), dtype=np.uint8)
-    return memory[:nbytes].view(dtype).reshape(shape)
+# output gradient transposed: 1.5 MB in LeNet's conv1), go in scratch memory:
+# fresh, they were 490 of a LeNet step's 757 page faults, and with them no
+# longer freed glibc kept the rest (none: 5.05 -> 3.65 ms a step).
+_WEIGHT_LAYOUTS = Scratch(16 << 20)
 
 
 def _run_direct(x, weights, bias, out, g, threads):
@@ -534,7 +517,7 @@ def _run_direct(x, weights, bias, out, g, threads):
     planes = weights.reshape(g.outs, g.channels, g.kh * g.kw)
     if planes.strides[2] != planes.itemsize:
         planes = np.ascontiguousarray(planes)
-    wt = _scratch((g.channels, g.kh, g.kw, opad), out.dtype)
+    wt = _WEIGHT_LAYOUTS.array((g.channels, g.kh, g.kw, opad), out.dtype)
     kc.channels_last(planes, wt.reshape(-1, opad))
     bias_padded = bias
     if bias.size != opad:

@@ -47,12 +47,12 @@ import bisect
 import hashlib
 import itertools
 import pickle
-import threading
 
 import numpy as np
 
 from . import _engine
 from ._kernels_border import EDGE, FILL, resolve_indices
+from ._scratch import Scratch
 from ._validate import compute_dtype
 from .errors import StencilTypeError, StencilValueError
 
@@ -229,18 +229,7 @@ def _axis_plan(n, chunks, size, center, lo, step, m, code):
 
 # Each thread keeps its last window buffer: a fresh multi-MB array costs page
 # faults on every task (the kernel's time again, measured), a reused one does not.
-_SCRATCH = threading.local()
-_SCRATCH_MAX_BYTES = 64 << 20
-
-
-def _window_buffer(shape, dtype):
-    nbytes = int(np.prod(shape)) * dtype.itemsize
-    if nbytes > _SCRATCH_MAX_BYTES:
-        return np.empty(shape, dtype=dtype)
-    buf = getattr(_SCRATCH, "buf", None)
-    if buf is None or buf.nbytes < nbytes:
-        buf = _SCRATCH.buf = np.empty(max(nbytes, 1), dtype=np.uint8)
-    return buf[:nbytes].view(dtype).reshape(shape)
+_window_buffer = Scratch(64 << 20).array
 
 
 def _gather(pieces, dests, ranges, dtype, scratch):

@@ -492,20 +492,22 @@ def test_columns_and_batch_ieee_values_as_rows():
     _assert_ieee_values_as_rows(x, weights, 2, ("columns", "batch"))
 
 
-def test_scratch_memory_is_reused_per_thread_and_large_layouts_are_fresh():
-    from stencils import _channels
+def test_scratch_memory_is_reused_per_thread_and_large_arrays_are_fresh():
+    from stencils._scratch import Scratch
 
-    first = _channels._scratch((64, 28, 28, 8), np.float32)
-    again = _channels._scratch((6, 5, 5, 8), np.float64)
+    scratch = Scratch(1 << 20)
+    first = scratch.array((64, 28, 28, 4), np.float32)
+    again = scratch.array((6, 5, 5, 8), np.float64)
     assert again.dtype == np.float64 and again.shape == (6, 5, 5, 8)
     assert again.flags.c_contiguous and np.shares_memory(first, again)
     others = []
     worker = threading.Thread(target=lambda: others.append(
-        _channels._scratch((64, 28, 28, 8), np.float32)))
+        scratch.array((64, 28, 28, 4), np.float32)))
     worker.start()
     worker.join()
     assert not np.shares_memory(first, others[0])
-    huge = _channels._scratch((_channels._SCRATCH_BYTES // 4 + 1,), np.float32)
+    assert not np.shares_memory(first, Scratch(1 << 20).array((10,), np.float32))
+    huge = scratch.array(((1 << 18) + 1,), np.float32)
     assert not np.shares_memory(first, huge)
 
 
