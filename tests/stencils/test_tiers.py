@@ -346,7 +346,11 @@ def test_tier0_cold_compile_forks_and_leaves_both_halves_on_disk(tmp_path):
     # is done by then, so the two do not share the cores.
     asks = dict(STENCILS_ENGINE="auto", STENCILS_JIT_MIN_WORK="1")
     cold, got = _cold_child(tmp_path, "cold", **asks)
-    assert sorted(cold["compiled"]) == ["impl_carray.<locals>.impl"] * 4 + ["resolve_index"], cold
+    # resolve_index is compiled here, or loaded from the disk cache when the
+    # forked child, which compiles it for the reader, has written it there first.
+    compiled = sorted(cold["compiled"])
+    assert [c for c in compiled if c != "resolve_index"] == ["impl_carray.<locals>.impl"] * 4, cold
+    assert compiled.count("resolve_index") <= 1, cold
     assert cold["entry_hits"] == 0 and cold["tier1_asked"] == [True], cold
     if _numba_cache.can_fork():
         assert cold["forks"] == [True] and cold["reader_hits"] == 1, cold
