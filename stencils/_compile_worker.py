@@ -19,13 +19,10 @@ import sys
 def main(argv):
     folder, name, dtype, marker, lock = argv
     try:
-        from . import _engine, _numba_cache
+        from . import _engine
 
         _engine.set_cache_dir(folder)
-        module = _engine.import_generated(name, None)
-        with _numba_cache.collector_paused():
-            _engine.team_entry(module, dtype)
-            _engine.prepare_team(dtype)
+        _engine.compile_module(_engine.import_generated(name, None), dtype)
         _engine.write_atomic(marker, "")
     finally:
         try:

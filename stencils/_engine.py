@@ -361,6 +361,15 @@ def load_once(key, dispatcher, args):
         _numba_cache.load(dispatcher, args)
 
 
+def compile_module(module, dtype, *, cached=False):
+    """Compile, or load from disk, a generated module's team entry point and
+    the team's own kernels for `dtype`, the collector held off (in this
+    process or in a helper process, `stencils._compile_worker`)."""
+    with _numba_cache.collector_paused():
+        team_entry(module, dtype, cached=cached)
+        prepare_team(dtype)
+
+
 def _compile(structure, dtype):
     """Compile (or load from numba's cache) the structure's kernel for `dtype`."""
     char = np.dtype(dtype).char
@@ -370,9 +379,7 @@ def _compile(structure, dtype):
     module = _load_module(structure)
     marker = structure.marker(dtype)
     hit = kn.CACHE and os.path.exists(marker)
-    with _numba_cache.collector_paused():
-        team_entry(module, dtype, cached=hit)
-        prepare_team(dtype)
+    compile_module(module, dtype, cached=hit)
     if kn.CACHE and not hit:
         write_atomic(marker, "")
     with _LOCK:
