@@ -42,6 +42,7 @@ EXPECTED_FAILURES: dict[str, str] = {}
 _calls = collections.Counter()  # function name -> calls during the current item
 _routed = collections.defaultdict(set)  # function name -> node ids of items that called it
 _outcomes = {}  # node id -> 'passed' / 'failed' / 'skipped' / 'xfailed'
+_ROUTED = "stencils_ndimage_routed"  # the user property naming the functions an item called
 
 
 def _counting(name, func):
@@ -90,11 +91,17 @@ def pytest_collection_modifyitems(config, items):
 def pytest_runtest_call(item):
     _calls.clear()
     yield
-    for name in _calls:
-        _routed[name].add(item.nodeid)
+    # On the item's report: under pytest-xdist the items run in worker processes, and
+    # only their reports reach the process that writes the summary.
+    item.user_properties.append((_ROUTED, sorted(_calls)))
 
 
 def pytest_runtest_logreport(report):
+    if report.when == "call":
+        for key, names in report.user_properties:
+            if key == _ROUTED:
+                for name in names:
+                    _routed[name].add(report.nodeid)
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
         outcome = "xfailed" if hasattr(report, "wasxfail") else report.outcome
         _outcomes[report.nodeid] = outcome

@@ -23,7 +23,9 @@ def test_scipy_filter_tests_pass_through_stencils_ndimage(tmp_path):
                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     env.pop("SCIPY_ARRAY_API", None)
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x",
+        # In a pytest-xdist worker, as the documented command runs from the project's
+        # root (its `-n auto`): the routing counts travel on the items' reports.
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", "-n", "1",
          "-p", "tests.ndimage.scipy_routing", "--pyargs", "scipy.ndimage.tests.test_filters",
          "-W", "ignore::pytest.PytestUnknownMarkWarning"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1500,
@@ -32,6 +34,6 @@ def test_scipy_filter_tests_pass_through_stencils_ndimage(tmp_path):
     summary = json.loads(report.read_text())
     assert summary["routed_failed"] == []
     assert summary["items"] > 2000
-    assert summary["routed_items"] > 1500, summary
+    assert summary["routed_items"] > 2300, summary
     unused = [name for name, count in summary["per_function"].items() if count == 0]
     assert unused == [], f"replaced but never called by scipy's tests: {unused}"
