@@ -300,6 +300,16 @@ def _generic_setup(quick):
     ]
 
 
+def _vectorized_median_setup(quick):
+    a = _image(quick, _generic_side(quick))
+    return [
+        Implementation("stencils.ndimage.vectorized_filter(np.median)", lambda:
+                       ours.vectorized_filter(a, np.median, size=5)),
+        _scipy("scipy.ndimage.vectorized_filter(np.median)", lambda:
+               sn.vectorized_filter(a, np.median, size=5)),
+    ]
+
+
 WORKLOADS += [
     Workload("ndi-maximum-box-f32", "maximum_filter(size=15), 4096^2 float32, 'reflect'",
              _max_box_setup, group=GROUP, bytes=lambda q: 8 * _pixels(q),
@@ -316,4 +326,8 @@ WORKLOADS += [
              # A box's rows shared by its windows: 2 (5 - 1) selects per point along the
              # rows, as many down the columns (the direct count is 50 comparisons).
              ops=lambda q: 16.0 * _generic_side(q) ** 2, repeats=3),
+    Workload("ndi-vectorized-median-f32", "vectorized_filter(np.median, size=5), 1024^2 "
+             "float32 (256^2 with --quick): ours on median_filter, scipy's over windows",
+             _vectorized_median_setup, group=GROUP, bytes=lambda q: 8.0 * _generic_side(q) ** 2,
+             ops=lambda q: 94.0 * _generic_side(q) ** 2, repeats=3),
 ]
