@@ -18,8 +18,11 @@ function                               runs as
 
 Only for real integer or float32 / float64 input without NaN or -0.0 (a
 window of ``0.0`` and ``-0.0`` has two maxima NumPy may pick either of), with a
-constant `cval` the dtype holds exactly, windows no longer than the input
+`cval` the dtype holds exactly, windows no longer than the input
 and origins inside the window; anything else takes the windows' path.
+
+A dask array gives a lazy dask array (`dask.array.map_overlap`, halos as wide
+as the window reaches) when the function gives one value per window.
 """
 
 from __future__ import annotations
@@ -177,13 +180,9 @@ def vectorized_filter(input, function, *, size=None, footprint=None, output=None
     >>> ndi.vectorized_filter(np.array([[3, 1], [4, 1]]), np.max, size=2, mode="valid")
     array([[4]])
     """
-    if is_dask(input):
-        raise StencilTypeError(
-            "input is a dask array; vectorized_filter takes in-memory arrays (the function "
-            "may return several values per window, which has no chunk-wise form). Filter "
-            "each chunk with input.map_overlap(...), or call .compute() first.",
-            param="input", value=type(input).__name__, expected="a NumPy array")
-    input = np.asarray(input)
+    lazy = is_dask(input)
+    if not lazy:
+        input = np.asarray(input)
     if not callable(function):
         raise _bad("`function` must be a callable.", "function", function, "a callable")
     if size is None and footprint is None:
@@ -192,16 +191,19 @@ def vectorized_filter(input, function, *, size=None, footprint=None, output=None
     if size is not None and footprint is not None:
         raise _bad("Either `size` or `footprint` may be provided, not both.", "footprint",
                    "an array", "no footprint when size is given")
-    if output is not None and not isinstance(output, np.ndarray):
+    if output is not None and (lazy or not isinstance(output, np.ndarray)):
         raise StencilTypeError(
             f"output is {output!r}; expected an array to write into (vectorized_filter "
-            "takes the dtype from `function`).", param="output", value=output,
-            expected="an ndarray")
+            "takes the dtype from `function`), or None for a dask array input.",
+            param="output", value=output, expected="an ndarray, or None for dask input")
     axes, given_axes, sizes, footprint = _window_axes(input, size, footprint, axes)
     origins = _origins(origin, len(axes))
     cval = _check_mode_cval_memory(mode, cval, origins, batch_memory)
     if input.size == 0:
         return input
+    if lazy:
+        return _lazy(input, function, sizes, footprint, mode, cval, origins, given_axes,
+                     batch_memory)
     if input.ndim == 0 and sizes == ():
         if footprint is None:
             return np.asarray(function(input, axis=()))
@@ -213,6 +215,47 @@ def vectorized_filter(input, function, *, size=None, footprint=None, output=None
         return fast
     return _over_windows(input, function, sizes, footprint, output, mode, cval, origins,
                          given_axes, batch_memory)
+
+
+def _lazy(input, function, sizes, footprint, mode, cval, origins, axes, batch_memory):
+    """A dask array's filter, lazy: each chunk filtered with halos as wide as the window
+    reaches (from the other end where the mode wraps), as dask's `map_overlap` gives them;
+    a chunk at the array's edge applies the mode there itself, so the result is the
+    in-memory one.  'valid' runs as 'constant' with the window after its point, cut."""
+    import dask.array as da
+
+    window = {"size": sizes} if footprint is None else {"footprint": footprint}
+    valid = mode == "valid"
+    if valid:
+        mode, origins = "constant", tuple(-(s // 2) for s in sizes)
+    options = dict(window, mode=mode, origin=origins, axes=axes, batch_memory=batch_memory,
+                   cval=cval if mode in ("constant", "grid-constant") else None)
+    lo, hi = win.window_bounds(sizes, origins)
+    full = _full_sizes(sizes, _args.normalize_axes(axes, input.ndim), input.ndim)
+    probe = vectorized_filter(np.zeros(full, input.dtype), function, **options)
+    if probe.shape != tuple(full):
+        raise StencilTypeError(
+            f"function gives values of shape {probe.shape} on an input of shape "
+            f"{tuple(full)}; a dask array input needs one value per window (the shape "
+            f"{tuple(full)}), as each chunk is filtered apart. Call .compute() first, or "
+            "reduce each window to one value.",
+            param="function", value=function, expected="one value per window")
+    depth = dict.fromkeys(range(input.ndim), 0)
+    for ax, l, h in zip(_args.normalize_axes(axes, input.ndim), lo, hi):
+        depth[ax] = max(l, h, 0)
+    wraps = mode in ("wrap", "grid-wrap")
+    result = da.map_overlap(_chunk, input, depth=depth, boundary="periodic" if wraps else "none",
+                            trim=True, dtype=probe.dtype, meta=np.empty((0,) * input.ndim,
+                                                                        probe.dtype),
+                            function=function, options=options)
+    if valid:
+        result = result[tuple(slice(0, n - s + 1) for n, s in zip(input.shape, full))]
+    return result
+
+
+def _chunk(block, function, options):
+    """One chunk's filter (a module-level function: dask.distributed pickles it by name)."""
+    return vectorized_filter(block, function, **options)
 
 
 def _over_windows(input, function, sizes, footprint, output, mode, cval, origins, axes,

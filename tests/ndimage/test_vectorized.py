@@ -177,14 +177,34 @@ def test_bad_arguments_name_themselves(kwargs, param):
         sndi.vectorized_filter(a, np.mean, **kwargs)
 
 
-def test_function_output_and_dask_input_are_checked():
+def test_function_and_output_are_checked():
     with pytest.raises(ValueError, match="function"):
         ndi.vectorized_filter(np.ones(3), "eggplant", size=2)
     with pytest.raises(TypeError, match="output"):
         ndi.vectorized_filter(np.ones(3), np.mean, size=2, output=np.float32)
+
+
+@pytest.mark.parametrize("mode", ["reflect", "constant", "wrap", "grid-mirror", "valid"])
+@pytest.mark.parametrize("function", [np.mean, np.max, np.median])
+def test_dask_input_gives_the_in_memory_result_lazily(mode, function):
     da = pytest.importorskip("dask.array")
-    with pytest.raises(TypeError, match="dask"):
-        ndi.vectorized_filter(da.ones(4, chunks=2), np.mean, size=2)
+    a = np.random.default_rng(4).random((23, 19))
+    lazy = da.from_array(a, chunks=(6, 5))
+    for kwargs in ({"size": (5, 3), "axes": (1, 0)},
+                   {"footprint": np.array([[1, 0, 1, 1]], bool)}):
+        ours = ndi.vectorized_filter(lazy, function, mode=mode, **kwargs)
+        assert isinstance(ours, da.Array)
+        assert_same(ours.compute(), sndi.vectorized_filter(a, function, mode=mode, **kwargs))
+
+
+def test_dask_input_needs_one_value_per_window_and_no_output():
+    da = pytest.importorskip("dask.array")
+    lazy = da.ones((8, 8), chunks=4)
+    with pytest.raises(TypeError, match="one value per window") as error:
+        ndi.vectorized_filter(lazy, _quartiles, size=3)
+    assert error.value.param == "function"
+    with pytest.raises(TypeError, match="output"):
+        ndi.vectorized_filter(lazy, np.mean, size=3, output=np.empty((8, 8)))
 
 
 def test_empty_and_zero_dimensional_input():
