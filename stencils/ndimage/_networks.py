@@ -105,16 +105,22 @@ def _prune(h, w, rank):
 
 
 def _emit_network(lines, ops, names, indent, fresh):
-    """Straight-line min/max for `ops` on wires named in `names` (updated in place)."""
+    """Straight-line min/max for `ops` on wires named in `names` (updated in place).
+
+    A comparator's low output is ``a if a < b else b`` and its high one ``b if a < b
+    else a`` (ties and NaN keep those picks, so -0.0 against 0.0 too); written as
+    Python's ``min(b, a)`` and ``max(a, b)``, which are exactly those, numba lowers
+    each to one select instead of two branches: the 5x5 median's kernel compiled in
+    about 28 s with the branches."""
     pad = " " * indent
     for op, i, j in ops:
         a, b = names[i], names[j]
         if op in ("cx", "min"):
             n = next(fresh)
-            lines.append(f"{pad}{n} = {a} if {a} < {b} else {b}")
+            lines.append(f"{pad}{n} = min({b}, {a})")
         if op in ("cx", "max"):
             m = next(fresh)
-            lines.append(f"{pad}{m} = {b} if {a} < {b} else {a}")
+            lines.append(f"{pad}{m} = max({a}, {b})")
         if op in ("cx", "min"):
             names[i] = n
         if op in ("cx", "max"):
