@@ -85,6 +85,23 @@ def whole_store(typingctx, value, identity):
     return value(value, identity), codegen
 
 
+@intrinsic
+def is_negative_zero(typingctx, value):
+    """Whether a float's bits are -0.0's (the sign bit alone): one integer comparison,
+    which vectorises; False for integers."""
+    if not isinstance(value, (types.Float, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        if not isinstance(value, types.Float):
+            return ir.Constant(ir.IntType(1), 0)
+        bits = ir.IntType(value.bitwidth)
+        return builder.icmp_unsigned("==", builder.bitcast(args[0], bits),
+                                     ir.Constant(bits, 1 << (value.bitwidth - 1)))
+
+    return types.boolean(value), codegen
+
+
 # Columns one van Herk task processes (its two block buffers stay in L1/L2).
 _CHUNK = 4096
 # Output rows per band of the footprint kernel (its doubling levels are reused
@@ -229,9 +246,9 @@ def minmax_box2d(src, out, ky, loy, codey, kx, lox, codex, cval, is_min, ntasks,
     pass (`_box_line`) while it is in cache, so the intermediate image never reaches
     memory.  The same values as one pass per axis (no NaN: see the caller).
     ``ntasks``: how many tasks share the bands (each allocates its buffers once).
-    With ``check_nan`` it returns how many NaN the source holds (each band
-    counts its own rows): the caller then drops the result, since NaN takes
-    scipy's own steps.  Counting here saves a parallel region of its own.
+    With ``check_nan`` it returns how many NaN and -0.0 the source holds (each
+    band counts its own rows): the caller then drops the result, since their
+    places take scipy's own steps (`_count_nan`).  Counting here saves a parallel region of its own.
     """
     outer, H, W = src.shape
     nblocks = (H + ky - 1) // ky
@@ -250,7 +267,7 @@ def minmax_box2d(src, out, ky, loy, codey, kx, lox, codex, cval, is_min, ntasks,
             last = min(ky, H - base)
             if check_nan:
                 for t in range(last):
-                    nan[task] += _count_nan(src[o, base + t], 0, W)
+                    nan[task] += _count_nan(src[o, base + t], 0, W, True)
             _combine_row(suffix[ky - 1], suffix[ky - 1], src, o, base + ky - 1, loy, H,
                          codey, cval, 0, W, is_min, True)
             for t in range(ky - 2, -1, -1):
@@ -294,9 +311,9 @@ def extended_chunk(dst, src, r, x0, m, lo, colmap, cval):
 
 
 @njit(cache=CACHE, nogil=True)
-def count_nan(row):
-    """NaN cells of a 1-D float array."""
-    return _count_nan(row, 0, row.shape[0])
+def count_nan(row, negative_zeros):
+    """NaN cells of a 1-D float array, and -0.0 cells too if `negative_zeros`."""
+    return _count_nan(row, 0, row.shape[0], negative_zeros)
 
 
 @njit(cache=CACHE, nogil=True)
@@ -418,7 +435,7 @@ def minmax_runs(padded, out, run_dy, run_x, run_len, levels, is_min, loy, check_
         y1 = min(H, y0 + _BAND)
         if check_nan:
             for y in range(y0, y1):
-                nan[task] += _count_nan(padded[o, y + loy], 0, wp)
+                nan[task] += _count_nan(padded[o, y + loy], 0, wp, False)
         nrows = y1 - y0 + fh - 1
         lev = np.empty((levels, nrows, wp), padded.dtype)
         for r in range(nrows):
@@ -553,26 +570,31 @@ def rank_gather(pflat, bases, out, offsets, kind, rank, percentile, skip_nan):
 
 
 @njit(parallel=True, cache=CACHE, nogil=True)
-def has_nan(flat):
-    """Whether a flat float array holds a NaN (one parallel read, no temporary)."""
+def has_nan(flat, negative_zeros):
+    """Whether a flat float array holds a NaN, or -0.0 too if `negative_zeros` (one
+    parallel read, no temporary)."""
     n = flat.shape[0]
     parts = 64
     found = np.zeros(parts, np.bool_)
     step = (n + parts - 1) // parts
     for p in prange(parts):
-        found[p] = _count_nan(flat, p * step, min(n, (p + 1) * step)) > 0
+        found[p] = _count_nan(flat, p * step, min(n, (p + 1) * step), negative_zeros) > 0
     return found.any()
 
 
 @njit(cache=CACHE, nogil=True)
-def _count_nan(flat, start, stop):
-    """NaN cells in flat[start:stop], counted in int32 lanes per slice (twice the int64 lanes)."""
+def _count_nan(flat, start, stop, negative_zeros):
+    """NaN cells in flat[start:stop], and -0.0 cells too if `negative_zeros`, counted in
+    int32 lanes per slice (twice the int64 lanes).
+
+    -0.0 equals 0.0 in every comparison, so which of the two a min, max or rank keeps
+    follows the algorithm's order: like NaN's place, only scipy's own steps give scipy's."""
     count = 0
     for s0 in range(start, stop, 1 << 30):
         part = np.int32(0)
         for i in range(uintp(s0), uintp(min(stop, s0 + (1 << 30)))):
             v = flat[i]
-            part += np.int32(v != v)
+            part += np.int32((v != v) | (negative_zeros & is_negative_zero(v)))
         count += part
     return count
 

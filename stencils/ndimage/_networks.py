@@ -162,7 +162,7 @@ def _source(h, w, rank, name):
         f"            extended_chunk(ring[(y + {h - 1}) % {h}], plane, rowmap[y + {h - 1}], 0, wp, "
         "lox, colmap, cval)",
         "            if check_nan:",
-        "                nan[task] += count_nan(plane[y])",
+        "                nan[task] += count_nan(plane[y], True)",
     ]
     lines += [f"            r{k} = ring[(y + {k}) % {h}]" for k in range(h)]
     lines.append("            for x in range(wp):")

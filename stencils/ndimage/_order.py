@@ -80,13 +80,15 @@ def _output(output, a):
 def _minmax_axis(a, axis, size, lo, code, cval, is_min, out, check_nan=True):
     """One scipy min/max pass along `axis` into `out` (C-contiguous, a's dtype; cval of it).
 
-    Returns whether NaN was found (and scipy's own steps were run).
+    Returns whether NaN or -0.0 was found (and scipy's own steps were run: which of
+    two equal zeros a window keeps is its deque's choice, the newest).
     """
     n = a.shape[axis]
     if a.size == 0:
         return False
     nan = check_nan and a.dtype.kind == "f" and (
-        win.contains_nan(a) or (code == win.FILL and cval != cval))
+        win.contains_nan(a, negative_zeros=True)
+        or (code == win.FILL and win.is_nan_or_negative_zero(cval)))
     if nan:
         moved = np.moveaxis(a, axis, -1)
         lines = np.ascontiguousarray(moved).reshape(-1, n)
@@ -117,9 +119,9 @@ def _minmax_box_fused(a, passes, output, cval, is_min):
     """Both passes of a box over the last two axes in one kernel; False where it does not apply.
 
     It applies when the two passes compute in the output's dtype (no store in
-    between to round) and the data hold no NaN (one pass per axis then gives
-    the same values in either order; the kernel counts NaN as it goes and its
-    result is dropped when it finds any).
+    between to round) and the data hold no NaN nor -0.0 (one pass per axis then
+    gives the same bits in either order; the kernel counts both as it goes and
+    its result is dropped when it finds any).
     """
     nd = a.ndim
     if len(passes) != 2 or {p[0] for p in passes} != {nd - 2, nd - 1} or a.size == 0:
@@ -129,7 +131,7 @@ def _minmax_box_fused(a, passes, output, cval, is_min):
     dtype, cv = _box_work(a, cval, cy)
     if _box_work(a, cval, cx)[0] != dtype or output.dtype != dtype:
         return False
-    if dtype.kind == "f" and cv != cv:
+    if dtype.kind == "f" and win.is_nan_or_negative_zero(cv):
         return False
     src = np.ascontiguousarray(a, dtype=dtype)
     shape3 = (-1,) + a.shape[-2:]
@@ -158,8 +160,8 @@ def _minmax_box(a, passes, output, cval, is_min):
         dst = output if last and output.dtype == dtype else np.empty(cur.shape, dtype)
         found = _minmax_axis(src, axis, size, size // 2 + origin, code, cv, is_min, dst,
                              check_nan=may_have_nan)
-        # A pass over NaN-free data with a cval that is not NaN gives NaN-free data.
-        may_have_nan = found or (code == win.FILL and cv != cv)
+        # A pass over data free of NaN and -0.0, with a cval neither, gives such data.
+        may_have_nan = found or (code == win.FILL and win.is_nan_or_negative_zero(cv))
         if last:
             return _finish(dst, output, a)
         cur = dst if dtype == output.dtype else _finish(dst, np.empty(cur.shape, output.dtype), a)
@@ -520,8 +522,9 @@ def _rank_compute(a, fp, origins, code, cval, output, r, kind, omit_rank, pct, o
         if done is not None:
             return done
     padded = win.pad(src, lo, hi, [code] * a.ndim, cv)
-    nan = dtype.kind == "f" and win.contains_nan(padded)
-    if nan and not omit and a.ndim == 1 and _scipy_1d_path(a, fp, origins):
+    scipy_steps = (a.ndim == 1 and not omit and dtype.kind == "f"
+                   and win.contains_nan(padded, negative_zeros=True))
+    if scipy_steps and _scipy_1d_path(a, fp, origins):
         return _scipy_rank_1d(a, r, fp, output, code, cval, origins)
     offsets = win.flat_offsets(fp, padded.shape)
     bases = win.row_bases(a.shape, padded.shape)
@@ -532,9 +535,10 @@ def _rank_compute(a, fp, origins, code, cval, output, r, kind, omit_rank, pct, o
 
 def _network_rank(src, fp, r, lo, code, cv, output, a):
     """The rank by a selection network, straight into `output` where it can; None if no
-    network applies or the data hold NaN (whose placement only scipy's steps give)."""
+    network applies or the data hold NaN or -0.0 (whose places only scipy's steps give)."""
     kernel = network_kernel(fp, r, src.dtype)
-    if kernel is None or (src.dtype.kind == "f" and code == win.FILL and cv != cv):
+    if kernel is None or (src.dtype.kind == "f" and code == win.FILL
+                          and win.is_nan_or_negative_zero(cv)):
         return None
     (H, W), (h, w) = src.shape[-2:], fp.shape[-2:]
     rowmap = ko.extension_map(H, lo[-2], H + h - 1, code)
@@ -554,8 +558,9 @@ def _scipy_1d_path(a, fp, origins):
 
 
 def _scipy_rank_1d(a, r, fp, output, code, cval, origins):
-    """1-D input holding NaN: scipy's own 1-D rank filter (a two-heap mediator whose NaN
-    placement depends on its heap order), so the result is scipy's to the bit.
+    """1-D input holding NaN or -0.0: scipy's own 1-D rank filter (a two-heap mediator
+    whose NaN placement, and choice between equal zeros, depend on its heap order), so the
+    result is scipy's to the bit.
 
     Through scipy's private ``_rank_filter``: the public names may be ours (scipy's
     test suite runs with them replaced)."""

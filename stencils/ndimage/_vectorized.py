@@ -349,7 +349,7 @@ def _on_filters(input, function, sizes, footprint, output, mode, cval, origins, 
     count = int(np.count_nonzero(footprint)) if footprint is not None else math.prod(sizes)
     if count == 0 or (kind == "median" and count % 2 == 0):
         return None
-    if not _holds_exactly(cval, a.dtype) or _nan_or_negative_zero(a):
+    if not _holds_exactly(cval, a.dtype) or win.contains_nan(a, negative_zeros=True):
         return None
     # Axes in order, as scipy's rank filters read a box's sizes without reordering them.
     order = np.argsort(axes)
@@ -405,13 +405,6 @@ def _holds_exactly(cval, dtype):
         return np.asarray(x).astype(dtype).item() == x
 
 
-def _nan_or_negative_zero(a):
-    if a.dtype.kind != "f":
-        return False
-    if win.contains_nan(a):
-        return True
-    zeros = a == 0
-    return bool(zeros.any() and np.signbit(a[zeros]).any())
 
 
 _FILTER_DTYPES = {np.dtype(t) for t in (np.int8, np.int16, np.int32, np.int64, np.uint8,

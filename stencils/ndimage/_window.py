@@ -9,6 +9,7 @@ and the kernels read it without bounds checks.
 from __future__ import annotations
 
 import functools
+import math
 
 import numba
 import numpy as np
@@ -121,11 +122,17 @@ def kernel_dtype(dtype):
     return dtype.newbyteorder("=")
 
 
-def contains_nan(a):
-    """Whether float array `a` holds a NaN."""
+def contains_nan(a, *, negative_zeros=False):
+    """Whether float array `a` holds a NaN, or -0.0 too if `negative_zeros` (values whose
+    place among equal ones only scipy's own steps give: `_kernels_order._count_nan`)."""
     if a.dtype.kind != "f" or a.size == 0:
         return False
-    return bool(ko.has_nan(np.ascontiguousarray(a).reshape(-1)))
+    return bool(ko.has_nan(np.ascontiguousarray(a).reshape(-1), negative_zeros))
+
+
+def is_nan_or_negative_zero(value):
+    """Whether a float cval is NaN or -0.0 (`contains_nan`'s cells)."""
+    return value != value or (value == 0 and math.copysign(1.0, value) < 0)
 
 
 def uses_cval(codes):

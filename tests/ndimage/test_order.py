@@ -389,3 +389,25 @@ def test_in_place_extremum_loops_make_no_masked_stores(tmp_path):
     if plain == 0:
         pytest.skip("this LLVM makes no masked store of a plain in-place update either")
     assert kernels == [0, 0, 0, 0]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, sizes", [((40, 37), (3, 5, (3, 5))), ((4, 9, 11), (3, (1, 3, 3))),
+                                          ((90,), (3, 5))])
+@pytest.mark.parametrize("name", ["maximum_filter", "minimum_filter", "median_filter"])
+def test_signed_zeros_keep_scipy_s_bits(dtype, shape, sizes, name):
+    """-0.0 equals 0.0 in every comparison: which one a window keeps is the algorithm's
+    (scipy's deque keeps the newest, its quickselect and 1-D mediator their own order)."""
+    rng = np.random.default_rng(11)
+    a = rng.choice(np.array([-0.0, 0.0, 1.0, -1.0], dtype), size=shape)
+    for size in sizes:
+        for mode, cval in (("reflect", 0.0), ("constant", -0.0)):
+            ours = getattr(ndi, name)(a, size=size, mode=mode, cval=cval)
+            theirs = getattr(sndi, name)(a, size=size, mode=mode, cval=cval)
+            assert_same(ours, theirs)
+            np.testing.assert_array_equal(np.signbit(ours), np.signbit(theirs))
+    for axis in range(a.ndim):
+        if name != "median_filter":
+            line = name.replace("_filter", "_filter1d")
+            np.testing.assert_array_equal(np.signbit(getattr(ndi, line)(a, 3, axis=axis)),
+                                          np.signbit(getattr(sndi, line)(a, 3, axis=axis)))
