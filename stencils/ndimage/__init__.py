@@ -8,7 +8,7 @@ docs/ndimage.md for the drop-in table and what differs.
 Modules: `_args` (argument rules shared by all), `_linear` (correlations,
 uniform, Gaussian and derivative filters), `_order` (minimum, maximum, median,
 rank, percentile), `_generic` (`generic_filter`, `generic_filter1d`), `_vectorized`
-(`vectorized_filter`); `_window`
+(`vectorized_filter`), `_warmup` (`warmup`: the kernels compiled ahead of time); `_window`
 (padding and footprint offsets of those two) and `_networks` (generated median networks).
 
 >>> from stencils import ndimage as ndi
@@ -16,7 +16,7 @@ rank, percentile), `_generic` (`generic_filter`, `generic_filter1d`), `_vectoriz
 array([2., 5., 4., 2.])
 """
 
-from . import _generic, _linear, _order, _vectorized
+from . import _generic, _linear, _order, _vectorized, _warmup
 from ._generic import CompileFallbackWarning, generic_filter, generic_filter1d
 from ._linear import (
     convolve,
@@ -45,6 +45,8 @@ from ._order import (
     rank_filter,
 )
 from ._vectorized import vectorized_filter
+from ._warmup import warmup
 
 # Other filter modules add their imports above this line and their names below.
-__all__ = sorted(_linear.__all__ + _order.__all__ + _generic.__all__ + _vectorized.__all__)
+__all__ = sorted(_linear.__all__ + _order.__all__ + _generic.__all__ + _vectorized.__all__
+                 + _warmup.__all__)
