@@ -50,6 +50,10 @@ _PAD_AS = {"grid-mirror": "mirror"}
 _REDUCTIONS = {np.max: "max", np.amax: "max", np.nanmax: "max",
                np.min: "min", np.amin: "min", np.nanmin: "min",
                np.median: "median", np.nanmedian: "median"}
+# The input dtypes those filters take as they are (native byte order).
+_FILTER_DTYPES = {np.dtype(t) for t in (np.int8, np.int16, np.int32, np.int64, np.uint8,
+                                        np.uint16, np.uint32, np.uint64, np.float32,
+                                        np.float64)}
 
 
 def _bad(message, param, value, expected):
@@ -269,7 +273,7 @@ def _over_windows(input, function, sizes, footprint, output, mode, cval, origins
         lo, hi = win.window_bounds(sizes, origins)
         if min(lo + hi, default=0) < 0:
             raise _bad("An `origin` moves the window off its point.", "origin", origins,
-                       "-(size // 2) - 1 < origin < (size + 1) // 2 on each axis")
+                       "-(size // 2) <= origin <= (size - 1) // 2 on each axis")
         codes = [_args.mode_code(_PAD_AS.get(mode, mode))] * a.ndim
         if codes[0] == _args.mode_code("constant"):
             _check_storable(cval, a.dtype)
@@ -333,16 +337,13 @@ def _in_batches(view, call, out, naxes, batch_memory):
     return out
 
 
-def _on_filters(input, function, sizes, footprint, output, mode, cval, origins, axes):
-    """The function's values by a filter of the stencil core, or None where that
-    would not give the function's bits (see the module's notes)."""
+def _filter_kind(a, function, sizes, footprint, cval, origins, axes):
+    """'max', 'min' or 'median': the filter that gives the function's bits on this call,
+    or None (see the module's notes)."""
     kind = _REDUCTIONS.get(function) if _hashable(function) else None
-    a = input
-    if (kind is None or a.dtype.kind not in "iuf" or a.dtype not in _FILTER_DTYPES
-            or not a.dtype.isnative):
+    if kind is None or a.dtype not in _FILTER_DTYPES:
         return None
-    extents = [a.shape[ax] for ax in axes]
-    if any(s > n for s, n in zip(sizes, extents)):
+    if any(s > a.shape[ax] for s, ax in zip(sizes, axes)):
         return None
     if any(not -(s // 2) <= o <= (s - 1) // 2 for s, o in zip(sizes, origins)):
         return None
@@ -350,6 +351,15 @@ def _on_filters(input, function, sizes, footprint, output, mode, cval, origins, 
     if count == 0 or (kind == "median" and count % 2 == 0):
         return None
     if not _holds_exactly(cval, a.dtype) or win.contains_nan(a, negative_zeros=True):
+        return None
+    return kind
+
+
+def _on_filters(a, function, sizes, footprint, output, mode, cval, origins, axes):
+    """The function's values by a filter of the stencil core, or None where that
+    would not give the function's bits."""
+    kind = _filter_kind(a, function, sizes, footprint, cval, origins, axes)
+    if kind is None:
         return None
     # Axes in order, as scipy's rank filters read a box's sizes without reordering them.
     order = np.argsort(axes)
@@ -406,7 +416,3 @@ def _holds_exactly(cval, dtype):
 
 
 
-
-_FILTER_DTYPES = {np.dtype(t) for t in (np.int8, np.int16, np.int32, np.int64, np.uint8,
-                                        np.uint16, np.uint32, np.uint64, np.float32,
-                                        np.float64)}
