@@ -261,6 +261,26 @@ def _median_setup(quick):
     ]
 
 
+def _median15_side(quick):
+    return 256 if quick else 1024
+
+
+def _median15_setup(quick):
+    side = _median15_side(quick)
+    a = np.random.default_rng(0).integers(0, 256, (side, side)).astype(np.uint8)
+    out, sp_out, cv_out = (np.empty_like(a) for _ in range(3))
+    return [
+        Implementation("stencils.ndimage.median_filter, uint8", lambda: ours.median_filter(
+            a, size=15, mode="nearest", output=out)),
+        _scipy("scipy.ndimage.median_filter, uint8", lambda: sn.median_filter(
+            a, size=15, mode="nearest", output=sp_out)),
+        # medianBlur replicates the edge cells, which is 'nearest'.
+        Implementation("cv2.medianBlur 15, uint8", lambda: cv2.medianBlur(a, 15, dst=cv_out),
+                       _EXACT, "same values") if cv2 is not None else Skipped(
+            "cv2.medianBlur 15, uint8", "opencv-python is not installed"),
+    ]
+
+
 def _spread(window):
     return window.max() - window.min()
 
@@ -320,6 +340,11 @@ WORKLOADS += [
     Workload("ndi-median5-f32", "median_filter(size=5), 4096^2 float32, 'reflect'",
              _median_setup, group=GROUP, bytes=lambda q: 8 * _pixels(q),
              ops=lambda q: 94 * _pixels(q)),
+    Workload("ndi-median15-u8", "median_filter(size=15), 1024^2 uint8 (256^2 with --quick), "
+             "'nearest': a running histogram", _median15_setup, group=GROUP,
+             bytes=lambda q: 2.0 * _median15_side(q) ** 2,
+             # Per point: a column of 15 cells out and one in, then the rank's bin moved.
+             ops=lambda q: 32.0 * _median15_side(q) ** 2, repeats=3),
     Workload("ndi-generic-spread-f32", "generic_filter(window.max() - window.min(), size=5), "
              "1024^2 float32 (256^2 with --quick)", _generic_setup, group=GROUP,
              bytes=lambda q: 8.0 * _generic_side(q) ** 2,

@@ -539,6 +539,54 @@ def omit_rank(kind, rank, percentile, count):
 
 
 @njit(parallel=True, cache=CACHE, nogil=True)
+def rank_histogram(src, out, rowmap, colmap, cval, h, w, rank, offset, band):
+    """Rank `rank` (0 = the least) of every h x w box of the (outer, H, W) 8-bit integer
+    `src` by a running histogram (Huang's): a row of windows starts from its first
+    window's 256 bins, then each step right takes one column of h cells out and one
+    in, and the rank's bin moves from where it was.  Value v counts at bin v - offset.
+
+    Reads through the extension maps of the rows and columns (`extension_map`; -1:
+    `cval`); each task takes `band` output rows.  O(h) per point where gathering the
+    window costs O(h w); the values are the window's, so any selection gives them."""
+    outer, H, W = out.shape
+    nbands = (H + band - 1) // band
+    for task in prange(outer * nbands):
+        o = task // nbands
+        y0 = (task % nbands) * band
+        plane = src[o]
+        hist = np.zeros(256, np.int64)
+        for y in range(y0, min(H, y0 + band)):
+            hist[:] = 0
+            for k in range(h):
+                r = rowmap[y + k]
+                for c in range(w):
+                    col = colmap[c]
+                    hist[(cval if r < 0 or col < 0 else plane[r, col]) - offset] += 1
+            m, below = 0, 0  # the rank's bin, and the cells in the bins under it
+            while below + hist[m] <= rank:
+                below += hist[m]
+                m += 1
+            out[o, y, 0] = m + offset
+            for x in range(1, W):
+                gone, new = colmap[x - 1], colmap[x + w - 1]
+                for k in range(h):
+                    r = rowmap[y + k]
+                    v = np.int64(cval if r < 0 or gone < 0 else plane[r, gone]) - offset
+                    hist[v] -= 1
+                    below -= np.int64(v < m)
+                    v = np.int64(cval if r < 0 or new < 0 else plane[r, new]) - offset
+                    hist[v] += 1
+                    below += np.int64(v < m)
+                while below > rank:
+                    m -= 1
+                    below -= hist[m]
+                while below + hist[m] <= rank:
+                    below += hist[m]
+                    m += 1
+                out[o, y, x] = m + offset
+
+
+@njit(parallel=True, cache=CACHE, nogil=True)
 def rank_gather(pflat, bases, out, offsets, kind, rank, percentile, skip_nan):
     """Rank filter point by point: the window gathered in footprint order, then `select`.
 

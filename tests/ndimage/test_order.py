@@ -411,3 +411,44 @@ def test_signed_zeros_keep_scipy_s_bits(dtype, shape, sizes, name):
             line = name.replace("_filter", "_filter1d")
             np.testing.assert_array_equal(np.signbit(getattr(ndi, line)(a, 3, axis=axis)),
                                           np.signbit(getattr(sndi, line)(a, 3, axis=axis)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_8_bit_boxes_by_running_histogram(data):
+    """8-bit boxes over the last two axes take the running histogram: scipy's values for
+    every mode, rank, percentile and origin (a window's values, whichever selection)."""
+    dtype = data.draw(st.sampled_from([np.uint8, np.int8]))
+    shape = tuple(data.draw(st.lists(st.integers(1, 12), min_size=2, max_size=3)))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    info = np.iinfo(dtype)
+    a = rng.integers(info.min, int(info.max) + 1, size=shape).astype(dtype)
+    h, w = data.draw(st.integers(1, 9)), data.draw(st.integers(2, 9))
+    size = (1,) * (len(shape) - 2) + (h, w)
+    kwargs = {"size": size, "mode": data.draw(st.sampled_from(MODES)),
+              "cval": data.draw(st.integers(-300, 300)),
+              "origin": (0,) * (len(shape) - 2) + (data.draw(st.integers(-(h // 2), (h - 1) // 2)),
+                                                   data.draw(st.integers(-(w // 2), (w - 1) // 2)))}
+    which = data.draw(st.sampled_from(["median_filter", "rank_filter", "percentile_filter"]))
+    extra = {"rank_filter": (data.draw(st.integers(1, h * w - 2)),) if h * w > 2 else (0,),
+             "percentile_filter": (data.draw(st.floats(0, 100)),)}.get(which, ())
+    assert_same(getattr(ndi, which)(a, *extra, **kwargs),
+                getattr(sndi, which)(a, *extra, **kwargs))
+
+
+def test_large_8_bit_median_takes_the_histogram(monkeypatch):
+    from stencils.ndimage import _order
+
+    served = []
+    real = _order._histogram_rank
+
+    def spy(*args):
+        result = real(*args)
+        served.append(result is not None)
+        return result
+    monkeypatch.setattr(_order, "_histogram_rank", spy)
+    a = np.random.default_rng(5).integers(0, 256, (3, 40, 57)).astype(np.uint8)
+    for size in ((1, 15, 15), (1, 7, 9)):
+        ours = ndi.median_filter(a, size=size)
+        assert served.pop() is True
+        assert_same(ours, sndi.median_filter(a, size=size))
