@@ -567,16 +567,27 @@ def rank_histogram(src, out, rowmap, colmap, cval, h, w, rank, offset, band):
                 below += hist[m]
                 m += 1
             out[o, y, 0] = m + offset
+            rows = rowmap[y:y + h]
+            rows_inside = rows.min() >= 0
             for x in range(1, W):
                 gone, new = colmap[x - 1], colmap[x + w - 1]
-                for k in range(h):
-                    r = rowmap[y + k]
-                    v = np.int64(cval if r < 0 or gone < 0 else plane[r, gone]) - offset
-                    hist[v] -= 1
-                    below -= np.int64(v < m)
-                    v = np.int64(cval if r < 0 or new < 0 else plane[r, new]) - offset
-                    hist[v] += 1
-                    below += np.int64(v < m)
+                if rows_inside and gone >= 0 and new >= 0:
+                    for k in range(h):  # no cell past the edges: no cval to choose
+                        v = np.int64(plane[rows[k], gone]) - offset
+                        hist[v] -= 1
+                        below -= np.int64(v < m)
+                        v = np.int64(plane[rows[k], new]) - offset
+                        hist[v] += 1
+                        below += np.int64(v < m)
+                else:
+                    for k in range(h):
+                        r = rows[k]
+                        v = np.int64(cval if r < 0 or gone < 0 else plane[r, gone]) - offset
+                        hist[v] -= 1
+                        below -= np.int64(v < m)
+                        v = np.int64(cval if r < 0 or new < 0 else plane[r, new]) - offset
+                        hist[v] += 1
+                        below += np.int64(v < m)
                 while below > rank:
                     m -= 1
                     below -= hist[m]
