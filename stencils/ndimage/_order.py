@@ -542,16 +542,21 @@ def _network_rank(src, fp, r, lo, code, cv, output, a):
     if kernel is None or (src.dtype.kind == "f" and code == win.FILL
                           and win.is_nan_or_negative_zero(cv)):
         return None
-    (H, W), (h, w) = src.shape[-2:], fp.shape[-2:]
-    rowmap = ko.extension_map(H, lo[-2], H + h - 1, code)
-    colmap = ko.extension_map(W, lo[-1], W + w - 1, code)
-    result = _result_buffer(output, a, src.dtype)
-    shape3 = (-1, H, W)
-    nan = kernel(src.reshape(shape3), result.reshape(shape3), rowmap, colmap, cv, lo[-1],
+    src3, result, rowmap, colmap = _box_rows(src, fp, lo, code, output, a)
+    nan = kernel(src3, result.reshape(src3.shape), rowmap, colmap, cv, lo[-1],
                  src.dtype.kind == "f", BAND)
     if nan:
         return None
     return _finish(result, output, a)
+
+
+def _box_rows(src, fp, lo, code, output, a):
+    """What a kernel over a box on the last two axes reads and writes: the source as
+    (outer, H, W), the result buffer, and the row and column extension maps."""
+    (H, W), (h, w) = src.shape[-2:], fp.shape[-2:]
+    rowmap = ko.extension_map(H, lo[-2], H + h - 1, code)
+    colmap = ko.extension_map(W, lo[-1], W + w - 1, code)
+    return src.reshape(-1, H, W), _result_buffer(output, a, src.dtype), rowmap, colmap
 
 
 def _histogram_rank(src, fp, r, lo, code, cv, output, a):
@@ -561,13 +566,10 @@ def _histogram_rank(src, fp, r, lo, code, cv, output, a):
         return None
     if any(f > 1 for f in fp.shape[:-2]) or src.shape[-1] == 0:
         return None
-    (H, W), (h, w) = src.shape[-2:], fp.shape[-2:]
-    rowmap = ko.extension_map(H, lo[-2], H + h - 1, code)
-    colmap = ko.extension_map(W, lo[-1], W + w - 1, code)
-    result = _result_buffer(output, a, src.dtype)
-    shape3 = (-1, H, W)
-    ko.rank_histogram(src.reshape(shape3), result.reshape(shape3), rowmap, colmap, cv, h, w,
-                      r, _HISTOGRAM_OFFSETS[src.dtype], BAND)
+    src3, result, rowmap, colmap = _box_rows(src, fp, lo, code, output, a)
+    h, w = fp.shape[-2:]
+    ko.rank_histogram(src3, result.reshape(src3.shape), rowmap, colmap, cv, h, w, r,
+                      _HISTOGRAM_OFFSETS[src.dtype], BAND)
     return _finish(result, output, a)
 
 
