@@ -538,6 +538,28 @@ def omit_rank(kind, rank, percentile, count):
     return min(max(r, 0), count - 1)
 
 
+@njit(cache=CACHE, nogil=True, inline="always")
+def _move_cell(hist, below, m, gone, new):
+    """One cell leaves bin `gone` and one enters bin `new`; returns the cells now in the
+    bins under `m`."""
+    hist[gone] -= 1
+    hist[new] += 1
+    return below + np.int64(new < m) - np.int64(gone < m)
+
+
+@njit(cache=CACHE, nogil=True, inline="always")
+def _rank_bin(hist, m, below, rank):
+    """The bin holding rank `rank`, searched from bin `m` (with `below` cells under it):
+    (that bin, the cells under it)."""
+    while below > rank:
+        m -= 1
+        below -= hist[m]
+    while below + hist[m] <= rank:
+        below += hist[m]
+        m += 1
+    return m, below
+
+
 @njit(parallel=True, cache=CACHE, nogil=True)
 def rank_histogram(src, out, rowmap, colmap, cval, h, w, rank, offset, band):
     """Rank `rank` (0 = the least) of every h x w box of the (outer, H, W) 8-bit integer
@@ -562,10 +584,7 @@ def rank_histogram(src, out, rowmap, colmap, cval, h, w, rank, offset, band):
                 for c in range(w):
                     col = colmap[c]
                     hist[(cval if r < 0 or col < 0 else plane[r, col]) - offset] += 1
-            m, below = 0, 0  # the rank's bin, and the cells in the bins under it
-            while below + hist[m] <= rank:
-                below += hist[m]
-                m += 1
+            m, below = _rank_bin(hist, 0, 0, rank)  # the rank's bin, the cells under it
             out[o, y, 0] = m + offset
             rows = rowmap[y:y + h]
             rows_inside = rows.min() >= 0
@@ -573,27 +592,17 @@ def rank_histogram(src, out, rowmap, colmap, cval, h, w, rank, offset, band):
                 gone, new = colmap[x - 1], colmap[x + w - 1]
                 if rows_inside and gone >= 0 and new >= 0:
                     for k in range(h):  # no cell past the edges: no cval to choose
-                        v = np.int64(plane[rows[k], gone]) - offset
-                        hist[v] -= 1
-                        below -= np.int64(v < m)
-                        v = np.int64(plane[rows[k], new]) - offset
-                        hist[v] += 1
-                        below += np.int64(v < m)
+                        below = _move_cell(hist, below, m,
+                                           np.int64(plane[rows[k], gone]) - offset,
+                                           np.int64(plane[rows[k], new]) - offset)
                 else:
                     for k in range(h):
                         r = rows[k]
-                        v = np.int64(cval if r < 0 or gone < 0 else plane[r, gone]) - offset
-                        hist[v] -= 1
-                        below -= np.int64(v < m)
-                        v = np.int64(cval if r < 0 or new < 0 else plane[r, new]) - offset
-                        hist[v] += 1
-                        below += np.int64(v < m)
-                while below > rank:
-                    m -= 1
-                    below -= hist[m]
-                while below + hist[m] <= rank:
-                    below += hist[m]
-                    m += 1
+                        below = _move_cell(
+                            hist, below, m,
+                            np.int64(cval if r < 0 or gone < 0 else plane[r, gone]) - offset,
+                            np.int64(cval if r < 0 or new < 0 else plane[r, new]) - offset)
+                m, below = _rank_bin(hist, m, below, rank)
                 out[o, y, x] = m + offset
 
 

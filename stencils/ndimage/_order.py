@@ -564,7 +564,7 @@ def _histogram_rank(src, fp, r, lo, code, cv, output, a):
     8-bit integers over a box on the last two axes; None elsewhere."""
     if src.dtype not in _HISTOGRAM_OFFSETS or not fp.all() or fp.ndim < 2:
         return None
-    if any(f > 1 for f in fp.shape[:-2]) or src.shape[-1] == 0:
+    if any(f > 1 for f in fp.shape[:-2]):
         return None
     src3, result, rowmap, colmap = _box_rows(src, fp, lo, code, output, a)
     h, w = fp.shape[-2:]

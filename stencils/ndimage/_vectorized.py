@@ -235,7 +235,8 @@ def _lazy(input, function, sizes, footprint, mode, cval, origins, axes, batch_me
     options = dict(window, mode=mode, origin=origins, axes=axes, batch_memory=batch_memory,
                    cval=cval if mode in ("constant", "grid-constant") else None)
     lo, hi = win.window_bounds(sizes, origins)
-    full = _full_sizes(sizes, _args.normalize_axes(axes, input.ndim), input.ndim)
+    window_axes = _args.normalize_axes(axes, input.ndim)
+    full = _full_sizes(sizes, window_axes, input.ndim)
     probe = vectorized_filter(np.zeros(full, input.dtype), function, **options)
     if probe.shape != tuple(full):
         raise StencilTypeError(
@@ -245,7 +246,7 @@ def _lazy(input, function, sizes, footprint, mode, cval, origins, axes, batch_me
             "reduce each window to one value.",
             param="function", value=function, expected="one value per window")
     depth = dict.fromkeys(range(input.ndim), 0)
-    for ax, l, h in zip(_args.normalize_axes(axes, input.ndim), lo, hi):
+    for ax, l, h in zip(window_axes, lo, hi):
         depth[ax] = max(l, h, 0)
     wraps = mode in ("wrap", "grid-wrap")
     result = da.map_overlap(_chunk, input, depth=depth, boundary="periodic" if wraps else "none",
