@@ -618,7 +618,7 @@ def _choose_kernel(stencil, entry, dtype, work, step_last):
         # Tier 0 serves this call: on a fresh machine its first compile, which
         # the call waits for, runs first, on both cores, and the tier-1 compile
         # after it (together, three compiles shared two cores).
-        _tier0_ready(entry.program.uses_operators, dtype)
+        _tier0_ready(entry.program.uses_operators, dtype, step_last == 1)
         if config.compile == "thread":
             _start_compile(structure, dtype)
         else:
@@ -981,16 +981,46 @@ def _run_generated(module, entry, src, out, lo, step, border, parallel, work):
     run_team(lambda: team_entry(module, src.dtype), block, serially, threads)
 
 
-_ROW_READERS = {}  # dtype char -> tier 0's compiled row reader (kn.row_reader)
+_ROW_READERS = {}  # (dtype char, unit step) -> tier 0's compiled row reader (kn.row_reader)
 _TIER0_ENTRIES = {}  # (uses operators, dtype char) -> tier 0's compiled entry point
 _TIER0_CALLERS = {}  # the same keys -> the entry point as a ctypes function
 _TIER0_LOCK = threading.Lock()  # held while a part of tier 0 is loaded or compiled
+_RESOLVER = {}  # "run" -> tier 0's tables' resolver, compiled (kn.resolve_run)
+# Tables of calls whose row table is at most this many bytes are kept (the
+# last _TABLES_KEPT of them): a loop of calls builds them once.
+_TABLE_BYTES_KEPT = 1 << 20
+_TABLES_KEPT = 64
+
+
+def _resolve_cells(cells, n, code):
+    """`resolve_index` of each of the int64 array `cells` on an axis of length
+    `n`, as a new array, by tier 0's compiled resolver."""
+    resolved = np.array(cells, dtype=np.int64, order="C")
+    head = np.array([resolved.ctypes.data, resolved.size, n, code], dtype=np.int64)
+    _RESOLVER["run"].ctypes(head.ctypes.data)
+    return resolved
+
+
+def _tier0_tables(prog, out_shape, src_shape, lo, step, code):
+    """`kn.tier0_tables` for a call of program `prog`; those of small row
+    tables kept for the calls after it."""
+    size = int(np.prod(out_shape[:-1])) * prog.row_offsets.shape[0] * 8
+    build = _tier0_tables_kept if size <= _TABLE_BYTES_KEPT else _tier0_tables_built
+    return build(prog, out_shape, src_shape, lo, step, code)
+
+
+def _tier0_tables_built(prog, out_shape, src_shape, lo, step, code):
+    return kn.tier0_tables(prog.row_offsets, prog.column_offsets, out_shape, src_shape, lo,
+                           step, code, _resolve_cells)
+
+
+_tier0_tables_kept = functools.lru_cache(maxsize=_TABLES_KEPT)(_tier0_tables_built)
 
 
 def _run_interpreter(prog, src, out, lo, step, border, parallel, work):
     """Tier 0: the interpreter's entry point over the blocks of `out`'s rows,
     claimed `pieces` at a time by each thread (see `kn.tier0_block`)."""
-    entry, reader = _tier0_ready(prog.uses_operators, src.dtype)
+    entry, reader = _tier0_ready(prog.uses_operators, src.dtype, step[-1] == 1)
     src2 = src.reshape(-1, src.shape[-1])
     out2 = out.reshape(-1, out.shape[-1])
     nrows, width = out2.shape
@@ -1005,13 +1035,13 @@ def _run_interpreter(prog, src, out, lo, step, border, parallel, work):
     threads = min(thread_count(), items) if parallel else 1
     pieces = max(1, -(-items // (threads * _PIECES_PER_THREAD))) if threads > 1 else items
     consts = _consts(prog.params, border.value, src.dtype)
-    layout = kn.scratch_layout(prog.sizes, prog.taps, group, colblock, width, src.dtype)
-    scratch = np.empty(threads * layout[3], dtype=np.uint8)
-    out_outer, src_outer = out.shape[:-1] or (1,), src.shape[:-1] or (1,)
+    layout = kn.scratch_layout(prog.sizes, group, colblock, src.dtype)
+    scratch = np.empty(threads * layout[1], dtype=np.uint8)
+    tables = _tier0_tables(prog, out.shape, src.shape, tuple(lo), tuple(step), int(border.code))
     block = kn.tier0_block(
-        src2, out2, consts, prog.prog, prog.taps, prog.sizes, layout, threads, out_outer,
-        src_outer, lo, step, reader.address, int(border.code), colblock, group, items, pieces,
-        (src2.ctypes.data, out2.ctypes.data, consts.ctypes.data) + prog.addresses
+        src2, out2, consts, prog, tables, layout, threads, reader.address, colblock, group,
+        items, pieces,
+        (src2.ctypes.data, out2.ctypes.data, consts.ctypes.data) + prog.addresses[:2]
         + (scratch.ctypes.data,))
 
     def serially():
@@ -1052,38 +1082,49 @@ def _team_ready():
                                                          "run_entry"))
 
 
-def _tier0_ready(uses_operators, dtype):
+def _tier0_ready(uses_operators, dtype, unit_step):
     """Tier 0's entry point for programs that use operators or not and
-    `dtype`, and its row reader, both compiled or loaded from disk.
+    `dtype`, its row reader for a step of 1 along the last axis or another
+    (`unit_step`), and the resolver of its tables (`_resolve_cells`), each
+    compiled or loaded from disk.
 
-    With neither on disk (a fresh machine), the reader compiles in a forked
-    child process while this one compiles the entry point, then loads from the
-    disk cache what the child wrote: the two halves of tier 0's first compile
-    run on two cores (`_numba_cache.compile_beside`; only while a core looks
-    free; off with ``STENCILS_PARALLEL_COMPILE=0``)."""
+    With the reader not on disk and more to compile (a fresh machine), the
+    reader compiles in a forked child process while this one compiles the
+    rest, then loads from the disk cache what the child wrote: the two halves
+    of tier 0's first compile run on two cores (`_numba_cache.compile_beside`;
+    only while a core looks free; off with ``STENCILS_PARALLEL_COMPILE=0``)."""
     char = np.dtype(dtype).char
-    key = (uses_operators, char)
-    entry, read_run = _TIER0_ENTRIES.get(key), _ROW_READERS.get(char)
+    key, reader_key = (uses_operators, char), (char, unit_step)
+    entry, read_run = _TIER0_ENTRIES.get(key), _ROW_READERS.get(reader_key)
     if entry is not None and read_run is not None:
         return entry, read_run
     with _TIER0_LOCK, _numba_cache.collector_paused():
-        read_run = _ROW_READERS.get(char)
+        read_run = _ROW_READERS.get(reader_key)
         if read_run is None:
-            read_run = kn.row_reader(dtype)
+            read_run = kn.row_reader(dtype, unit_step)
             if kn.CACHE:
                 _numba_cache.load_callback(read_run)
+        missing = []
         entry = _TIER0_ENTRIES.get(key)
         if entry is None:
             entry = _numba_cache.callback(kn.TIER0_ENTRIES[key], caching=kn.CACHE)
             if not (kn.CACHE and _numba_cache.load_callback(entry)):
-                if (read_run.address is None and kn.CACHE and config.parallel_compile
-                        and _numba_cache.can_fork() and _numba_cache.core_free()):
-                    _numba_cache.compile_beside(read_run.compile, entry.compile)
-                else:
-                    entry.compile()
+                missing.append(entry.compile)
+        resolver = _RESOLVER.get("run")
+        if resolver is None:
+            resolver = _numba_cache.callback(kn.resolve_run, caching=kn.CACHE)
+            if not (kn.CACHE and _numba_cache.load_callback(resolver)):
+                missing.append(resolver.compile)
+        if (missing and read_run.address is None and kn.CACHE and config.parallel_compile
+                and _numba_cache.can_fork() and _numba_cache.core_free()):
+            _numba_cache.compile_beside(read_run.compile, lambda: [c() for c in missing])
+        else:
+            for compile_one in missing:
+                compile_one()
         if read_run.address is None:
             read_run.compile()  # loads what a forked child left on disk, or compiles
-        _ROW_READERS[char] = read_run
+        _ROW_READERS[reader_key] = read_run
+        _RESOLVER["run"] = resolver
         _TIER0_CALLERS[key] = entry.ctypes
         _TIER0_ENTRIES[key] = entry
     return entry, read_run

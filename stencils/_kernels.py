@@ -306,80 +306,24 @@ def unary_op(op, a, one, zero):  # noqa: C901 - one branch per op, by design
 # per-instruction dispatch is paid once per block, not once per point.
 
 
-# Border tables (edge columns) hold at most this many entries; huge paddings
-# or boxes resolve each read as it comes instead.
-_TABLE_MAX = 1 << 16
-
-
-@njit(cache=CACHE, nogil=True, error_model="numpy", inline="always")
-def _edge_columns(width, lo_l, step_l, kspan, n_l, code, table_space):
-    """(inner_lo, inner_hi, cols, nedge): the output columns [inner_lo, inner_hi)
-    read inside the row for every tap; cols[k * nedge + e] the source column (-1: Fill) that
-    tap k reads for the e-th column outside them (left ones first).  The same
-    for every row, so each is resolved once per call, not once per row and tap;
-    cols is empty when there are more than `table_space` holds (huge paddings
-    or boxes): then each read is resolved as it comes.  Integer bounds are
-    written out, not numba's max/min: each of those is a compile of its own
-    in tier 0's cold start."""
-    inner_lo = -((lo_l) // step_l)  # ceil(-lo_l / step_l)
-    inner_lo = 0 if inner_lo < 0 else inner_lo
-    inner_lo = width if inner_lo > width else inner_lo
-    inner_hi = (n_l - lo_l - kspan) // step_l + 1
-    inner_hi = inner_lo if inner_hi < inner_lo else inner_hi
-    inner_hi = width if inner_hi > width else inner_hi
-    nedge = inner_lo + width - inner_hi
-    if nedge > table_space.shape[0] // kspan:  # kspan * nedge could overflow (huge boxes)
-        return inner_lo, inner_hi, table_space[:0], nedge
-    cols = table_space[:kspan * nedge]
-    for k in range(kspan):
-        for e in range(nedge):
-            j = e if e < inner_lo else e - inner_lo + inner_hi
-            cols[k * nedge + e] = resolve_index(j * step_l + lo_l + k, n_l, code)
-    return inner_lo, inner_hi, cols, nedge
-
-
-@njit(cache=CACHE, nogil=True, error_model="numpy", inline="always")
-def _edge_read(src, start, cols, nedge, k, e, i, n_l, code, fill):
-    # The value tap k reads at source column i (of the row at `start` in the
-    # flat source), the e-th edge column's read.
-    c = cols[k * nedge + e] if cols.shape[0] > 0 else resolve_index(i, n_l, code)
-    return src[start + c] if c >= 0 else fill
-
-
 @njit(cache=CACHE, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
-def _read_taps(d, src, row, fill, j0, j1, edges, lo_l, step_l, taps, t0, count, consts, p0,
-               n_l, code):
-    """d[0 : j1-j0] += the weighted reads of taps t0 .. t0+count-1 of source
-    row `row` (of the flat source `src`; weights consts[p0 ...]), added in tap
-    order at every point.  `row` < 0 is a row outside the array (Fill).  The interior, where every
-    read is in the row, goes up to four taps per pass over the block."""
-    last = taps.shape[1] - 1
-    if row < 0:
-        for i in range(count):
-            v = consts[p0 + i] * fill
-            for j in range(j1 - j0):
-                d[j] += v
-        return
-    start = row * n_l  # the row in the flat source
+def _edge_taps(o, src, start, fill, j0, ja, jb, j1, edges, column_slot, t0, count, consts, p0):
+    """o[j - j0] += the weighted reads of taps t0 .. t0+count-1 (weights
+    consts[p0 ...]) at the output columns j in [j0, ja) and [jb, j1), those
+    outside the interior, of the source row at `start` in the flat `src`, in
+    tap order at every point, each at the column the edge table names
+    (`tier0_tables`; -1: Fill)."""
     inner_lo, inner_hi, cols, nedge = edges
-    ja = j0 if inner_lo < j0 else (j1 if inner_lo > j1 else inner_lo)  # inner_lo in [j0, j1]
-    jb = ja if inner_hi < ja else (j1 if inner_hi > j1 else inner_hi)  # inner_hi in [ja, j1]
     for part in range(2):
-        # The edge columns, left then right, through the border rule.
         for j in range(j0, ja) if part == 0 else range(jb, j1):
             e = j if j < inner_lo else j - inner_hi + inner_lo
             for i in range(count):
-                k = taps[t0 + i, last]
-                v = consts[p0 + i] * _edge_read(src, start, cols, nedge, k, e,
-                                                j * step_l + lo_l + k, n_l, code, fill)
-                d[j - j0] += v
-    if jb > ja:
-        _interior_taps(d[ja - j0:], src, start + ja * step_l + lo_l, jb - ja, step_l, taps,
-                       t0, count, consts, p0)
+                c = cols[column_slot[t0 + i] * nedge + e]
+                o[j - j0] += consts[p0 + i] * (src[start + c] if c >= 0 else fill)
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
-def _strided_taps(o, src, first, n, step, taps, t0, count, consts, p0):
+def _stride_taps(o, src, first, n, step, taps, t0, count, consts, p0):
     # `_interior_taps` with a step other than 1: one pass per tap.
     last = taps.shape[1] - 1
     for i in range(count):
@@ -390,20 +334,24 @@ def _strided_taps(o, src, first, n, step, taps, t0, count, consts, p0):
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
-def _interior_taps(o, src, first, n, step, taps, t0, count, consts, p0):
-    # One slice per tap, each from index 0: `t` alone indexes them, provably
-    # >= 0, so LLVM vectorises (an index t + k with k read at run time gets
-    # numba's negative-index check, and gathers).  Passes of four, two and one
-    # taps: each adds its taps left to right onto o, as one longer pass would,
-    # and every loop here is one more for LLVM to vectorise at tier 0's compile.
+def _strided_taps(o, src, first, n, step, taps, t0, count, consts, p0):
+    # The interior's reads with a step other than 1.
     if step == 2:
         # Pooling's stride, inlined as a constant: LLVM loads vectors and keeps
         # every other lane, where a stride read at run time gathers lane by lane.
-        _strided_taps(o, src, first, n, 2, taps, t0, count, consts, p0)
-        return
-    if step != 1:
-        _strided_taps(o, src, first, n, step, taps, t0, count, consts, p0)
-        return
+        _stride_taps(o, src, first, n, 2, taps, t0, count, consts, p0)
+    else:
+        _stride_taps(o, src, first, n, step, taps, t0, count, consts, p0)
+
+
+@njit(cache=CACHE, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
+def _interior_taps(o, src, first, n, taps, t0, count, consts, p0):
+    # Step 1.  One slice per tap, each from index 0: `t` alone indexes them,
+    # provably >= 0, so LLVM vectorises (an index t + k with k read at run time
+    # gets numba's negative-index check, and gathers).  Passes of four, two and
+    # one taps: each adds its taps left to right onto o, as one longer pass
+    # would, and every loop here is one more for LLVM to vectorise at tier 0's
+    # compile.
     last = taps.shape[1] - 1
     i = 0
     while count - i >= 4:
@@ -454,65 +402,103 @@ def _short_taps(o, oat, src, first, n, step, taps, t0, count, consts, p0):
             axpy_narrow(o, oat, src, at, n, step, w)
 
 
-def _read_run(regs, nregs, points, rows, nb, src, nsrc, tap_rows, j0, j1, inner_lo, inner_hi,
-              cols, ncols, nedge, lo_l, step_l, taps, ntaps, ndim, consts, nconsts, prog, nins,
-              first, n_l, code):
-    """Run the program's read instructions from `first` on, up to the next
-    instruction of another kind, over one block of `rows` x `nb` output points
-    (see `_interpreter`); return the index of that next instruction.
+def _row_reader_function(unit_step):
+    """Tier 0's row reader (see `row_reader`) for a step of 1 along the last
+    axis (`unit_step`) or for any other: each compiles only its own loops
+    over the interior, the first call of a process only the one it needs."""
+    def read_run(regs, src, consts, block, line, rows, j0, j1, first):
+        """Run the program's read instructions from `first` on, up to the next
+        instruction of another kind, over one block of `rows` x ``j1 - j0`` output
+        points from output row `line`, column `j0` (see `_interpreter`); return the
+        index of that next instruction.
 
-    Compiled apart from the interpreter as a C callback, arrays passed as raw
-    pointers (see `row_reader`); one call serves a whole run of reads (a
-    correlation's every row), so the call costs little next to the reads."""
-    r2 = carray(regs, (nregs, points))
-    values = carray(consts, (nconsts,))
-    program = carray(prog, (nins, 5))
-    source_rows = carray(tap_rows, (rows * ntaps,))
-    source = carray(src, (nsrc,))
-    tap_table = carray(taps, (ntaps, ndim))
-    edges = (inner_lo, inner_hi, carray(cols, (ncols,)), nedge)
-    # Rows of the block as short runs in vectors: every read inside its row.
-    short = (step_l <= 2 and 16 <= nb * r2.itemsize < _SHORT_RUN_BYTES and inner_lo <= j0
-             and j1 <= inner_hi)
-    ins = first
-    while ins < nins and (program[ins, 0] == READ_SET or program[ins, 0] == READ_ADD):
-        d = r2[program[ins, 1]]
-        t0 = program[ins, 2]
-        if program[ins, 0] == READ_SET:
-            # -0.0 + x is x for every x, -0.0 included: a sum starts exact.
-            for t in range(rows * nb):
-                d[t] = -values[0]
-        for r in range(rows):
-            row = source_rows[r * ntaps + t0]
-            if short and row >= 0:
-                _short_taps(d, r * nb, source, row * n_l + j0 * step_l + lo_l, nb, step_l,
-                            tap_table, t0, program[ins, 4], values, program[ins, 3])
-            else:
-                _read_taps(d[r * nb:], source, row, values[2], j0, j1, edges, lo_l, step_l,
-                           tap_table, t0, program[ins, 4], values, program[ins, 3], n_l, code)
-        ins += 1
-    return ins
+        Compiled apart from the interpreter as a C callback: the registers, the
+        source and the constants as raw pointers, the rest read from tier 0's
+        block (`tier0_block`); one call serves a whole run of reads (a
+        correlation's every row), so the call costs little next to the reads."""
+        index = np.int64(0)
+        head = carray(block, (_HEAD_WORDS,))
+        nb = j1 - j0
+        r2 = carray(regs, (head[_NREGS] + 1, head[_GROUP] * head[_COLBLOCK]))
+        values = carray(consts, (head[_CONSTS + 1],))
+        program = carray(pointer_at(head[_PROG], index), (head[_PROG + 1], 5))
+        tap_table = carray(pointer_at(head[_TAPS], index), (head[_TAPS + 1], head[_TAPS + 2]))
+        slots = carray(pointer_at(head[_SLOTS], index), (2, head[_TAPS + 1]))
+        row_slot, column_slot, nslots = slots[0], slots[1], head[_SLOTS + 1]
+        source_rows = carray(pointer_at(head[_ROWS] + 8 * line * nslots, index), (rows * nslots,))
+        n_l = head[_SRC + 2]
+        source = carray(src, (head[_SRC + 1] * n_l,))
+        inner_lo, inner_hi = head[_EDGES], head[_EDGES + 1]
+        edges = (inner_lo, inner_hi, carray(pointer_at(head[_COLS], index), (head[_COLS + 1],)),
+                 head[_EDGES + 2])
+        lo_l, fill = head[_LAST_AXIS], values[2]
+        step_l = np.int64(1) if unit_step else head[_LAST_AXIS + 1]
+        # The block's interior columns [ja, jb): every tap reads inside the row.
+        ja = j0 if inner_lo < j0 else (j1 if inner_lo > j1 else inner_lo)  # inner_lo in [j0, j1]
+        jb = ja if inner_hi < ja else (j1 if inner_hi > j1 else inner_hi)  # inner_hi in [ja, j1]
+        # Rows of the block as short runs in vectors: every read inside its row.
+        short = (step_l <= 2 and 16 <= nb * r2.itemsize < _SHORT_RUN_BYTES and ja == j0
+                 and jb == j1)
+        ins = first
+        while ins < program.shape[0] and (program[ins, 0] == READ_SET
+                                          or program[ins, 0] == READ_ADD):
+            d = r2[program[ins, 1]]
+            t0, p0, count = program[ins, 2], program[ins, 3], program[ins, 4]
+            if program[ins, 0] == READ_SET:
+                # -0.0 + x is x for every x, -0.0 included: a sum starts exact.
+                for t in range(rows * nb):
+                    d[t] = -values[0]
+            for r in range(rows):
+                # Each row's reads are added in tap order at every point.
+                row = source_rows[r * nslots + row_slot[t0]]
+                if row < 0:  # a row outside the array: Fill
+                    for i in range(count):
+                        v = values[p0 + i] * fill
+                        for j in range(r * nb, r * nb + nb):
+                            d[j] += v
+                elif short:
+                    _short_taps(d, r * nb, source, row * n_l + j0 * step_l + lo_l, nb, step_l,
+                                tap_table, t0, count, values, p0)
+                else:
+                    o = d[r * nb:]
+                    _edge_taps(o, source, row * n_l, fill, j0, ja, jb, j1, edges, column_slot, t0,
+                               count, values, p0)
+                    at = row * n_l + ja * step_l + lo_l
+                    if jb > ja:
+                        if unit_step:  # up to four taps per pass over the interior
+                            _interior_taps(o[ja - j0:], source, at, jb - ja, tap_table, t0,
+                                           count, values, p0)
+                        else:
+                            _strided_taps(o[ja - j0:], source, at, jb - ja, step_l, tap_table,
+                                          t0, count, values, p0)
+            ins += 1
+        return ins
+
+    return read_run
+
+
+# Tier 0's row readers, by whether the last axis's step is 1 (see `row_reader`).
+ROW_READERS = {True: _row_reader_function(True), False: _row_reader_function(False)}
 
 
 def row_reader_signature(dtype):
-    """The C signature of tier 0's row reader for `dtype` (see `_read_run`)."""
-    real, index = types.CPointer(from_dtype(np.dtype(dtype))), types.CPointer(types.int64)
-    i = types.int64
-    return types.int64(real, i, i, i, i, real, i, index, i, i, i, i, index, i, i, i, i, index, i,
-                       i, real, i, index, i, i, i, i)
+    """The C signature of tier 0's row readers for `dtype` (see `_row_reader_function`)."""
+    real, i = types.CPointer(from_dtype(np.dtype(dtype))), types.int64
+    return types.int64(real, real, real, types.CPointer(i), i, i, i, i, i)
 
 
-def row_reader(dtype):
-    """Tier 0's row reader for `dtype`, not compiled yet (``.compile()`` compiles it,
-    or loads it from numba's disk cache; `_numba_cache.load_callback` loads it
+def row_reader(dtype, unit_step):
+    """Tier 0's row reader for `dtype` and a step of 1 along the last axis or
+    another (`unit_step`), not compiled yet (``.compile()`` compiles it, or
+    loads it from numba's disk cache; `_numba_cache.load_callback` loads it
     without numba's compiler set-up).
 
-    The interpreter calls it through a function pointer, its first argument,
-    so the two are compiled apart: the interpreter's compile types the call
-    from the signature alone, and the reader's compile (about half of tier
-    0's) can run at the same time in another process (stencils._engine)."""
+    The interpreter calls it through a function pointer, in its block, so the
+    two are compiled apart: the interpreter's compile types the call from the
+    signature alone, and the reader's compile (more than half of tier 0's)
+    can run at the same time in another process (stencils._engine)."""
     sig = row_reader_signature(dtype)
-    reader = CFunc(_read_run, (sig.args, sig.return_type), {},
+    reader = CFunc(ROW_READERS[unit_step], (sig.args, sig.return_type), {},
                    {"nopython": True, "error_model": "numpy", "fastmath": FASTMATH})
     if CACHE:
         reader.enable_caching()
@@ -569,126 +555,41 @@ def _apply_op(op, d, x, y, z, n, one, zero):  # noqa: C901 - one loop per cheap 
             d[j] = scalar_op(op, x[j], y[j], z[j], one, zero)
 
 
-@njit(cache=CACHE, nogil=True, error_model="numpy", inline="always")
-def _resolve_rows(tap_rows, line, group, prog, prog_taps, out_outer, src_outer, lo, step, code,
-                  outer_index):
-    """tap_rows[r * ntaps + t]: the source row tap t reads for output row
-    line + r (-1: Fill), for each tap t that starts a read instruction of
-    `prog` (the only ones the interpreter looks up; its reads of one row are
-    one instruction; the other entries hold anything).
-
-    Each of these is resolved by itself, once per output row: a few
-    resolve_index calls per row, against a block's hundreds of points per tap
-    (a table over the box's rows would cost tier 0's cold compile more).  From
-    one row to the next along the inner outer axis, when every tap read inside
-    the array there and still reads inside that axis, each tap moves on by the
-    step, all of them in one pass (LeNet's pooling on tier 0 has rows of 5 to
-    14 points: resolving took a fifth of its time)."""
-    nouter = lo.shape[0] - 1
-    inner = nouter - 1  # the outer axis whose index moves with every row
-    ntaps = prog_taps.shape[0]
-    # The span of the read taps along the inner axis.
-    first_tap, last_tap = ntaps, -1
-    for ins in range(prog.shape[0]):
-        if prog[ins, 0] == READ_SET or prog[ins, 0] == READ_ADD:
-            k = prog_taps[prog[ins, 2], inner]
-            first_tap = k if k < first_tap else first_tap
-            last_tap = k if k > last_tap else last_tap
-    rem = line
-    for a in range(nouter - 1, -1, -1):
-        outer_index[a] = rem % out_outer[a]
-        rem //= out_outer[a]
-    inside = False  # every read tap of the row before read inside the array
-    for r in range(group):
-        carried = True
-        if r > 0:
-            # The next row: an odometer step, no divisions.
-            a = inner
-            outer_index[a] += 1
-            while a > 0 and outer_index[a] == out_outer[a]:
-                outer_index[a] = 0
-                a -= 1
-                outer_index[a] += 1
-            carried = a != inner
-        if not carried and inside:
-            at = outer_index[inner] * step[inner] + lo[inner]
-            if at + first_tap - step[inner] >= 0 and at + last_tap < src_outer[inner]:
-                for t in range(ntaps):
-                    tap_rows[r * ntaps + t] = tap_rows[(r - 1) * ntaps + t] + step[inner]
-                continue
-        inside = True
-        for ins in range(prog.shape[0]):
-            if prog[ins, 0] != READ_SET and prog[ins, 0] != READ_ADD:
-                continue
-            t = prog[ins, 2]
-            row = 0
-            for a in range(nouter):
-                ra = outer_index[a] * step[a] + lo[a] + prog_taps[t, a]
-                if ra < 0 or ra >= src_outer[a]:  # inside, every border reads the cell itself
-                    ra = resolve_index(ra, src_outer[a], code)
-                if ra < 0:
-                    row = -1
-                    break
-                row = row * src_outer[a] + ra
-            tap_rows[r * ntaps + t] = row
-            inside = inside and row >= 0
-
-
-@njit(cache=CACHE, nogil=True, error_model="numpy", inline="always")
-def _registers(space, nregs, points, src2):
-    """(nregs, points) registers in `space` (see `scratch_layout`), placed
-    1 KiB past the source's address modulo 4 KiB.  A register whose address is
-    just past a source row's, modulo 4 KiB, can make the CPU take stores for
-    ones the next loads depend on ("4K aliasing"; one micro-benchmark here ran
-    a pass 13x slower).  Rows of a power-of-two length, the common case, sit at
-    one or two offsets modulo 4 KiB, so this keeps them away."""
-    size = src2.itemsize
-    shift = ((src2.ctypes.data + 1024 - space.ctypes.data) % 4096) // size
-    return space[shift:shift + nregs * points].reshape((nregs, points))
-
-
-def scratch_layout(sizes, taps, group, colblock, width, dtype):
-    """One thread's scratch memory for the interpreter, which the caller
-    allocates (a float array allocated in the interpreter would be one more
-    compile of numba's np.empty in tier 0's cold start):
-    (register elements, index offset in bytes, index elements, bytes).
-
-    The registers (`space` in the entry point): the program's registers (`sizes`,
-    from `program_sizes`) for blocks of ``group * colblock`` points, and room
-    to place them (`_registers`).  The index space after them, 64-byte
-    aligned (`index_space`, int64): the source row of each tap
-    for `group` output rows, the index of an output row, and the edge
-    columns' table of an output `width` (when it is small enough; see
-    `_edge_columns`)."""
-    itemsize = np.dtype(dtype).itemsize
-    space = (int(sizes[0]) + 1) * group * colblock + 4096 // itemsize
-    kspan = int(sizes[1])
-    index = group * taps.shape[0] + taps.shape[1] + kspan * min(width, _TABLE_MAX // kspan)
-    index_at = -(-space * itemsize // 64) * 64
-    return space, index_at, index, index_at + -(-index * 8 // 64) * 64
-
-
 @njit(cache=CACHE, nogil=True, inline="always")
 def _address(a):
     return np.int64(a.ctypes.data)
 
 
 @njit(cache=CACHE, nogil=True, inline="always")
-def _thread_tables(space, index_space, nregs, group, colblock, ntaps, ndim, consts, src2):
-    """(regs, negzero, tap_rows, outer_index) in a thread's scratch: the
-    program's registers and one more, all -0.0 and never written by the
-    program (MULC adds onto it); the source row of each tap for `group` rows,
-    and the index of an output row.  The int64 tables are 1-D and indexed by
-    hand (a reshape of an int64 array is one more of numba's internal
-    compiles)."""
-    regs = _registers(space, nregs + 1, group * colblock, src2)
+def _thread_registers(space, nregs, points, src_at, consts):
+    """The program's registers and one more, ``(nregs + 1, points)`` in a
+    thread's scratch `space` (see `scratch_layout`); the last is all -0.0 and
+    never written by the program (MULC adds onto it).
+
+    They sit 1 KiB past the source's address `src_at` modulo 4 KiB.  A
+    register whose address is just past a source row's, modulo 4 KiB, can make
+    the CPU take stores for ones the next loads depend on ("4K aliasing"; one
+    micro-benchmark here ran a pass 13x slower).  Rows of a power-of-two
+    length, the common case, sit at one or two offsets modulo 4 KiB, so this
+    keeps them away."""
+    shift = ((src_at + 1024 - _address(space)) % 4096) // space.itemsize
+    regs = space[shift:shift + (nregs + 1) * points].reshape((nregs + 1, points))
     negzero = regs[nregs]
-    for t in range(negzero.shape[0]):
+    for t in range(points):
         negzero[t] = -consts[0]
-    tap_rows = index_space[:group * ntaps]
-    for t in range(group * ntaps):
-        tap_rows[t] = 0
-    return regs, negzero, tap_rows, index_space[group * ntaps:group * ntaps + ndim]
+    return regs
+
+
+def scratch_layout(sizes, group, colblock, dtype):
+    """One thread's scratch memory for the interpreter, which the caller
+    allocates (a float array allocated in the interpreter would be one more
+    compile of numba's np.empty in tier 0's cold start): (register elements,
+    bytes).  The program's registers (`sizes`, from `program_sizes`) and one
+    more for blocks of ``group * colblock`` points, and room to place them
+    (`_thread_registers`)."""
+    itemsize = np.dtype(dtype).itemsize
+    space = (int(sizes[0]) + 1) * group * colblock + 4096 // itemsize
+    return space, -(-space * itemsize // 64) * 64
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
@@ -736,48 +637,34 @@ def _interpreter(with_operators, real):
 
     Item i covers output rows [g, g + group) x columns [j0, j0 + colblock) of
     the output (`group` > 1 only when colblock is the whole row).  The block
-    names the row reader of the dtype (`row_reader`), compiled, and each
-    thread's scratch (`scratch_layout`).  Every thread of a call runs it on
-    the same block, the engine's team or its helper queue alike.  Compiled
-    with the operators' code (OPERATORS) only if `with_operators` (see
-    `TIER0_ENTRIES`)."""
+    names the row reader of the dtype (`row_reader`), compiled, each thread's
+    scratch (`scratch_layout`), and the tables of the source rows and columns
+    every read takes, built in Python once per call (`tier0_tables`).  Every
+    thread of a call runs it on the same block, the engine's team or its
+    helper queue alike.  Compiled with the operators' code (OPERATORS) only if
+    `with_operators` (see `TIER0_ENTRIES`)."""
     def entry(address):
         index = np.int64(0)
         head = carray(pointer_at(address, index), (_HEAD_WORDS,))
         thread = claim(head[_NEXT_THREAD:], 1)
         if thread >= head[_THREADS]:
             return 1
-        nouter, ndim = head[_NOUTER], head[_NDIM]
-        tail = carray(pointer_at(address + 8 * _HEAD_WORDS, index), (2 * nouter + 2 * ndim,))
-        out_outer, src_outer = tail[:nouter], tail[nouter:2 * nouter]
-        lo, step = tail[2 * nouter:2 * nouter + ndim], tail[2 * nouter + ndim:]
-        src2 = carray(pointer_at(head[_SRC], real), (head[_SRC + 1], head[_SRC + 2]))
-        out2 = carray(pointer_at(head[_OUT], real), (head[_OUT + 1], head[_OUT + 2]))
+        nrows, width = head[_OUT + 1], head[_OUT + 2]
+        out = carray(pointer_at(head[_OUT], real), (nrows * width,))
         consts = carray(pointer_at(head[_CONSTS], real), (head[_CONSTS + 1],))
         prog = carray(pointer_at(head[_PROG], index), (head[_PROG + 1], 5))
-        taps = carray(pointer_at(head[_TAPS], index), (head[_TAPS + 1], head[_TAPS + 2]))
-        sizes = head[_SIZES:_SIZES + 2]
         scratch = head[_SCRATCH] + thread * head[_THREAD_BYTES]
         space = carray(pointer_at(scratch, real), (head[_SPACE],))
-        index_space = carray(pointer_at(scratch + head[_INDEX_AT], index), (head[_INDEX],))
-        reader, code, colblock, group = head[_READER], head[_CODE], head[_COLBLOCK], head[_GROUP]
+        reader, colblock, group = head[_READER], head[_COLBLOCK], head[_GROUP]
         items, pieces = head[_ITEMS], head[_PIECES]
-        nrows, width = out2.shape
         nblk = (width + colblock - 1) // colblock
-        ndim = lo.shape[0]
-        nregs, kspan = sizes[0], sizes[1]
-        ntaps = taps.shape[0]
-        regs, negzero, tap_rows, outer_index = _thread_tables(space, index_space, nregs, group,
-                                                              colblock, ntaps, ndim, consts, src2)
+        nregs = head[_NREGS]
+        regs = _thread_registers(space, nregs, group * colblock, head[_SRC], consts)
+        negzero = regs[nregs]
         result = prog[prog.shape[0] - 1, 1]
-        n_l = src2.shape[1]
-        lo_l = lo[ndim - 1]
-        step_l = step[ndim - 1]
         zero, one = consts[0], consts[1]
-        inner_lo, inner_hi, cols, nedge = _edge_columns(width, lo_l, step_l, kspan, n_l, code,
-                                                        index_space[group * ntaps + ndim:])
-        src = src2.reshape(-1)
-        out = out2.reshape(-1)
+        # The reader's arguments that hold for the whole call (see `_read_run`).
+        regs_at, src_at, consts_at = _address(regs), head[_SRC], head[_CONSTS]
         # One loop over the items, each piece claimed as the last one ends: a
         # loop over pieces around a loop over items took 0.2 s more to compile.
         item, claimed = 0, 0  # the next item, and the end of the piece it is in
@@ -793,9 +680,6 @@ def _interpreter(with_operators, real):
             j1 = j0 + colblock if j0 + colblock < width else width
             rows = group if group < nrows - line else nrows - line
             nb = j1 - j0
-            if ndim > 1:
-                _resolve_rows(tap_rows, line, rows, prog, taps, out_outer, src_outer, lo, step,
-                              code, outer_index)
             # Every instruction over the whole block before the next one.
             npts = rows * nb
             ins = 0
@@ -805,15 +689,9 @@ def _interpreter(with_operators, real):
                     # The reader as an address: a call types an int, where typing a
                     # first-class function took numba 30 us a call, and this
                     # compiles without the reader.
-                    ins = call_c(reader, (
-                        _address(regs), np.int64(nregs + 1), np.int64(regs.shape[1]),
-                        np.int64(rows), np.int64(nb), _address(src), np.int64(src.shape[0]),
-                        _address(tap_rows), np.int64(j0), np.int64(j1), np.int64(inner_lo),
-                        np.int64(inner_hi), _address(cols), np.int64(cols.shape[0]),
-                        np.int64(nedge), np.int64(lo_l), np.int64(step_l), _address(taps),
-                        np.int64(ntaps), np.int64(ndim), _address(consts),
-                        np.int64(consts.shape[0]), _address(prog), np.int64(prog.shape[0]),
-                        np.int64(ins), np.int64(n_l), np.int64(code)))
+                    ins = call_c(reader, (regs_at, src_at, consts_at, address, np.int64(line),
+                                          np.int64(rows), np.int64(j0), np.int64(j1),
+                                          np.int64(ins)))
                     continue
                 d = regs[prog[ins, 1]]
                 if op == CONST or op == MULC or op == MAC:
@@ -827,34 +705,107 @@ def _interpreter(with_operators, real):
     return entry
 
 
-# Tier 0's block (`tier0_block`): the words of its head, then the output's and
-# the source's outer shapes, the lows and the steps.
-(_SRC, _OUT, _CONSTS, _PROG, _TAPS, _SCRATCH, _THREADS, _THREAD_BYTES, _SPACE, _INDEX_AT,
- _INDEX, _READER, _CODE, _COLBLOCK, _GROUP, _ITEMS, _PIECES, _NEXT_ITEM, _NEXT_THREAD,
- _SIZES, _NOUTER, _NDIM) = (0, 3, 6, 8, 10, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25,
-                            26, 27, 29, 30)
-_HEAD_WORDS = 31
+# Tier 0's block (`tier0_block`): the words of its head, (address, shape...)
+# for arrays.
+(_SRC, _OUT, _CONSTS, _PROG, _TAPS, _SLOTS, _ROWS, _COLS, _EDGES, _LAST_AXIS, _SCRATCH,
+ _THREADS, _THREAD_BYTES, _SPACE, _NREGS, _READER, _COLBLOCK, _GROUP, _ITEMS, _PIECES,
+ _NEXT_ITEM, _NEXT_THREAD) = (0, 3, 6, 8, 10, 13, 15, 16, 18, 21, 23, 24, 25, 26, 27, 28, 29,
+                              30, 31, 32, 33, 34)
+_HEAD_WORDS = 35
 # The block's two work counters (items, threads), zeroed to run it again.
 TIER0_COUNTERS = slice(_NEXT_ITEM, _NEXT_THREAD + 1)
 
 
-def tier0_block(src2, out2, consts, prog, taps, sizes, layout, threads, out_outer, src_outer,
-                lo, step, reader, code, colblock, group, items, pieces, addresses):
-    """The int64 block tier 0's entry points read (`TIER0_ENTRIES`).
+def tier0_block(src2, out2, consts, prog, tables, layout, threads, reader, colblock, group,
+                items, pieces, addresses):
+    """The int64 block tier 0's entry points and row reader read (`TIER0_ENTRIES`).
 
-    `layout`: `scratch_layout`; `addresses`: the data addresses of (src2,
-    out2, consts, prog, taps, scratch), scratch holding `threads` rows of
-    ``layout[3]`` bytes, taken by the caller (each ``ndarray.ctypes`` costs a
-    microsecond: it keeps those of arrays that live long).  Built in Python:
-    compiling a builder would add to tier 0's first compile."""
-    space, index_at, index, thread_bytes = layout
+    `tables`: `tier0_tables`; `layout`: `scratch_layout`; `addresses`: the
+    data addresses of (src2, out2, consts, prog.prog, prog.taps, scratch), and `prog`
+    the `Program` (stencils._lower),
+    scratch holding `threads` rows of ``layout[1]`` bytes, taken by the caller
+    (each ``ndarray.ctypes`` costs a microsecond: it keeps those of arrays
+    that live long).  Every array it names must outlive the call.  Built in
+    Python: compiling a builder would add to tier 0's first compile."""
     src, out, consts_at, prog_at, taps_at, scratch_at = addresses
-    head = [src, *src2.shape, out, *out2.shape, consts_at, consts.shape[0], prog_at,
-            prog.shape[0], taps_at, *taps.shape, scratch_at, threads, thread_bytes, space,
-            index_at, index, reader, code, colblock, group, items, pieces, 0, 0, *sizes,
-            len(out_outer), len(lo)]
-    return np.array(head + list(out_outer) + list(src_outer) + list(lo) + list(step),
-                    dtype=np.int64)
+    rows, cols, edges, last_axis = tables
+    head = [src, *src2.shape, out, *out2.shape, consts_at, consts.shape[0],
+            prog_at, prog.prog.shape[0], taps_at, *prog.taps.shape,
+            prog.addresses[2], rows.shape[1], rows.ctypes.data, cols.ctypes.data, cols.shape[0],
+            *edges, *last_axis, scratch_at, threads, layout[1], layout[0],
+            int(prog.sizes[0]), reader, colblock, group, items, pieces, 0, 0]
+    return np.array(head, dtype=np.int64)
+
+
+def resolve_run(address):
+    """``resolve_run(address)``, a C callback: the indices of the int64 block
+    at `address`, ``(data address, count, n, code)``, each replaced by the cell
+    `resolve_index` names on an axis of length n; it returns 1.  Tier 0's
+    tables (`tier0_tables`) resolve their reads with it, compiled once for
+    every dtype."""
+    index = np.int64(0)
+    head = carray(pointer_at(address, index), (4,))
+    cells = carray(pointer_at(head[0], index), (head[1],))
+    n, code = head[2], head[3]
+    for t in range(cells.shape[0]):
+        cells[t] = resolve_index(cells[t], n, code)
+    return 1
+
+
+def read_slots(prog, taps):
+    """(slots, row_offsets, column_offsets): the columns of tier 0's tables
+    (`tier0_tables`).  The row table has one per source row offset that a
+    read instruction of `prog` starts on (a kernel row's reads are one
+    instruction, `stencils._lower._fuse_reads`), ``row_offsets[s]`` its
+    offsets along every axis but the last; the edge table one per tap offset
+    along the last axis, ``column_offsets[c]``.  ``slots[0, t]``, ``slots[1,
+    t]``: tap t's slot in each (the first 0 for taps no read starts on)."""
+    slots = np.zeros((2, taps.shape[0]), dtype=np.int64)
+    rows = {}
+    for op, _, t, _, _ in prog.tolist():
+        if op in (READ_SET, READ_ADD):
+            slots[0, t] = rows.setdefault(tuple(taps[t, :-1].tolist()), len(rows))
+    columns, slots[1] = np.unique(taps[:, -1], return_inverse=True)
+    row_offsets = np.array(list(rows), dtype=np.int64).reshape(len(rows), taps.shape[1] - 1)
+    return slots, row_offsets, columns.astype(np.int64)
+
+
+def tier0_tables(row_offsets, column_offsets, out_shape, src_shape, lo, step, code, resolve):
+    """The tables of tier 0's block, the same for every thread and every
+    block of a call: (rows, cols, edges, last_axis).
+
+    ``rows[r, s]``: the source row (of the source viewed as rows) that output
+    row r reads for row slot s (`read_slots`), -1 where that is outside the
+    array and reads Fill.  Along the last axis the output columns [inner_lo,
+    inner_hi) read inside the row for every tap; ``cols[c * nedge + e]`` is the
+    source column (-1: Fill) that column slot c reads for the e-th column
+    outside them, left ones first (`edges` = (inner_lo, inner_hi, nedge));
+    `last_axis`: (lo, step) of the last axis.  Each has as many entries as reads it answers at most.  `resolve(cells, n,
+    code)`: `resolve_index` of each of an int64 array (`resolve_run`).  Built
+    in Python with NumPy: the interpreter's own compile stays small."""
+    ndim = len(src_shape)
+    nslots = row_offsets.shape[0]
+    rows = np.zeros((1,) * (ndim - 1) + (nslots,), dtype=np.int64)
+    outside = np.zeros(rows.shape, dtype=bool)
+    for a in range(ndim - 1):
+        at = np.arange(out_shape[a], dtype=np.int64) * step[a] + lo[a]
+        cells = resolve(at[:, None] + row_offsets[:, a], src_shape[a], code)
+        cells = cells.reshape((1,) * a + (out_shape[a],) + (1,) * (ndim - 2 - a) + (nslots,))
+        rows = rows * src_shape[a] + cells
+        outside = outside | (cells < 0)
+    rows[np.broadcast_to(outside, rows.shape)] = -1
+    rows = rows.reshape(int(np.prod(out_shape[:-1])), nslots)
+    width, n_l, lo_l, step_l = out_shape[-1], src_shape[-1], lo[-1], step[-1]
+    # The taps' reach along the last axis (a program of no reads has none).
+    first = int(column_offsets[0]) if column_offsets.size else 0
+    last = int(column_offsets[-1]) if column_offsets.size else 0
+    inner_lo = min(max(-((lo_l + first) // step_l), 0), width)
+    inner_hi = min(max((n_l - lo_l - last - 1) // step_l + 1, inner_lo), width)
+    nedge = inner_lo + width - inner_hi
+    e = np.arange(nedge, dtype=np.int64)
+    at = np.where(e < inner_lo, e, e - inner_lo + inner_hi) * step_l + lo_l
+    cols = resolve(column_offsets[:, None] + at, n_l, code).reshape(-1)
+    return rows, cols, (inner_lo, inner_hi, nedge), (lo_l, step_l)
 
 
 # Tier 0's entry points, compiled as C callbacks ``int64(int64 block)`` by

@@ -57,7 +57,7 @@ class Program:
     """A register program for the interpreter, and the values it reads."""
 
     __slots__ = ("prog", "taps", "params", "nregs", "nodes", "uses_operators", "sizes",
-                 "addresses")
+                 "slots", "row_offsets", "column_offsets", "addresses")
 
     def __init__(self, prog, taps, params, nregs, nodes):
         prog, taps = np.ascontiguousarray(prog), np.ascontiguousarray(taps)
@@ -65,8 +65,10 @@ class Program:
         # Whether it needs the interpreter compiled with the operators' code.
         self.uses_operators = kn.uses_operators(prog)
         self.sizes = kn.program_sizes(prog, taps)
-        # Where the interpreter finds the program and its taps (tier 0's block).
-        self.addresses = (prog.ctypes.data, taps.ctypes.data)
+        # The columns of tier 0's row table (kn.tier0_tables).
+        self.slots, self.row_offsets, self.column_offsets = kn.read_slots(prog, taps)
+        # Where the interpreter finds the program, its taps and slots (tier 0's block).
+        self.addresses = (prog.ctypes.data, taps.ctypes.data, self.slots.ctypes.data)
 
 
 def lower_program(stencil):

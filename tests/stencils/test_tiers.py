@@ -306,7 +306,7 @@ COLD_CHILD = textwrap.dedent("""
     image[5, 7], image[9, 0] = np.nan, -0.0
     np.save(sys.argv[1], st.correlate(image, rng.standard_normal((7, 7)).astype(np.float32),
                                       mode="constant"))
-    reader, entry = _engine._ROW_READERS["f"], _engine._TIER0_ENTRIES[False, "f"]
+    reader, entry = _engine._ROW_READERS["f", True], _engine._TIER0_ENTRIES[False, "f"]
     print(json.dumps({"compiled": compiled, "forks": forks, "reader_hits": reader.cache_hits,
                       "reader_ready": reader.address is not None,
                       "entry_hits": entry.cache_hits, "tier1_asked": tier1_asked,
@@ -335,9 +335,10 @@ def _tier0_here():
 
 
 def test_tier0_cold_compile_forks_and_leaves_both_halves_on_disk(tmp_path):
-    # On empty caches the first correlation compiles tier 0's entry point (a C
-    # callback: no dispatcher of its own), resolve_index and numba's carray
-    # for the entry point's four array types in this process, nothing more
+    # On empty caches the first correlation compiles tier 0's entry point and
+    # the resolver of its tables (C callbacks: no dispatcher of their own),
+    # resolve_index and numba's carray for the entry point's three array types
+    # in this process, nothing more
     # (each helper numba compiles by itself, its np.empty, integer max/min,
     # adds 0.05-0.3 s to that first call); the row reader compiles in a forked
     # child, and this process loads it from the disk cache instead of
@@ -349,7 +350,7 @@ def test_tier0_cold_compile_forks_and_leaves_both_halves_on_disk(tmp_path):
     # resolve_index is compiled here, or loaded from the disk cache when the
     # forked child, which compiles it for the reader, has written it there first.
     compiled = sorted(cold["compiled"])
-    assert [c for c in compiled if c != "resolve_index"] == ["impl_carray.<locals>.impl"] * 4, cold
+    assert [c for c in compiled if c != "resolve_index"] == ["impl_carray.<locals>.impl"] * 3, cold
     assert compiled.count("resolve_index") <= 1, cold
     assert cold["entry_hits"] == 0 and cold["tier1_asked"] == [True], cold
     if _numba_cache.can_fork():
