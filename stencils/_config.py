@@ -113,7 +113,8 @@ def warmup(dtypes=("float32", "float64"), *, ndims=(1, 2, 3, 4)):
 
     Compiles the interpreter (which serves every stencil until its own kernel
     is ready) for each dtype, both its builds (with and without the
-    operators' code), and the generated kernels of the 3x3 and 5x5
+    operators' code) and both its row readers (a step of 1 along the last
+    axis, and strides), and the generated kernels of the 3x3 and 5x5
     correlations used by `correlate`; waits for kernels compiling in the
     background.  With the disk cache (on unless
     ``STENCILS_NUMBA_CACHE=0``) this costs seconds once per machine and a
@@ -131,7 +132,7 @@ def warmup(dtypes=("float32", "float64"), *, ndims=(1, 2, 3, 4)):
     >>> st.warmup(("float64",), ndims=(1,))
     """
     from ._stencil import make_correlation_stencil_from_kernel, make_stencil, sum_stencil
-    from ._windowed import compute, map_stencil
+    from ._windowed import compute, compute_with_stride, map_stencil
 
     for dtype in dtypes:
         dtype = np.dtype(dtype)
@@ -143,6 +144,7 @@ def warmup(dtypes=("float32", "float64"), *, ndims=(1, 2, 3, 4)):
             with config(engine="interpreter"):
                 compute(map_stencil("reflect", sum_stencil((2,) * ndim), a))
                 compute(map_stencil("reflect", larger, a))
+                compute_with_stride(2, map_stencil("reflect", larger, a))
         for size in (3, 5):
             s = make_correlation_stencil_from_kernel(np.ones((size, size)))
             _engine.compile_stencil(s, dtype)
