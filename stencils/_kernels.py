@@ -663,7 +663,7 @@ def _interpreter(with_operators, real):
         negzero = regs[nregs]
         result = prog[prog.shape[0] - 1, 1]
         zero, one = consts[0], consts[1]
-        # The reader's arguments that hold for the whole call (see `_read_run`).
+        # The reader's arguments that hold for the whole call (see `_row_reader_function`).
         regs_at, src_at, consts_at = _address(regs), head[_SRC], head[_CONSTS]
         # One loop over the items, each piece claimed as the last one ends: a
         # loop over pieces around a loop over items took 0.2 s more to compile.

@@ -13,11 +13,15 @@ import textwrap
 import threading
 import time
 
+import hypothesis.strategies as hs
 import numpy as np
 import pytest
+from hypothesis import given, settings
 
 import stencils as st
 from stencils import _engine, _numba_cache
+from stencils import _kernels as kn
+from stencils import _kernels_border as kb
 from stencils import _reference as ref
 
 SPECIALS = np.array([np.nan, -0.0, 0.0, 1.5, -2.0, np.inf, -np.inf, 3.0, -0.0, np.nan, 0.25, 7.0])
@@ -259,15 +263,50 @@ def test_short_interior_passes_change_no_bit(width):
 
 
 @pytest.mark.parametrize("width", [200, 250])
-def test_edge_columns_past_the_table_are_resolved_one_by_one(width):
+def test_a_box_wider_than_the_row_reads_every_column_through_the_edge_table(width):
     # A 300-wide box over a row of 200 or 250: every output column is an edge
-    # column; 300 x 200 resolved columns fit tier 0's table (its caller's
-    # `index_space`), 300 x 250 do not, and each read is resolved as it comes.
+    # column, and the edge table holds the three taps' columns for each.
     s = st.make_stencil((1, 300), (0, 0), lambda g: np.maximum(g(0, 0), g(0, 299)) - g(0, 150))
     a = _array((2, width), np.float64, width)
     with st.config(engine="interpreter"):
         got = st.compute(st.map_stencil(st.Reflect, s, a))
     np.testing.assert_array_equal(got, ref.apply(s, a, (0, 0), (0, 299), st.Reflect))
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=hs.data())
+def test_tier0_tables_name_the_cell_of_every_read(data):
+    # Each entry of tier 0's tables against resolve_index applied to the read
+    # it answers, one axis at a time.
+    ndim = data.draw(hs.integers(1, 3))
+    src_shape = tuple(data.draw(hs.lists(hs.integers(1, 6), min_size=ndim, max_size=ndim)))
+    out_shape = tuple(data.draw(hs.lists(hs.integers(1, 5), min_size=ndim, max_size=ndim)))
+    lo = tuple(data.draw(hs.lists(hs.integers(-9, 6), min_size=ndim, max_size=ndim)))
+    step = tuple(data.draw(hs.lists(hs.integers(1, 4), min_size=ndim, max_size=ndim)))
+    code = data.draw(hs.sampled_from(range(7)))
+    starts = data.draw(hs.lists(hs.tuples(*[hs.integers(0, 8)] * (ndim - 1)), max_size=3,
+                                unique=True))
+    rows_at = np.array(starts, dtype=np.int64).reshape(len(starts), ndim - 1)
+    columns = np.array(sorted(data.draw(hs.sets(hs.integers(0, 12), min_size=1, max_size=4))),
+                       dtype=np.int64)
+    rows, cols, (inner_lo, inner_hi, nedge), last_axis = kn.tier0_tables(
+        rows_at, columns, out_shape, src_shape, lo, step, code, _engine._resolve_cells)
+    assert last_axis == (lo[-1], step[-1])
+    for r, index in enumerate(np.ndindex(*out_shape[:-1])):
+        for s, offsets in enumerate(rows_at):
+            cells = [kb.resolve_index(j * step[a] + lo[a] + offsets[a], src_shape[a], code)
+                     for a, j in enumerate(index)]
+            want = -1 if min(cells, default=0) < 0 else int(
+                np.ravel_multi_index(cells, src_shape[:-1])) if cells else 0
+            assert rows[r, s] == want
+    edge = [j for j in range(out_shape[-1]) if not inner_lo <= j < inner_hi]
+    assert nedge == len(edge) and cols.shape == (columns.size * nedge,)
+    for e, j in enumerate(edge):
+        for c, k in enumerate(columns):
+            at = j * step[-1] + lo[-1] + k
+            assert cols[c * nedge + e] == kb.resolve_index(at, src_shape[-1], code)
+    for j in range(inner_lo, inner_hi):  # the interior reads inside the row
+        assert all(0 <= j * step[-1] + lo[-1] + k < src_shape[-1] for k in columns)
 
 
 COLD_CHILD = textwrap.dedent("""
