@@ -985,7 +985,7 @@ _ROW_READERS = {}  # (dtype char, unit step) -> tier 0's compiled row reader (kn
 _TIER0_ENTRIES = {}  # (uses operators, dtype char) -> tier 0's compiled entry point
 _TIER0_CALLERS = {}  # the same keys -> the entry point as a ctypes function
 _TIER0_LOCK = threading.Lock()  # held while a part of tier 0 is loaded or compiled
-_RESOLVER = {}  # "run" -> tier 0's tables' resolver, compiled (kn.resolve_run)
+_RESOLVER = {}  # "resolve_run" -> tier 0's tables' resolver, compiled (kn.resolve_run)
 # Tables of calls whose row table is at most this many bytes are kept (the
 # last _TABLES_KEPT of them): a loop of calls builds them once.
 _TABLE_BYTES_KEPT = 1 << 20
@@ -997,7 +997,7 @@ def _resolve_cells(cells, n, code):
     `n`, as a new array, by tier 0's compiled resolver."""
     resolved = np.array(cells, dtype=np.int64, order="C")
     head = np.array([resolved.ctypes.data, resolved.size, n, code], dtype=np.int64)
-    _RESOLVER["run"].ctypes(head.ctypes.data)
+    _RESOLVER["resolve_run"].ctypes(head.ctypes.data)
     return resolved
 
 
@@ -1035,14 +1035,13 @@ def _run_interpreter(prog, src, out, lo, step, border, parallel, work):
     threads = min(thread_count(), items) if parallel else 1
     pieces = max(1, -(-items // (threads * _PIECES_PER_THREAD))) if threads > 1 else items
     consts = _consts(prog.params, border.value, src.dtype)
-    layout = kn.scratch_layout(prog.sizes, group, colblock, src.dtype)
+    layout = kn.scratch_layout(prog.registers, group, colblock, src.dtype)
     scratch = np.empty(threads * layout[1], dtype=np.uint8)
     tables = _tier0_tables(prog, out.shape, src.shape, tuple(lo), tuple(step), int(border.code))
     block = kn.tier0_block(
         src2, out2, consts, prog, tables, layout, threads, reader.address, colblock, group,
         items, pieces,
-        (src2.ctypes.data, out2.ctypes.data, consts.ctypes.data) + prog.addresses[:2]
-        + (scratch.ctypes.data,))
+        (src2.ctypes.data, out2.ctypes.data, consts.ctypes.data, scratch.ctypes.data))
 
     def serially():
         # Through Python, where a failed entry point's exception is raised: the
@@ -1110,7 +1109,7 @@ def _tier0_ready(uses_operators, dtype, unit_step):
             entry = _numba_cache.callback(kn.TIER0_ENTRIES[key], caching=kn.CACHE)
             if not (kn.CACHE and _numba_cache.load_callback(entry)):
                 missing.append(entry.compile)
-        resolver = _RESOLVER.get("run")
+        resolver = _RESOLVER.get("resolve_run")
         if resolver is None:
             resolver = _numba_cache.callback(kn.resolve_run, caching=kn.CACHE)
             if not (kn.CACHE and _numba_cache.load_callback(resolver)):
@@ -1124,7 +1123,7 @@ def _tier0_ready(uses_operators, dtype, unit_step):
         if read_run.address is None:
             read_run.compile()  # loads what a forked child left on disk, or compiles
         _ROW_READERS[reader_key] = read_run
-        _RESOLVER["run"] = resolver
+        _RESOLVER["resolve_run"] = resolver
         _TIER0_CALLERS[key] = entry.ctypes
         _TIER0_ENTRIES[key] = entry
     return entry, read_run

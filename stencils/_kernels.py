@@ -16,7 +16,8 @@ Two kinds of kernel compute a stencil:
   block (`TIER0_ENTRIES`, `tier0_block`), as tier 1's entry points do, so the
   engine's team of spinning helpers runs it; its reads run in another C
   callback compiled apart (`row_reader`), so that the two halves of its first
-  compile can run at once;
+  compile can run at once, and take their source rows and border columns from
+  tables built in Python once per call (`tier0_tables`);
 - *generated* kernels (source from stencils._lower, tier 1) unroll one
   stencil's expression into straight-line code; they use `resolve_index` and
   the operator table below, so both kinds answer identically.
@@ -323,7 +324,7 @@ def _edge_taps(o, src, start, fill, j0, ja, jb, j1, edges, column_slot, t0, coun
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
-def _stride_taps(o, src, first, n, step, taps, t0, count, consts, p0):
+def _taps_at_step(o, src, first, n, step, taps, t0, count, consts, p0):
     # `_interior_taps` with a step other than 1: one pass per tap.
     last = taps.shape[1] - 1
     for i in range(count):
@@ -339,9 +340,9 @@ def _strided_taps(o, src, first, n, step, taps, t0, count, consts, p0):
     if step == 2:
         # Pooling's stride, inlined as a constant: LLVM loads vectors and keeps
         # every other lane, where a stride read at run time gathers lane by lane.
-        _stride_taps(o, src, first, n, 2, taps, t0, count, consts, p0)
+        _taps_at_step(o, src, first, n, 2, taps, t0, count, consts, p0)
     else:
-        _stride_taps(o, src, first, n, step, taps, t0, count, consts, p0)
+        _taps_at_step(o, src, first, n, step, taps, t0, count, consts, p0)
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
@@ -463,8 +464,8 @@ def _row_reader_function(unit_step):
                     o = d[r * nb:]
                     _edge_taps(o, source, row * n_l, fill, j0, ja, jb, j1, edges, column_slot, t0,
                                count, values, p0)
-                    at = row * n_l + ja * step_l + lo_l
                     if jb > ja:
+                        at = row * n_l + ja * step_l + lo_l
                         if unit_step:  # up to four taps per pass over the interior
                             _interior_taps(o[ja - j0:], source, at, jb - ja, tap_table, t0,
                                            count, values, p0)
@@ -580,15 +581,15 @@ def _thread_registers(space, nregs, points, src_at, consts):
     return regs
 
 
-def scratch_layout(sizes, group, colblock, dtype):
+def scratch_layout(nregs, group, colblock, dtype):
     """One thread's scratch memory for the interpreter, which the caller
     allocates (a float array allocated in the interpreter would be one more
     compile of numba's np.empty in tier 0's cold start): (register elements,
-    bytes).  The program's registers (`sizes`, from `program_sizes`) and one
-    more for blocks of ``group * colblock`` points, and room to place them
+    bytes).  The program's `nregs` registers (`register_count`) and one more
+    for blocks of ``group * colblock`` points, and room to place them
     (`_thread_registers`)."""
     itemsize = np.dtype(dtype).itemsize
-    space = (int(sizes[0]) + 1) * group * colblock + 4096 // itemsize
+    space = (nregs + 1) * group * colblock + 4096 // itemsize
     return space, -(-space * itemsize // 64) * 64
 
 
@@ -637,7 +638,7 @@ def _interpreter(with_operators, real):
 
     Item i covers output rows [g, g + group) x columns [j0, j0 + colblock) of
     the output (`group` > 1 only when colblock is the whole row).  The block
-    names the row reader of the dtype (`row_reader`), compiled, each thread's
+    names the row reader of the dtype and step (`row_reader`), compiled, each thread's
     scratch (`scratch_layout`), and the tables of the source rows and columns
     every read takes, built in Python once per call (`tier0_tables`).  Every
     thread of a call runs it on the same block, the engine's team or its
@@ -720,20 +721,21 @@ def tier0_block(src2, out2, consts, prog, tables, layout, threads, reader, colbl
                 items, pieces, addresses):
     """The int64 block tier 0's entry points and row reader read (`TIER0_ENTRIES`).
 
-    `tables`: `tier0_tables`; `layout`: `scratch_layout`; `addresses`: the
-    data addresses of (src2, out2, consts, prog.prog, prog.taps, scratch), and `prog`
-    the `Program` (stencils._lower),
-    scratch holding `threads` rows of ``layout[1]`` bytes, taken by the caller
-    (each ``ndarray.ctypes`` costs a microsecond: it keeps those of arrays
-    that live long).  Every array it names must outlive the call.  Built in
-    Python: compiling a builder would add to tier 0's first compile."""
-    src, out, consts_at, prog_at, taps_at, scratch_at = addresses
+    `prog`: the `Program` (stencils._lower); `tables`: `tier0_tables`;
+    `layout`: `scratch_layout`; `addresses`: the data addresses of (src2,
+    out2, consts, scratch), scratch holding `threads` rows of ``layout[1]``
+    bytes, taken by the caller (each ``ndarray.ctypes`` costs a microsecond:
+    the program keeps those of its own arrays).  Every array it names must
+    outlive the call.  Built in Python: compiling a builder would add to tier
+    0's first compile."""
+    src, out, consts_at, scratch_at = addresses
+    prog_at, taps_at, slots_at = prog.addresses
     rows, cols, edges, last_axis = tables
     head = [src, *src2.shape, out, *out2.shape, consts_at, consts.shape[0],
             prog_at, prog.prog.shape[0], taps_at, *prog.taps.shape,
-            prog.addresses[2], rows.shape[1], rows.ctypes.data, cols.ctypes.data, cols.shape[0],
+            slots_at, rows.shape[1], rows.ctypes.data, cols.ctypes.data, cols.shape[0],
             *edges, *last_axis, scratch_at, threads, layout[1], layout[0],
-            int(prog.sizes[0]), reader, colblock, group, items, pieces, 0, 0]
+            prog.registers, reader, colblock, group, items, pieces, 0, 0]
     return np.array(head, dtype=np.int64)
 
 
@@ -780,9 +782,10 @@ def tier0_tables(row_offsets, column_offsets, out_shape, src_shape, lo, step, co
     inner_hi) read inside the row for every tap; ``cols[c * nedge + e]`` is the
     source column (-1: Fill) that column slot c reads for the e-th column
     outside them, left ones first (`edges` = (inner_lo, inner_hi, nedge));
-    `last_axis`: (lo, step) of the last axis.  Each has as many entries as reads it answers at most.  `resolve(cells, n,
-    code)`: `resolve_index` of each of an int64 array (`resolve_run`).  Built
-    in Python with NumPy: the interpreter's own compile stays small."""
+    `last_axis`: (lo, step) of the last axis.  Neither table has more entries
+    than the reads it answers.  `resolve(cells, n, code)`: `resolve_index` of
+    each of an int64 array (`resolve_run`).  Built in Python with NumPy: the
+    interpreter's own compile stays small."""
     ndim = len(src_shape)
     nslots = row_offsets.shape[0]
     rows = np.zeros((1,) * (ndim - 1) + (nslots,), dtype=np.int64)
@@ -826,14 +829,11 @@ TIER0_ENTRIES = {(True, "f"): _interpreter(True, np.float32(0)),
                  (False, "d"): _interpreter(False, np.float64(0))}
 
 
-def program_sizes(prog, taps):
-    """The interpreter's `sizes` argument for a program: its registers, and the
-    span of its taps along the last axis.
-    Computed by the caller: each loop that finds them in the interpreter is
-    one more that LLVM vectorises in tier 0's cold compile."""
-    nregs = int(prog[:, 1].max()) + 1 if prog.shape[0] else 1
-    last = int(taps[:, -1].max()) + 1 if taps.shape[0] else 1
-    return np.array([nregs, last], dtype=np.int64)
+def register_count(prog):
+    """The registers a program writes (tier 0's block holds the count).
+    Computed by the caller: each loop that finds it in the interpreter is one
+    more that LLVM vectorises in tier 0's cold compile."""
+    return int(prog[:, 1].max()) + 1 if prog.shape[0] else 1
 
 
 def uses_operators(prog):

@@ -56,7 +56,7 @@ def _fuse_reads(terms, taps):
 class Program:
     """A register program for the interpreter, and the values it reads."""
 
-    __slots__ = ("prog", "taps", "params", "nregs", "nodes", "uses_operators", "sizes",
+    __slots__ = ("prog", "taps", "params", "nregs", "nodes", "uses_operators", "registers",
                  "slots", "row_offsets", "column_offsets", "addresses")
 
     def __init__(self, prog, taps, params, nregs, nodes):
@@ -64,7 +64,7 @@ class Program:
         self.prog, self.taps, self.params, self.nregs, self.nodes = prog, taps, params, nregs, nodes
         # Whether it needs the interpreter compiled with the operators' code.
         self.uses_operators = kn.uses_operators(prog)
-        self.sizes = kn.program_sizes(prog, taps)
+        self.registers = kn.register_count(prog)
         # The columns of tier 0's row table (kn.tier0_tables).
         self.slots, self.row_offsets, self.column_offsets = kn.read_slots(prog, taps)
         # Where the interpreter finds the program, its taps and slots (tier 0's block).
