@@ -992,12 +992,32 @@ _TABLE_BYTES_KEPT = 1 << 20
 _TABLES_KEPT = 64
 
 
+def _resolver():
+    """Tier 0's tables' resolver (kn.resolve_run), loaded from the disk cache
+    if it is there (its ``address`` is None while it needs compiling).  Called
+    holding _TIER0_LOCK."""
+    resolver = _RESOLVER.get("resolve_run")
+    if resolver is None:
+        resolver = _numba_cache.callback(kn.resolve_run, caching=kn.CACHE)
+        if kn.CACHE:
+            _numba_cache.load_callback(resolver)
+    return resolver
+
+
 def _resolve_cells(cells, n, code):
     """`resolve_index` of each of the int64 array `cells` on an axis of length
-    `n`, as a new array, by tier 0's compiled resolver."""
+    `n`, as a new array, by tier 0's compiled resolver (compiled here if no
+    tier-0 call has readied it)."""
+    resolver = _RESOLVER.get("resolve_run")
+    if resolver is None:
+        with _TIER0_LOCK, _numba_cache.collector_paused():
+            resolver = _resolver()
+            if resolver.address is None:
+                resolver.compile()
+            _RESOLVER["resolve_run"] = resolver
     resolved = np.array(cells, dtype=np.int64, order="C")
     head = np.array([resolved.ctypes.data, resolved.size, n, code], dtype=np.int64)
-    _RESOLVER["resolve_run"].ctypes(head.ctypes.data)
+    resolver.ctypes(head.ctypes.data)
     return resolved
 
 
@@ -1109,11 +1129,9 @@ def _tier0_ready(uses_operators, dtype, unit_step):
             entry = _numba_cache.callback(kn.TIER0_ENTRIES[key], caching=kn.CACHE)
             if not (kn.CACHE and _numba_cache.load_callback(entry)):
                 missing.append(entry.compile)
-        resolver = _RESOLVER.get("resolve_run")
-        if resolver is None:
-            resolver = _numba_cache.callback(kn.resolve_run, caching=kn.CACHE)
-            if not (kn.CACHE and _numba_cache.load_callback(resolver)):
-                missing.append(resolver.compile)
+        resolver = _resolver()
+        if resolver.address is None:
+            missing.append(resolver.compile)
         if (missing and read_run.address is None and kn.CACHE and config.parallel_compile
                 and _numba_cache.can_fork() and _numba_cache.core_free()):
             _numba_cache.compile_beside(read_run.compile, lambda: [c() for c in missing])

@@ -796,7 +796,7 @@ def tier0_tables(row_offsets, column_offsets, out_shape, src_shape, lo, step, co
         cells = cells.reshape((1,) * a + (out_shape[a],) + (1,) * (ndim - 2 - a) + (nslots,))
         rows = rows * src_shape[a] + cells
         outside = outside | (cells < 0)
-    rows[np.broadcast_to(outside, rows.shape)] = -1
+    rows[outside] = -1  # both have every axis's extent now
     rows = rows.reshape(int(np.prod(out_shape[:-1])), nslots)
     width, n_l, lo_l, step_l = out_shape[-1], src_shape[-1], lo[-1], step[-1]
     # The taps' reach along the last axis (a program of no reads has none).

@@ -278,7 +278,6 @@ def test_a_box_wider_than_the_row_reads_every_column_through_the_edge_table(widt
 def test_tier0_tables_name_the_cell_of_every_read(data):
     # Each entry of tier 0's tables against resolve_index applied to the read
     # it answers, one axis at a time.
-    _engine._tier0_ready(False, np.dtype(np.float64), True)  # compiles or loads the resolver
     ndim = data.draw(hs.integers(1, 3))
     src_shape = tuple(data.draw(hs.lists(hs.integers(1, 6), min_size=ndim, max_size=ndim)))
     out_shape = tuple(data.draw(hs.lists(hs.integers(1, 5), min_size=ndim, max_size=ndim)))
